@@ -1,0 +1,21 @@
+"""Configure every host recorded by provision.py: pyinfra inventory.py deploy.py [--dry --diff].
+
+This file only routes: each group's work lives in its own module under tasks/.
+The database is configured first, then the backends (which migrate against it), then Kong
+(whose config lists the backends).
+"""
+
+from pyinfra import host
+
+from tasks.backend import deploy_backend
+from tasks.database import deploy_database
+from tasks.kong import deploy_kong
+
+if "db" in host.groups:
+    deploy_database()
+
+if "backends" in host.groups:
+    deploy_backend()
+
+if "kong" in host.groups:
+    deploy_kong()

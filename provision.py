@@ -1,0 +1,73 @@
+"""Create, show and destroy the platform's hosts, like terraform plan/apply/destroy/output.
+
+  python provision.py [apply]         plan, apply what is safe, ask before destroying, print outputs
+  python provision.py plan            the same as apply --dry: print the plan, change nothing
+  python provision.py destroy [--only NAME ...] [--backup PATH]
+  python provision.py outputs         print the hosts and URLs again from the state
+  python provision.py status          Kong's view of the backends (through SSH)
+Add --provider local to run the hosts on this Linux machine instead of AWS.
+"""
+
+import argparse
+import importlib
+import sys
+
+from stack.errors import UserError, exit_with
+from stack.options import Options
+from stack.settings import load_settings
+from stack.state import load_state
+
+COMMANDS = ("apply", "plan", "destroy", "outputs", "status")
+PROVIDERS = ("aws", "local")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="provision.py", description=__doc__.splitlines()[0])
+    parser.add_argument("command", nargs="?", default="apply", choices=COMMANDS)
+    parser.add_argument("--provider", choices=PROVIDERS,
+                        help="where the hosts run (default: the provider in the state, else aws)")
+    parser.add_argument("--dry", action="store_true", help="print the plan; make no change")
+    parser.add_argument("--yes", "-y", action="store_true", help="approve destructive changes without asking")
+    parser.add_argument("--no-wait", action="store_true", help="do not wait for SSH on new hosts")
+    parser.add_argument("--only", nargs="+", metavar="NAME", default=[],
+                        help="destroy: only these hosts (e.g. des-backend-c)")
+    parser.add_argument("--backup", metavar="PATH", help="destroy: pg_dump the database to PATH first")
+    return parser.parse_args(argv)
+
+
+def choose_provider(asked: str | None) -> str:
+    state = load_state()
+    recorded = state.get("provider") if state else None
+    if asked and recorded and asked != recorded:
+        raise UserError(
+            f"the state records {recorded} hosts; run python provision.py --provider {recorded} destroy "
+            f"first, or set DEPLOY_HOME to another folder"
+        )
+    return asked or recorded or "aws"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        settings = load_settings()
+        provider = importlib.import_module(f"stack.{choose_provider(args.provider)}.provider")
+        options = Options(dry=args.dry or args.command == "plan", yes=args.yes, wait=not args.no_wait,
+                          only=tuple(args.only), backup=args.backup)
+        command = "apply" if args.command == "plan" else args.command
+        if command == "outputs":
+            from stack.outputs import print_outputs
+            return print_outputs(settings)
+        if command == "status":
+            from stack.gateway_status import print_gateway_status
+            return print_gateway_status(settings)
+        return getattr(provider, command)(settings, options) or 0
+    except UserError as error:
+        exit_with(error)
+    except KeyboardInterrupt:
+        print("\ninterrupted: what was already created is recorded in the state; re-run to finish",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

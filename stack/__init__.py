@@ -1,0 +1,1 @@
+"""Code shared by provision.py, inventory.py and deploy.py."""

@@ -1,0 +1,44 @@
+"""Turn the state file into pyinfra groups with the host data the deploy needs."""
+
+from stack.errors import UserError
+from stack.settings import load_settings
+from stack.state import deploy_home, load_state
+
+GROUP_OF_ROLE = {"db": "db", "backend": "backends", "kong": "kong"}
+
+
+def host_data(name: str, host: dict) -> dict:
+    """pyinfra host data for one recorded host: how to reach it and what it is."""
+    data = {
+        "ssh_hostname": host["public_ip"],
+        "ssh_user": host["ssh_user"],
+        "ssh_port": host.get("ssh_port", 22),
+        "ssh_known_hosts_file": str(deploy_home() / "ssh" / "known_hosts"),
+        "ssh_strict_host_key_checking": "accept-new",
+        "name": name,
+        "role": host["role"],
+        "backend_key": host.get("key"),
+        "private_ip": host["private_ip"],
+    }
+    if host.get("ssh_key"):
+        data["ssh_key"] = host["ssh_key"]
+    if host["ssh_user"] != "root":
+        data["_sudo"] = True
+    return data
+
+
+def groups_from_state() -> dict[str, list]:
+    """{"db": [(name, data)], "backends": [...], "kong": [...]}; validates settings first."""
+    settings = load_settings()
+    state = load_state()
+    if not state or not state.get("hosts"):
+        raise UserError("no hosts recorded yet: run python provision.py first")
+    if state.get("prefix") != settings.project_prefix:
+        raise UserError(
+            f"the state holds project {state.get('prefix')!r} but project_prefix is "
+            f"{settings.project_prefix!r}: destroy the old hosts or set DEPLOY_HOME to another folder"
+        )
+    groups: dict[str, list] = {group: [] for group in GROUP_OF_ROLE.values()}
+    for name, host in sorted(state["hosts"].items()):
+        groups[GROUP_OF_ROLE[host["role"]]].append((name, host_data(name, host)))
+    return groups

@@ -1,0 +1,75 @@
+"""The one place that knows where local files live and the shape of the state file.
+
+Everything the project keeps on the operator's machine sits in one git-ignored folder,
+`.deploy/` at the project root (DEPLOY_HOME overrides it, e.g. for tests):
+  state.json    what provision.py created; inventory.py reads it
+  secrets.yml   generated passwords and keys (mode 0600)
+  ssh/          the project's SSH key pair and known_hosts
+State shape (version 1):
+  {"version": 1, "provider": "local" | "aws", "prefix": "des", "region": "us-east-1",
+   "hosts": {"des-db": {"role": "db", "key": null, "private_ip": "...", "public_ip": "...",
+                        "ssh_user": "...", "ssh_key": "/abs/path", "ssh_port": 22, ...provider extras}},
+   "aws": {...}, "local": {...}}   # provider-owned sections
+"""
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from stack.errors import UserError
+from stack.settings import PROJECT_ROOT
+
+STATE_VERSION = 1
+ROLES = ("db", "backend", "kong")
+
+
+def deploy_home() -> Path:
+    return Path(os.environ.get("DEPLOY_HOME") or PROJECT_ROOT / ".deploy").resolve()
+
+
+def state_path() -> Path:
+    return deploy_home() / "state.json"
+
+
+def private_dir(*parts: str) -> Path:
+    """A folder under deploy_home() readable by the owner only, created on demand."""
+    path = deploy_home().joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(deploy_home(), 0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def load_state() -> dict[str, Any] | None:
+    """The recorded state, or None when nothing was provisioned yet."""
+    path = state_path()
+    if not path.exists():
+        return None
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError) as problem:
+        raise UserError(f"{path}: unreadable state file ({problem}); restore it or re-run provision.py") from None
+    if state.get("version") != STATE_VERSION:
+        raise UserError(f"{path}: state version {state.get('version')!r}, expected {STATE_VERSION}")
+    return state
+
+
+def new_state(provider: str, prefix: str, region: str | None = None) -> dict[str, Any]:
+    return {"version": STATE_VERSION, "provider": provider, "prefix": prefix, "region": region, "hosts": {}}
+
+
+def save_state(state: dict[str, Any]) -> None:
+    """Write atomically (a crash never leaves half a file), readable by the owner only."""
+    private_dir()
+    path = state_path()
+    temporary = path.with_suffix(".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(state, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.replace(temporary, path)
+
+
+def remove_state() -> None:
+    state_path().unlink(missing_ok=True)

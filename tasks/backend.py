@@ -1,0 +1,6 @@
+from pyinfra.api import deploy
+
+
+@deploy("x")
+def deploy_backend():
+    pass
