@@ -271,7 +271,7 @@ def load_settings(path: Path | None = None) -> Settings:
     if not path.exists():
         if explicit:
             raise SettingsError(f"{path}: settings file not found (check DEPLOY_CONFIG)")
-        return Settings(_merge(SCHEMA, {}, ""))
+        return defaults()
     try:
         given = yaml.safe_load(path.read_text())
     except yaml.YAMLError as problem:
@@ -281,13 +281,18 @@ def load_settings(path: Path | None = None) -> Settings:
     except OSError as problem:
         raise SettingsError(f"{path}: cannot read it ({problem.strerror})") from None
     try:
-        return Settings(_merge(SCHEMA, given, ""))
+        return settings_from(given)
     except SettingsError as problem:
         raise SettingsError(f"{path.name}: {problem}") from None
 
 
+def settings_from(values: dict[str, Any]) -> Settings:
+    """Settings from a mapping, as if read from a file (tests build them inline this way)."""
+    return Settings(_merge(SCHEMA, values, ""))
+
+
 def defaults() -> Settings:
-    return Settings(_merge(SCHEMA, {}, ""))
+    return settings_from({})
 
 
 def host_names(settings: Settings) -> dict[str, tuple[str, str | None]]:
