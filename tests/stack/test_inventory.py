@@ -1,0 +1,76 @@
+"""inventory.py: the state file becomes pyinfra groups with the host data the deploy reads."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stack.errors import UserError
+from stack.inventory import groups_from_state
+from stack.settings import PROJECT_ROOT
+from stack.state import new_state, save_state
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEPLOY_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DEPLOY_CONFIG", str(tmp_path / "config.yml"))
+    (tmp_path / "config.yml").write_text("project_prefix: des\n")
+    return tmp_path / "home"
+
+
+def record(hosts: dict, prefix="des"):
+    state = new_state("aws", prefix, "us-east-1")
+    state["hosts"] = hosts
+    save_state(state)
+
+
+def host(role, private_ip, key=None, user="ubuntu"):
+    return {"role": role, "key": key, "private_ip": private_ip, "public_ip": "198.51.100." + private_ip.split(".")[-1],
+            "ssh_user": user, "ssh_key": "/keys/id", "ssh_port": 22}
+
+
+def test_hosts_become_groups_with_their_data(home):
+    record({
+        "des-kong": host("kong", "172.31.0.9"),
+        "des-backend-b": host("backend", "172.31.0.6", "b"),
+        "des-backend-a": host("backend", "172.31.0.5", "a"),
+        "des-db": host("db", "172.31.0.4"),
+    })
+    groups = groups_from_state()
+    assert [name for name, _ in groups["backends"]] == ["des-backend-a", "des-backend-b"]
+    name, data = groups["db"][0]
+    assert name == "des-db"
+    assert data["ssh_hostname"] == "198.51.100.4"
+    assert data["private_ip"] == "172.31.0.4"
+    assert data["ssh_user"] == "ubuntu" and data["_sudo"] is True
+    assert data["ssh_key"] == "/keys/id"
+    assert data["ssh_known_hosts_file"] == str(home.resolve() / "ssh" / "known_hosts")
+    assert groups["backends"][1][1]["backend_key"] == "b"
+    assert [name for name, _ in groups["kong"]] == ["des-kong"]
+
+
+def test_root_hosts_need_no_sudo(home):
+    record({"des-db": host("db", "10.77.0.10", user="root")})
+    assert "_sudo" not in groups_from_state()["db"][0][1]
+
+
+def test_no_state_says_to_provision_first(home):
+    with pytest.raises(UserError, match="run python provision.py first"):
+        groups_from_state()
+
+
+def test_a_state_of_another_project_is_refused(home):
+    record({"old-db": host("db", "172.31.0.4")}, prefix="old")
+    with pytest.raises(UserError, match="the state holds project 'old' but project_prefix is 'des'"):
+        groups_from_state()
+
+
+def test_the_pyinfra_cli_prints_one_line_without_state(home):
+    pyinfra = str(Path(sys.executable).parent / "pyinfra")
+    result = subprocess.run([pyinfra, "-y", "inventory.py", "deploy.py"], cwd=PROJECT_ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "error: no hosts recorded yet: run python provision.py first" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
