@@ -50,16 +50,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         settings = load_settings()
+        if args.command == "outputs":
+            from stack.outputs import print_outputs
+            return print_outputs(settings)
+        if args.command == "status":
+            from stack.gateway_status import print_gateway_status
+            return print_gateway_status(settings)
         provider = importlib.import_module(f"stack.{choose_provider(args.provider)}.provider")
         options = Options(dry=args.dry or args.command == "plan", yes=args.yes, wait=not args.no_wait,
                           only=tuple(args.only), backup=args.backup)
-        command = "apply" if args.command == "plan" else args.command
-        if command == "outputs":
-            from stack.outputs import print_outputs
-            return print_outputs(settings)
-        if command == "status":
-            from stack.gateway_status import print_gateway_status
-            return print_gateway_status(settings)
+        command = "destroy" if args.command == "destroy" else "apply"
         return getattr(provider, command)(settings, options) or 0
     except UserError as error:
         exit_with(error)
