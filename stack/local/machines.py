@@ -1,0 +1,198 @@
+"""One local host: its root (an overlay on the base image), its own files, boot, stop, removal.
+
+Each host's root is an overlayfs: the shared base image below, the host's own changes in
+upper/. Creating a host costs a mount instead of copying half a gigabyte.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from stack.errors import UserError
+
+MACHINES = Path("/var/lib/sprint2-stack/machines")
+
+# Extra systemd-nspawn flags per role (e.g. what Docker needs on the Kong host).
+ROLE_FLAGS: dict[str, tuple[str, ...]] = {"db": (), "backend": (), "kong": ()}
+
+
+def machine_dir(name: str) -> Path:
+    return MACHINES / name
+
+
+def boot_command(name: str, root: str, bridge: str, role: str) -> list[str]:
+    """The systemd-nspawn command that boots one host with systemd as PID 1 on the bridge.
+
+    --register=no --keep-unit: this machine has no system bus for machined to register with.
+    --resolv-conf=off: the host keeps the resolv.conf written for it.
+    """
+    return [
+        "systemd-nspawn", "--quiet", "--boot",
+        f"--directory={root}", f"--machine={name}",
+        "--register=no", "--keep-unit", f"--network-bridge={bridge}",
+        "--resolv-conf=off", "--link-journal=no", "--console=read-only",
+        *ROLE_FLAGS.get(role, ()),
+    ]
+
+
+def network_file(address: str, prefixlen: int, gateway: str, nameservers: list[str]) -> str:
+    """systemd-networkd unit for host0; named 10-... so it wins over the packaged 80-container-host0."""
+    lines = ["[Match]", "Name=host0", "", "[Network]", f"Address={address}/{prefixlen}", f"Gateway={gateway}"]
+    lines += [f"DNS={server}" for server in nameservers]
+    return "\n".join(lines) + "\n"
+
+
+def resolv_conf(nameservers: list[str]) -> str:
+    return "".join(f"nameserver {server}\n" for server in nameservers)
+
+
+def known_hosts_lines(address: str, public_keys: list[str]) -> list[str]:
+    """known_hosts lines for a host: its address, then key type and key (the comment dropped)."""
+    return [f"{address} {' '.join(key.split()[:2])}" for key in public_keys]
+
+
+def replace_known_hosts(text: str, address: str, lines: list[str]) -> str:
+    """`text` without any line for `address`, plus `lines`: a re-created host has new keys."""
+    marks = {address, f"[{address}]:22"}
+    kept = [line for line in text.splitlines() if line and set(line.split()[0].split(",")).isdisjoint(marks)]
+    return "\n".join(kept + lines) + ("\n" if kept or lines else "")
+
+
+# --- effects ---------------------------------------------------------------------------------------
+
+
+def is_mounted(path: Path) -> bool:
+    return os.path.ismount(path)
+
+
+def mount_root(name: str, image: Path) -> Path:
+    """Mount the host's overlay root (idempotent) and return its path."""
+    base = machine_dir(name)
+    for part in ("upper", "work", "root"):
+        (base / part).mkdir(parents=True, exist_ok=True)
+    root = base / "root"
+    if not is_mounted(root):
+        options = f"lowerdir={image},upperdir={base / 'upper'},workdir={base / 'work'}"
+        result = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(root)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if result.returncode != 0:
+            raise UserError(f"cannot mount the root of {name}: {result.stdout.strip()}")
+    return root
+
+
+def write_host_files(root: Path, name: str, address: str, prefixlen: int, gateway: str,
+                     nameservers: list[str], authorized_key: str) -> list[str]:
+    """Write the host's identity into its own layer; returns its SSH host public keys."""
+    (root / "etc/hostname").write_text(f"{name}\n")
+    (root / "etc/hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {name}\n")
+    network = root / "etc/systemd/network"
+    network.mkdir(parents=True, exist_ok=True)
+    (network / "10-host0.network").write_text(network_file(address, prefixlen, gateway, nameservers))
+    resolv = root / "etc/resolv.conf"
+    if resolv.is_symlink() or resolv.exists():
+        resolv.unlink()
+    resolv.write_text(resolv_conf(nameservers))
+    _copy_certificates(root)
+    ssh = root / "root/.ssh"
+    ssh.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(ssh, 0o700)
+    keys = ssh / "authorized_keys"
+    keys.write_text(authorized_key.strip() + "\n")
+    os.chmod(keys, 0o600)
+    subprocess.run(["ssh-keygen", "-A", "-f", str(root)], check=True, stdout=subprocess.DEVNULL)
+    return [path.read_text().strip() for path in sorted((root / "etc/ssh").glob("ssh_host_*_key.pub"))]
+
+
+def _copy_certificates(root: Path) -> None:
+    """Trust what this machine trusts (pip and git in the hosts go through the same TLS proxy).
+    The local CA files are copied too, so an update-ca-certificates inside keeps them."""
+    shutil.copyfile("/etc/ssl/certs/ca-certificates.crt", root / "etc/ssl/certs/ca-certificates.crt")
+    local = Path("/usr/local/share/ca-certificates")
+    if local.is_dir():
+        target = root / "usr/local/share/ca-certificates"
+        target.mkdir(parents=True, exist_ok=True)
+        for certificate in local.glob("*.crt"):
+            shutil.copyfile(certificate, target / certificate.name)
+
+
+def start(name: str, root: Path, bridge: str, role: str) -> int:
+    """Boot the host in the background, detached so it outlives provision.py; returns the pid."""
+    log = open(machine_dir(name) / "console.log", "ab")
+    process = subprocess.Popen(boot_command(name, str(root), bridge, role), stdin=subprocess.DEVNULL,
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    return process.pid
+
+
+def is_running(name: str, pid: int | None) -> bool:
+    """True when `pid` is a live systemd-nspawn of this very host (pids get reused)."""
+    if not pid:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+        return False
+    return command[:1] == [b"systemd-nspawn"] and f"--machine={name}".encode() in command
+
+
+def stop(hosts: dict[str, int | None], timeout: float = 30) -> None:
+    """Power the hosts off (SIGTERM makes nspawn shut systemd down cleanly); SIGKILL after timeout."""
+    alive = {name: pid for name, pid in hosts.items() if is_running(name, pid)}
+    for pid in alive.values():
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = {name: pid for name, pid in alive.items() if is_running(name, pid)}
+    for pid in alive.values():
+        os.kill(pid, signal.SIGKILL)
+    for _ in range(50):
+        if not any(is_running(name, pid) for name, pid in alive.items()):
+            break
+        time.sleep(0.1)
+
+
+def remove(name: str) -> None:
+    """Unmount and delete the host's files (the host must be stopped)."""
+    root = machine_dir(name) / "root"
+    if is_mounted(root):
+        if subprocess.run(["umount", str(root)], stderr=subprocess.DEVNULL).returncode != 0:
+            subprocess.run(["umount", "--lazy", str(root)], check=True)
+    shutil.rmtree(machine_dir(name), ignore_errors=True)
+
+
+def ssh_answers(address: str, key: str, known_hosts: str, timeout: int = 3) -> bool:
+    command = ["ssh", "-i", key, "-o", "BatchMode=yes", "-o", f"ConnectTimeout={timeout}",
+               "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known_hosts}",
+               "-o", "LogLevel=ERROR", f"root@{address}", "true"]
+    return subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0
+
+
+def wait_for_ssh(addresses: dict[str, str], key: str, known_hosts: str, timeout: float = 180) -> None:
+    """Block until every host answers SSH, printing a line as each does and every 10 s."""
+    started = time.monotonic()
+    waiting = dict(addresses)
+    last_report = started
+    print(f"waiting for {', '.join(waiting)} to answer SSH...", flush=True)
+    while waiting:
+        for name, address in list(waiting.items()):
+            if ssh_answers(address, key, known_hosts):
+                print(f"  {name} ({address}) answers SSH after {time.monotonic() - started:.0f} s", flush=True)
+                del waiting[name]
+        now = time.monotonic()
+        if waiting and now - started > timeout:
+            names = ", ".join(waiting)
+            raise UserError(f"{names} did not answer SSH within {timeout:.0f} s; see "
+                            f"{machine_dir(next(iter(waiting)))}/console.log")
+        if waiting and now - last_report >= 10:
+            print(f"  still waiting for {', '.join(waiting)} ({now - started:.0f} s)", flush=True)
+            last_report = now
+        if waiting:
+            time.sleep(0.5)

@@ -1,0 +1,111 @@
+"""The local hosts' network: one bridge per project prefix, NAT to the outside, static addresses.
+
+The bridge takes .1 of `local_subnet`; the database gets .10, Kong .11, backends .20 upward.
+An address once recorded in the state is kept, so adding or removing a backend never renumbers
+the others.
+"""
+
+import hashlib
+import ipaddress
+import subprocess
+
+from stack.errors import UserError
+
+FIXED = {"db": 10, "kong": 11}
+FIRST_BACKEND = 20
+
+
+def bridge_name(prefix: str) -> str:
+    """A Linux interface name (at most 15 characters) unique to the prefix."""
+    name = f"br-{prefix}"
+    if len(name) <= 15:
+        return name
+    digest = hashlib.sha1(prefix.encode()).hexdigest()[:4]
+    return f"br-{prefix[:7]}-{digest}"
+
+
+def gateway_address(subnet: str) -> str:
+    return str(ipaddress.IPv4Network(subnet)[1])
+
+
+def assign_addresses(subnet: str, hosts: dict[str, tuple[str, str | None]],
+                     recorded: dict[str, str]) -> dict[str, str]:
+    """name -> address for every wanted host; recorded addresses are kept, new backends take the
+    lowest free address from .20 upward in the order of `hosts`."""
+    network = ipaddress.IPv4Network(subnet)
+    if network.prefixlen != 24:
+        raise UserError(f"local_subnet: expected a /24 such as 10.77.0.0/24, got {subnet}")
+    taken = {address for name, address in recorded.items() if name in hosts}
+    assigned = {}
+    for name, (role, _key) in hosts.items():
+        if name in recorded:
+            assigned[name] = recorded[name]
+        elif role in FIXED:
+            assigned[name] = str(network[FIXED[role]])
+        else:
+            for offset in range(FIRST_BACKEND, 255):
+                candidate = str(network[offset])
+                if candidate not in taken:
+                    break
+            else:
+                raise UserError(f"local_subnet {subnet} has no free address left for {name}")
+            assigned[name] = candidate
+        taken.add(assigned[name])
+    return assigned
+
+
+def nat_rule(bridge: str, subnet: str) -> list[str]:
+    """The POSTROUTING rule (without -A/-C/-D) that lets the hosts reach the Debian mirror."""
+    return ["POSTROUTING", "-s", subnet, "!", "-o", bridge, "-j", "MASQUERADE"]
+
+
+def _run(*command: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if check and result.returncode != 0:
+        raise UserError(f"{' '.join(command)} failed: {result.stderr.strip()}")
+    return result
+
+
+def bridge_exists(bridge: str) -> bool:
+    return _run("ip", "link", "show", "dev", bridge, check=False).returncode == 0
+
+
+def nat_exists(bridge: str, subnet: str) -> bool:
+    return _run("iptables", "-t", "nat", "-C", *nat_rule(bridge, subnet), check=False).returncode == 0
+
+
+def network_ready(bridge: str, subnet: str) -> bool:
+    return bridge_exists(bridge) and nat_exists(bridge, subnet)
+
+
+def ensure_network(bridge: str, subnet: str) -> None:
+    """Bridge with the gateway address, forwarding on, NAT rule present (each step only if missing)."""
+    prefixlen = ipaddress.IPv4Network(subnet).prefixlen
+    if not bridge_exists(bridge):
+        _run("ip", "link", "add", bridge, "type", "bridge")
+        _run("ip", "addr", "add", f"{gateway_address(subnet)}/{prefixlen}", "dev", bridge)
+    _run("ip", "link", "set", bridge, "up")
+    _run("sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+    if not nat_exists(bridge, subnet):
+        _run("iptables", "-t", "nat", "-A", *nat_rule(bridge, subnet))
+
+
+def remove_network(bridge: str, subnet: str) -> None:
+    while nat_exists(bridge, subnet):
+        _run("iptables", "-t", "nat", "-D", *nat_rule(bridge, subnet))
+    if bridge_exists(bridge):
+        _run("ip", "link", "delete", bridge)
+
+
+def host_nameservers(resolv_conf: str) -> list[str]:
+    """IPv4 nameservers of this machine's resolv.conf (the hosts use the same ones)."""
+    servers = []
+    for line in resolv_conf.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0] == "nameserver":
+            try:
+                if ipaddress.ip_address(fields[1]).version == 4 and not fields[1].startswith("127."):
+                    servers.append(fields[1])
+            except ValueError:
+                continue
+    return servers

@@ -1,0 +1,220 @@
+"""--provider local: provision.py's apply and destroy for hosts booted on this machine.
+
+Hosts are systemd-nspawn containers running full systemd (see machines.py), on one bridge per
+project prefix (network.py), booted from a cached Debian image (image.py). The state records
+each host like the AWS provider does, with the nspawn pid and paths under "local".
+"""
+
+import ipaddress
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from stack.confirm import confirm
+from stack.errors import UserError
+from stack.local import image, machines, network
+from stack.local.plan import make_plan, render_plan
+from stack.options import Options
+from stack.settings import Settings, host_names
+from stack.state import load_state, new_state, private_dir, remove_state, save_state
+
+# command -> Debian package that provides it
+REQUIRED = {"systemd-nspawn": "systemd-container", "debootstrap": "debootstrap", "iptables": "iptables",
+            "ip": "iproute2", "ssh": "openssh-client", "ssh-keygen": "openssh-client"}
+
+
+PAST = {"create": "created", "start": "started"}
+
+
+def check_requirements() -> None:
+    if os.geteuid() != 0:
+        raise UserError("the local provider boots systemd-nspawn hosts and needs root: run it as root (sudo)")
+    missing = sorted({package for command, package in REQUIRED.items() if not shutil.which(command)})
+    if missing:
+        raise UserError(f"the local provider needs {', '.join(missing)}: apt-get install {' '.join(missing)}")
+
+
+def ssh_key() -> Path:
+    """The project's SSH key for local hosts, generated on first use."""
+    key = private_dir("ssh") / "id_ed25519"
+    if not key.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sprint2-stack", "-f", str(key)],
+                       check=True)
+    return key
+
+
+def known_hosts_path() -> Path:
+    return private_dir("ssh") / "known_hosts"
+
+
+def _current_state(settings: Settings) -> dict:
+    state = load_state()
+    if state is None:
+        return new_state("local", settings.project_prefix)
+    if state.get("hosts") and state.get("prefix") != settings.project_prefix:
+        raise UserError(f"the state holds project {state.get('prefix')!r} but project_prefix is "
+                        f"{settings.project_prefix!r}: destroy the old hosts first, or set DEPLOY_HOME to another folder")
+    recorded_subnet = state.get("local", {}).get("subnet")
+    if state.get("hosts") and recorded_subnet and recorded_subnet != settings.local_subnet:
+        raise UserError(f"local_subnet changed from {recorded_subnet} to {settings.local_subnet} while hosts "
+                        f"exist: run python provision.py --provider local destroy first")
+    state["prefix"] = settings.project_prefix
+    return state
+
+
+def _running(state: dict) -> set[str]:
+    return {name for name, host in state["hosts"].items()
+            if machines.is_running(name, host.get("local", {}).get("pid"))}
+
+
+def apply(settings: Settings, options: Options) -> int:
+    check_requirements()
+    state = _current_state(settings)
+    subnet = settings.local_subnet
+    bridge = network.bridge_name(settings.project_prefix)
+    wanted = host_names(settings)
+    recorded = state["hosts"]
+    addresses = network.assign_addresses(subnet, wanted, {name: host["private_ip"] for name, host in recorded.items()})
+    steps = make_plan(wanted, addresses, recorded, _running(state))
+
+    setup = []
+    if not image.is_complete(image.image_path()):
+        setup.append(f"build base image {image.image_path()} (once, about 75 s)")
+    if not network.network_ready(bridge, subnet):
+        setup.append(f"create bridge {bridge} {network.gateway_address(subnet)} with NAT for {subnet}")
+    print(render_plan(steps, setup), flush=True)
+    if options.dry:
+        print("(dry run: nothing was changed)")
+        return 0
+    if not setup and all(step.action == "keep" for step in steps):
+        return 0
+
+    doomed = [step.name for step in steps if step.action == "destroy"]
+    if doomed and not confirm(f"destroy {', '.join(doomed)}", options.yes):
+        print("Apply cancelled: nothing was changed.")
+        return 1
+
+    started = time.monotonic()
+    base = image.ensure_image()
+    key = ssh_key()
+    network.ensure_network(bridge, subnet)
+    state["local"] = {"bridge": bridge, "subnet": subnet, "gateway": network.gateway_address(subnet),
+                      "image": str(base)}
+    save_state(state)
+
+    if doomed:
+        _destroy_hosts(state, doomed)
+
+    nameservers = network.host_nameservers(Path("/etc/resolv.conf").read_text())
+    booted = {}
+    for step in steps:
+        if step.action not in ("create", "start"):
+            continue
+        host_started = time.monotonic()
+        if step.action == "create":
+            machines.stop({step.name: None})
+            machines.remove(step.name)  # leftovers of an interrupted run
+        root = machines.mount_root(step.name, base)
+        if step.action == "create":
+            public_keys = machines.write_host_files(
+                root, step.name, step.address, ipaddress.IPv4Network(subnet).prefixlen,
+                network.gateway_address(subnet), nameservers, Path(f"{key}.pub").read_text())
+            _trust_host_keys(step.address, public_keys)
+        pid = machines.start(step.name, root, bridge, step.role)
+        role, backend_key = wanted[step.name]
+        state["hosts"][step.name] = {
+            "role": role, "key": backend_key, "private_ip": step.address, "public_ip": step.address,
+            "ssh_user": "root", "ssh_key": str(key), "ssh_port": 22,
+            "local": {"pid": pid, "dir": str(machines.machine_dir(step.name)), "root": str(root)},
+        }
+        save_state(state)
+        booted[step.name] = step.address
+        print(f"{PAST[step.action]} {step.name} ({step.address}), pid {pid}, in {time.monotonic() - host_started:.1f} s",
+              flush=True)
+
+    if booted and options.wait:
+        machines.wait_for_ssh(booted, str(key), str(known_hosts_path()))
+    print(f"Apply complete in {time.monotonic() - started:.0f} s: "
+          f"{sum(s.action == 'create' for s in steps)} created, {sum(s.action == 'start' for s in steps)} started, "
+          f"{len(doomed)} destroyed.")
+    return 0
+
+
+def _trust_host_keys(address: str, public_keys: list[str]) -> None:
+    """Record the new host's keys, replacing a re-created host's old ones (no trust-on-first-use)."""
+    path = known_hosts_path()
+    text = path.read_text() if path.exists() else ""
+    path.write_text(machines.replace_known_hosts(text, address, machines.known_hosts_lines(address, public_keys)))
+    os.chmod(path, 0o600)
+
+
+def _forget_host_keys(address: str) -> None:
+    path = known_hosts_path()
+    if path.exists():
+        path.write_text(machines.replace_known_hosts(path.read_text(), address, []))
+
+
+def _destroy_hosts(state: dict, names: list[str]) -> None:
+    hosts = {name: state["hosts"][name] for name in names}
+    machines.stop({name: host.get("local", {}).get("pid") for name, host in hosts.items()})
+    for name, host in hosts.items():
+        machines.remove(name)
+        _forget_host_keys(host["private_ip"])
+        del state["hosts"][name]
+        save_state(state)
+        print(f"destroyed {name} ({host['private_ip']})", flush=True)
+
+
+def _backup(state: dict, settings: Settings, path: str) -> None:
+    """pg_dump (custom format) of the application database to `path`, before anything is destroyed."""
+    db = [host for host in state["hosts"].values() if host["role"] == "db"]
+    if not db:
+        raise UserError("--backup: no database host is recorded")
+    host = db[0]
+    command = ["ssh", "-i", host["ssh_key"], "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+               "-o", f"UserKnownHostsFile={known_hosts_path()}", f"root@{host['private_ip']}",
+               f"runuser -u postgres -- pg_dump --format=custom {settings.db_name}"]
+    with open(path, "wb") as output:
+        result = subprocess.run(command, stdout=output, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        Path(path).unlink(missing_ok=True)
+        raise UserError(f"--backup: pg_dump failed, nothing destroyed: {result.stderr.decode().strip()}")
+    print(f"database {settings.db_name} saved to {path}")
+
+
+def destroy(settings: Settings, options: Options) -> int:
+    check_requirements()
+    state = load_state()
+    if state is None:
+        print("Nothing to destroy: no local hosts are recorded.")
+        return 0
+    local = state.get("local", {})
+    names = sorted(state["hosts"])
+    unknown = [name for name in options.only if name not in state["hosts"]]
+    if unknown:
+        raise UserError(f"--only: {', '.join(unknown)} not recorded; recorded hosts: {', '.join(names) or 'none'}")
+    targets = list(options.only) or names
+    everything = len(targets) == len(names)
+    for name in targets:
+        host = state["hosts"][name]
+        print(f"- destroy {name}  ({host['role']}, {host['private_ip']})")
+    if everything and local.get("bridge"):
+        print(f"- remove bridge {local['bridge']} and its NAT rule")
+    print(f"Plan: {len(targets)} to destroy.")
+    if options.dry:
+        print("(dry run: nothing was changed)")
+        return 0
+    if not confirm(f"destroy {len(targets)} local hosts", options.yes):
+        print("Destroy cancelled: nothing was changed.")
+        return 1
+    if options.backup:
+        _backup(state, settings, options.backup)
+    _destroy_hosts(state, targets)
+    if everything:
+        if local.get("bridge"):
+            network.remove_network(local["bridge"], local["subnet"])
+        remove_state()
+    print(f"Destroy complete: {len(targets)} destroyed.")
+    return 0
