@@ -1,0 +1,339 @@
+"""End-to-end harness: real local hosts (systemd-nspawn), the real provision.py and pyinfra CLIs.
+
+One session provisions hosts once (prefix `e2e`, subnet 10.78.0.0/24, so dev hosts on 10.77 are
+never touched), serves the test app (tests/testapp) from a git daemon on the bridge address, and
+ALWAYS destroys the hosts and stops the daemon at the end, also on failure or Ctrl-C.
+Needs root, systemd-nspawn, debootstrap and iptables (see test-hosts notes); no skipping.
+
+Fixtures (names are stable; other e2e modules rely on them):
+
+  platform          session  the Platform object below (everything else is a shortcut to it)
+  run_deploy        session  run_deploy(*extra_args) -> DeployResult: `pyinfra -y --json inventory.py
+                             deploy.py *extra_args` from the project root (without -y when "--dry")
+  ssh               session  ssh(host_name, command) -> (returncode, stdout) as root on that host
+  provision         session  provision(*args) -> CommandResult: `python provision.py --provider local *args`
+  rewrite_config    session  rewrite_config(**overrides) -> CommandResult: writes the base e2e config
+                             with `overrides` deep-merged (nested dicts merge), then re-provisions with
+                             --yes. `rewrite_config()` restores the base config: call it when done.
+  app_repo          session  AppRepo: .url (git://10.78.0.1/testapp.git), .push_commit(message, files)
+                             -> sha (files: {relative path: text, or None to delete}), .head()
+  deployed          function the first full deploy of the current hosts (done once, reused):
+                             a DeployResult whose db and backend hosts all succeeded. Kong's image
+                             cannot be pulled here, so the kong host may be in result.failed_hosts.
+                             Hosts added later (rewrite_config) are not deployed by it: run_deploy().
+
+Platform: .home (DEPLOY_HOME), .config_path, .env (for subprocesses), .base_config (dict),
+  .hosts (name -> state record, read fresh), .names(role) ("db" | "backend" | "kong"),
+  .address(name), .recreate_hosts() (destroy and provision again: fresh hosts), .ensure_deployed().
+CommandResult: .returncode .stdout .stderr .output (both).
+DeployResult (from pyinfra's --json on stdout; human log and --diff output on stderr):
+  .returncode .stdout .stderr .output .payload (parsed JSON or None) .dry
+  .changed {host: [operation names]} (a real run: changed; a --dry run: would change)
+  .conditional {host: [names]} (--dry only: may change, depends on an earlier change)
+  .errors {host: [names]}  .failed_hosts [names]
+  .changed_operations(hosts=None) -> ["host: operation", ...]
+  .assert_no_changes(hosts=None): fails naming every changed operation.
+
+Test order: test_platform.py runs first among e2e modules (it needs fresh hosts first); the other
+modules then share its deployed hosts through `deployed`.
+"""
+
+import copy
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TESTAPP = ROOT / "tests" / "testapp"
+PYTHON = sys.executable
+PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
+SUBNET = "10.78.0.0/24"
+BRIDGE_ADDRESS = "10.78.0.1"
+BASE_CONFIG = {
+    "project_prefix": "e2e",
+    "local_subnet": SUBNET,
+    "backends": ["a", "b"],
+    "app_repo": f"git://{BRIDGE_ADDRESS}/testapp.git",
+    "app_ref": "main",
+}
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "e2e", "GIT_AUTHOR_EMAIL": "e2e@localhost",
+                "GIT_COMMITTER_NAME": "e2e", "GIT_COMMITTER_EMAIL": "e2e@localhost"}
+
+
+def pytest_collection_modifyitems(items):
+    """Fast tests first, then test_platform.py (it wants fresh hosts), then the other e2e modules."""
+    def rank(item):
+        if "e2e" not in item.keywords:
+            return 0
+        return 1 if item.path.name == "test_platform.py" else 2
+
+    items.sort(key=rank)
+
+
+@dataclass
+class CommandResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+@dataclass
+class DeployResult(CommandResult):
+    args: tuple = ()
+    dry: bool = False
+    payload: dict | None = None
+    changed: dict = field(default_factory=dict)
+    conditional: dict = field(default_factory=dict)
+    errors: dict = field(default_factory=dict)
+    failed_hosts: list = field(default_factory=list)
+
+    @classmethod
+    def from_run(cls, args, dry, completed) -> "DeployResult":
+        result = cls(completed.returncode, completed.stdout, completed.stderr, tuple(args), dry)
+        try:
+            result.payload = json.loads(completed.stdout)
+        except ValueError:
+            return result  # pyinfra stopped before its report (e.g. bad settings): see .output
+        for operation in result.payload.get("plan") or []:
+            if dry:
+                for host in operation["hosts_with_change"]:
+                    result.changed.setdefault(host, []).append(operation["name"])
+                for host in operation["hosts_with_conditional_change"]:
+                    result.conditional.setdefault(host, []).append(operation["name"])
+        results = result.payload.get("results")
+        if results:
+            for operation in results["operations"]:
+                for host in operation["success"]:
+                    result.changed.setdefault(host, []).append(operation["name"])
+                for host in operation["error"]:
+                    result.errors.setdefault(host, []).append(operation["name"])
+            result.failed_hosts = list(results["failed_hosts"])
+        return result
+
+    def changed_operations(self, hosts=None) -> list[str]:
+        return [f"{host}: {name}" for host, names in sorted(self.changed.items())
+                if hosts is None or host in hosts for name in names]
+
+    def assert_no_changes(self, hosts=None) -> None:
+        changed = self.changed_operations(hosts)
+        verb = "would change" if self.dry else "changed"
+        assert not changed, f"{len(changed)} operations {verb}:\n  " + "\n  ".join(changed)
+
+
+class AppRepo:
+    """The test app as a git repository (a work tree and a bare repo served by git daemon)."""
+
+    def __init__(self, base: Path):
+        self.work = base / "testapp"
+        self.served = base / "served"
+        self.bare = self.served / "testapp.git"
+        self.url = BASE_CONFIG["app_repo"]
+        self.daemon: subprocess.Popen | None = None
+        shutil.copytree(TESTAPP, self.work, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        self._git("init", "-q", "-b", "main")
+        self._git("add", "-A")
+        self._git("commit", "-q", "-m", "Test app")
+        subprocess.run(["git", "init", "-q", "--bare", str(self.bare)], check=True)
+        self._git("push", "-q", str(self.bare), "main")
+
+    def _git(self, *args) -> str:
+        completed = subprocess.run(["git", *args], cwd=self.work, env={**os.environ, **GIT_IDENTITY},
+                                   check=True, stdout=subprocess.PIPE, text=True)
+        return completed.stdout.strip()
+
+    def head(self) -> str:
+        return self._git("rev-parse", "HEAD")
+
+    def push_commit(self, message: str, files: dict[str, str | None] | None = None) -> str:
+        """Commit `files` (path -> new text, None = delete) on main, push it, return the new sha."""
+        for relative, text in (files or {}).items():
+            path = self.work / relative
+            if text is None:
+                path.unlink()
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+        self._git("add", "-A")
+        self._git("commit", "-q", "--allow-empty", "-m", message)
+        self._git("push", "-q", str(self.bare), "main")
+        return self.head()
+
+    def serve(self) -> None:
+        """(Re)start git daemon on the bridge address (the bridge must exist)."""
+        self.stop()
+        self.daemon = subprocess.Popen(
+            ["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={self.served}",
+             f"--listen={BRIDGE_ADDRESS}", str(self.served)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(50):
+            probe = subprocess.run(["git", "ls-remote", self.url], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+            if probe.returncode == 0:
+                return
+            if self.daemon.poll() is not None:
+                break
+            subprocess.run(["sleep", "0.2"])
+        raise RuntimeError(f"git daemon does not serve {self.url}")
+
+    def stop(self) -> None:
+        if self.daemon and self.daemon.poll() is None:
+            self.daemon.send_signal(signal.SIGTERM)
+            try:
+                self.daemon.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.daemon.kill()
+                self.daemon.wait()
+        self.daemon = None
+
+
+class Platform:
+    def __init__(self, base: Path):
+        self.home = base / "deploy-home"
+        self.config_path = base / "config.yml"
+        self.base_config = copy.deepcopy(BASE_CONFIG)
+        self.env = {**os.environ, "DEPLOY_HOME": str(self.home), "DEPLOY_CONFIG": str(self.config_path),
+                    "PYTHONUNBUFFERED": "1"}
+        self.app_repo = AppRepo(base)
+        self._deployed: DeployResult | None = None
+        self.write_config()
+
+    # --- commands --------------------------------------------------------------------------
+
+    def _run(self, command, timeout) -> subprocess.CompletedProcess:
+        return subprocess.run(command, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
+
+    def provision(self, *args) -> CommandResult:
+        completed = self._run([PYTHON, "provision.py", "--provider", "local", *args], timeout=900)
+        return CommandResult(completed.returncode, completed.stdout, completed.stderr)
+
+    def run_deploy(self, *extra_args) -> DeployResult:
+        dry = "--dry" in extra_args
+        command = [PYINFRA, *([] if dry else ["-y"]), "--json", "inventory.py", "deploy.py", *extra_args]
+        return DeployResult.from_run(extra_args, dry, self._run(command, timeout=1800))
+
+    def ssh(self, host_name: str, command: str, timeout: float = 300) -> tuple[int, str]:
+        host = self.hosts[host_name]
+        completed = subprocess.run(
+            ["ssh", "-i", host["ssh_key"], "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+             "-o", f"UserKnownHostsFile={self.home / 'ssh' / 'known_hosts'}", "-o", "LogLevel=ERROR",
+             f"root@{host['private_ip']}", command],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+        return completed.returncode, completed.stdout
+
+    # --- configuration and hosts -------------------------------------------------------------
+
+    def write_config(self, **overrides) -> None:
+        self.config_path.write_text(yaml.safe_dump(_merge(self.base_config, overrides), sort_keys=False))
+
+    def rewrite_config(self, **overrides) -> CommandResult:
+        self.write_config(**overrides)
+        return self.provision("--yes")
+
+    @property
+    def hosts(self) -> dict:
+        path = self.home / "state.json"
+        return json.loads(path.read_text())["hosts"] if path.exists() else {}
+
+    def names(self, role: str) -> list[str]:
+        return sorted(name for name, host in self.hosts.items() if host["role"] == role)
+
+    def address(self, name: str) -> str:
+        return self.hosts[name]["private_ip"]
+
+    def up(self) -> None:
+        result = self.provision("--yes")
+        assert result.returncode == 0, f"provisioning failed:\n{result.output}"
+        self.app_repo.serve()
+
+    def down(self) -> CommandResult:
+        self.app_repo.stop()
+        return self.provision("destroy", "--yes")
+
+    def recreate_hosts(self) -> None:
+        """Fresh hosts (destroyed and booted again from the base image); forgets the deploy."""
+        result = self.down()
+        assert result.returncode == 0, f"destroy failed:\n{result.output}"
+        self._deployed = None
+        self.up()
+
+    def ensure_deployed(self) -> DeployResult:
+        if self._deployed is None:
+            result = self.run_deploy()
+            bad = [name for name in result.failed_hosts if name not in self.names("kong")]
+            assert result.payload is not None and not bad, (
+                f"first deploy failed on {bad or 'all hosts'}:\n{result.output[-6000:]}")
+            self._deployed = result
+        return self._deployed
+
+
+def _merge(base: dict, overrides: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory):
+    platform = Platform(tmp_path_factory.mktemp("e2e"))
+    saved = {key: os.environ.get(key) for key in ("DEPLOY_HOME", "DEPLOY_CONFIG")}
+    os.environ.update(DEPLOY_HOME=str(platform.home), DEPLOY_CONFIG=str(platform.config_path))
+    try:
+        platform.up()
+        yield platform
+    finally:
+        # Always: hosts, bridge and daemon must not outlive the session, whatever happened.
+        result = platform.down()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if result.returncode != 0:
+            print(f"e2e teardown: destroy failed:\n{result.output}", file=sys.stderr)
+
+
+@pytest.fixture(scope="session")
+def run_deploy(platform):
+    return platform.run_deploy
+
+
+@pytest.fixture(scope="session")
+def ssh(platform):
+    return platform.ssh
+
+
+@pytest.fixture(scope="session")
+def provision(platform):
+    return platform.provision
+
+
+@pytest.fixture(scope="session")
+def rewrite_config(platform):
+    return platform.rewrite_config
+
+
+@pytest.fixture(scope="session")
+def app_repo(platform):
+    return platform.app_repo
+
+
+@pytest.fixture
+def deployed(platform):
+    return platform.ensure_deployed()
