@@ -1,0 +1,136 @@
+"""The platform as a whole on real local hosts: provisioning, idempotence, --dry --diff, bad settings.
+
+Runs first among the e2e modules (see conftest.py) and in file order: provisioning checks, then a
+dry run on fresh hosts, then the deploy and its re-run.
+"""
+
+import re
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+# Written by the deploy on purpose; everything else under these folders must stay untouched by --dry.
+WATCHED = "/etc /usr /opt /srv /home /var/lib/dpkg /var/lib/postgresql"
+MARK = "/root/.e2e-dry-mark"
+
+
+def untouched_since_mark(ssh, name) -> list[str]:
+    rc, output = ssh(name, f"find {WATCHED} -newer {MARK} -not -type d 2>/dev/null | head -20")
+    return output.split()
+
+
+def test_second_provision_changes_nothing(platform, provision):
+    before = {name: host["local"]["pid"] for name, host in platform.hosts.items()}
+
+    result = provision("--yes")
+
+    assert result.returncode == 0, result.output
+    assert "No changes: 4 hosts running." in result.stdout
+    assert {name: host["local"]["pid"] for name, host in platform.hosts.items()} == before
+
+
+def test_provision_dry_prints_the_plan_and_changes_nothing(platform, provision):
+    before = platform.hosts
+    platform.write_config(backends=["b", "c"])
+    try:
+        result = provision("--dry")
+    finally:
+        platform.write_config()
+
+    assert result.returncode == 0, result.output
+    assert "+ create e2e-backend-c  (backend, 10.78.0.20)" in result.stdout
+    assert "- destroy e2e-backend-a  (backend, 10.78.0.20)" in result.stdout
+    assert "Plan: 1 to create, 0 to start, 1 to destroy, 3 unchanged." in result.stdout
+    assert platform.hosts == before
+
+
+def test_adding_a_backend_creates_only_it_and_removing_it_needs_confirmation(platform, provision, ssh):
+    before = {name: host["local"]["pid"] for name, host in platform.hosts.items()}
+
+    added = platform.rewrite_config(backends=["a", "b", "c"])
+    assert added.returncode == 0, added.output
+    assert "e2e-backend-c (10.78.0.22) answers SSH" in added.stdout
+    assert ssh("e2e-backend-c", "hostname") == (0, "e2e-backend-c\n")
+    assert {name: platform.hosts[name]["local"]["pid"] for name in before} == before
+
+    platform.write_config()
+    refused = provision()  # no terminal, no --yes: must not destroy
+    assert refused.returncode == 1
+    assert "refusing to destroy e2e-backend-c without confirmation: re-run with --yes" in refused.stderr
+    assert "e2e-backend-c" in platform.hosts
+
+    removed = platform.rewrite_config()
+    assert removed.returncode == 0, removed.output
+    assert "destroyed e2e-backend-c (10.78.0.22)" in removed.stdout
+    assert sorted(platform.hosts) == ["e2e-backend-a", "e2e-backend-b", "e2e-db", "e2e-kong"]
+
+
+@pytest.mark.parametrize("config, key", [
+    ({"colour": "blue"}, "colour: unknown setting"),
+    ({"backends": "a"}, "backends: expected a non-empty list"),
+    ({"gateway": {"retries": "many"}}, "gateway/retries: expected a whole number"),
+])
+def test_bad_config_is_refused_naming_the_key(platform, run_deploy, provision, config, key):
+    platform.write_config(**config)
+    try:
+        deploy = run_deploy("--dry")
+        provisioned = provision("--dry")
+    finally:
+        platform.write_config()
+
+    for result in (deploy, provisioned):
+        assert result.returncode == 2, result.output
+        assert key in result.stderr
+        assert "Traceback" not in result.output
+
+
+def test_dry_diff_on_fresh_hosts_shows_the_files_and_changes_nothing(platform, run_deploy, ssh):
+    if not platform.fresh:
+        platform.recreate_hosts()
+    names = platform.names("db") + platform.names("backend")
+    for name in names:
+        assert ssh(name, f"touch {MARK}")[0] == 0
+
+    result = run_deploy("--dry", "--diff")
+
+    assert result.payload is not None, result.output
+    assert [name for name in result.failed_hosts if name not in platform.names("kong")] == []
+    for name in names:
+        assert result.changed.get(name), f"{name}: a fresh host should need changes"
+        assert re.search(rf"\[{re.escape(name)}\]\s+Will (create|modify) ", result.stderr), (
+            f"{name}: no file diff shown by --dry --diff")
+        assert untouched_since_mark(ssh, name) == [], f"{name}: --dry changed files"
+
+
+def test_second_deploy_changes_nothing(platform, deployed, run_deploy):
+    second = run_deploy()
+
+    assert second.payload is not None, second.output
+    assert set(second.failed_hosts) <= set(platform.names("kong")), second.output[-4000:]
+    second.assert_no_changes()
+
+
+def test_dry_diff_on_deployed_hosts_changes_nothing(platform, deployed, run_deploy, ssh):
+    names = platform.names("db") + platform.names("backend")
+    for name in names:
+        assert ssh(name, f"touch {MARK}")[0] == 0
+
+    result = run_deploy("--dry", "--diff")
+
+    assert result.payload is not None, result.output
+    assert set(result.failed_hosts) <= set(platform.names("kong")), result.output[-4000:]
+    result.assert_no_changes()
+    assert "Will modify" not in result.stderr and "Will create" not in result.stderr
+    for name in names:
+        assert untouched_since_mark(ssh, name) == [], f"{name}: --dry changed files"
+
+
+def test_whole_platform_deploys(platform, deployed):
+    """Honest about Kong: its image cannot be pulled on these machines, so its host fails there."""
+    kong = platform.names("kong")
+    if deployed.failed_hosts and set(deployed.failed_hosts) <= set(kong):
+        reason = [line.strip() for line in deployed.stderr.splitlines()
+                  if any(name in line for name in kong) and "rror" in line]
+        pytest.xfail(f"Kong host stopped (no Docker Hub here): {reason[-1] if reason else 'see output'}")
+    assert deployed.failed_hosts == []
