@@ -1,0 +1,38 @@
+from stack.local import machines
+from stack.local.machines import boot_command, known_hosts_lines, network_file, replace_known_hosts, resolv_conf
+
+
+def test_boot_command():
+    assert boot_command("des-db", "/m/des-db/root", "br-des", "db") == [
+        "systemd-nspawn", "--quiet", "--boot", "--directory=/m/des-db/root", "--machine=des-db",
+        "--register=no", "--keep-unit", "--network-bridge=br-des", "--resolv-conf=off", "--link-journal=no",
+        "--console=read-only"]
+
+
+def test_boot_command_adds_the_flags_of_the_role(monkeypatch):
+    monkeypatch.setitem(machines.ROLE_FLAGS, "kong", ("--capability=all",))
+    assert boot_command("des-kong", "/r", "br-des", "kong")[-1] == "--capability=all"
+    assert "--capability=all" not in boot_command("des-db", "/r", "br-des", "db")
+
+
+def test_network_file():
+    assert network_file("10.77.0.10", 24, "10.77.0.1", ["10.255.255.53"]) == (
+        "[Match]\nName=host0\n\n[Network]\nAddress=10.77.0.10/24\nGateway=10.77.0.1\nDNS=10.255.255.53\n")
+
+
+def test_resolv_conf():
+    assert resolv_conf(["10.0.0.2", "10.0.0.3"]) == "nameserver 10.0.0.2\nnameserver 10.0.0.3\n"
+
+
+def test_known_hosts_lines_drop_the_comment():
+    assert known_hosts_lines("10.77.0.10", ["ssh-ed25519 AAAAC3 root@builder"]) == ["10.77.0.10 ssh-ed25519 AAAAC3"]
+
+
+def test_a_recreated_host_replaces_its_old_keys_only():
+    text = "10.77.0.10 ssh-ed25519 OLD\n10.77.0.100 ssh-ed25519 OTHER\n[10.77.0.10]:22 ssh-rsa OLDRSA\n"
+    assert replace_known_hosts(text, "10.77.0.10", ["10.77.0.10 ssh-ed25519 NEW"]) == (
+        "10.77.0.100 ssh-ed25519 OTHER\n10.77.0.10 ssh-ed25519 NEW\n")
+
+
+def test_forgetting_the_last_host_leaves_an_empty_file():
+    assert replace_known_hosts("10.77.0.10 ssh-ed25519 OLD\n", "10.77.0.10", []) == ""

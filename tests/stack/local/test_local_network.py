@@ -1,0 +1,66 @@
+import pytest
+
+from stack.errors import UserError
+from stack.local.network import assign_addresses, bridge_name, gateway_address, host_nameservers, nat_rule
+from stack.settings import host_names, settings_from
+
+SUBNET = "10.77.0.0/24"
+
+
+def hosts(*backends):
+    return host_names(settings_from({"backends": list(backends)}))
+
+
+def test_bridge_name_is_derived_from_the_prefix():
+    assert bridge_name("des") == "br-des"
+    assert bridge_name("abcdefghijkl") == "br-abcdefghijkl"  # exactly 15 characters
+
+
+def test_long_prefixes_get_a_short_distinct_bridge_name():
+    assert bridge_name("a-very-long-prefix-x") == "br-a-very--751c"
+    assert bridge_name("a-very-long-prefix-y") != bridge_name("a-very-long-prefix-x")
+    assert len(bridge_name("a" * 20)) == 15
+
+
+def test_gateway_is_the_first_address():
+    assert gateway_address("10.78.0.0/24") == "10.78.0.1"
+
+
+def test_fresh_addresses_db_kong_then_backends_in_order():
+    assert assign_addresses(SUBNET, hosts("a", "b"), {}) == {
+        "des-db": "10.77.0.10", "des-backend-a": "10.77.0.20", "des-backend-b": "10.77.0.21",
+        "des-kong": "10.77.0.11"}
+
+
+def test_recorded_addresses_are_kept_when_backends_come_and_go():
+    recorded = {"des-db": "10.77.0.10", "des-backend-a": "10.77.0.20", "des-backend-b": "10.77.0.21",
+                "des-kong": "10.77.0.11"}
+    assert assign_addresses(SUBNET, hosts("b", "c", "d"), recorded) == {
+        "des-db": "10.77.0.10", "des-backend-b": "10.77.0.21", "des-backend-c": "10.77.0.20",
+        "des-backend-d": "10.77.0.22", "des-kong": "10.77.0.11"}
+
+
+def test_adding_a_backend_keeps_the_others():
+    recorded = assign_addresses(SUBNET, hosts("a", "b"), {})
+    grown = assign_addresses(SUBNET, hosts("a", "b", "c"), recorded)
+    assert grown == {**recorded, "des-backend-c": "10.77.0.22"}
+
+
+def test_only_a_24_is_accepted():
+    with pytest.raises(UserError, match=r"^local_subnet: expected a /24 such as 10.77.0.0/24, got 10.0.0.0/16$"):
+        assign_addresses("10.0.0.0/16", hosts("a"), {})
+
+
+def test_running_out_of_addresses_is_a_clear_error():
+    many = [f"b{number}" for number in range(236)]
+    with pytest.raises(UserError, match="^local_subnet 10.77.0.0/24 has no free address left for des-backend-b235$"):
+        assign_addresses(SUBNET, hosts(*many), {})
+
+
+def test_nat_rule():
+    assert nat_rule("br-des", SUBNET) == ["POSTROUTING", "-s", "10.77.0.0/24", "!", "-o", "br-des", "-j", "MASQUERADE"]
+
+
+def test_nameservers_skip_loopback_ipv6_and_comments():
+    text = "# generated\nnameserver 127.0.0.53\nnameserver 10.255.255.53\nnameserver fd00::1\nsearch x\nnameserver 1.1.1.1\n"
+    assert host_nameservers(text) == ["10.255.255.53", "1.1.1.1"]

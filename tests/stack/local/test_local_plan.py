@@ -1,0 +1,50 @@
+from stack.local.plan import Step, make_plan, render_plan
+from stack.settings import host_names, settings_from
+
+WANTED = host_names(settings_from({"backends": ["b", "c"]}))
+ADDRESSES = {"des-db": "10.77.0.10", "des-backend-b": "10.77.0.21", "des-backend-c": "10.77.0.20",
+             "des-kong": "10.77.0.11"}
+RECORDED = {
+    "des-db": {"role": "db", "private_ip": "10.77.0.10"},
+    "des-backend-a": {"role": "backend", "private_ip": "10.77.0.20"},
+    "des-backend-b": {"role": "backend", "private_ip": "10.77.0.21"},
+    "des-kong": {"role": "kong", "private_ip": "10.77.0.11"},
+}
+
+
+def test_make_plan_decides_create_start_keep_destroy():
+    steps = make_plan(WANTED, ADDRESSES, RECORDED, running={"des-db", "des-backend-b"})
+    assert steps == [
+        Step("keep", "des-db", "db", "10.77.0.10"),
+        Step("keep", "des-backend-b", "backend", "10.77.0.21"),
+        Step("create", "des-backend-c", "backend", "10.77.0.20"),
+        Step("start", "des-kong", "kong", "10.77.0.11"),
+        Step("destroy", "des-backend-a", "backend", "10.77.0.20"),
+    ]
+
+
+def test_render_plan():
+    steps = make_plan(WANTED, ADDRESSES, RECORDED, running={"des-db", "des-backend-b"})
+    assert render_plan(steps, ["create bridge br-des 10.77.0.1 with NAT for 10.77.0.0/24"]) == (
+        "+ create bridge br-des 10.77.0.1 with NAT for 10.77.0.0/24\n"
+        "  des-db         (db, 10.77.0.10) running, unchanged\n"
+        "  des-backend-b  (backend, 10.77.0.21) running, unchanged\n"
+        "+ create des-backend-c  (backend, 10.77.0.20)\n"
+        "~ start des-kong       (kong, 10.77.0.11)\n"
+        "- destroy des-backend-a  (backend, 10.77.0.20)\n"
+        "Plan: 1 to create, 1 to start, 1 to destroy, 2 unchanged."
+    )
+
+
+def test_render_plan_says_when_nothing_changes():
+    steps = [Step("keep", "des-db", "db", "10.77.0.10"), Step("keep", "des-kong", "kong", "10.77.0.11")]
+    assert render_plan(steps, []) == (
+        "  des-db    (db, 10.77.0.10) running, unchanged\n"
+        "  des-kong  (kong, 10.77.0.11) running, unchanged\n"
+        "No changes: 2 hosts running."
+    )
+
+
+def test_a_missing_bridge_is_a_change_even_with_every_host_running():
+    steps = [Step("keep", "des-db", "db", "10.77.0.10")]
+    assert render_plan(steps, ["create bridge br-des"]).endswith("Plan: 0 to create, 0 to start, 0 to destroy, 1 unchanged.")
