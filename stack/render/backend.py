@@ -1,0 +1,85 @@
+"""The backends' files: the deploy's Django settings module, the root-only environment file,
+gunicorn's config, its systemd unit and the helper that runs the app's commands."""
+
+from dataclasses import dataclass
+
+from stack.render.templating import render_template
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where everything lives on a backend (see tasks/backend.py for why)."""
+
+    user: str = "sprint2"
+    home: str = "/srv/sprint2"
+    service: str = "sprint2-app"
+    app_package: str = "provesi"  # the Sprint2 project package: provesi.settings, provesi.wsgi
+    settings_module: str = "sprint2_deploy_settings"
+    django_log: str = "/var/log/django.log"
+    deploy_log: str = "/var/log/backend.log"
+    secrets_dir: str = "/etc/sprint2"
+    run_helper: str = "/usr/local/sbin/sprint2-run"
+
+    checkout = property(lambda self: f"{self.home}/app")
+    venv = property(lambda self: f"{self.home}/venv")
+    conf_dir = property(lambda self: f"{self.home}/conf")
+    static_root = property(lambda self: f"{self.home}/static")
+    env_file = property(lambda self: f"{self.secrets_dir}/env")
+    unit_path = property(lambda self: f"/etc/systemd/system/{self.service}.service")
+    settings_path = property(lambda self: f"{self.conf_dir}/{self.settings_module}.py")
+    gunicorn_conf = property(lambda self: f"{self.conf_dir}/gunicorn.conf.py")
+    marker_script = property(lambda self: f"{self.conf_dir}/deploy_marker.py")
+    requirements_stamp = property(lambda self: f"{self.venv}/.deploy-requirements")
+    static_stamp = property(lambda self: f"{self.static_root}/.deploy-commit")
+
+
+LAYOUT = Layout()
+
+
+def allowed_hosts(private_ip: str, public_ip: str | None) -> list[str]:
+    """Kong probes and proxies with Host = the target's private IP; operators use the public one."""
+    hosts = [private_ip]
+    if public_ip and public_ip not in hosts:
+        hosts.append(public_ip)
+    return hosts + ["localhost", "127.0.0.1"]
+
+
+def deploy_settings(*, db_host: str, db_name: str, db_user: str, hosts: list[str], layout: Layout = LAYOUT) -> str:
+    return render_template(
+        "backend/deploy_settings.py.j2",
+        app_package=layout.app_package, env_file=layout.env_file, allowed_hosts=repr(hosts),
+        db_name=db_name, db_user=db_user, db_host=db_host, static_root=layout.static_root,
+    )
+
+
+def env_file(*, db_host: str, db_password: str, secret_key: str, layout: Layout = LAYOUT) -> str:
+    return render_template(
+        "backend/env.j2",
+        service=layout.service, run_helper=layout.run_helper, settings_module=layout.settings_module,
+        python_path=f"{layout.conf_dir}:{layout.checkout}", db_host=db_host,
+        db_password=db_password, secret_key=secret_key,
+    )
+
+
+def gunicorn_workers(cpus: int | None) -> int:
+    return 2 * max(cpus or 1, 1) + 1
+
+
+def gunicorn_conf(*, port: int, workers: int, layout: Layout = LAYOUT) -> str:
+    return render_template("backend/gunicorn.conf.py.j2", port=port, workers=workers, django_log=layout.django_log)
+
+
+def app_unit(*, port: int, layout: Layout = LAYOUT) -> str:
+    return render_template(
+        "backend/app.service.j2",
+        port=port, user=layout.user, env_file=layout.env_file, checkout=layout.checkout, venv=layout.venv,
+        gunicorn_conf=layout.gunicorn_conf, app_package=layout.app_package,
+    )
+
+
+def run_helper(layout: Layout = LAYOUT) -> str:
+    return render_template(
+        "backend/run.sh.j2",
+        user=layout.user, checkout=layout.checkout, venv=layout.venv, env_file=layout.env_file,
+        run_helper=layout.run_helper, deploy_log=layout.deploy_log,
+    )

@@ -1,0 +1,22 @@
+"""The daily backup of the application database: a script, its oneshot service and a timer."""
+
+from stack.render.templating import render_template
+
+BACKUP_DIRECTORY = "/var/backups/postgresql"
+BACKUP_SCRIPT = "/usr/local/sbin/sprint2-db-backup"
+BACKUP_SERVICE = "sprint2-db-backup.service"
+BACKUP_TIMER = "sprint2-db-backup.timer"
+
+
+def backup_script(db_name: str, keep: int) -> str:
+    return render_template("postgresql/backup.sh.j2", db_name=db_name, keep=keep,
+                           directory=BACKUP_DIRECTORY, service=BACKUP_SERVICE)
+
+
+def backup_service(db_name: str) -> str:
+    return render_template("postgresql/backup.service.j2", db_name=db_name, directory=BACKUP_DIRECTORY,
+                           script=BACKUP_SCRIPT)
+
+
+def backup_timer(db_name: str) -> str:
+    return render_template("postgresql/backup.timer.j2", db_name=db_name)
