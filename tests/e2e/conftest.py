@@ -136,11 +136,12 @@ class DeployResult(CommandResult):
 class AppRepo:
     """The test app as a git repository (a work tree and a bare repo served by git daemon)."""
 
-    def __init__(self, base: Path):
+    def __init__(self, base: Path, address: str = BRIDGE_ADDRESS):
         self.work = base / "testapp"
         self.served = base / "served"
         self.bare = self.served / "testapp.git"
-        self.url = BASE_CONFIG["app_repo"]
+        self.address = address
+        self.url = f"git://{address}/testapp.git"
         self.daemon: subprocess.Popen | None = None
         shutil.copytree(TESTAPP, self.work, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         self._git("init", "-q", "-b", "main")
@@ -176,7 +177,7 @@ class AppRepo:
         self.stop()
         self.daemon = subprocess.Popen(
             ["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={self.served}",
-             f"--listen={BRIDGE_ADDRESS}", str(self.served)],
+             f"--listen={self.address}", str(self.served)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(50):
             probe = subprocess.run(["git", "ls-remote", self.url], stdout=subprocess.DEVNULL,
