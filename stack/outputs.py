@@ -14,10 +14,11 @@ def render_outputs(state: dict, settings: Settings) -> str:
     if kong:
         address = kong[0].get("public_ip") or kong[0]["private_ip"]
         gateway = settings.gateway
+        identity = f" -i {kong[0]['ssh_key']}" if kong[0].get("ssh_key") else ""
         lines += [
             "",
             f"  kong_proxy_url = http://{address}:{gateway.proxy_port}{gateway.health_path}",
-            f"  kong_admin     = ssh -L {gateway.admin_port}:127.0.0.1:{gateway.admin_port} "
+            f"  kong_admin     = ssh{identity} -L {gateway.admin_port}:127.0.0.1:{gateway.admin_port} "
             f"{kong[0]['ssh_user']}@{address}   then http://127.0.0.1:{gateway.admin_port}/",
             "  gateway_status = python provision.py status",
         ]

@@ -1,0 +1,72 @@
+"""The one place that makes boto3 clients (tests point them at moto with AWS_ENDPOINT_URL).
+
+Retries use botocore's "standard" mode: throttling and transient errors are retried with backoff;
+`total_max_attempts` counts attempts, not retries. Short connect timeouts keep a wrong endpoint or
+no network from hanging for minutes.
+"""
+
+import boto3
+import botocore.loaders
+import botocore.session
+from botocore.config import Config
+
+from stack.errors import UserError
+
+RETRIES = Config(
+    retries={"mode": "standard", "total_max_attempts": 5},
+    connect_timeout=10,
+    read_timeout=60,
+)
+
+
+# Parsing botocore's service models is most of a run's CPU time; one loader (which caches what it
+# parsed) serves every session of the process. Credentials are still looked up per session.
+_LOADER = botocore.loaders.create_loader()
+
+
+def session(region: str | None = None) -> boto3.session.Session:
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _LOADER)
+    return boto3.session.Session(botocore_session=core, region_name=region)
+
+
+def check_region(region: str) -> None:
+    """Refuse a region botocore does not know before any call (AWS would fail to connect)."""
+    known = session().get_available_regions("ec2")
+    if known and region not in known:
+        raise UserError(
+            f"region {region!r} is not an EC2 region: set region in config.yml to one of "
+            f"{', '.join(sorted(r for r in known if r.startswith(('us-', 'eu-'))))}, ... "
+            f"(Learner Lab: us-east-1 or us-west-2)"
+        )
+
+
+class Clients:
+    """Clients for one region, made on first use, one set per provision.py run."""
+
+    def __init__(self, region: str):
+        check_region(region)
+        self.region = region
+        self._session = session(region)
+        self._made: dict[str, object] = {}
+
+    def make(self, service: str):
+        if service not in self._made:
+            self._made[service] = self._session.client(service, config=RETRIES)
+        return self._made[service]
+
+    @property
+    def ec2(self):
+        return self.make("ec2")
+
+    @property
+    def sns(self):
+        return self.make("sns")
+
+    @property
+    def cloudwatch(self):
+        return self.make("cloudwatch")
+
+    @property
+    def sts(self):
+        return self.make("sts")

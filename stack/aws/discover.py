@@ -1,0 +1,54 @@
+"""Read what exists in the account (read-only calls only) and turn it into the state file's shape."""
+
+from botocore.exceptions import ClientError
+
+from stack.aws.alerts import find_alarms, find_subscriptions, find_topic
+from stack.aws.groups import actual_rules, find_groups
+from stack.aws.instances import find_instances
+from stack.aws.keys import key_pair_exists, private_key_path
+from stack.aws.network import default_vpc
+from stack.aws.plan import Actual, Instance, key_pair_name, topic_name
+from stack.settings import Settings
+from stack.state import new_state
+
+DENIED = ("AccessDenied", "AccessDeniedException", "AuthorizationError", "UnauthorizedOperation")
+
+
+def discover(aws, settings: Settings) -> Actual:
+    prefix = settings.project_prefix
+    actual = Actual(vpc_id=default_vpc(aws.ec2))
+    actual.groups, actual.rules = actual_rules(find_groups(aws.ec2, prefix, actual.vpc_id))
+    actual.instances, actual.duplicates = find_instances(aws.ec2, prefix)
+    actual.key_pair_exists = key_pair_exists(aws.ec2, key_pair_name(settings))
+    try:
+        actual.topic_arn = find_topic(aws.sns, topic_name(settings))
+        if actual.topic_arn:
+            actual.subscriptions = find_subscriptions(aws.sns, actual.topic_arn)
+        actual.alarms = find_alarms(aws.cloudwatch, prefix)
+    except ClientError as error:
+        # An account without SNS/CloudWatch rights can still run hosts when no alerts are wanted.
+        if settings.manager_email or error.response["Error"]["Code"] not in DENIED:
+            raise
+    return actual
+
+
+def host_record(settings: Settings, instance: Instance, role: str, key: str | None) -> dict:
+    """One host as the state file (and so inventory.py) holds it."""
+    ssh_key = private_key_path(settings)
+    return {
+        "role": role, "key": key, "private_ip": instance.private_ip, "public_ip": instance.public_ip,
+        "ssh_user": settings.ssh_user, "ssh_key": str(ssh_key) if ssh_key else None, "ssh_port": 22,
+        "instance_id": instance.id, "instance_type": instance.instance_type, "zone": instance.zone,
+        "state": instance.state,
+    }
+
+
+def state_from_tags(aws, settings: Settings) -> dict:
+    """A state file rebuilt from EC2 tags alone (for inventory.py when state.json is missing)."""
+    state = new_state("aws", settings.project_prefix, aws.region)
+    instances, _duplicates = find_instances(aws.ec2, settings.project_prefix)
+    for name, instance in sorted(instances.items()):
+        if instance.role in ("db", "backend", "kong"):
+            state["hosts"][name] = host_record(settings, instance, instance.role, instance.key)
+    state["aws"] = {"region": aws.region, "key_name": key_pair_name(settings), "rebuilt_from_tags": True}
+    return state
