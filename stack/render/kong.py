@@ -1,0 +1,135 @@
+"""Kong, as pure data: the declarative kong.yml and the `kong` container's spec and commands.
+
+Nothing here touches a host; tasks/kong.py ships the results. The names below are the contract
+between the config, the container and `provision.py status`.
+"""
+
+import hashlib
+import json
+import shlex
+
+from stack.render.templating import render_template
+
+UPSTREAM = "backend-cluster"
+SERVICE = "backend-service"
+ROUTE = "backend-route"
+
+CONTAINER = "kong"
+# The container's label holding the hash of its spec: pyinfra's docker.container cannot tell
+# that a container's image, ports or env changed (pyinfra issue #1561), this label can.
+SPEC_LABEL = "stack.kong.spec"
+
+HOST_DIR = "/opt/kong/declarative"
+CONTAINER_DIR = "/kong/declarative"
+CONFIG_NAME = "kong.yml"
+# A new config waits here until Kong has parsed it, so a bad one never replaces the serving one.
+CANDIDATE_NAME = "kong.next.yml"
+
+PROXY_PORT_INSIDE = 8000
+ADMIN_PORT_INSIDE = 8001
+PULL_TIMEOUT_S = 300
+
+
+def targets(private_ips: list[str], app_port: int) -> list[str]:
+    return [f"{ip}:{app_port}" for ip in private_ips]
+
+
+def render_kong_yml(settings, private_ips: list[str]) -> str:
+    """The declarative config for the given backends' private addresses, in the order given."""
+    gateway = settings.gateway
+    return render_template(
+        "kong.yml.j2",
+        gateway=gateway,
+        active=gateway.active,
+        passive=gateway.passive,
+        upstream=UPSTREAM,
+        service=SERVICE,
+        route=ROUTE,
+        targets=targets(private_ips, settings.app_port),
+    )
+
+
+def container_spec(settings) -> dict:
+    """Everything `docker run` is told, as plain data: a change here means a new container."""
+    gateway = settings.gateway
+    # The admin API is full control over Kong (POST /config replaces everything): loopback only,
+    # unless the operator named who may reach it (then the security group is the gate).
+    admin_address = "0.0.0.0" if settings.kong_admin_cidr else "127.0.0.1"
+    return {
+        "name": CONTAINER,
+        "image": gateway.image,
+        "restart": "unless-stopped",
+        "ports": [
+            f"0.0.0.0:{gateway.proxy_port}:{PROXY_PORT_INSIDE}",
+            f"{admin_address}:{gateway.admin_port}:{ADMIN_PORT_INSIDE}",
+        ],
+        "env": {
+            "KONG_DATABASE": "off",
+            "KONG_DECLARATIVE_CONFIG": f"{CONTAINER_DIR}/{CONFIG_NAME}",
+            "KONG_PROXY_LISTEN": f"0.0.0.0:{PROXY_PORT_INSIDE}",
+            "KONG_ADMIN_LISTEN": f"0.0.0.0:{ADMIN_PORT_INSIDE}",
+            "KONG_PROXY_ACCESS_LOG": "/dev/stdout",
+            "KONG_ADMIN_ACCESS_LOG": "/dev/stdout",
+            "KONG_PROXY_ERROR_LOG": "/dev/stderr",
+            "KONG_ADMIN_ERROR_LOG": "/dev/stderr",
+        },
+        # The folder, not the file: a file bind-mount would keep pointing at the replaced inode.
+        "mounts": [f"{HOST_DIR}:{CONTAINER_DIR}:ro"],
+    }
+
+
+def spec_hash(spec: dict) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def docker_run_argv(spec: dict) -> list[str]:
+    argv = ["docker", "run", "--detach", "--name", spec["name"], "--restart", spec["restart"],
+            "--label", f"{SPEC_LABEL}={spec_hash(spec)}"]
+    for port in spec["ports"]:
+        argv += ["--publish", port]
+    for name, value in sorted(spec["env"].items()):
+        argv += ["--env", f"{name}={value}"]
+    for mount in spec["mounts"]:
+        argv += ["--volume", mount]
+    return argv + [spec["image"]]
+
+
+def parse_in_new_container_argv(spec: dict) -> list[str]:
+    """Validate the candidate with the spec's image before any container runs it."""
+    argv = ["docker", "run", "--rm", "--env", "KONG_DATABASE=off"]
+    for mount in spec["mounts"]:
+        argv += ["--volume", mount]
+    return argv + [spec["image"], "kong", "config", "parse", f"{CONTAINER_DIR}/{CANDIDATE_NAME}"]
+
+
+def parse_in_running_container_argv() -> list[str]:
+    return ["docker", "exec", CONTAINER, "kong", "config", "parse", f"{CONTAINER_DIR}/{CANDIDATE_NAME}"]
+
+
+def reload_argv() -> list[str]:
+    return ["docker", "exec", CONTAINER, "kong", "reload"]
+
+
+def install_candidate_command() -> str:
+    """Make the parsed candidate the serving file (world-readable: the image's kong user is not root)."""
+    return shlex.join(["install", "-m", "0644", f"{HOST_DIR}/{CANDIDATE_NAME}", f"{HOST_DIR}/{CONFIG_NAME}"])
+
+
+def checked(argv: list[str], what: str) -> str:
+    """Run argv; on failure print `what` and the tool's own message, and fail."""
+    return (
+        f"out=$({shlex.join(argv)} 2>&1) || "
+        f"{{ printf '%s\\n' {shlex.quote(what)} \"$out\" >&2; exit 1; }}"
+    )
+
+
+def pull_command(image: str) -> str:
+    """`docker pull` whose failure is one line: Docker's last words plus what to do about it."""
+    quoted = shlex.quote(image)
+    advice = "; check the host's internet access or set gateway.image"
+    return (
+        f"out=$(timeout {PULL_TIMEOUT_S} docker pull --quiet {quoted} 2>&1) || {{ "
+        f"reason=$(printf '%s\\n' \"$out\" | grep -v '^[[:space:]]*$' | tail -n 1); "
+        f"printf 'cannot pull %s: %s%s\\n' {quoted} \"${{reason:-no answer within {PULL_TIMEOUT_S} s}}\" "
+        f"{shlex.quote(advice)} >&2; exit 1; }}"
+    )
