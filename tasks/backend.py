@@ -1,6 +1,131 @@
+"""The backends: the Django application under systemd with gunicorn.
+
+Defaults (stack/settings.py SCHEMA): app_repo (Sprint2 on GitHub), app_ref main, app_port 8080,
+app_setup_commands (makemigrations, migrate), app_populate_commands (populate.py,
+populateDespachos.py), gateway.health_path. Layout on the host (stack/render/backend.py):
+
+  /srv/sprint2/app      the checkout (owned by the app user `sprint2`; never edited by the deploy)
+  /srv/sprint2/venv     its virtualenv; /srv/sprint2/static collected static files
+  /srv/sprint2/conf     the deploy's settings module (imports provesi.settings), gunicorn.conf.py
+  /etc/sprint2/env      root-only (0600) secrets for systemd's EnvironmentFile and sprint2-run
+  sprint2-app.service   gunicorn; journal + /var/log/django.log; deploy events in /var/log/backend.log
+
+Setup and populate commands run from ONE backend (the first by name) while the others wait:
+pyinfra finishes an operation on every host before the next starts. Whether they are needed is
+recorded in the database (files/deploy_marker.py), not on a backend, so a new backend or a
+redeploy never runs them again for the same commit (setup) or at all (populate).
+"""
+
+from io import StringIO
+
+from pyinfra import host, inventory
 from pyinfra.api import deploy
+from pyinfra.facts.deb import DebPackages
+from pyinfra.facts.hardware import Cpus
+from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations.util import any_changed
+
+from stack.render.backend import (LAYOUT, allowed_hosts, app_unit, deploy_settings, env_file, gunicorn_conf,
+                                  gunicorn_workers, run_helper)
+from stack.secrets import load_secrets
+from stack.settings import PROJECT_ROOT, Settings, load_settings
+from tasks.app_ops import (app_checkout, app_collectstatic, app_populate, app_setup, app_virtualenv, check_health,
+                           log_event, secret_file)
+
+# git for the checkout, python3-venv for the virtualenv (same names on Ubuntu 24.04 and Debian 12).
+PACKAGES = ["git", "python3-venv", "ca-certificates"]
 
 
-@deploy("x")
-def deploy_backend():
-    pass
+def db_private_ip() -> str:
+    return inventory.get_group("db")[0].data.private_ip
+
+
+def is_setup_backend() -> bool:
+    """The backend that runs migrations and populate: the first of the group by name."""
+    backends = inventory.get_group("backends")
+    first = min(backends, key=lambda backend: backend.data.get("name") or backend.name)
+    return first.name == host.name
+
+
+@deploy("Configure the backend")
+def deploy_backend(settings: Settings | None = None, secrets: dict | None = None):
+    settings = settings or load_settings()
+    secrets = secrets or load_secrets()
+    layout = LAYOUT
+    db_host = db_private_ip()
+
+    installed = host.get_fact(DebPackages) or {}
+    apt.packages(
+        name="Ensure git and Python's venv are installed",
+        packages=PACKAGES,
+        update=any(package not in installed for package in PACKAGES),
+    )
+    server.group(name="Ensure the app group exists", group=layout.user, system=True)
+    server.user(
+        name="Ensure the app user exists",
+        user=layout.user, group=layout.user, system=True, home=layout.home, create_home=False,
+        shell="/usr/sbin/nologin",
+    )
+    for path, owner, mode in ((layout.home, layout.user, "755"), (layout.conf_dir, "root", "755"),
+                              (layout.static_root, layout.user, "755"), (layout.secrets_dir, "root", "700")):
+        files.directory(name=f"Ensure {path} exists", path=path, user=owner, group=owner, mode=mode)
+    for path, owner in ((layout.django_log, layout.user), (layout.deploy_log, "root")):
+        files.file(name=f"Ensure {path} exists", path=path, user=owner, group="adm", mode="640")
+
+    files.put(
+        name="Install the helper that runs the app's commands", src=StringIO(run_helper(layout)),
+        dest=layout.run_helper, user="root", group="root", mode="755",
+    )
+    files.put(
+        name="Install the deploy-marker script", src=str(PROJECT_ROOT / "files" / "deploy_marker.py"),
+        dest=layout.marker_script, user="root", group="root", mode="644",
+    )
+    environment = secret_file(
+        name="Write the app's secrets to its root-only environment file",
+        path=layout.env_file,
+        content=env_file(db_host=db_host, db_password=secrets["db_password"],
+                         secret_key=secrets["django_secret_key"], layout=layout),
+    )
+    django_settings = files.put(
+        name="Write the deploy's Django settings module",
+        src=StringIO(deploy_settings(
+            db_host=db_host, db_name=settings.db_name, db_user=settings.db_user,
+            hosts=allowed_hosts(host.data.private_ip, host.data.get("ssh_hostname")), layout=layout)),
+        dest=layout.settings_path, user="root", group="root", mode="644",
+    )
+    gunicorn = files.put(
+        name="Write gunicorn's config",
+        src=StringIO(gunicorn_conf(port=settings.app_port, workers=gunicorn_workers(host.get_fact(Cpus)),
+                                   layout=layout)),
+        dest=layout.gunicorn_conf, user="root", group="root", mode="644",
+    )
+
+    code = app_checkout(name=f"Check out {settings.app_ref} of the app", repo=settings.app_repo,
+                        ref=settings.app_ref, layout=layout)
+    venv = app_virtualenv(name="Install the app's requirements in its virtualenv", layout=layout)
+    app_collectstatic(name="Collect the app's static files", layout=layout)
+    if is_setup_backend():
+        app_setup(name="Run the app's setup commands (migrations) from this backend only",
+                  commands=list(settings.app_setup_commands), layout=layout)
+        app_populate(name="Populate the database, once in its life",
+                     commands=list(settings.app_populate_commands), layout=layout)
+
+    unit = files.put(
+        name="Install the app's systemd unit", src=StringIO(app_unit(port=settings.app_port, layout=layout)),
+        dest=layout.unit_path, user="root", group="root", mode="644",
+    )
+    systemd.daemon_reload(name="Reload systemd for the app's unit", _if=unit.did_change)
+    server.shell(
+        name="Restart the app for its new code, dependencies or settings",
+        commands=[f"systemctl restart {layout.service}", log_event(layout, f"restarted {layout.service}")],
+        _if=any_changed(code, venv, environment, django_settings, gunicorn, unit),
+    )
+    systemd.service(
+        name="Ensure the app is running and starts at boot",
+        service=layout.service, running=True, enabled=True,
+    )
+    check_health(
+        name=f"Check that {settings.gateway.health_path} answers 200 or 302",
+        address=host.data.private_ip, port=settings.app_port, path=settings.gateway.health_path,
+        backend=host.data.get("name") or host.name,
+    )

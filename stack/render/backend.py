@@ -1,6 +1,7 @@
 """The backends' files: the deploy's Django settings module, the root-only environment file,
 gunicorn's config, its systemd unit and the helper that runs the app's commands."""
 
+import re
 from dataclasses import dataclass
 
 from stack.render.templating import render_template
@@ -83,3 +84,22 @@ def run_helper(layout: Layout = LAYOUT) -> str:
         user=layout.user, checkout=layout.checkout, venv=layout.venv, env_file=layout.env_file,
         run_helper=layout.run_helper, deploy_log=layout.deploy_log,
     )
+
+
+# Requirement names are compared case-insensitively, '-' and '_' alike (PEP 503).
+_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def extra_requirements(requirements: str) -> list[str]:
+    """What the deploy adds to the app's requirements: gunicorn and psycopg2-binary, if absent."""
+    names = set()
+    for line in requirements.splitlines():
+        match = _NAME.match(line.split("#", 1)[0])
+        if match:
+            names.add(re.sub(r"[-_.]+", "-", match.group(1)).lower())
+    extras = []
+    if "gunicorn" not in names:
+        extras.append("gunicorn")
+    if not names & {"psycopg2", "psycopg2-binary", "psycopg", "psycopg-binary"}:
+        extras.append("psycopg2-binary")
+    return extras
