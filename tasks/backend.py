@@ -27,6 +27,7 @@ from pyinfra.operations.util import any_changed
 
 from stack.render.backend import (LAYOUT, allowed_hosts, app_unit, deploy_settings, env_file, gunicorn_conf,
                                   gunicorn_workers, run_helper)
+from stack.render.kong import UPSTREAM
 from stack.secrets import load_secrets
 from stack.settings import PROJECT_ROOT, Settings, load_settings
 from tasks.app_ops import (app_checkout, app_collectstatic, app_populate, app_setup, app_virtualenv, check_health,
@@ -90,7 +91,7 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
         name="Write the deploy's Django settings module",
         src=StringIO(deploy_settings(
             db_host=db_host, db_name=settings.db_name, db_user=settings.db_user,
-            hosts=allowed_hosts(host.data.private_ip, host.data.get("ssh_hostname")), layout=layout)),
+            hosts=allowed_hosts(host.data.private_ip, host.data.get("ssh_hostname"), UPSTREAM), layout=layout)),
         dest=layout.settings_path, user="root", group="root", mode="644",
     )
     gunicorn = files.put(

@@ -37,12 +37,13 @@ class Layout:
 LAYOUT = Layout()
 
 
-def allowed_hosts(private_ip: str, public_ip: str | None) -> list[str]:
-    """Kong probes and proxies with Host = the target's private IP; operators use the public one."""
+def allowed_hosts(private_ip: str, public_ip: str | None, upstream: str) -> list[str]:
+    """Kong probes with Host = the target's private IP and proxies with the target's address (or the
+    upstream's name, depending on Kong's version and settings); operators use the public one."""
     hosts = [private_ip]
     if public_ip and public_ip not in hosts:
         hosts.append(public_ip)
-    return hosts + ["localhost", "127.0.0.1"]
+    return hosts + [upstream, "localhost", "127.0.0.1"]
 
 
 def deploy_settings(*, db_host: str, db_name: str, db_user: str, hosts: list[str], layout: Layout = LAYOUT) -> str:
