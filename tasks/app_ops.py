@@ -284,7 +284,7 @@ def app_populate(commands: list[str], layout: Layout = LAYOUT):
         return
     for command in commands:
         yield run_app(layout, command)
-    yield run_app(layout, f"python {layout.marker_script} set populated by-{host.name}")
+    yield run_app(layout, f"python {layout.marker_script} set populated by-{host.data.get('name') or host.name}")
 
 
 @operation()
