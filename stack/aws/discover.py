@@ -17,7 +17,7 @@ DENIED = ("AccessDenied", "AccessDeniedException", "AuthorizationError", "Unauth
 def discover(aws, settings: Settings) -> Actual:
     prefix = settings.project_prefix
     actual = Actual(vpc_id=default_vpc(aws.ec2))
-    actual.groups, actual.rules = actual_rules(find_groups(aws.ec2, prefix, actual.vpc_id))
+    actual.groups, actual.rules = actual_rules(aws.ec2, find_groups(aws.ec2, prefix, actual.vpc_id))
     actual.instances, actual.duplicates = find_instances(aws.ec2, prefix)
     actual.key_pair_exists = key_pair_exists(aws.ec2, key_pair_name(settings))
     try:

@@ -4,10 +4,11 @@ import time
 
 from botocore.exceptions import ClientError
 
-from stack.aws.rules import Rule, group_names, permission_of, rules_from_permissions
+from stack.aws.rules import Rule, group_names, permission_of, rule_of
 from stack.aws.tags import tag_specs
 
-ROLE_OF_GROUP = {"db": "db", "backends": "backend", "kong": "kong"}
+PATIENCE_SECONDS = 300  # ENIs of just-terminated hosts can hold a group for a few minutes
+RETRY_SECONDS = 10
 
 
 def find_groups(ec2, prefix: str, vpc_id: str) -> list[dict]:
@@ -18,12 +19,22 @@ def find_groups(ec2, prefix: str, vpc_id: str) -> list[dict]:
     ])["SecurityGroups"]
 
 
-def actual_rules(groups: list[dict]) -> tuple[dict[str, str], dict[str, set[Rule]]]:
-    """(name -> id, name -> ingress rules) of the found groups."""
+def actual_rules(ec2, groups: list[dict]) -> tuple[dict[str, str], dict[str, dict[Rule, str]]]:
+    """(name -> id, name -> {ingress rule: its rule id}) of the found groups.
+
+    Rules are revoked by their ids: exact on AWS, and immune to descriptions and owner fields.
+    """
     ids = {group["GroupName"]: group["GroupId"] for group in groups}
     names = {group_id: name for name, group_id in ids.items()}
-    return ids, {group["GroupName"]: rules_from_permissions(group.get("IpPermissions", []), names)
-                 for group in groups}
+    rules: dict[str, dict[Rule, str]] = {name: {} for name in ids}
+    if ids:
+        pages = ec2.get_paginator("describe_security_group_rules").paginate(
+            Filters=[{"Name": "group-id", "Values": list(ids.values())}])
+        for page in pages:
+            for entry in page["SecurityGroupRules"]:
+                if not entry["IsEgress"] and entry["GroupId"] in names:
+                    rules[names[entry["GroupId"]]][rule_of(entry, names)] = entry["SecurityGroupRuleId"]
+    return ids, rules
 
 
 def create_group(ec2, prefix: str, name: str, vpc_id: str) -> str:
@@ -34,17 +45,17 @@ def create_group(ec2, prefix: str, name: str, vpc_id: str) -> str:
     )["GroupId"]
 
 
-def authorize(ec2, group_id: str, rules: dict[Rule, str], ids: dict[str, str]) -> None:
-    """All missing rules of one group in one call."""
-    ec2.authorize_security_group_ingress(
-        GroupId=group_id, IpPermissions=[permission_of(rule, ids, text) for rule, text in rules.items()])
+def authorize(ec2, group_id: str, rule: Rule, text: str, ids: dict[str, str]) -> str | None:
+    """Allow one rule; returns its rule id."""
+    answer = ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[permission_of(rule, ids, text)])
+    return next((entry["SecurityGroupRuleId"] for entry in answer.get("SecurityGroupRules", [])), None)
 
 
-def revoke(ec2, group_id: str, rules: list[Rule], ids: dict[str, str]) -> None:
-    ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=[permission_of(rule, ids) for rule in rules])
+def revoke(ec2, group_id: str, rule_ids: list[str]) -> None:
+    ec2.revoke_security_group_ingress(GroupId=group_id, SecurityGroupRuleIds=rule_ids)
 
 
-def delete_groups(ec2, groups: dict[str, str], rules: dict[str, set[Rule]], progress, patience: float = 300) -> None:
+def delete_groups(ec2, groups: dict[str, str], rules: dict[str, dict[Rule, str]], progress) -> None:
     """Delete the groups in AWS's order: first drop every rule naming another group, then the groups.
 
     Real AWS refuses (DependencyViolation) to delete a group another group's rule references, or
@@ -52,11 +63,11 @@ def delete_groups(ec2, groups: dict[str, str], rules: dict[str, set[Rule]], prog
     minutes, so it is retried.
     """
     for name, group_id in groups.items():
-        referencing = [rule for rule in rules.get(name, ()) if rule.source.startswith("sg:")]
+        referencing = [rule_id for rule, rule_id in rules.get(name, {}).items() if rule.source.startswith("sg:")]
         if referencing:
-            revoke(ec2, group_id, referencing, groups)
+            revoke(ec2, group_id, referencing)
     for name, group_id in groups.items():
-        deadline = time.monotonic() + patience
+        deadline = time.monotonic() + PATIENCE_SECONDS
         while True:
             try:
                 ec2.delete_security_group(GroupId=group_id)
@@ -68,5 +79,5 @@ def delete_groups(ec2, groups: dict[str, str], rules: dict[str, set[Rule]], prog
                 if code != "DependencyViolation" or time.monotonic() > deadline:
                     raise
                 progress(f"  {name} is still in use (network interfaces of terminated hosts); retrying")
-                time.sleep(10)
+                time.sleep(RETRY_SECONDS)
         progress(f"  deleted security group {name}")

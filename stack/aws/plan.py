@@ -44,7 +44,7 @@ class Actual:
     vpc_id: str = ""
     key_pair_exists: bool = False
     groups: dict[str, str] = field(default_factory=dict)  # name -> id
-    rules: dict[str, set[Rule]] = field(default_factory=dict)  # group name -> rules
+    rules: dict[str, dict[Rule, str]] = field(default_factory=dict)  # group name -> {rule: rule id}
     instances: dict[str, Instance] = field(default_factory=dict)  # desired-or-not name -> instance
     duplicates: list[Instance] = field(default_factory=list)  # same Name launched twice
     topic_arn: str | None = None
@@ -111,11 +111,11 @@ def plan_apply(settings: Settings, actual: Actual, region: str, image: str = "")
         if group not in actual.groups:
             actions.append(Action("+", "security_group", group, f"in {actual.vpc_id or 'the default VPC'}"))
     for group, rules in wanted_rules.items():
-        have = actual.rules.get(group, set())
-        for rule in sorted(set(rules) - have, key=str):
+        have = actual.rules.get(group, {})
+        for rule in sorted(set(rules) - set(have), key=str):
             actions.append(Action("+", "ingress", group, rule.describe(), {"rule": rule, "text": rules[rule]}))
-        for rule in sorted(have - set(rules), key=str):
-            actions.append(Action("-", "ingress", group, rule.describe(), {"rule": rule}))
+        for rule in sorted(set(have) - set(rules), key=str):
+            actions.append(Action("-", "ingress", group, rule.describe(), {"rule": rule, "id": have[rule]}))
 
     for name, (role, key) in hosts.items():
         found = actual.instances.get(name)

@@ -150,15 +150,14 @@ class _Run:
     def _create_security_group(self, action: Action) -> None:
         group_id = groups.create_group(self.aws.ec2, self.prefix, action.name, self.actual.vpc_id)
         self.actual.groups[action.name] = group_id
-        self.actual.rules[action.name] = set()
+        self.actual.rules[action.name] = {}
         self.save()
         progress(f"  created security group {action.name} ({group_id})")
 
     def _create_ingress(self, action: Action) -> None:
         rule = action.data["rule"]
-        groups.authorize(self.aws.ec2, self.actual.groups[action.name], {rule: action.data["text"]},
-                         self.actual.groups)
-        self.actual.rules[action.name].add(rule)
+        self.actual.rules[action.name][rule] = groups.authorize(
+            self.aws.ec2, self.actual.groups[action.name], rule, action.data["text"], self.actual.groups)
         progress(f"  allowed {action.name} {action.detail}")
 
     def _create_instance(self, action: Action) -> None:
@@ -199,9 +198,8 @@ class _Run:
 
     # "-" ------------------------------------------------------------------------------------------
     def _destroy_ingress(self, action: Action) -> None:
-        rule = action.data["rule"]
-        groups.revoke(self.aws.ec2, self.actual.groups[action.name], [rule], self.actual.groups)
-        self.actual.rules[action.name].discard(rule)
+        groups.revoke(self.aws.ec2, self.actual.groups[action.name], [action.data["id"]])
+        self.actual.rules[action.name].pop(action.data["rule"], None)
         progress(f"  revoked {action.name} {action.detail}")
 
     def _destroy_instance(self, action: Action) -> None:

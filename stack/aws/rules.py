@@ -80,28 +80,22 @@ def desired_rules(settings: Settings) -> dict[str, dict[Rule, str]]:
     }
 
 
-def rules_from_permissions(permissions: list[dict], name_of_group: dict[str, str]) -> set[Rule]:
-    """Flatten AWS IpPermissions into rules; known group ids become "sg:<name>"."""
-    rules = set()
-    for permission in permissions:
-        protocol = permission["IpProtocol"]
-        low, high = permission.get("FromPort"), permission.get("ToPort")
-        if protocol == "-1":
-            low = high = None
-        for entry in permission.get("IpRanges", []):
-            rules.add(Rule(protocol, low, high, entry["CidrIp"]))
-        for entry in permission.get("Ipv6Ranges", []):
-            rules.add(Rule(protocol, low, high, entry["CidrIpv6"]))
-        for entry in permission.get("UserIdGroupPairs", []):
-            group = entry["GroupId"]
-            rules.add(Rule(protocol, low, high, f"sg:{name_of_group.get(group, group)}"))
-        for entry in permission.get("PrefixListIds", []):
-            rules.add(Rule(protocol, low, high, f"pl:{entry['PrefixListId']}"))
-    return rules
+def rule_of(entry: dict, name_of_group: dict[str, str]) -> Rule:
+    """A rule from describe_security_group_rules; known group ids become "sg:<name>"."""
+    protocol = entry["IpProtocol"]
+    low, high = (None, None) if protocol == "-1" else (entry.get("FromPort"), entry.get("ToPort"))
+    if "ReferencedGroupInfo" in entry:
+        group = entry["ReferencedGroupInfo"]["GroupId"]
+        source = f"sg:{name_of_group.get(group, group)}"
+    elif entry.get("PrefixListId"):
+        source = f"pl:{entry['PrefixListId']}"
+    else:
+        source = entry.get("CidrIpv4") or entry.get("CidrIpv6")
+    return Rule(protocol, low, high, source)
 
 
 def permission_of(rule: Rule, id_of_group: dict[str, str], description: str | None = None) -> dict:
-    """One AWS IpPermission for a rule (the inverse of rules_from_permissions)."""
+    """One AWS IpPermission for a rule, to authorize it."""
     permission: dict = {"IpProtocol": rule.protocol}
     if rule.protocol != "-1":
         permission["FromPort"], permission["ToPort"] = rule.from_port, rule.to_port
