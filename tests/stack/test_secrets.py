@@ -1,0 +1,103 @@
+"""Generated secrets: stable across runs, private on disk, overridable from the environment."""
+
+import base64
+import hashlib
+import hmac
+import os
+import stat
+
+import pytest
+import yaml
+
+from stack.errors import UserError
+from stack.secrets import load_secrets, role_verifier, scram_verifier, secrets_path, verifier_matches
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEPLOY_HOME", str(tmp_path / "deploy"))
+    monkeypatch.delenv("DEPLOY_DB_PASSWORD", raising=False)
+    monkeypatch.delenv("DEPLOY_SECRET_KEY", raising=False)
+    return tmp_path / "deploy"
+
+
+def test_first_use_generates_and_keeps_them_private(home):
+    first = load_secrets()
+    assert set(first) == {"db_password", "django_secret_key"}
+    assert len(first["db_password"]) >= 32 and len(first["django_secret_key"]) >= 64
+    assert first["db_password"] != first["django_secret_key"]
+    path = secrets_path()
+    assert path == home / "secrets.yml"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(home).st_mode) == 0o700
+
+
+def test_later_runs_get_the_same_values_and_leave_the_file_alone(home):
+    first = load_secrets()
+    written = secrets_path().read_text()
+    assert load_secrets() == first
+    assert secrets_path().read_text() == written
+
+
+def test_other_keys_in_the_file_are_kept(home):
+    load_secrets()
+    data = yaml.safe_load(secrets_path().read_text())
+    del data["django_secret_key"]
+    data["kong_token"] = "someone-elses-secret-value"
+    secrets_path().write_text(yaml.safe_dump(data))
+    again = load_secrets()
+    assert again["db_password"] == data["db_password"]
+    assert yaml.safe_load(secrets_path().read_text())["kong_token"] == "someone-elses-secret-value"
+
+
+def test_environment_variables_win_and_are_not_written(home, monkeypatch):
+    monkeypatch.setenv("DEPLOY_DB_PASSWORD", "from-the-vault-0123456789")
+    assert load_secrets()["db_password"] == "from-the-vault-0123456789"
+    assert "from-the-vault" not in secrets_path().read_text()
+
+
+def test_a_secret_with_shell_characters_is_refused_in_one_line(home, monkeypatch):
+    monkeypatch.setenv("DEPLOY_SECRET_KEY", "has spaces and $dollars 0123456789")
+    with pytest.raises(UserError, match=r"^DEPLOY_SECRET_KEY: a secret must be 16-200 characters"):
+        load_secrets()
+
+
+def test_a_broken_file_is_a_user_error(home):
+    home.mkdir(mode=0o700)
+    (home / "secrets.yml").write_text("- just\n- a list\n")
+    with pytest.raises(UserError, match="expected a mapping"):
+        load_secrets()
+
+
+def test_scram_verifier_follows_rfc_7677():
+    # RFC 7677 section 3 test vector: user "user", password "pencil", salt and iterations from the
+    # server-first message; the ServerKey/StoredKey are what PostgreSQL stores.
+    salt = base64.b64decode("W22ZaJ0SNY7soEsUEjb6gQ==")
+    verifier = scram_verifier("pencil", salt, 4096)
+    salted = hashlib.pbkdf2_hmac("sha256", b"pencil", salt, 4096)
+    stored = hashlib.sha256(hmac.new(salted, b"Client Key", hashlib.sha256).digest()).digest()
+    server = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    assert verifier == (f"SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ=="
+                        f"${base64.b64encode(stored).decode()}:{base64.b64encode(server).decode()}")
+    # The client proof of RFC 7677's exchange verifies against this StoredKey.
+    auth = (b"n=user,r=rOprNGfwEbeRWgbNEkqO,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+            b"s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0")
+    proof = base64.b64decode("dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
+    signature = hmac.new(stored, auth, hashlib.sha256).digest()
+    client_key = bytes(a ^ b for a, b in zip(proof, signature))
+    assert hashlib.sha256(client_key).digest() == stored
+
+
+def test_verifier_matching_accepts_any_salt_and_rejects_other_passwords():
+    stored = scram_verifier("s3cret-password", b"server-salt-0001", 4096)
+    assert verifier_matches(stored, "s3cret-password")
+    assert not verifier_matches(stored, "another-password")
+    assert not verifier_matches("md5abcdef", "s3cret-password")
+    assert not verifier_matches(None, "s3cret-password")
+    assert not verifier_matches("", "s3cret-password")
+
+
+def test_role_verifier_is_stable_and_differs_per_role():
+    assert role_verifier("dispatch_user", "pw-0123456789abcdef") == role_verifier("dispatch_user", "pw-0123456789abcdef")
+    assert role_verifier("dispatch_user", "pw-0123456789abcdef") != role_verifier("other", "pw-0123456789abcdef")
+    assert verifier_matches(role_verifier("dispatch_user", "pw-0123456789abcdef"), "pw-0123456789abcdef")
