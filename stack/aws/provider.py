@@ -66,9 +66,13 @@ def _apply(settings: Settings, options: Options) -> int:
                  f"hosts are not replaced in place; destroy --only {name} and re-run to replace it")
 
     actions = plan_apply(settings, actual, aws.region)
-    image_id = ""
-    if any(a.kind == "instance" and a.op == "+" for a in actions):
+    image_id, subnets = "", {}
+    launches = [a for a in actions if a.kind == "instance" and a.op == "+"]
+    if launches:
+        # Read-only checks that can refuse the plan itself (also under --dry): image and zones.
         image_id, image_name = resolve_image(aws.ec2, settings.ami_id)
+        for kind in sorted({a.data["type"] for a in launches}):
+            subnets[kind] = subnets_for(aws.ec2, actual.vpc_id, kind)
         actions = plan_apply(settings, actual, aws.region, image=f"{image_id} {image_name}")
     progress(render(actions))
     if options.dry:
@@ -77,7 +81,7 @@ def _apply(settings: Settings, options: Options) -> int:
 
     state = _fresh_state(settings, aws, actual)
     save_state(state)
-    run = _Run(aws, settings, actual, state, image_id)
+    run = _Run(aws, settings, actual, state, image_id, subnets)
     for action in actions:
         if not action.destructive:
             run.do(action)
@@ -125,10 +129,11 @@ def _what(actions: list[Action]) -> str:
 class _Run:
     """Carries out plan actions, recording each created resource in the state at once."""
 
-    def __init__(self, aws: Clients, settings: Settings, actual: Actual, state: dict, image_id: str):
+    def __init__(self, aws: Clients, settings: Settings, actual: Actual, state: dict, image_id: str,
+                 subnets: dict[str, list[dict]]):
         self.aws, self.settings, self.actual, self.state, self.image_id = aws, settings, actual, state, image_id
         self.prefix = settings.project_prefix
-        self.subnets: dict[str, list[dict]] = {}
+        self.subnets = subnets
         self.to_wait: set[str] = {i.id for n, i in actual.instances.items()
                                   if n in state["hosts"] and i.state != "running"}
         self.terminated: list[str] = []
@@ -162,8 +167,6 @@ class _Run:
 
     def _create_instance(self, action: Action) -> None:
         role, key, kind = action.data["role"], action.data["key"], action.data["type"]
-        if kind not in self.subnets:
-            self.subnets[kind] = subnets_for(self.aws.ec2, self.actual.vpc_id, kind)
         group_id = self.actual.groups[group_names(self.prefix)[role]]
         instance = instances.launch(self.aws.ec2, self.prefix, action.name, role, key, kind, self.image_id,
                                     key_pair_name(self.settings), group_id, self.subnets[kind], progress)

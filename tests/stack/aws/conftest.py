@@ -124,9 +124,11 @@ class Aws:
                hook=None):
         """Make provision.py's clients answer `operation` with AWS error `code` (after `skip` real
         calls, `times` times); every other call still goes to moto. `hook(params)` instead runs a check."""
-        calls = {"seen": 0}
+        calls = {"seen": 0, "off": False}  # set "off" to let every call through again
 
         def answer(params, **_):
+            if calls["off"]:
+                return None
             if hook:
                 return hook(params)
             calls["seen"] += 1
@@ -162,10 +164,11 @@ class Aws:
                 code = leaving.code
         return code, out.getvalue(), err.getvalue()
 
-    def cli(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-        """python provision.py args, as a user runs it."""
+    def cli(self, *args: str, env: dict | None = None, without: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+        """python provision.py args, as a user runs it (`without`: variables to leave out)."""
+        environment = {name: value for name, value in os.environ.items() if name not in without}
         return subprocess.run([sys.executable, str(ROOT / "provision.py"), *args], cwd=ROOT,
-                              env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=60)
+                              env={**environment, **(env or {})}, capture_output=True, text=True, timeout=60)
 
     def instances(self, *states: str) -> dict[str, dict]:
         """Name -> raw instance of the project (live ones unless states are given)."""
