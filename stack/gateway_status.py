@@ -7,6 +7,7 @@ Nothing runs on the host and nothing is exposed. Exit status: 0 when every targe
 """
 
 import json
+import logging
 import socket
 from pathlib import Path
 
@@ -18,6 +19,10 @@ from stack.settings import Settings
 from stack.state import deploy_home, load_state
 
 CONNECT_TIMEOUT_S = 10
+# paramiko logs refused channels itself; the one-line UserError below says it better.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+logging.getLogger("paramiko").propagate = False
+
 PATHS = {"health": f"/upstreams/{UPSTREAM}/health", "services": "/services", "plugins": "/plugins"}
 
 
@@ -76,8 +81,9 @@ def _get(client: paramiko.SSHClient, name: str, admin_port: int, path: str) -> d
         channel = client.get_transport().open_channel(
             "direct-tcpip", ("127.0.0.1", admin_port), ("127.0.0.1", 0), timeout=CONNECT_TIMEOUT_S)
     except (OSError, paramiko.SSHException) as problem:
+        reason = (getattr(problem, "text", None) or str(problem) or "refused").lower()
         raise UserError(
-            f"Kong's admin API does not answer on {name} 127.0.0.1:{admin_port} ({problem or 'refused'}): "
+            f"Kong's admin API does not answer on {name} 127.0.0.1:{admin_port} ({reason}): "
             f"is the kong container running? (docker ps -a on {name}; deploy with pyinfra inventory.py deploy.py)"
         ) from None
     with channel:
