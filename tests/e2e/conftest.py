@@ -31,9 +31,12 @@ DeployResult (from pyinfra's --json on stdout; human log and --diff output on st
   .returncode .stdout .stderr .output .payload (parsed JSON or None) .dry
   .changed {host: [operation names]} (a real run: changed; a --dry run: would change)
   .conditional {host: [names]} (--dry only: may change, depends on an earlier change)
-  .errors {host: [names]}  .failed_hosts [names]
+  .errors {host: [names]}  .no_change {host: [names]}  .failed_hosts [names]
+  .completed(host) -> {names that succeeded, changed or not}
   .changed_operations(hosts=None) -> ["host: operation", ...]
-  .assert_no_changes(hosts=None): fails naming every changed operation.
+  .assert_no_changes(hosts=None, ignore=()): fails naming every changed operation not in `ignore`.
+  Platform.never_completed(result) -> ["host: operation", ...] the failed hosts' operations that
+  did not succeed in `result` (a later --dry still plans them: Kong's image is never present here).
 
 Test order: test_platform.py runs first among e2e modules (it needs fresh hosts first); the other
 modules then share its deployed hosts through `deployed`.
@@ -98,6 +101,7 @@ class DeployResult(CommandResult):
     changed: dict = field(default_factory=dict)
     conditional: dict = field(default_factory=dict)
     errors: dict = field(default_factory=dict)
+    no_change: dict = field(default_factory=dict)
     failed_hosts: list = field(default_factory=list)
 
     @classmethod
@@ -120,15 +124,22 @@ class DeployResult(CommandResult):
                     result.changed.setdefault(host, []).append(operation["name"])
                 for host in operation["error"]:
                     result.errors.setdefault(host, []).append(operation["name"])
+                for host in operation["no_change"]:
+                    result.no_change.setdefault(host, []).append(operation["name"])
             result.failed_hosts = list(results["failed_hosts"])
         return result
+
+    def completed(self, host: str) -> set[str]:
+        """Operations that ran to success on `host` (changed or not); a failed host stops early."""
+        return set(self.changed.get(host, [])) | set(self.no_change.get(host, []))
 
     def changed_operations(self, hosts=None) -> list[str]:
         return [f"{host}: {name}" for host, names in sorted(self.changed.items())
                 if hosts is None or host in hosts for name in names]
 
-    def assert_no_changes(self, hosts=None) -> None:
-        changed = self.changed_operations(hosts)
+    def assert_no_changes(self, hosts=None, ignore=()) -> None:
+        """Fails naming every changed operation ("host: name"), except those listed in `ignore`."""
+        changed = [operation for operation in self.changed_operations(hosts) if operation not in ignore]
         verb = "would change" if self.dry else "changed"
         assert not changed, f"{len(changed)} operations {verb}:\n  " + "\n  ".join(changed)
 
@@ -273,6 +284,11 @@ class Platform:
         assert result.returncode == 0, f"destroy failed:\n{result.output}"
         self._deployed = None
         self.up()
+
+    def never_completed(self, result: DeployResult) -> list[str]:
+        plan = self.run_deploy("--dry").changed
+        return [f"{host}: {name}" for host in result.failed_hosts for name in plan.get(host, [])
+                if name not in result.completed(host)]
 
     def ensure_deployed(self) -> DeployResult:
         if self._deployed is None:

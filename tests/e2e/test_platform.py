@@ -94,8 +94,7 @@ def test_dry_diff_on_fresh_hosts_shows_the_files_and_changes_nothing(platform, r
 
     result = run_deploy("--dry", "--diff")
 
-    assert result.payload is not None, result.output
-    assert [name for name in result.failed_hosts if name not in platform.names("kong")] == []
+    assert result.payload is not None and result.returncode == 0, result.output[-4000:]
     for name in names:
         assert result.changed.get(name), f"{name}: a fresh host should need changes"
         assert re.search(rf"\[{re.escape(name)}\]\s+Will (create|modify) ", result.stderr), (
@@ -118,19 +117,18 @@ def test_dry_diff_on_deployed_hosts_changes_nothing(platform, deployed, run_depl
 
     result = run_deploy("--dry", "--diff")
 
-    assert result.payload is not None, result.output
-    assert set(result.failed_hosts) <= set(platform.names("kong")), result.output[-4000:]
-    result.assert_no_changes()
-    assert "Will modify" not in result.stderr and "Will create" not in result.stderr
+    assert result.payload is not None and result.returncode == 0, result.output[-4000:]
+    # Kong's host stopped at the image pull in the first deploy: what never ran there is still to do.
+    result.assert_no_changes(ignore=platform.never_completed(deployed))
     for name in names:
+        assert not re.search(rf"\[{re.escape(name)}\]\s+Will (create|modify) ", result.stderr), name
         assert untouched_since_mark(ssh, name) == [], f"{name}: --dry changed files"
 
 
 def test_whole_platform_deploys(platform, deployed):
-    """Honest about Kong: its image cannot be pulled on these machines, so its host fails there."""
-    kong = platform.names("kong")
-    if deployed.failed_hosts and set(deployed.failed_hosts) <= set(kong):
-        reason = [line.strip() for line in deployed.stderr.splitlines()
-                  if any(name in line for name in kong) and "rror" in line]
-        pytest.xfail(f"Kong host stopped (no Docker Hub here): {reason[-1] if reason else 'see output'}")
-    assert deployed.failed_hosts == []
+    """Honest about Kong: its image cannot be pulled on these machines, so its host fails there,
+    with one clear line; anything else failing is a real failure."""
+    pull = [line.strip() for line in deployed.stderr.splitlines() if "cannot pull" in line]
+    if deployed.failed_hosts == platform.names("kong") and pull:
+        pytest.xfail(f"Kong's image cannot be pulled here: {pull[0]}")
+    assert deployed.failed_hosts == [], deployed.output[-4000:]

@@ -1,0 +1,237 @@
+"""The database host and the backends on real local hosts (issue 3, "What it must show").
+
+Shares the session's deployed hosts (tests/e2e/conftest.py). Tests that change the platform
+(a new commit, a third backend, a bad health path) put it back in a converged state.
+"""
+
+import http.client
+import json
+import re
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from tests.e2e.conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+
+APP_PORT = 8080
+COUNTS_PATH = "/despachos/reporte/"
+PG_PROBE = r"""
+import socket, struct, sys
+user, database, host = sys.argv[1], sys.argv[2], sys.argv[3]
+body = struct.pack("!i", 196608) + b"".join(k.encode() + b"\0" + v.encode() + b"\0"
+                                            for k, v in (("user", user), ("database", database))) + b"\0"
+connection = socket.create_connection((host, 5432), timeout=10)
+connection.sendall(struct.pack("!i", len(body) + 4) + body)
+kind = connection.recv(1)
+rest = connection.recv(4096)
+if kind == b"R":
+    print("auth-requested", struct.unpack("!i", rest[4:8])[0])
+else:
+    print("refused", rest.decode(errors="replace"))
+"""
+
+
+def get(address: str, path: str, host_header: str | None = None) -> tuple[int, str]:
+    connection = http.client.HTTPConnection(address, APP_PORT, timeout=15)
+    connection.request("GET", path, headers={"Host": host_header or address})
+    response = connection.getresponse()
+    return response.status, response.read().decode()
+
+
+def counts(platform) -> dict:
+    """The row counts every backend reads from PostgreSQL (they must agree)."""
+    answers = {}
+    for name in platform.names("backend"):
+        status, body = get(platform.address(name), COUNTS_PATH)
+        assert status == 200, f"{name}: {COUNTS_PATH} answered {status}: {body[:300]}"
+        answers[name] = json.loads(body)
+    assert len({json.dumps(value, sort_keys=True) for value in answers.values()}) == 1, answers
+    return next(iter(answers.values()))
+
+
+def deploy_ok(platform, run_deploy, *args):
+    result = run_deploy(*args)
+    assert result.payload is not None, result.output[-4000:]
+    bad = [name for name in result.failed_hosts if name not in platform.names("kong")]
+    assert not bad, result.output[-6000:]
+    return result
+
+
+def ours(platform):
+    return platform.names("db") + platform.names("backend")
+
+
+def main_pid(ssh, name) -> int:
+    code, out = ssh(name, "systemctl show -p MainPID --value sprint2-app")
+    assert code == 0, out
+    return int(out.strip())
+
+
+def test_both_backends_serve_the_app_with_data_from_postgresql(platform, deployed):
+    data = counts(platform)
+    assert data["productos"] > 0 and data["pedidos"] > 0 and data["despachos"] > 0, data
+    for name in platform.names("backend"):
+        assert get(platform.address(name), "/health-check/") == (200, "ok")
+        # DEBUG is off and an unknown Host is refused: the deploy's settings module is in force.
+        status, _ = get(platform.address(name), "/health-check/", host_header="evil.example")
+        assert status == 400
+
+
+def test_the_database_listens_privately_with_the_configured_connections(platform, deployed, ssh):
+    (db,) = platform.names("db")
+    code, out = ssh(db, "ss -ltnH | awk '{print $4}' | grep ':5432$' | sort")
+    assert code == 0 and set(out.split()) == {"127.0.0.1:5432", f"{platform.address(db)}:5432"}, out
+    code, out = ssh(db, "cd / && runuser -u postgres -- psql -XtAc 'SHOW max_connections'")
+    assert out.strip() == "2000", out
+    code, hba = ssh(db, "cat /etc/postgresql/*/main/pg_hba.conf")
+    rules = [line.split() for line in hba.splitlines() if line.strip() and not line.startswith("#")]
+    assert not [rule for rule in rules if "trust" in rule or "0.0.0.0/0" in rule], hba
+    app_rules = sorted(rule[3] for rule in rules if rule[1:3] == ["dispatch_db", "dispatch_user"])
+    assert app_rules == sorted(f"{platform.address(name)}/32" for name in platform.names("backend"))
+
+
+def test_only_backends_reach_postgresql_as_the_app_user(platform, deployed, ssh):
+    (db,) = platform.names("db")
+    probe = f"python3 -c '{PG_PROBE}' dispatch_user dispatch_db {platform.address(db)}"
+    for kong in platform.names("kong"):
+        code, out = ssh(kong, probe)
+        assert "refused" in out and "pg_hba.conf" in out, out
+    for name in platform.names("backend"):
+        code, out = ssh(name, probe)
+        assert out.strip() == "auth-requested 10", out  # 10 = SASL: scram-sha-256, no trust
+        # And the app's own credentials work from there (a real query through Django).
+        code, out = ssh(name, "/usr/local/sbin/sprint2-run --quiet "
+                              "'python /srv/sprint2/conf/deploy_marker.py get populated'")
+        assert code == 0 and out.strip().startswith("by-"), out
+
+
+def test_secrets_are_in_no_tracked_file_no_command_line_and_a_root_only_env_file(platform, deployed, ssh):
+    secrets = yaml.safe_load((platform.home / "secrets.yml").read_text())
+    values = [secrets["db_password"], secrets["django_secret_key"]]
+    for value in values:
+        found = subprocess.run(["git", "grep", "-l", "-F", value], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        assert found.stdout == "", f"a secret is in tracked files: {found.stdout}"
+    for name in ours(platform) + platform.names("kong"):
+        code, out = ssh(name, "ps -eo args")
+        assert code == 0 and not [value for value in values if value in out], f"{name}: a secret in ps"
+    for name in platform.names("backend"):
+        code, out = ssh(name, "stat -c '%a %U %G' /etc/sprint2/env /etc/sprint2")
+        assert out.split("\n")[:2] == ["600 root root", "700 root root"], out
+        code, out = ssh(name, "runuser -u sprint2 -- cat /etc/sprint2/env")
+        assert code != 0, "the app user can read the env file"
+    (db,) = platform.names("db")
+    code, out = ssh(db, "cd / && runuser -u postgres -- psql -XtAc "
+                        "\"SELECT rolpassword FROM pg_authid WHERE rolname = 'dispatch_user'\"")
+    assert out.startswith("SCRAM-SHA-256$"), out
+
+
+def test_a_killed_gunicorn_master_is_back_within_5_seconds(platform, deployed, ssh):
+    name = platform.names("backend")[0]
+    before = main_pid(ssh, name)
+    assert ssh(name, f"kill -9 {before}")[0] == 0
+    started = time.monotonic()
+    while time.monotonic() - started < 5:
+        try:
+            if main_pid(ssh, name) not in (0, before) and get(platform.address(name), "/health-check/")[0] == 200:
+                break
+        except OSError:
+            pass
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"{name}: gunicorn not back within 5 s")
+    assert time.monotonic() - started < 5
+
+
+def test_the_app_recovers_by_itself_when_postgresql_restarts(platform, deployed, ssh):
+    (db,) = platform.names("db")
+    assert ssh(db, "systemctl restart postgresql")[0] == 0
+    time.sleep(1)
+    counts(platform)
+
+
+def test_a_backup_appears_and_restores_into_an_empty_database(platform, deployed, ssh):
+    (db,) = platform.names("db")
+    code, out = ssh(db, "systemctl start sprint2-db-backup.service && ls -1t /var/backups/postgresql | head -1")
+    assert code == 0, out
+    latest = out.strip().splitlines()[-1]
+    assert re.fullmatch(r"dispatch_db-\d{8}T\d{6}Z\.sql\.gz", latest), out
+    code, out = ssh(db, f"stat -c '%a %U' /var/backups/postgresql /var/backups/postgresql/{latest}")
+    assert out.split("\n")[:2] == ["700 postgres", "600 postgres"], out
+    restore = (
+        "cd / && runuser -u postgres -- dropdb --if-exists restore_check && "
+        "runuser -u postgres -- createdb restore_check && "
+        f"gunzip -c /var/backups/postgresql/{latest} | runuser -u postgres -- psql -q -X -v ON_ERROR_STOP=1 "
+        "-d restore_check >/dev/null && "
+        "runuser -u postgres -- psql -XtA -d restore_check -c 'SELECT count(*) FROM pedidos_producto' && "
+        "runuser -u postgres -- dropdb restore_check"
+    )
+    code, out = ssh(db, restore)
+    assert code == 0, out
+    assert int(out.strip().splitlines()[-1]) == counts(platform)["productos"]
+
+
+def test_a_wrong_health_path_fails_the_deploy_with_one_line(platform, run_deploy, deployed, ssh):
+    platform.write_config(gateway={"health_path": "/no-such-page/"})
+    try:
+        result = run_deploy("--limit", "backends")
+    finally:
+        platform.write_config()
+    assert result.returncode != 0
+    first = platform.names("backend")[0]
+    lines = [line for line in result.output.splitlines()
+             if f"{first}: health check GET /no-such-page/ answered 404" in line]
+    assert lines, result.output[-3000:]
+    assert "gateway.health_path" in lines[0]
+
+
+def test_a_new_commit_is_deployed_migrated_once_and_restarted(platform, run_deploy, app_repo, deployed, ssh):
+    backends = platform.names("backend")
+    rows = counts(platform)
+    pids = {name: main_pid(ssh, name) for name in backends}
+    migrations = {name: ssh(name, "grep -c 'run: python manage.py migrate' /var/log/backend.log")[1].strip()
+                  for name in backends}
+    models = (app_repo.work / "pedidos" / "models.py").read_text()
+    sha = app_repo.push_commit("Pedido: nota", {"pedidos/models.py": models.replace(
+        "    creado = models.DateTimeField(auto_now_add=True)",
+        "    creado = models.DateTimeField(auto_now_add=True)\n"
+        "    nota = models.CharField(max_length=50, blank=True, default='')")})
+
+    deploy_ok(platform, run_deploy)
+
+    for name in backends:
+        assert ssh(name, "git -c safe.directory='*' -C /srv/sprint2/app rev-parse HEAD")[1].strip() == sha
+        assert main_pid(ssh, name) != pids[name], f"{name}: not restarted"
+        after = ssh(name, "grep -c 'run: python manage.py migrate' /var/log/backend.log")[1].strip()
+        expected = int(migrations[name] or 0) + (1 if name == backends[0] else 0)
+        assert int(after or 0) == expected, f"{name}: migrate ran {after} times, expected {expected}"
+    (db,) = platform.names("db")
+    code, out = ssh(db, "cd / && runuser -u postgres -- psql -XtA -d dispatch_db -c "
+                        "\"SELECT column_name FROM information_schema.columns WHERE table_name = 'pedidos_pedido'\"")
+    assert "nota" in out.split(), out
+    assert counts(platform) == rows  # populate did not run again
+
+    again = deploy_ok(platform, run_deploy)
+    again.assert_no_changes(hosts=ours(platform))
+
+
+def test_a_third_backend_is_set_up_without_repopulating(platform, run_deploy, rewrite_config, deployed, ssh):
+    rows = counts(platform)
+    added = rewrite_config(backends=["a", "b", "c"])
+    assert added.returncode == 0, added.output
+    try:
+        deploy_ok(platform, run_deploy)
+        assert len(platform.names("backend")) == 3
+        assert counts(platform) == rows
+        third = platform.names("backend")[-1]
+        code, out = ssh(third, "grep -c 'run: python' /var/log/backend.log || true")
+        assert "populate" not in ssh(third, "cat /var/log/backend.log")[1]
+        (db,) = platform.names("db")
+        assert f"{platform.address(third)}/32" in ssh(db, "cat /etc/postgresql/*/main/pg_hba.conf")[1]
+    finally:
+        removed = rewrite_config()
+        assert removed.returncode == 0, removed.output
+        deploy_ok(platform, run_deploy)  # pg_hba.conf and Kong forget the removed backend
