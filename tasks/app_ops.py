@@ -13,7 +13,7 @@ import shlex
 from io import StringIO
 
 from pyinfra import host
-from pyinfra.api import FactBase, FileUploadCommand, OperationError, operation
+from pyinfra.api import FactBase, FileUploadCommand, operation
 from pyinfra.context import state
 from pyinfra.facts.files import File, Sha256File
 
@@ -26,6 +26,12 @@ def log_event(layout: Layout, message: str) -> str:
     """A command appending one line to the deploy log (/var/log/backend.log)."""
     line = shlex.quote(message)
     return f"printf '%s %s\\n' \"$(date -u +%Y-%m-%dT%H:%M:%SZ)\" {line} >> {layout.deploy_log}"
+
+
+def fail(message: str) -> str:
+    """A command that fails the operation with one line: pyinfra prints it under the host's name
+    (raising in an operation would print a traceback instead)."""
+    return f"echo {shlex.quote(message)} >&2; exit 1"
 
 
 def run_app(layout: Layout, command: str, quiet: bool = False) -> str:
@@ -183,11 +189,12 @@ def app_checkout(repo: str, ref: str, layout: Layout = LAYOUT):
         host.noop(f"{repo} is cloned at {ref} once git is installed")
         return
     if isinstance(refs, dict) and refs.get("error"):
-        raise OperationError(f"{host.name}: cannot read app_repo {repo}: {refs['error']}")
+        yield fail(f"{host.name}: cannot read app_repo {repo}: {refs['error']}")
+        return
     target = resolve_ref(refs, ref)
     if target is None and not HEX.match(ref):
-        raise OperationError(f"{host.name}: app_ref {ref!r} is neither a branch nor a tag of {repo}, "
-                             f"nor a commit id")
+        yield fail(f"{host.name}: app_ref {ref!r} is neither a branch nor a tag of {repo}, nor a commit id")
+        return
     wanted = target or ref
     if current and current["commit"].startswith(wanted) and current["origin"] == repo:
         host.noop(f"{path} is at {current['commit'][:12]} ({ref})")
@@ -237,7 +244,8 @@ def app_collectstatic(layout: Layout = LAYOUT):
     checkout = host.get_fact(GitCheckout, path=layout.checkout)
     if checkout is None:
         if state.is_executing:
-            raise OperationError(f"{host.name}: no checkout in {layout.checkout}")
+            yield fail(f"{host.name}: no checkout in {layout.checkout}")
+            return
         host.noop("static files are collected after the checkout")
         return
     stamp = host.get_fact(FileText, path=layout.static_stamp)
@@ -258,9 +266,11 @@ def app_setup(commands: list[str], layout: Layout = LAYOUT):
         host.noop("the setup commands run after the install")
         return
     if checkout is None:
-        raise OperationError(f"{host.name}: no checkout in {layout.checkout}")
+        yield fail(f"{host.name}: no checkout in {layout.checkout}")
+        return
     if marker.get("error"):
-        raise OperationError(f"{host.name}: cannot read the deploy marker from the database: {marker['error']}")
+        yield fail(f"{host.name}: cannot read the deploy marker from the database: {marker['error']}")
+        return
     if marker.get("value") == checkout["commit"]:
         host.noop(f"the database is set up for {checkout['commit'][:12]}")
         return
@@ -276,7 +286,8 @@ def app_populate(commands: list[str], layout: Layout = LAYOUT):
     marker = host.get_fact(DeployMarker, marker="populated")
     if marker.get("error"):
         if state.is_executing:
-            raise OperationError(f"{host.name}: cannot read the deploy marker from the database: {marker['error']}")
+            yield fail(f"{host.name}: cannot read the deploy marker from the database: {marker['error']}")
+            return
         host.noop("the populate commands run after the install, once")
         return
     if marker.get("value"):
@@ -293,7 +304,6 @@ def check_health(address: str, port: int, path: str, backend: str):
 
     Reads only: it yields no command, so it never counts as a change.
     """
-    yield from ()  # an operation must be a generator, even one that never yields a command
     if not state.is_executing:
         host.noop(f"{path} is checked after the deploy")
         return
@@ -305,4 +315,4 @@ def check_health(address: str, port: int, path: str, backend: str):
             "answers 404 on /despachos/reporte/; /health-check/ answers 200), or pin app_ref")
     if not isinstance(status, int):
         hint = f"the app does not answer: journalctl -u {LAYOUT.service}, /var/log/django.log"
-    raise OperationError(f"{backend}: health check GET {path} answered {status}; {hint}")
+    yield fail(f"{backend}: health check GET {path} answered {status}; {hint}")

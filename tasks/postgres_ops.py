@@ -10,7 +10,7 @@ import shlex
 from io import StringIO
 
 from pyinfra import host
-from pyinfra.api import FactBase, OperationError, operation
+from pyinfra.api import FactBase, operation
 from pyinfra.context import state
 from pyinfra.operations import files
 
@@ -81,7 +81,8 @@ def cluster_file(filename: str, content: str, mode: str = "644"):
     cluster = host.get_fact(PostgresCluster)
     if not cluster:
         if state.is_executing:
-            raise OperationError("no PostgreSQL cluster 'main' found after the install (pg_lsclusters)")
+            yield "echo 'no PostgreSQL cluster main found after the install (pg_lsclusters)' >&2; exit 1"
+            return
         host.noop(f"{filename}: written once PostgreSQL is installed (its version decides the folder)")
         return
     yield from files.put._inner(

@@ -181,11 +181,10 @@ def test_a_wrong_health_path_fails_the_deploy_with_one_line(platform, run_deploy
     finally:
         platform.write_config()
     assert result.returncode != 0
-    first = platform.names("backend")[0]
-    lines = [line for line in result.output.splitlines()
-             if f"{first}: health check GET /no-such-page/ answered 404" in line]
+    lines = [line.strip() for line in result.output.splitlines()
+             if re.search(r"\] e2e-backend-\w+: health check GET /no-such-page/ answered 404; ", line)]
     assert lines, result.output[-3000:]
-    assert "gateway.health_path" in lines[0]
+    assert "gateway.health_path" in lines[0] and "/health-check/" in lines[0]
 
 
 def test_a_new_commit_is_deployed_migrated_once_and_restarted(platform, run_deploy, app_repo, deployed, ssh):
