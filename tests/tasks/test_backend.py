@@ -195,6 +195,16 @@ def test_after_a_new_checkout_static_files_and_migrations_follow_the_commit():
         f"/usr/local/sbin/sprint2-run 'python /srv/sprint2/conf/deploy_marker.py set setup {NEW}'")
 
 
+def test_migrations_come_after_every_database_operation():
+    # pyinfra runs the groups' operations interleaved by position (a topological sort of each host's
+    # list, taken in waves), not database first: the setup must sit later than the database's last step.
+    from tests.tasks.test_database import OPS as DATABASE_OPS
+
+    settings = settings_from({})
+    run = deploy(host_facts(settings), settings)
+    assert run.names.index(SETUP) >= len(DATABASE_OPS)
+
+
 def test_the_second_backend_never_runs_setup_or_populate():
     settings = settings_from({})
     me = {"private_ip": "10.0.1.11", "name": "des-backend-c", "ssh_hostname": "3.80.1.11"}
