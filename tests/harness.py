@@ -24,8 +24,8 @@ every command succeeds.
         other_hosts={"backends": [("des-backend-a", {"private_ip": "10.0.0.11"})]},
         kwargs={"settings": settings},                # passed to the deploy function
     )
-    run.op("Ensure Docker is installed").changes      # -> True
-    run.op("Upload Kong's config").uploads            # -> {"/opt/kong/...": "...file text..."}
+    run.op("Ensure the Docker engine is installed").changes  # -> True
+    run.op("Upload the candidate Kong config").uploads  # -> {"/opt/kong/...": "...file text..."}
     run.changed                                       # names of the operations that change
 
 Fact keys: a fact called with arguments is looked up by "name=value" pairs of the arguments that
