@@ -141,8 +141,18 @@ def is_running(name: str, pid: int | None) -> bool:
     return command[:1] == [b"systemd-nspawn"] and f"--machine={name}".encode() in command
 
 
+def find_pid(name: str) -> int | None:
+    """The systemd-nspawn running this host, found by name (e.g. left by a run whose state is lost)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and is_running(name, int(entry.name)):
+            return int(entry.name)
+    return None
+
+
 def stop(hosts: dict[str, int | None], timeout: float = 30) -> None:
-    """Power the hosts off (SIGTERM makes nspawn shut systemd down cleanly); SIGKILL after timeout."""
+    """Power the hosts off (SIGTERM makes nspawn shut systemd down cleanly); SIGKILL after timeout.
+    A pid of None means: look the host up by name."""
+    hosts = {name: pid if pid is not None else find_pid(name) for name, pid in hosts.items()}
     alive = {name: pid for name, pid in hosts.items() if is_running(name, pid)}
     for pid in alive.values():
         os.kill(pid, signal.SIGTERM)
