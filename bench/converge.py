@@ -2,7 +2,7 @@
 
   python bench/converge.py --backends 2 4 [--template templates/backend/gunicorn.conf.py.j2]
 
-For each count: provision fresh local hosts (prefix `bench`, subnet 10.79.0.0/24), then time
+For each count: provision fresh local hosts (prefix `bench`, subnet 10.85.0.0/24), then time
   1. a fresh converge        pyinfra -y inventory.py deploy.py on new hosts
   2. a no-change re-run      the same again
   3. a template change       the same after one template gained a line (in a copy of the project)
@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from tests.e2e.conftest import AppRepo  # noqa: E402
 
-SUBNET = "10.79.0.0/24"
-ADDRESS = "10.79.0.1"
+SUBNET = "10.85.0.0/24"
+ADDRESS = "10.85.0.1"
 KEYS = "abcdefghijklmnopqrstuvwxyz"
 SKIP = shutil.ignore_patterns(".venv", ".git", ".deploy", "__pycache__", ".pytest_cache", "config.yml")
 

@@ -1,7 +1,8 @@
 """End-to-end harness: real local hosts (systemd-nspawn), the real provision.py and pyinfra CLIs.
 
 One session provisions hosts once (prefix `e2e`, subnet 10.78.0.0/24, so dev hosts on 10.77 are
-never touched), serves the test app (tests/testapp) from a git daemon on the bridge address, and
+never touched; E2E_PREFIX and E2E_SUBNET override both, e.g. to run two sessions at once: a lock
+per prefix and per subnet refuses a collision), serves the test app (tests/testapp) from a git daemon on the bridge address, and
 ALWAYS destroys the hosts and stops the daemon at the end, also on failure or Ctrl-C.
 Needs root, systemd-nspawn, debootstrap and iptables (see test-hosts notes); no skipping.
 
@@ -22,7 +23,7 @@ Fixtures (names are stable; other e2e modules rely on them):
                              cannot be pulled here, so the kong host may be in result.failed_hosts.
                              Hosts added later (rewrite_config) are not deployed by it: run_deploy().
 
-Platform: .home (DEPLOY_HOME), .config_path, .env (for subprocesses), .base_config (dict),
+Platform: .prefix, .ip(last_octet) (an address in the subnet), .home (DEPLOY_HOME), .config_path, .env (for subprocesses), .base_config (dict),
   .hosts (name -> state record, read fresh), .names(role) ("db" | "backend" | "kong"),
   .address(name), .write_config(**overrides) (no provisioning), .fresh (no real deploy yet),
   .recreate_hosts() (destroy and provision again: fresh hosts), .ensure_deployed().
@@ -43,6 +44,8 @@ modules then share its deployed hosts through `deployed`.
 """
 
 import copy
+import fcntl
+import ipaddress
 import json
 import os
 import shutil
@@ -59,10 +62,14 @@ ROOT = Path(__file__).resolve().parents[2]
 TESTAPP = ROOT / "tests" / "testapp"
 PYTHON = sys.executable
 PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
-SUBNET = "10.78.0.0/24"
-BRIDGE_ADDRESS = "10.78.0.1"
+# Two sessions on one prefix or subnet would destroy each other's hosts: override both to run
+# a second session at the same time (a lock refuses a collision).
+PREFIX = os.environ.get("E2E_PREFIX", "e2e")
+SUBNET = os.environ.get("E2E_SUBNET", "10.78.0.0/24")
+BRIDGE_ADDRESS = str(ipaddress.IPv4Network(SUBNET)[1])
+LOCKS = Path("/run/sprint2-stack")
 BASE_CONFIG = {
-    "project_prefix": "e2e",
+    "project_prefix": PREFIX,
     "local_subnet": SUBNET,
     "backends": ["a", "b"],
     "app_repo": f"git://{BRIDGE_ADDRESS}/testapp.git",
@@ -215,6 +222,7 @@ class Platform:
     def __init__(self, base: Path):
         self.home = base / "deploy-home"
         self.config_path = base / "config.yml"
+        self.prefix = PREFIX
         self.base_config = copy.deepcopy(BASE_CONFIG)
         self.env = {**os.environ, "DEPLOY_HOME": str(self.home), "DEPLOY_CONFIG": str(self.config_path),
                     "PYTHONUNBUFFERED": "1"}
@@ -261,6 +269,9 @@ class Platform:
     def hosts(self) -> dict:
         path = self.home / "state.json"
         return json.loads(path.read_text())["hosts"] if path.exists() else {}
+
+    def ip(self, last_octet: int) -> str:
+        return str(ipaddress.IPv4Network(SUBNET)[last_octet])
 
     def names(self, role: str) -> list[str]:
         return sorted(name for name, host in self.hosts.items() if host["role"] == role)
@@ -310,8 +321,25 @@ def _merge(base: dict, overrides: dict) -> dict:
     return merged
 
 
+def _lock(what: str):
+    """Hold an exclusive lock for the session, or stop with one line saying what collides."""
+    LOCKS.mkdir(parents=True, exist_ok=True)
+    handle = open(LOCKS / f"e2e-{what.replace('/', '_')}.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        pytest.exit(f"another e2e session (pid {handle.read().strip() or '?'}) uses {what}: wait for it, or "
+                    f"set E2E_PREFIX and E2E_SUBNET (e.g. E2E_PREFIX=e2e2 E2E_SUBNET=10.88.0.0/24)", returncode=3)
+    handle.truncate(0)
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory):
+    locks = [_lock(f"prefix {PREFIX}"), _lock(f"subnet {SUBNET}")]  # noqa: F841 (held until exit)
     platform = Platform(tmp_path_factory.mktemp("e2e"))
     saved = {key: os.environ.get(key) for key in ("DEPLOY_HOME", "DEPLOY_CONFIG")}
     os.environ.update(DEPLOY_HOME=str(platform.home), DEPLOY_CONFIG=str(platform.config_path))

@@ -31,6 +31,7 @@ def test_second_provision_changes_nothing(platform, provision):
 
 
 def test_provision_dry_prints_the_plan_and_changes_nothing(platform, provision):
+    p = platform.prefix
     before = platform.hosts
     platform.write_config(backends=["b", "c"])
     try:
@@ -39,31 +40,32 @@ def test_provision_dry_prints_the_plan_and_changes_nothing(platform, provision):
         platform.write_config()
 
     assert result.returncode == 0, result.output
-    assert "+ create e2e-backend-c  (backend, 10.78.0.20)" in result.stdout
-    assert "- destroy e2e-backend-a  (backend, 10.78.0.20)" in result.stdout
+    assert f"+ create {p}-backend-c  (backend, {platform.ip(20)})" in result.stdout
+    assert f"- destroy {p}-backend-a  (backend, {platform.ip(20)})" in result.stdout
     assert "Plan: 1 to create, 0 to start, 1 to destroy, 3 unchanged." in result.stdout
     assert platform.hosts == before
 
 
 def test_adding_a_backend_creates_only_it_and_removing_it_needs_confirmation(platform, provision, ssh):
+    p, c = platform.prefix, f"{platform.prefix}-backend-c"
     before = {name: host["local"]["pid"] for name, host in platform.hosts.items()}
 
     added = platform.rewrite_config(backends=["a", "b", "c"])
     assert added.returncode == 0, added.output
-    assert "e2e-backend-c (10.78.0.22) answers SSH" in added.stdout
-    assert ssh("e2e-backend-c", "hostname") == (0, "e2e-backend-c\n")
+    assert f"{c} ({platform.ip(22)}) answers SSH" in added.stdout
+    assert ssh(c, "hostname") == (0, f"{c}\n")
     assert {name: platform.hosts[name]["local"]["pid"] for name in before} == before
 
     platform.write_config()
     refused = provision()  # no terminal, no --yes: must not destroy
     assert refused.returncode == 1
-    assert "refusing to destroy e2e-backend-c without confirmation: re-run with --yes" in refused.stderr
-    assert "e2e-backend-c" in platform.hosts
+    assert f"refusing to destroy {c} without confirmation: re-run with --yes" in refused.stderr
+    assert c in platform.hosts
 
     removed = platform.rewrite_config()
     assert removed.returncode == 0, removed.output
-    assert "destroyed e2e-backend-c (10.78.0.22)" in removed.stdout
-    assert sorted(platform.hosts) == ["e2e-backend-a", "e2e-backend-b", "e2e-db", "e2e-kong"]
+    assert f"destroyed {c} ({platform.ip(22)})" in removed.stdout
+    assert sorted(platform.hosts) == [f"{p}-backend-a", f"{p}-backend-b", f"{p}-db", f"{p}-kong"]
 
 
 @pytest.mark.parametrize("config, key", [
