@@ -169,8 +169,13 @@ def secret_file(path: str, content: str, user: str = "root", group: str = "root"
         host.noop(f"{path} is up to date")
         return
     yield f"install -m {mode} -o {user} -g {group} /dev/null {path}.new"
-    yield FileUploadCommand(StringIO(content), f"{path}.new",
-                            remote_temp_filename=host.get_temp_filename(path))
+    temporary = host.get_temp_filename(path)
+    ssh_user = host.data.get("ssh_user")
+    if ssh_user and ssh_user != "root":
+        # With sudo, pyinfra uploads to a temporary file first (SFTP as the SSH user) and copies it:
+        # create that file private beforehand, so the secret is never world-readable in /tmp.
+        yield f"install -m 600 -o {ssh_user} /dev/null {temporary}"
+    yield FileUploadCommand(StringIO(content), f"{path}.new", remote_temp_filename=temporary)
     yield f"chmod {mode} {path}.new && chown {user}:{group} {path}.new && mv -f {path}.new {path}"
 
 

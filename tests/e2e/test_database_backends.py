@@ -13,7 +13,7 @@ import time
 import pytest
 import yaml
 
-from tests.e2e.conftest import ROOT
+from tests.e2e.conftest import PREFIX, ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -153,6 +153,36 @@ def test_the_app_recovers_by_itself_when_postgresql_restarts(platform, deployed,
     counts(platform)
 
 
+def test_a_rebooted_backend_serves_again_without_a_deploy(platform, provision, deployed, ssh):
+    name = platform.names("backend")[-1]
+    pid = platform.hosts[name]["local"]["pid"]
+    ssh(name, "systemctl reboot")
+    for _ in range(100):  # a local host powers off on reboot; provision.py boots it again
+        if not _alive(pid):
+            break
+        time.sleep(0.2)
+    started = provision("--yes")
+    assert started.returncode == 0 and f"started {name}" in started.output, started.output
+    for _ in range(120):
+        try:
+            if get(platform.address(name), "/health-check/")[0] == 200:
+                break
+        except OSError:
+            pass
+        time.sleep(0.5)
+    else:
+        pytest.fail(f"{name}: the app does not answer 60 s after boot")
+    counts(platform)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return b"nspawn" in handle.read()
+    except OSError:
+        return False
+
+
 def test_a_backup_appears_and_restores_into_an_empty_database(platform, deployed, ssh):
     (db,) = platform.names("db")
     code, out = ssh(db, "systemctl start sprint2-db-backup.service && ls -1t /var/backups/postgresql | head -1")
@@ -182,7 +212,7 @@ def test_a_wrong_health_path_fails_the_deploy_with_one_line(platform, run_deploy
         platform.write_config()
     assert result.returncode != 0
     lines = [line.strip() for line in result.output.splitlines()
-             if re.search(r"\] e2e-backend-\w+: health check GET /no-such-page/ answered 404; ", line)]
+             if re.search(rf"\] {PREFIX}-backend-\w+: health check GET /no-such-page/ answered 404; ", line)]
     assert lines, result.output[-3000:]
     assert "gateway.health_path" in lines[0] and "/health-check/" in lines[0]
 

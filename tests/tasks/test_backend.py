@@ -169,6 +169,15 @@ def test_secrets_go_only_into_the_root_only_environment_file():
     assert write[2] == "chmod 600 /etc/sprint2/env.new && chown root:root /etc/sprint2/env.new && mv -f /etc/sprint2/env.new /etc/sprint2/env"
 
 
+def test_with_sudo_the_temporary_upload_is_private_before_the_secret_is_written():
+    settings = settings_from({})
+    me = dict(ME, ssh_user="ubuntu", _sudo=True)
+    run = deploy(host_facts(settings, env="old\n"), settings, me=me)
+    write = run.op("Write the app's secrets to its root-only environment file").commands
+    assert write[1].startswith("install -m 600 -o ubuntu /dev/null /tmp/pyinfra-")
+    assert write[2] == "upload /etc/sprint2/env.new"
+
+
 def test_a_new_commit_on_the_branch_is_checked_out_and_restarted():
     settings = settings_from({})
     run = deploy(host_facts(settings, remote=NEW), settings)
