@@ -15,15 +15,20 @@ from stack.errors import UserError
 
 MACHINES = Path("/var/lib/sprint2-stack/machines")
 
-# Extra systemd-nspawn flags per role (e.g. what Docker needs on the Kong host).
+# Extra systemd-nspawn flags per role. On a cgroup-v1 machine Docker inside a host needs the
+# writable cgroup tree and the keyring syscalls (measured: shared notes docker-in-nspawn.md). The
+# cost, a guest that can write this machine's cgroup tree, is paid by the Kong host only.
 ROLE_FLAGS: dict[str, tuple[str, ...]] = {"db": (), "backend": (), "kong": ()}
+CGROUP_V1_ROLE_FLAGS: dict[str, tuple[str, ...]] = {
+    "kong": ("--bind=/sys/fs/cgroup", "--system-call-filter=add_key keyctl request_key"),
+}
 
 
 def machine_dir(name: str) -> Path:
     return MACHINES / name
 
 
-def boot_command(name: str, root: str, bridge: str, role: str) -> list[str]:
+def boot_command(name: str, root: str, bridge: str, role: str, cgroup_v1: bool = False) -> list[str]:
     """The systemd-nspawn command that boots one host with systemd as PID 1 on the bridge.
 
     --register=no --keep-unit: this machine has no system bus for machined to register with.
@@ -35,7 +40,13 @@ def boot_command(name: str, root: str, bridge: str, role: str) -> list[str]:
         "--register=no", "--keep-unit", f"--network-bridge={bridge}",
         "--resolv-conf=off", "--link-journal=no", "--console=read-only",
         *ROLE_FLAGS.get(role, ()),
+        *(CGROUP_V1_ROLE_FLAGS.get(role, ()) if cgroup_v1 else ()),
     ]
+
+
+def has_cgroup_v1() -> bool:
+    """True when /sys/fs/cgroup is the v1 layout (a tmpfs of controllers), not the unified cgroup2."""
+    return not Path("/sys/fs/cgroup/cgroup.controllers").exists()
 
 
 def network_file(address: str, prefixlen: int, gateway: str, nameservers: list[str]) -> str:
@@ -121,7 +132,7 @@ def _copy_certificates(root: Path) -> None:
 def start(name: str, root: Path, bridge: str, role: str) -> int:
     """Boot the host in the background, detached so it outlives provision.py; returns the pid."""
     log = open(machine_dir(name) / "console.log", "ab")
-    process = subprocess.Popen(boot_command(name, str(root), bridge, role), stdin=subprocess.DEVNULL,
+    process = subprocess.Popen(boot_command(name, str(root), bridge, role, has_cgroup_v1()), stdin=subprocess.DEVNULL,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
     return process.pid

@@ -9,6 +9,13 @@ def test_boot_command():
         "--console=read-only"]
 
 
+def test_on_cgroup_v1_the_kong_host_gets_what_docker_needs():
+    assert boot_command("des-kong", "/r", "br-des", "kong", cgroup_v1=True)[-2:] == [
+        "--bind=/sys/fs/cgroup", "--system-call-filter=add_key keyctl request_key"]
+    assert boot_command("des-kong", "/r", "br-des", "kong", cgroup_v1=False)[-1] == "--console=read-only"
+    assert boot_command("des-db", "/r", "br-des", "db", cgroup_v1=True)[-1] == "--console=read-only"
+
+
 def test_boot_command_adds_the_flags_of_the_role(monkeypatch):
     monkeypatch.setitem(machines.ROLE_FLAGS, "kong", ("--capability=all",))
     assert boot_command("des-kong", "/r", "br-des", "kong")[-1] == "--capability=all"
