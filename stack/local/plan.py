@@ -18,7 +18,7 @@ def make_plan(wanted: dict[str, tuple[str, str | None]], addresses: dict[str, st
     """Wanted hosts in settings order (create, start or keep), then recorded hosts no longer wanted."""
     steps = []
     for name, (role, _key) in wanted.items():
-        if name not in recorded:
+        if name not in recorded or recorded[name].get("local", {}).get("incomplete"):
             action = "create"
         elif name in running:
             action = "keep"

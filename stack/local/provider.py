@@ -113,22 +113,28 @@ def apply(settings: Settings, options: Options) -> int:
         if step.action not in ("create", "start"):
             continue
         host_started = time.monotonic()
+        machines.stop({step.name: None})  # a stray copy left by an interrupted run
         if step.action == "create":
-            machines.stop({step.name: None})
-            machines.remove(step.name)  # leftovers of an interrupted run
+            machines.remove(step.name)
+        role, backend_key = wanted[step.name]
+        # Recorded before anything exists, so an interrupted run leaves nothing unrecorded;
+        # "incomplete" makes the next apply create it again and destroy remove it.
+        record = state["hosts"][step.name] = {
+            "role": role, "key": backend_key, "private_ip": step.address, "public_ip": step.address,
+            "ssh_user": "root", "ssh_key": str(key), "ssh_port": 22,
+            "local": {"pid": None, "dir": str(machines.machine_dir(step.name)),
+                      "root": str(machines.machine_dir(step.name) / "root"), "incomplete": True},
+        }
+        save_state(state)
         root = machines.mount_root(step.name, base)
         if step.action == "create":
             public_keys = machines.write_host_files(
                 root, step.name, step.address, ipaddress.IPv4Network(subnet).prefixlen,
                 network.gateway_address(subnet), nameservers, Path(f"{key}.pub").read_text())
             _trust_host_keys(step.address, public_keys)
-        pid = machines.start(step.name, root, bridge, step.role)
-        role, backend_key = wanted[step.name]
-        state["hosts"][step.name] = {
-            "role": role, "key": backend_key, "private_ip": step.address, "public_ip": step.address,
-            "ssh_user": "root", "ssh_key": str(key), "ssh_port": 22,
-            "local": {"pid": pid, "dir": str(machines.machine_dir(step.name)), "root": str(root)},
-        }
+        del record["local"]["incomplete"]
+        record["local"]["pid"] = machines.start(step.name, root, bridge, step.role)
+        pid = record["local"]["pid"]
         save_state(state)
         booted[step.name] = step.address
         print(f"{PAST[step.action]} {step.name} ({step.address}), pid {pid}, in {time.monotonic() - host_started:.1f} s",

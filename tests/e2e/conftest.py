@@ -287,7 +287,19 @@ class Platform:
 
     def down(self) -> CommandResult:
         self.app_repo.stop()
-        return self.provision("destroy", "--yes")
+        result = self.provision("destroy", "--yes")
+        self._sweep()
+        return result
+
+    def _sweep(self) -> None:
+        """Remove hosts and the bridge an interrupted provision.py may have left unrecorded."""
+        from stack.local import machines, network
+
+        leftovers = [path.name for path in machines.MACHINES.glob(f"{PREFIX}-*")] if machines.MACHINES.exists() else []
+        machines.stop({name: None for name in leftovers})
+        for name in leftovers:
+            machines.remove(name)
+        network.remove_network(network.bridge_name(PREFIX), SUBNET)
 
     def recreate_hosts(self) -> None:
         """Fresh hosts (destroyed and booted again from the base image); forgets the deploy."""
@@ -321,6 +333,10 @@ def _merge(base: dict, overrides: dict) -> dict:
     return merged
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def _lock(what: str):
     """Hold an exclusive lock for the session, or stop with one line saying what collides."""
     LOCKS.mkdir(parents=True, exist_ok=True)
@@ -340,6 +356,7 @@ def _lock(what: str):
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory):
     locks = [_lock(f"prefix {PREFIX}"), _lock(f"subnet {SUBNET}")]  # noqa: F841 (held until exit)
+    signal.signal(signal.SIGTERM, _interrupt)  # a CI timeout sends SIGTERM: still tear down
     platform = Platform(tmp_path_factory.mktemp("e2e"))
     saved = {key: os.environ.get(key) for key in ("DEPLOY_HOME", "DEPLOY_CONFIG")}
     os.environ.update(DEPLOY_HOME=str(platform.home), DEPLOY_CONFIG=str(platform.config_path))

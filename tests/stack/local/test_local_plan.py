@@ -48,3 +48,9 @@ def test_render_plan_says_when_nothing_changes():
 def test_a_missing_bridge_is_a_change_even_with_every_host_running():
     steps = [Step("keep", "des-db", "db", "10.77.0.10")]
     assert render_plan(steps, ["create bridge br-des"]).endswith("Plan: 0 to create, 0 to start, 0 to destroy, 1 unchanged.")
+
+
+def test_a_host_recorded_but_interrupted_while_created_is_created_again():
+    recorded = {**RECORDED, "des-kong": {"role": "kong", "private_ip": "10.77.0.11", "local": {"incomplete": True}}}
+    steps = make_plan(WANTED, ADDRESSES, recorded, running=set())
+    assert Step("create", "des-kong", "kong", "10.77.0.11") in steps
