@@ -31,6 +31,8 @@ def groups_from_state() -> dict[str, list]:
     """{"db": [(name, data)], "backends": [...], "kong": [...]}; validates settings first."""
     settings = load_settings()
     state = load_state()
+    if state is None:
+        state = _state_from_ec2_tags(settings)
     if not state or not state.get("hosts"):
         raise UserError("no hosts recorded yet: run python provision.py first")
     if state.get("prefix") != settings.project_prefix:
@@ -42,3 +44,14 @@ def groups_from_state() -> dict[str, list]:
     for name, host in sorted(state["hosts"].items()):
         groups[GROUP_OF_ROLE[host["role"]]].append((name, host_data(name, host)))
     return groups
+
+
+def _state_from_ec2_tags(settings) -> dict | None:
+    """No state file: the AWS hosts can still be found by their tags (kept as the new state file)."""
+    from stack.aws.discover import state_from_tags
+    from stack.state import save_state
+
+    state = state_from_tags(settings)
+    if state:
+        save_state(state)
+    return state

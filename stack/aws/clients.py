@@ -5,6 +5,9 @@ Retries use botocore's "standard" mode: throttling and transient errors are retr
 no network from hanging for minutes.
 """
 
+import os
+from pathlib import Path
+
 import boto3
 import botocore.loaders
 import botocore.session
@@ -18,6 +21,9 @@ RETRIES = Config(
     read_timeout=60,
 )
 
+
+# For look-ups that have a fallback (inventory.py without a state file): fail fast.
+QUICK = Config(retries={"mode": "standard", "total_max_attempts": 2}, connect_timeout=5, read_timeout=20)
 
 # Parsing botocore's service models is most of a run's CPU time; one loader (which caches what it
 # parsed) serves every session of the process. Credentials are still looked up per session.
@@ -41,18 +47,29 @@ def check_region(region: str) -> None:
         )
 
 
+def credentials_configured() -> bool:
+    """Whether this machine names AWS credentials (variables or ~/.aws files), without asking
+    anything on the network (botocore's own search ends at the EC2 metadata address)."""
+    if os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"):
+        return True
+    files = (os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
+             os.environ.get("AWS_CONFIG_FILE", "~/.aws/config"))
+    return any(Path(name).expanduser().exists() for name in files)
+
+
 class Clients:
     """Clients for one region, made on first use, one set per provision.py run."""
 
-    def __init__(self, region: str):
+    def __init__(self, region: str, config: Config = RETRIES):
         check_region(region)
         self.region = region
+        self.config = config
         self._session = session(region)
         self._made: dict[str, object] = {}
 
     def make(self, service: str):
         if service not in self._made:
-            self._made[service] = self._session.client(service, config=RETRIES)
+            self._made[service] = self._session.client(service, config=self.config)
         return self._made[service]
 
     @property

@@ -3,11 +3,14 @@
 from botocore.exceptions import ClientError
 
 from stack.aws.alerts import find_alarms, find_subscriptions, find_topic
+from stack.aws.clients import QUICK, Clients, credentials_configured
+from stack.aws.errors import aws_errors
 from stack.aws.groups import actual_rules, find_groups
 from stack.aws.instances import find_instances
 from stack.aws.keys import key_pair_exists, private_key_path
 from stack.aws.network import default_vpc
 from stack.aws.plan import Actual, Instance, key_pair_name, topic_name
+from stack.errors import UserError
 from stack.settings import Settings
 from stack.state import new_state
 
@@ -43,12 +46,27 @@ def host_record(settings: Settings, instance: Instance, role: str, key: str | No
     }
 
 
-def state_from_tags(aws, settings: Settings) -> dict:
-    """A state file rebuilt from EC2 tags alone (for inventory.py when state.json is missing)."""
+def state_from_tags(settings: Settings) -> dict | None:
+    """A state rebuilt from EC2 tags alone, for inventory.py when state.json is missing.
+
+    None when there are no AWS credentials here or no tagged hosts; an AWS failure is a UserError.
+    """
+    if not credentials_configured():
+        return None
+    aws = Clients(settings.region, QUICK)
+    try:
+        with aws_errors():
+            return _state_from_tags(aws, settings)
+    except UserError as error:
+        raise UserError(f"no hosts recorded yet and none found by EC2 tags ({error}): "
+                        "run python provision.py first") from None
+
+
+def _state_from_tags(aws, settings: Settings) -> dict | None:
     state = new_state("aws", settings.project_prefix, aws.region)
     instances, _duplicates = find_instances(aws.ec2, settings.project_prefix)
     for name, instance in sorted(instances.items()):
         if instance.role in ("db", "backend", "kong"):
             state["hosts"][name] = host_record(settings, instance, instance.role, instance.key)
     state["aws"] = {"region": aws.region, "key_name": key_pair_name(settings), "rebuilt_from_tags": True}
-    return state
+    return state if state["hosts"] else None

@@ -45,10 +45,12 @@ def create_group(ec2, prefix: str, name: str, vpc_id: str) -> str:
     )["GroupId"]
 
 
-def authorize(ec2, group_id: str, rule: Rule, text: str, ids: dict[str, str]) -> str | None:
-    """Allow one rule; returns its rule id."""
-    answer = ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[permission_of(rule, ids, text)])
-    return next((entry["SecurityGroupRuleId"] for entry in answer.get("SecurityGroupRules", [])), None)
+def authorize(ec2, group_id: str, rules: dict[Rule, str], ids: dict[str, str]) -> dict[Rule, str]:
+    """Allow the rules (rule -> description) in one call; returns rule -> its rule id."""
+    answer = ec2.authorize_security_group_ingress(
+        GroupId=group_id, IpPermissions=[permission_of(rule, ids, text) for rule, text in rules.items()])
+    names = {group: name for name, group in ids.items()}
+    return {rule_of(entry, names): entry["SecurityGroupRuleId"] for entry in answer.get("SecurityGroupRules", [])}
 
 
 def revoke(ec2, group_id: str, rule_ids: list[str]) -> None:

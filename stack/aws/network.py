@@ -11,21 +11,24 @@ def default_vpc(ec2) -> str:
     return vpcs[0]["VpcId"]
 
 
-def subnets_for(ec2, vpc_id: str, instance_type: str) -> list[dict]:
-    """Default subnets whose zone offers the type, in zone order: the first is tried first."""
+def subnets_for(ec2, vpc_id: str, instance_types: list[str]) -> dict[str, list[dict]]:
+    """Type -> default subnets whose zone offers it, in zone order (the first is tried first)."""
     offers = ec2.describe_instance_type_offerings(
-        LocationType="availability-zone", Filters=[{"Name": "instance-type", "Values": [instance_type]}]
+        LocationType="availability-zone", Filters=[{"Name": "instance-type", "Values": instance_types}]
     )["InstanceTypeOfferings"]
-    zones = {offer["Location"] for offer in offers}
-    if not zones:
-        raise UserError(f"instance type {instance_type} is not offered in this region: check instance_type / "
-                        f"kong_instance_type (e.g. t2.nano, t3.micro, t2.small) and region")
     subnets = ec2.describe_subnets(Filters=[
         {"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "default-for-az", "Values": ["true"]},
     ])["Subnets"]
-    usable = sorted((s for s in subnets if s["AvailabilityZone"] in zones), key=lambda s: s["AvailabilityZone"])
-    if not usable:
-        raise UserError(f"no default subnet of {vpc_id} is in a zone offering {instance_type} "
-                        f"({', '.join(sorted(zones))}): create one with aws ec2 create-default-subnet "
-                        f"--availability-zone {sorted(zones)[0]}")
-    return usable
+    chosen = {}
+    for instance_type in instance_types:
+        zones = {offer["Location"] for offer in offers if offer["InstanceType"] == instance_type}
+        if not zones:
+            raise UserError(f"instance type {instance_type} is not offered in this region: check instance_type / "
+                            f"kong_instance_type (e.g. t2.nano, t3.micro, t2.small) and region")
+        usable = sorted((s for s in subnets if s["AvailabilityZone"] in zones), key=lambda s: s["AvailabilityZone"])
+        if not usable:
+            raise UserError(f"no default subnet of {vpc_id} is in a zone offering {instance_type} "
+                            f"({', '.join(sorted(zones))}): create one with aws ec2 create-default-subnet "
+                            f"--availability-zone {sorted(zones)[0]}")
+        chosen[instance_type] = usable
+    return chosen

@@ -71,8 +71,7 @@ def _apply(settings: Settings, options: Options) -> int:
     if launches:
         # Read-only checks that can refuse the plan itself (also under --dry): image and zones.
         image_id, image_name = resolve_image(aws.ec2, settings.ami_id)
-        for kind in sorted({a.data["type"] for a in launches}):
-            subnets[kind] = subnets_for(aws.ec2, actual.vpc_id, kind)
+        subnets = subnets_for(aws.ec2, actual.vpc_id, sorted({a.data["type"] for a in launches}))
         actions = plan_apply(settings, actual, aws.region, image=f"{image_id} {image_name}")
     progress(render(actions))
     if options.dry:
@@ -82,14 +81,11 @@ def _apply(settings: Settings, options: Options) -> int:
     state = _fresh_state(settings, aws, actual)
     save_state(state)
     run = _Run(aws, settings, actual, state, image_id, subnets)
-    for action in actions:
-        if not action.destructive:
-            run.do(action)
+    run.do_all([a for a in actions if not a.destructive])
     destructive = [a for a in actions if a.destructive]
     if destructive:
         if confirm(_what(destructive), options.yes):
-            for action in destructive:
-                run.do(action)
+            run.do_all(destructive)
         else:
             progress("Destructive changes were not applied.")
     run.wait_until_ready(options.wait)
@@ -143,8 +139,16 @@ class _Run:
         self.state["aws"]["topic_arn"] = self.actual.topic_arn
         save_state(self.state)
 
-    def do(self, action: Action) -> None:
-        getattr(self, f"_{action.op_name}_{action.kind}")(action)
+    def do_all(self, actions: list[Action]) -> None:
+        """In plan order; the new rules of one group go to AWS in one call."""
+        rules: dict[str, list[Action]] = {}
+        for action in actions:
+            if action.kind == "ingress" and action.op == "+":
+                rules.setdefault(action.name, []).append(action)
+                continue
+            self._authorize(rules)
+            getattr(self, f"_{action.op_name}_{action.kind}")(action)
+        self._authorize(rules)
 
     # "+" ------------------------------------------------------------------------------------------
     def _create_key_pair(self, action: Action) -> None:
@@ -159,11 +163,14 @@ class _Run:
         self.save()
         progress(f"  created security group {action.name} ({group_id})")
 
-    def _create_ingress(self, action: Action) -> None:
-        rule = action.data["rule"]
-        self.actual.rules[action.name][rule] = groups.authorize(
-            self.aws.ec2, self.actual.groups[action.name], rule, action.data["text"], self.actual.groups)
-        progress(f"  allowed {action.name} {action.detail}")
+    def _authorize(self, pending: dict[str, list[Action]]) -> None:
+        for group, actions in pending.items():
+            wanted = {action.data["rule"]: action.data["text"] for action in actions}
+            made = groups.authorize(self.aws.ec2, self.actual.groups[group], wanted, self.actual.groups)
+            self.actual.rules[group].update(made)
+            for action in actions:
+                progress(f"  allowed {group} {action.detail}")
+        pending.clear()
 
     def _create_instance(self, action: Action) -> None:
         role, key, kind = action.data["role"], action.data["key"], action.data["type"]

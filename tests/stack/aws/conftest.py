@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import logging
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -62,13 +63,32 @@ ROOT = Path(__file__).resolve().parents[3]
 READ_ONLY = ("Describe", "List", "Get")
 
 
-@pytest.fixture(scope="session")
-def moto_url():
+def _serve(connection) -> None:
+    """In a child process: the moto server, until the parent says stop (or goes away)."""
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
+    connection.send(server.get_host_and_port())
+    try:
+        connection.recv()
+    except EOFError:
+        pass
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_url():
+    """One moto server for the session, in its own process: it answers on the second core while
+    the client side runs here (both sides are CPU-bound Python)."""
+    context = multiprocessing.get_context("fork")
+    ours, theirs = context.Pipe()
+    child = context.Process(target=_serve, args=(theirs,), daemon=True)
+    child.start()
+    host, port = ours.recv()
+    yield f"http://{host}:{port}"
+    ours.send("stop")
+    child.join(10)
+    if child.is_alive():
+        child.terminate()
 
 
 class Recorder:
@@ -114,6 +134,7 @@ class Aws:
     def __init__(self, url: str, home: Path, config: Path):
         self.url, self.home, self.config = url, home, config
         self.recorder = Recorder(url)
+        self._clients: dict[str, object] = {}
         self.configure()
 
     def configure(self, **settings) -> None:
@@ -152,7 +173,10 @@ class Aws:
         return calls
 
     def client(self, service: str):
-        return boto3.client(service, region_name="us-east-1")
+        """The test's own client (one per service and test: making EC2's is costly)."""
+        if service not in self._clients:
+            self._clients[service] = boto3.client(service, region_name="us-east-1")
+        return self._clients[service]
 
     def run(self, *args: str) -> tuple[int, str, str]:
         """provision.main(args) in this process: (exit status, stdout, stderr)."""

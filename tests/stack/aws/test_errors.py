@@ -28,11 +28,11 @@ def test_no_credentials_as_a_user_sees_it(aws):
         "Learner Lab: AWS Details > AWS CLI)")
 
 
-def test_unknown_region_as_a_user_sees_it(aws):
+def test_unknown_region(aws):
     aws.configure(region="zz-nowhere-1")
-    result = aws.cli("plan")
-    assert result.returncode == 1
-    line = one_line(result.stderr)
+    code, out, err = aws.run("plan")
+    assert code == 1
+    line = one_line(err)
     assert line.startswith("error: region 'zz-nowhere-1' is not an EC2 region: set region in config.yml to one of ")
     assert "us-east-1" in line and line.endswith("(Learner Lab: us-east-1 or us-west-2)")
 
