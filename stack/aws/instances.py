@@ -86,27 +86,28 @@ def wait_for_states(ec2, ids: list[str], wanted: str, progress, timeout: float =
         time.sleep(POLL_SECONDS)
 
 
-def wait_for_ssh(hosts: dict[str, str], progress, timeout: float = 600) -> None:
-    """Wait until each address answers with an SSH banner (cloud-init starts sshd late)."""
+def wait_for_ssh(hosts: dict[str, tuple[str, int]], progress, timeout: float = 600) -> None:
+    """Wait until each (address, port) answers with an SSH banner (cloud-init starts sshd late)."""
     deadline = time.monotonic() + timeout
     pending = dict(hosts)
     while pending:
-        for name, address in list(pending.items()):
-            if _ssh_answers(address):
+        for name, (address, port) in list(pending.items()):
+            if _ssh_answers(address, port):
                 progress(f"  {name} answers on SSH ({address})")
                 del pending[name]
         if not pending:
             return
         if time.monotonic() > deadline:
-            raise UserError(f"{', '.join(sorted(pending))} did not answer on SSH port 22 in {int(timeout)} s: "
-                            "check admin_cidr matches your address, then re-run")
+            raise UserError(f"{', '.join(sorted(pending))} did not answer on SSH in {int(timeout)} s: "
+                            "check that admin_cidr matches your address (curl -s https://checkip.amazonaws.com), "
+                            "then re-run")
         progress(f"  waiting for SSH: {', '.join(sorted(pending))}")
         time.sleep(POLL_SECONDS)
 
 
-def _ssh_answers(address: str) -> bool:
+def _ssh_answers(address: str, port: int) -> bool:
     try:
-        with socket.create_connection((address, 22), timeout=5) as connection:
+        with socket.create_connection((address, port), timeout=5) as connection:
             connection.settimeout(5)
             return connection.recv(4).startswith(b"SSH-")
     except OSError:

@@ -25,10 +25,12 @@ def subnets_for(ec2, vpc_id: str, instance_types: list[str]) -> dict[str, list[d
         if not zones:
             raise UserError(f"instance type {instance_type} is not offered in this region: check instance_type / "
                             f"kong_instance_type (e.g. t2.nano, t3.micro, t2.small) and region")
-        usable = sorted((s for s in subnets if s["AvailabilityZone"] in zones), key=lambda s: s["AvailabilityZone"])
+        usable = sorted((s for s in subnets if s["AvailabilityZone"] in zones and s.get("MapPublicIpOnLaunch")),
+                        key=lambda s: s["AvailabilityZone"])
         if not usable:
-            raise UserError(f"no default subnet of {vpc_id} is in a zone offering {instance_type} "
-                            f"({', '.join(sorted(zones))}): create one with aws ec2 create-default-subnet "
-                            f"--availability-zone {sorted(zones)[0]}")
+            raise UserError(f"no default subnet of {vpc_id} that gives public IPs is in a zone offering "
+                            f"{instance_type} ({', '.join(sorted(zones))}): create one with aws ec2 "
+                            f"create-default-subnet --availability-zone {sorted(zones)[0]}, or turn on "
+                            f"auto-assign public IPv4 on a default subnet")
         chosen[instance_type] = usable
     return chosen

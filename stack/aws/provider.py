@@ -25,6 +25,9 @@ from stack.settings import Settings, host_names
 from stack.state import load_state, new_state, remove_state, save_state
 
 
+SSH_TIMEOUT = 600  # seconds; a t2.nano's first boot with cloud-init takes 1-3 minutes
+
+
 def progress(line: str) -> None:
     print(line, flush=True)
 
@@ -248,8 +251,9 @@ class _Run:
                     self.actual.instances[name] = found
             self.save()
         if ssh:
-            hosts = {name: host["public_ip"] for name, host in self.state["hosts"].items() if host["public_ip"]}
-            instances.wait_for_ssh(hosts, progress)
+            hosts = {name: (host["public_ip"], host["ssh_port"])
+                     for name, host in self.state["hosts"].items() if host["public_ip"]}
+            instances.wait_for_ssh(hosts, progress, SSH_TIMEOUT)
 
 
 # --- destroy --------------------------------------------------------------------------------------
