@@ -35,21 +35,22 @@ CONFIG = f"{HOST_DIR}/{CONFIG_NAME}"
 CANDIDATE = f"{HOST_DIR}/{CANDIDATE_NAME}"
 
 
-class KongContainer(FactBase):
-    """{"spec": <label>, "running": bool} of the kong container, or None when there is none."""
+class DockerContainer(FactBase):
+    """{"label": <value of `label`>, "running": bool} for `container`, or None when it does not exist."""
 
     def requires_command(self, *args, **kwargs):
         return "docker"
 
-    def command(self):
-        template = f'{{{{index .Config.Labels "{SPEC_LABEL}"}}}} {{{{.State.Running}}}}'
-        return f"docker container inspect --format {shlex.quote(template)} {CONTAINER} 2>/dev/null || true"
+    def command(self, container, label):
+        template = f'{{{{index .Config.Labels "{label}"}}}} {{{{.State.Running}}}}'
+        return f"docker container inspect --format {shlex.quote(template)} {shlex.quote(container)} 2>/dev/null || true"
 
     def process(self, output):
-        words = " ".join(output).split()
-        if len(words) != 2:
+        label, _, running = " ".join(output).strip().rpartition(" ")
+        if running not in ("true", "false"):
             return None
-        return {"spec": words[0], "running": words[1] == "true"}
+        # A container without the label shows "<no value>": it never matches a spec hash.
+        return {"label": label, "running": running == "true"}
 
 
 class DockerImage(FactBase):
@@ -66,8 +67,8 @@ class DockerImage(FactBase):
 
 
 def _serves(spec: dict) -> bool:
-    current = host.get_fact(KongContainer)
-    return bool(current and current["running"] and current["spec"] == spec_hash(spec))
+    current = host.get_fact(DockerContainer, container=CONTAINER, label=SPEC_LABEL)
+    return bool(current and current["running"] and current["label"] == spec_hash(spec))
 
 
 @operation()

@@ -11,13 +11,14 @@ from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
 from stack.render.kong import container_spec, docker_run_argv, render_kong_yml, spec_hash
 from stack.settings import settings_from
-from tasks.kong import CANDIDATE, CONFIG, DockerImage, KongContainer, deploy_kong
+from tasks.kong import CANDIDATE, CONFIG, DockerContainer, DockerImage, deploy_kong
 from tests.harness import run_deploy
 
 NOW = datetime(2026, 11, 28, 1, 0, 0)
 STAMP = "/var/lib/apt/periodic/update-success-stamp"
 DOCKER = "services=['docker.service']"
 TWO = [("des-backend-a", {"private_ip": "10.0.1.11"}), ("des-backend-b", {"private_ip": "10.0.1.12"})]
+KONG = "container=kong, label=stack.kong.spec"
 OWNED = {"mode": 644, "user": "root", "group": "root"}
 
 OPS = [
@@ -40,7 +41,7 @@ def fresh_host(settings):
         SystemdStatus: {DOCKER: {}},
         SystemdEnabled: {DOCKER: {}},
         DockerImage: {f"image={settings.gateway.image}": None},
-        KongContainer: None,
+        DockerContainer: {KONG: None},
         Sha256File: {f"path={CONFIG}": None},
     }
 
@@ -59,7 +60,7 @@ def serving_host(settings, text, image_id="sha256:0a1b"):
         SystemdStatus: {DOCKER: {"docker.service": True}},
         SystemdEnabled: {DOCKER: {"docker.service": True}},
         DockerImage: {f"image={settings.gateway.image}": image_id},
-        KongContainer: {"spec": spec_hash(container_spec(settings)), "running": True},
+        DockerContainer: {KONG: {"label": spec_hash(container_spec(settings)), "running": True}},
         Sha1File: {f"path={CANDIDATE}": hashlib.sha1(text.encode()).hexdigest()},
         Sha256File: {f"path={CONFIG}": hashlib.sha256(text.encode()).hexdigest()},
     }
@@ -149,8 +150,9 @@ def test_admin_cidr_republishes_the_admin_port_by_recreating():
     before = settings_from({})
     after = settings_from({"kong_admin_cidr": "203.0.113.7/32"})
     text = render_kong_yml(before, ["10.0.1.11", "10.0.1.12"])
-    run = deploy(after, serving_host(after, text) | {KongContainer: {"spec": spec_hash(container_spec(before)),
-                                                                    "running": True}})
+    facts = serving_host(after, text)
+    facts[DockerContainer] = {KONG: {"label": spec_hash(container_spec(before)), "running": True}}
+    run = deploy(after, facts)
 
     assert run.changed == ["Ensure the Kong container runs the current spec"]
     assert "--publish 0.0.0.0:8001:8001" in run.op("Ensure the Kong container runs the current spec").commands[3]
@@ -160,7 +162,7 @@ def test_stopped_container_is_recreated():
     settings = settings_from({})
     text = render_kong_yml(settings, ["10.0.1.11", "10.0.1.12"])
     facts = serving_host(settings, text)
-    facts[KongContainer] = {"spec": spec_hash(container_spec(settings)), "running": False}
+    facts[DockerContainer] = {KONG: {"label": spec_hash(container_spec(settings)), "running": False}}
     run = deploy(settings, facts)
 
     assert run.changed == ["Ensure the Kong container runs the current spec"]
