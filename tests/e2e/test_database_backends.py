@@ -249,6 +249,7 @@ def test_a_new_commit_is_deployed_migrated_once_and_restarted(platform, run_depl
 
 def test_a_third_backend_is_set_up_without_repopulating(platform, run_deploy, rewrite_config, deployed, ssh):
     rows = counts(platform)
+    third_address = None
     added = rewrite_config(backends=["a", "b", "c"])
     assert added.returncode == 0, added.output
     try:
@@ -256,11 +257,33 @@ def test_a_third_backend_is_set_up_without_repopulating(platform, run_deploy, re
         assert len(platform.names("backend")) == 3
         assert counts(platform) == rows
         third = platform.names("backend")[-1]
-        code, out = ssh(third, "grep -c 'run: python' /var/log/backend.log || true")
+        third_address = platform.address(third)
         assert "populate" not in ssh(third, "cat /var/log/backend.log")[1]
         (db,) = platform.names("db")
-        assert f"{platform.address(third)}/32" in ssh(db, "cat /etc/postgresql/*/main/pg_hba.conf")[1]
+        assert f"{third_address}/32" in ssh(db, "cat /etc/postgresql/*/main/pg_hba.conf")[1]
     finally:
         removed = rewrite_config()
         assert removed.returncode == 0, removed.output
         deploy_ok(platform, run_deploy)  # pg_hba.conf and Kong forget the removed backend
+    (db,) = platform.names("db")
+    hba = ssh(db, "cat /etc/postgresql/*/main/pg_hba.conf")[1]
+    assert f"{third_address}/32" not in hba, "the removed backend is still allowed in"
+    assert len(re.findall(r"^host +dispatch_db +dispatch_user ", hba, re.M)) == len(platform.names("backend"))
+
+
+def test_pg_hba_drift_is_repaired_with_a_reload_not_a_restart(platform, run_deploy, deployed, ssh):
+    (db,) = platform.names("db")
+    times = "cd / && runuser -u postgres -- psql -XtAc 'SELECT pg_postmaster_start_time(), pg_conf_load_time()'"
+    before = ssh(db, times)[1].strip().split("|")
+    assert ssh(db, "echo 'host all all 0.0.0.0/0 trust' >> /etc/postgresql/*/main/pg_hba.conf")[0] == 0
+
+    result = deploy_ok(platform, run_deploy, "--limit", db)
+
+    assert sorted(result.changed.get(db, [])) == [
+        "Configure the database host | Allow the app user in from the backends only (pg_hba.conf)",
+        "Configure the database host | Reload PostgreSQL, restarting it only for settings that need it",
+    ]
+    after = ssh(db, times)[1].strip().split("|")
+    assert after[0] == before[0], "PostgreSQL was restarted for a pg_hba.conf change"
+    assert after[1] != before[1], "PostgreSQL did not reload"
+    assert "trust" not in ssh(db, "grep -v '^#' /etc/postgresql/*/main/pg_hba.conf")[1]
