@@ -25,8 +25,9 @@ RETRIES = Config(
 # For look-ups that have a fallback (inventory.py without a state file): fail fast.
 QUICK = Config(retries={"mode": "standard", "total_max_attempts": 2}, connect_timeout=5, read_timeout=20)
 
-# Parsing botocore's service models is most of a run's CPU time; one loader (which caches what it
-# parsed) serves every session of the process. Credentials are still looked up per session.
+# Parsing botocore's service models (megabytes of JSON) costs about a second; one loader, which
+# caches what it parsed, serves every session of a process that runs several (the tests,
+# inventory.py after provision.py). Credentials are still looked up per session.
 _LOADER = botocore.loaders.create_loader()
 
 
@@ -36,9 +37,9 @@ def session(region: str | None = None) -> boto3.session.Session:
     return boto3.session.Session(botocore_session=core, region_name=region)
 
 
-def check_region(region: str) -> None:
+def check_region(region: str, where: boto3.session.Session) -> None:
     """Refuse a region botocore does not know before any call (AWS would fail to connect)."""
-    known = session().get_available_regions("ec2")
+    known = where.get_available_regions("ec2")
     if known and region not in known:
         raise UserError(
             f"region {region!r} is not an EC2 region: set region in config.yml to one of "
@@ -61,10 +62,10 @@ class Clients:
     """Clients for one region, made on first use, one set per provision.py run."""
 
     def __init__(self, region: str, config: Config = RETRIES):
-        check_region(region)
+        self._session = session(region)
+        check_region(region, self._session)
         self.region = region
         self.config = config
-        self._session = session(region)
         self._made: dict[str, object] = {}
 
     def make(self, service: str):

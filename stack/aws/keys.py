@@ -59,8 +59,10 @@ def create_key_pair(ec2, settings: Settings) -> Path:
         if not shutil.which("ssh-keygen"):
             raise UserError("ssh-keygen not found: install openssh-client, or set key_name to an existing key pair")
         private_dir("ssh")
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", key_pair_name(settings),
-                        "-f", str(path)], check=True, stdout=subprocess.DEVNULL)
+        made = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", key_pair_name(settings),
+                               "-f", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if made.returncode != 0:
+            raise UserError(f"ssh-keygen could not write {path}: {made.stderr.strip() or made.returncode}")
     os.chmod(path, 0o600)
     public = path.with_name(path.name + ".pub").read_bytes()
     ec2.import_key_pair(KeyName=key_pair_name(settings), PublicKeyMaterial=public,

@@ -1,15 +1,14 @@
 """One moto server (real HTTP, AWS_ENDPOINT_URL) for the whole session, reset before each test.
 
-MOTO_AMIS_PATH must be set before moto is imported: moto has no Ubuntu 24.04 image, so the
-session's image list holds Canonical noble builds (and decoys the lookup must skip).
+MOTO_AMIS_PATH must be set before moto is imported (in the server's process, which inherits it):
+moto has no Ubuntu 24.04 image, so the session's image list holds Canonical noble builds (and
+decoys the lookup must skip).
 """
 
 import base64
 import contextlib
 import io
 import json
-import logging
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -52,43 +51,26 @@ os.environ["MOTO_RECORDER_FILEPATH"] = str(_SCRATCH / "recording.jsonl")
 
 import boto3  # noqa: E402
 import requests  # noqa: E402
-from moto.server import ThreadedMotoServer  # noqa: E402
 
 import provision  # noqa: E402
 from stack.aws.clients import Clients  # noqa: E402
-
-logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 ROOT = Path(__file__).resolve().parents[3]
 READ_ONLY = ("Describe", "List", "Get")
 
 
-def _serve(connection) -> None:
-    """In a child process: the moto server, until the parent says stop (or goes away)."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    connection.send(server.get_host_and_port())
-    try:
-        connection.recv()
-    except EOFError:
-        pass
-    server.stop()
-
-
 @pytest.fixture(scope="session")
 def moto_url():
-    """One moto server for the session, in its own process: it answers on the second core while
-    the client side runs here (both sides are CPU-bound Python)."""
-    context = multiprocessing.get_context("fork")
-    ours, theirs = context.Pipe()
-    child = context.Process(target=_serve, args=(theirs,), daemon=True)
-    child.start()
-    host, port = ours.recv()
+    """One moto server (moto.server.ThreadedMotoServer) for the session, in a process of its own."""
+    server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("moto_serve.py"))],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    host, port = server.stdout.readline().split()
     yield f"http://{host}:{port}"
-    ours.send("stop")
-    child.join(10)
-    if child.is_alive():
-        child.terminate()
+    server.stdin.close()
+    try:
+        server.wait(10)
+    except subprocess.TimeoutExpired:
+        server.kill()
 
 
 class Recorder:
@@ -217,8 +199,23 @@ class Aws:
         return json.loads(path.read_text()) if path.exists() else None
 
 
+def _follow_gevent_ssl() -> None:
+    """Other test modules import pyinfra_cli, whose gevent.monkey.patch_all() replaces ssl.SSLContext
+    after botocore and urllib3 took the original class; contexts made from that class then recurse
+    forever (gevent issue 1016). Point them at the class ssl has now."""
+    import ssl
+
+    import botocore.httpsession
+    import urllib3.util.ssl_
+
+    for module in (botocore.httpsession, urllib3.util.ssl_):
+        if module.SSLContext is not ssl.SSLContext:
+            module.SSLContext = ssl.SSLContext
+
+
 @pytest.fixture
 def aws(moto_url, tmp_path, monkeypatch):
+    _follow_gevent_ssl()
     requests.post(f"{moto_url}/moto-api/reset").raise_for_status()
     home, config = tmp_path / "deploy", tmp_path / "config.yml"
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
