@@ -56,7 +56,18 @@ def _connect(settings: Settings) -> Clients:
 # --- apply ----------------------------------------------------------------------------------------
 
 
+def _check_recorded_project(settings: Settings) -> None:
+    """A state of another project_prefix would be overwritten, and its hosts forgotten (they carry
+    the old Project tag): refuse instead."""
+    recorded = load_state()
+    if recorded and recorded.get("hosts") and recorded.get("prefix") != settings.project_prefix:
+        raise UserError(f"the state holds the hosts of project {recorded.get('prefix')!r} but project_prefix is "
+                        f"{settings.project_prefix!r}: set it back and run destroy first, or set DEPLOY_HOME "
+                        f"to another folder")
+
+
 def _apply(settings: Settings, options: Options) -> int:
+    _check_recorded_project(settings)
     aws = _connect(settings)
     actual = discover(aws, settings)
     for line in [ssh_warning(settings)] + keys.check_key(aws.ec2, settings, actual.key_pair_exists):
@@ -260,6 +271,7 @@ class _Run:
 
 
 def _destroy(settings: Settings, options: Options) -> int:
+    _check_recorded_project(settings)
     aws = _connect(settings)
     actual = discover(aws, settings)
     prefix = settings.project_prefix

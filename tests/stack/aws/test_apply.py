@@ -218,3 +218,14 @@ def test_each_launch_carries_a_fresh_client_token(aws, monkeypatch):
 def _token(body: str) -> str:
     from urllib.parse import parse_qs
     return parse_qs(body)["ClientToken"][0]
+
+
+def test_a_state_of_another_project_is_not_overwritten(aws):
+    assert aws.run("--no-wait")[0] == 0
+    aws.configure(project_prefix="other")
+    aws.recorder.start()
+    code, out, err = aws.run("--no-wait")
+    assert code == 1
+    assert err.strip() == ("error: the state holds the hosts of project 'des' but project_prefix is 'other': set it "
+                           "back and run destroy first, or set DEPLOY_HOME to another folder")
+    assert aws.recorder.operations() == [] and set(aws.state()["hosts"]) == NAMES
