@@ -49,7 +49,7 @@ class DockerContainer(FactBase):
         label, _, running = " ".join(output).strip().rpartition(" ")
         if running not in ("true", "false"):
             return None
-        # A container without the label shows "<no value>": it never matches a spec hash.
+        # A container without the label shows an empty label: it never matches a spec hash.
         return {"label": label, "running": running == "true"}
 
 

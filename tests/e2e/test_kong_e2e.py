@@ -15,6 +15,7 @@ import pytest
 
 from stack.render.kong import container_spec, render_kong_yml, spec_hash
 from stack.settings import load_settings
+from tasks.kong import DockerContainer, DockerImage
 
 pytestmark = pytest.mark.e2e
 
@@ -103,6 +104,28 @@ def _build_standin(ssh, kong, tag):
                           "apt-get install -y -q busybox-static >/dev/null 2>&1; "
                           f"sh -s {tag} <<'STANDIN'\n{STANDIN.read_text()}\nSTANDIN")
     assert code == 0, out
+
+
+def test_docker_facts_read_real_docker_output(ssh, kong, again):
+    """The deploy's facts against this host's real Docker (creating a container needs no cgroups)."""
+    _build_standin(ssh, kong, "kong-fact-check:1")
+    try:
+        code, out = ssh(kong, "docker create --name kong-fact-check --label stack.kong.spec=0123abcd "
+                              "kong-fact-check:1 >/dev/null")
+        assert code == 0, out
+        fact = DockerContainer()
+        code, out = ssh(kong, fact.command("kong-fact-check", "stack.kong.spec"))
+        assert fact.process(out.splitlines()) == {"label": "0123abcd", "running": False}, out
+        code, out = ssh(kong, fact.command("kong-fact-check", "another.label"))
+        assert fact.process(out.splitlines()) == {"label": "", "running": False}, out
+        code, out = ssh(kong, fact.command("no-such-container", "stack.kong.spec"))
+        assert (code, out) == (0, "")  # pyinfra then keeps the fact's default: None
+        image = DockerImage()
+        code, out = ssh(kong, image.command("kong-fact-check:1"))
+        assert image.process(out.splitlines()).startswith("sha256:"), out
+        assert ssh(kong, image.command("kong:0.0.0-missing")) == (0, "")
+    finally:
+        ssh(kong, "docker rm --force kong-fact-check; docker rmi kong-fact-check:1")
 
 
 def _container(ssh, kong):
