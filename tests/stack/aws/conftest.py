@@ -229,7 +229,7 @@ def aws(moto_url, tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("DEPLOY_HOME", str(home))
     monkeypatch.setenv("DEPLOY_CONFIG", str(config))
-    monkeypatch.setattr("stack.aws.instances.POLL_SECONDS", 0.05)
+    monkeypatch.setattr("stack.aws.instances.POLL_SECONDS", 0.005)
     monkeypatch.setattr("stack.aws.groups.PATIENCE_SECONDS", 1)
     monkeypatch.setattr("stack.aws.groups.RETRY_SECONDS", 0.05)
     return Aws(moto_url, home, config)

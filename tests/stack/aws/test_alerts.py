@@ -59,10 +59,7 @@ def test_alerts_rerun_is_quiet_and_alarms_converge(aws):
     kong = aws.instances()["des-kong"]["InstanceId"]
     assert alarms(aws)["des-kong-status-check"]["Dimensions"] == [{"Name": "InstanceId", "Value": kong}]
 
-
-def test_unsetting_manager_email_removes_the_alerts_after_confirmation(aws):
-    aws.configure(manager_email="ops@example.com")
-    assert aws.run("--no-wait")[0] == 0
+    # unsetting manager_email removes the alerts, after confirmation
     aws.configure()
     code, out, err = aws.run("--no-wait")
     assert code == 1 and "refusing to delete 8 alarms" in err

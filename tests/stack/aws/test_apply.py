@@ -21,10 +21,13 @@ def ingress(group: dict, ids: dict[str, str]) -> set[tuple]:
     return found
 
 
-def test_first_run_creates_exactly_the_hosts_groups_and_rules(aws):
+def test_first_run_creates_exactly_the_hosts_groups_and_rules(aws, monkeypatch):
+    tokens = []
+    aws.inject(monkeypatch, "RunInstances", "", "", hook=lambda params: tokens.append(params["body"]["ClientToken"]))
     aws.recorder.start()
     code, out, err = aws.run("--no-wait")
     assert code == 0, err
+    assert len(tokens) == 4 and len(set(tokens)) == 4 and all(len(t) == 36 for t in tokens)  # a fresh uuid each
     assert sorted(aws.recorder.mutating()) == sorted(
         ["ImportKeyPair"] + ["CreateSecurityGroup"] * 3 + ["AuthorizeSecurityGroupIngress"] * 3
         + ["RunInstances"] * 4)
@@ -148,9 +151,7 @@ def test_rule_opened_by_hand_is_planned_for_revocation_and_revoked_with_yes(aws)
     ids = {name: group["GroupId"] for name, group in aws.groups().items()}
     assert ingress(aws.groups()["des-db-sg"], ids) == {(5432, "des-backends-sg"), (22, "0.0.0.0/0")}
 
-
-def test_tightening_admin_cidr_converges_both_ways(aws):
-    assert aws.run("--no-wait")[0] == 0
+    # tightening admin_cidr converges both ways: the new source in, the old one out
     aws.configure(admin_cidr="203.0.113.7/32")
     code, out, err = aws.run("--no-wait", "--yes")
     assert code == 0, err
@@ -160,9 +161,16 @@ def test_tightening_admin_cidr_converges_both_ways(aws):
         assert ssh == {"203.0.113.7/32"}
 
 
-def test_a_stopped_host_is_started_not_replaced(aws):
-    """Learner Lab stops the hosts when the session ends: apply starts them and records the new IPs."""
+def test_ami_id_new_images_and_stopped_hosts(aws):
+    aws.configure(ami_id="ami-0aa00000000000001")
     assert aws.run("--no-wait")[0] == 0
+    assert {raw["ImageId"] for raw in aws.instances().values()} == {"ami-0aa00000000000001"}
+    aws.configure()  # now the newest noble build differs from what runs: identity is by tags, not AMI
+    aws.recorder.start()
+    code, out, _ = aws.run("--no-wait")
+    assert code == 0 and "No changes" in out and aws.recorder.mutating() == []
+
+    # Learner Lab stops the hosts when the session ends: apply starts them and records the new IPs
     db = aws.instances()["des-db"]["InstanceId"]
     aws.client("ec2").stop_instances(InstanceIds=[db])
     aws.recorder.start()
@@ -174,17 +182,14 @@ def test_a_stopped_host_is_started_not_replaced(aws):
     assert aws.state()["hosts"]["des-db"]["public_ip"] == aws.instances()["des-db"]["PublicIpAddress"]
 
 
-def test_ami_id_is_used_for_new_hosts_and_a_new_image_replaces_nothing(aws):
-    aws.configure(ami_id="ami-0aa00000000000001")
-    assert aws.run("--no-wait")[0] == 0
-    assert {raw["ImageId"] for raw in aws.instances().values()} == {"ami-0aa00000000000001"}
-    aws.configure()  # now the newest noble build differs from what runs: identity is by tags, not AMI
-    aws.recorder.start()
-    code, out, _ = aws.run("--no-wait")
-    assert code == 0 and "No changes" in out and aws.recorder.mutating() == []
+def test_an_unknown_key_name_is_refused_and_an_existing_one_used(aws, tmp_path):
+    aws.configure(key_name="vockey")
+    code, out, err = aws.run("--no-wait")
+    assert code == 1
+    assert err.strip() == ("error: key pair 'vockey' not found in this region: check key_name (Learner Lab's "
+                           "vockey exists only in us-east-1), or unset key_name to generate a project key")
+    assert aws.instances() == {}
 
-
-def test_existing_key_pair_is_used(aws, tmp_path):
     aws.client("ec2").create_key_pair(KeyName="vockey")
     pem = tmp_path / "labsuser.pem"
     pem.write_text("not a real key")
@@ -196,28 +201,6 @@ def test_existing_key_pair_is_used(aws, tmp_path):
     assert {raw["KeyName"] for raw in aws.instances().values()} == {"vockey"}
     assert {host["ssh_key"] for host in aws.state()["hosts"].values()} == {str(pem)}
     assert not (aws.home / "ssh" / "des_ed25519").exists()
-
-
-def test_unknown_key_name_is_one_line(aws):
-    aws.configure(key_name="vockey")
-    code, out, err = aws.run("--no-wait")
-    assert code == 1
-    assert err.strip() == ("error: key pair 'vockey' not found in this region: check key_name (Learner Lab's "
-                           "vockey exists only in us-east-1), or unset key_name to generate a project key")
-    assert aws.instances() == {}
-
-
-def test_each_launch_carries_a_fresh_client_token(aws, monkeypatch):
-    tokens = []
-    aws.inject(monkeypatch, "RunInstances", "", "", hook=lambda params: tokens.append(
-        params["body"]["ClientToken"] if isinstance(params["body"], dict) else _token(params["body"])))
-    assert aws.run("--no-wait")[0] == 0
-    assert len(tokens) == 4 and len(set(tokens)) == 4 and all(len(t) == 36 for t in tokens)
-
-
-def _token(body: str) -> str:
-    from urllib.parse import parse_qs
-    return parse_qs(body)["ClientToken"][0]
 
 
 def test_a_state_of_another_project_is_not_overwritten(aws):
