@@ -17,12 +17,15 @@ from stack.state import new_state
 DENIED = ("AccessDenied", "AccessDeniedException", "AuthorizationError", "UnauthorizedOperation")
 
 
-def discover(aws, settings: Settings) -> Actual:
+def discover(aws, settings: Settings, alerts: bool = True) -> Actual:
+    """`alerts=False` skips SNS and CloudWatch (nothing wanted there, and nothing recorded)."""
     prefix = settings.project_prefix
     actual = Actual(vpc_id=default_vpc(aws.ec2))
     actual.groups, actual.rules = actual_rules(aws.ec2, find_groups(aws.ec2, prefix, actual.vpc_id))
     actual.instances, actual.duplicates = find_instances(aws.ec2, prefix)
     actual.key_pair_exists = key_pair_exists(aws.ec2, key_pair_name(settings))
+    if not alerts:
+        return actual
     try:
         actual.topic_arn = find_topic(aws.sns, topic_name(settings))
         if actual.topic_arn:

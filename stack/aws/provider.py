@@ -56,20 +56,29 @@ def _connect(settings: Settings) -> Clients:
 # --- apply ----------------------------------------------------------------------------------------
 
 
-def _check_recorded_project(settings: Settings) -> None:
+def _check_recorded_project(settings: Settings) -> dict | None:
     """A state of another project_prefix would be overwritten, and its hosts forgotten (they carry
-    the old Project tag): refuse instead."""
+    the old Project tag): refuse instead. Returns the recorded state."""
     recorded = load_state()
     if recorded and recorded.get("hosts") and recorded.get("prefix") != settings.project_prefix:
         raise UserError(f"the state holds the hosts of project {recorded.get('prefix')!r} but project_prefix is "
                         f"{settings.project_prefix!r}: set it back and run destroy first, or set DEPLOY_HOME "
                         f"to another folder")
+    return recorded
+
+
+def _alerts_may_exist(settings: Settings, recorded: dict | None) -> bool:
+    """Look at SNS and CloudWatch only when alerts are wanted, recorded, or the state is gone."""
+    if settings.manager_email or recorded is None or recorded.get("provider") != "aws":
+        return True
+    section = recorded.get("aws") or {}
+    return bool(section.get("topic_arn") or section.get("rebuilt_from_tags"))
 
 
 def _apply(settings: Settings, options: Options) -> int:
-    _check_recorded_project(settings)
+    recorded = _check_recorded_project(settings)
     aws = _connect(settings)
-    actual = discover(aws, settings)
+    actual = discover(aws, settings, alerts=_alerts_may_exist(settings, recorded))
     for line in [ssh_warning(settings)] + keys.check_key(aws.ec2, settings, actual.key_pair_exists):
         if line:
             warn(line)

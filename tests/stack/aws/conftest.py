@@ -117,7 +117,12 @@ class Aws:
         self.url, self.home, self.config = url, home, config
         self.recorder = Recorder(url)
         self._clients: dict[str, object] = {}
+        self._injected: list[tuple] = []
         self.configure()
+
+    def cleanup(self) -> None:
+        for client, event, unique_id in self._injected:
+            client.meta.events.unregister(event, unique_id=unique_id)
 
     def configure(self, **settings) -> None:
         values = {"project_prefix": "des", "region": "us-east-1", **settings}
@@ -144,11 +149,12 @@ class Aws:
         original = Clients.make
 
         def make(clients, service):
-            fresh = service not in clients._made
             client = original(clients, service)
-            if fresh and client.meta.service_model.operation_names.count(operation):
-                client.meta.events.register(f"before-call.{client.meta.service_model.service_id.hyphenize()}.{operation}",
-                                            answer)
+            if operation in client.meta.service_model.operation_names:
+                event = f"before-call.{client.meta.service_model.service_id.hyphenize()}.{operation}"
+                # clients are shared between tests (see cached_clients): unregistered at teardown
+                client.meta.events.register(event, answer, unique_id=f"inject-{id(calls)}")
+                self._injected.append((client, event, f"inject-{id(calls)}"))
             return client
 
         monkeypatch.setattr(Clients, "make", make)
@@ -213,9 +219,30 @@ def _follow_gevent_ssl() -> None:
             module.SSLContext = ssl.SSLContext
 
 
+_SHARED: dict[tuple, object] = {}
+
+
+def cached_clients(monkeypatch) -> None:
+    """Share provision.py's boto3 clients between runs of the session: making one (EC2's has 600
+    methods) costs more CPU than the calls of a run. Keyed by everything that shapes a client."""
+    original = Clients.make
+
+    def make(clients, service):
+        if service not in clients._made:
+            key = (service, clients.region, id(clients.config), os.environ.get("AWS_ENDPOINT_URL"),
+                   os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY"))
+            if key not in _SHARED:
+                _SHARED[key] = original(clients, service)
+            clients._made[service] = _SHARED[key]
+        return clients._made[service]
+
+    monkeypatch.setattr(Clients, "make", make)
+
+
 @pytest.fixture
-def aws(moto_url, tmp_path, monkeypatch):
+def aws(moto_url, tmp_path, monkeypatch, request):
     _follow_gevent_ssl()
+    cached_clients(monkeypatch)
     requests.post(f"{moto_url}/moto-api/reset").raise_for_status()
     home, config = tmp_path / "deploy", tmp_path / "config.yml"
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
@@ -232,4 +259,6 @@ def aws(moto_url, tmp_path, monkeypatch):
     monkeypatch.setattr("stack.aws.instances.POLL_SECONDS", 0.005)
     monkeypatch.setattr("stack.aws.groups.PATIENCE_SECONDS", 1)
     monkeypatch.setattr("stack.aws.groups.RETRY_SECONDS", 0.05)
-    return Aws(moto_url, home, config)
+    view = Aws(moto_url, home, config)
+    request.addfinalizer(view.cleanup)
+    return view

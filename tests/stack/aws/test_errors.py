@@ -57,21 +57,24 @@ def test_unknown_instance_type_is_refused_at_plan_time(aws):
 def test_expired_session_with_a_stubbed_sts(aws, monkeypatch):
     """botocore's Stubber answers the credentials preflight as AWS does for an old Learner Lab token."""
     original = Clients.make
+    stubbers = []
 
     def make(clients, service):
-        client = original(clients, service)
-        if service == "sts" and not getattr(client, "_stubbed", False):
+        if service == "sts" and "sts" not in clients._made:
+            client = clients._session.client("sts", config=clients.config)  # its own: not the shared one
             stubber = Stubber(client)
             stubber.add_client_error("get_caller_identity", service_error_code="ExpiredToken",
                                      service_message="The security token included in the request is expired",
                                      http_status_code=400)
             stubber.activate()
-            client._stubbed = True
-        return client
+            stubbers.append(stubber)
+            clients._made["sts"] = client
+        return original(clients, service)
 
     monkeypatch.setattr(Clients, "make", make)
     code, out, err = aws.run("--no-wait")
-    assert code == 1
+    assert code == 1 and len(stubbers) == 1
+    stubbers[0].assert_no_pending_responses()
     assert one_line(err) == (
         "error: GetCallerIdentity failed: ExpiredToken: The security token included in the request is expired "
         "(hint: re-new the credentials: in Learner Lab press Start Lab, open AWS Details and copy the new "
