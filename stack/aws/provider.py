@@ -105,13 +105,14 @@ def _apply(settings: Settings, options: Options) -> int:
     save_state(state)
     run = _Run(aws, settings, actual, state, image_id, subnets)
     run.do_all([a for a in actions if not a.destructive])
+    run.wait_until_ready(options.wait)  # the safe part is complete (and recorded) before any question
     destructive = [a for a in actions if a.destructive]
     if destructive:
         if confirm(_what(destructive), options.yes):
             run.do_all(destructive)
+            run.wait_for_terminations()
         else:
             progress("Destructive changes were not applied.")
-    run.wait_until_ready(options.wait)
     progress("Apply complete.")
     progress("")
     progress(render_outputs(state, settings))
@@ -257,10 +258,12 @@ class _Run:
         progress(f"  deleted SNS topic {action.name}")
 
     # waiting --------------------------------------------------------------------------------------
+    def wait_for_terminations(self) -> None:
+        if self.terminated:
+            instances.wait_for_states(self.aws.ec2, self.terminated, "terminated", progress)
+
     def wait_until_ready(self, ssh: bool) -> None:
         ec2 = self.aws.ec2
-        if self.terminated:
-            instances.wait_for_states(ec2, self.terminated, "terminated", progress)
         if self.to_wait:
             running = instances.wait_for_states(ec2, sorted(self.to_wait), "running", progress)
             for name, host in self.state["hosts"].items():
