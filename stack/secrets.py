@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from stack.errors import UserError
+from stack.errors import UserError, exit_with
 from stack.state import private_dir
 
 FILE_NAME = "secrets.yml"
@@ -47,11 +47,21 @@ def load_secrets() -> dict[str, str]:
     values = {}
     for key, (variable, _) in SECRETS.items():
         value = os.environ.get(variable) or stored[key]
-        if not SAFE.match(value):
+        if not isinstance(value, str) or not SAFE.match(value):
             source = variable if os.environ.get(variable) else f"{path} ({key})"
             raise UserError(f"{source}: a secret must be 16-200 characters of letters, digits and _.:@%+=/-")
         values[key] = value
     return values
+
+
+def deploy_secrets() -> dict[str, str]:
+    """load_secrets() for a deploy: pyinfra prints any exception raised in deploy code with a
+    traceback, so a bad secret (a malformed DEPLOY_DB_PASSWORD, a broken secrets.yml) ends the run
+    here with its one line instead, as inventory.py does for settings."""
+    try:
+        return load_secrets()
+    except UserError as error:
+        exit_with(error)
 
 
 def _read(path: Path) -> dict:
@@ -60,7 +70,12 @@ def _read(path: Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as problem:
-        raise UserError(f"{path}: unreadable secrets file ({problem}); fix it or remove it to generate new ones") from None
+        # One line: YAML's own message spans several, with a caret drawing.
+        mark = getattr(problem, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        reason = getattr(problem, "problem", None) or getattr(problem, "strerror", None) or problem
+        raise UserError(f"{path}{where}: unreadable secrets file ({reason}); fix it or remove it to generate "
+                        "new ones") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of secrets")
     return data

@@ -28,7 +28,7 @@ from pyinfra.operations.util import any_changed
 from stack.render.backend import (LAYOUT, allowed_hosts, app_unit, deploy_settings, env_file, gunicorn_conf,
                                   gunicorn_workers, run_helper)
 from stack.render.kong import UPSTREAM
-from stack.secrets import load_secrets
+from stack.secrets import deploy_secrets
 from stack.settings import PROJECT_ROOT, Settings, load_settings
 from tasks.app_ops import (app_checkout, app_collectstatic, app_populate, app_setup, app_virtualenv, check_health,
                            log_event, secret_file)
@@ -51,7 +51,7 @@ def is_setup_backend() -> bool:
 @deploy("Configure the backend")
 def deploy_backend(settings: Settings | None = None, secrets: dict | None = None):
     settings = settings or load_settings()
-    secrets = secrets or load_secrets()
+    secrets = secrets or deploy_secrets()
     layout = LAYOUT
     db_host = db_private_ip()
 

@@ -20,7 +20,7 @@ from pyinfra.operations import apt, server, systemd
 from pyinfra.operations.util import any_changed
 
 from stack.render.postgres import pg_hba_conf, postgresql_conf
-from stack.secrets import load_secrets
+from stack.secrets import deploy_secrets
 from stack.settings import Settings, load_settings
 from tasks.backup import deploy_backup
 from tasks.postgres_ops import AS_POSTGRES, app_database, app_role, cluster_file
@@ -42,7 +42,7 @@ def backend_addresses() -> list[str]:
 @deploy("Configure the database host")
 def deploy_database(settings: Settings | None = None, secrets: dict | None = None):
     settings = settings or load_settings()
-    secrets = secrets or load_secrets()
+    secrets = secrets or deploy_secrets()
 
     installed = host.get_fact(DebPackages) or {}
     apt.packages(

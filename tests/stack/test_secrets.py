@@ -101,3 +101,29 @@ def test_role_verifier_is_stable_and_differs_per_role():
     assert role_verifier("dispatch_user", "pw-0123456789abcdef") == role_verifier("dispatch_user", "pw-0123456789abcdef")
     assert role_verifier("dispatch_user", "pw-0123456789abcdef") != role_verifier("other", "pw-0123456789abcdef")
     assert verifier_matches(role_verifier("dispatch_user", "pw-0123456789abcdef"), "pw-0123456789abcdef")
+
+
+def test_a_bad_secret_in_a_deploy_ends_it_with_one_line(home, monkeypatch, capsys):
+    # pyinfra prints exceptions from deploy code with a traceback: deploy_secrets exits instead.
+    from stack.secrets import deploy_secrets
+
+    monkeypatch.setenv("DEPLOY_DB_PASSWORD", "short")
+    with pytest.raises(SystemExit) as exited:
+        deploy_secrets()
+    assert exited.value.code == 1
+    assert capsys.readouterr().err == (
+        "error: DEPLOY_DB_PASSWORD: a secret must be 16-200 characters of letters, digits and _.:@%+=/-\n")
+    monkeypatch.delenv("DEPLOY_DB_PASSWORD")
+    assert deploy_secrets() == load_secrets()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("db_password: [1, 2\n", r"secrets\.yml line 2: unreadable secrets file \(expected ',' or '\]', but got"),
+    ("db_password: 12345678901234567890\n", r"secrets\.yml \(db_password\): a secret must be 16-200 characters"),
+])
+def test_a_broken_value_is_one_line(home, text, message):
+    home.mkdir(mode=0o700)
+    (home / "secrets.yml").write_text(text)
+    with pytest.raises(UserError, match=message) as raised:
+        load_secrets()
+    assert "\n" not in str(raised.value)
