@@ -160,8 +160,46 @@ def find_pid(name: str) -> int | None:
     return None
 
 
+def container_inits(name: str) -> list[int]:
+    """PID 1 (systemd) of every container running this host, by its hostname: also the orphans
+    left when a systemd-nspawn was killed (its container then keeps running, address and all)."""
+    own = os.readlink("/proc/self/ns/pid")
+    inits = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            namespace = os.readlink(entry / "ns/pid")
+            if (entry / "comm").read_text().strip() != "systemd" or namespace == own:
+                continue
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            # the namespace's init is the one whose parent lives outside the namespace
+            if _namespace_of(parent) == namespace:
+                continue
+            if (entry / "root/etc/hostname").read_text().strip() == name:
+                inits.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return inits
+
+
+def _namespace_of(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:  # e.g. this machine's PID 1 may not be readable
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def stop(hosts: dict[str, int | None], timeout: float = 30) -> None:
-    """Power the hosts off (SIGTERM makes nspawn shut systemd down cleanly); SIGKILL after timeout.
+    """Power the hosts off: SIGTERM makes nspawn shut systemd down cleanly; after `timeout`, SIGKILL
+    nspawn and the container's own init (killing nspawn alone leaves the container running).
     A pid of None means: look the host up by name."""
     hosts = {name: pid if pid is not None else find_pid(name) for name, pid in hosts.items()}
     alive = {name: pid for name, pid in hosts.items() if is_running(name, pid)}
@@ -173,8 +211,11 @@ def stop(hosts: dict[str, int | None], timeout: float = 30) -> None:
         alive = {name: pid for name, pid in alive.items() if is_running(name, pid)}
     for pid in alive.values():
         os.kill(pid, signal.SIGKILL)
-    for _ in range(50):
-        if not any(is_running(name, pid) for name, pid in alive.items()):
+    inits = [init for name in hosts for init in container_inits(name)]
+    for init in inits:
+        os.kill(init, signal.SIGKILL)
+    for _ in range(100):
+        if not any(is_running(name, pid) for name, pid in alive.items()) and not any(map(_alive, inits)):
             break
         time.sleep(0.1)
 

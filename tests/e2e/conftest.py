@@ -340,7 +340,7 @@ def _interrupt(signum, frame):
 def _lock(what: str):
     """Hold an exclusive lock for the session, or stop with one line saying what collides."""
     LOCKS.mkdir(parents=True, exist_ok=True)
-    handle = open(LOCKS / f"e2e-{what.replace('/', '_')}.lock", "a+")
+    handle = open(LOCKS / f"e2e-{what.replace('/', '_').replace(' ', '-')}.lock", "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
