@@ -237,14 +237,28 @@ def ssh_answers(address: str, key: str, known_hosts: str, timeout: int = 3) -> b
                           stderr=subprocess.DEVNULL).returncode == 0
 
 
-def wait_for_ssh(addresses: dict[str, str], key: str, known_hosts: str, timeout: float = 180) -> None:
-    """Block until every host answers SSH, printing a line as each does and every 10 s."""
+def console_tail(name: str) -> str:
+    try:
+        lines = (machine_dir(name) / "console.log").read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "no console log"
+    failures = [line for line in lines if line.startswith("Failed")]
+    return (failures or lines or ["empty console log"])[-1]
+
+
+def wait_for_ssh(addresses: dict[str, str], key: str, known_hosts: str, pids: dict[str, int],
+                 timeout: float = 180) -> None:
+    """Block until every host answers SSH, printing a line as each does and every 10 s;
+    a host whose systemd-nspawn exits meanwhile fails at once with its console's last line."""
     started = time.monotonic()
     waiting = dict(addresses)
     last_report = started
     print(f"waiting for {', '.join(waiting)} to answer SSH...", flush=True)
     while waiting:
         for name, address in list(waiting.items()):
+            if not is_running(name, pids[name]):
+                raise UserError(f"{name} stopped while booting: {console_tail(name)} "
+                                f"(see {machine_dir(name)}/console.log)")
             if ssh_answers(address, key, known_hosts):
                 print(f"  {name} ({address}) answers SSH after {time.monotonic() - started:.0f} s", flush=True)
                 del waiting[name]

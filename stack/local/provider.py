@@ -141,7 +141,8 @@ def apply(settings: Settings, options: Options) -> int:
               flush=True)
 
     if booted and options.wait:
-        machines.wait_for_ssh(booted, str(key), str(known_hosts_path()))
+        pids = {name: state["hosts"][name]["local"]["pid"] for name in booted}
+        machines.wait_for_ssh(booted, str(key), str(known_hosts_path()), pids)
     print(f"Apply complete in {time.monotonic() - started:.0f} s: "
           f"{sum(s.action == 'create' for s in steps)} created, {sum(s.action == 'start' for s in steps)} started, "
           f"{len(doomed)} destroyed.")
