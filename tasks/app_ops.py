@@ -34,6 +34,14 @@ def fail(message: str) -> str:
     return f"echo {shlex.quote(message)} >&2; exit 1"
 
 
+def write_as_app(layout: Layout, text: str, path: str) -> str:
+    """A command writing `text` to `path` as the app user: its folders (venv, static) are the app
+    user's, and root writing there would follow a link that user planted anywhere on the host.
+    The old file goes first: deploys before this one wrote it as root."""
+    as_app = f"runuser -u {layout.user} --"
+    return f"{as_app} rm -f {path} && echo {shlex.quote(text)} | {as_app} tee {path} > /dev/null"
+
+
 def run_app(layout: Layout, command: str, quiet: bool = False) -> str:
     return f"{layout.run_helper}{' --quiet' if quiet else ''} {shlex.quote(command)}"
 
@@ -239,7 +247,7 @@ def app_virtualenv(layout: Layout = LAYOUT):
         yield f"{pip} -r {requirements_path}"
     if extras:
         yield f"{pip} {' '.join(shlex.quote(extra) for extra in extras)}"
-    yield f"echo {wanted} > {layout.requirements_stamp}"
+    yield write_as_app(layout, wanted, layout.requirements_stamp)
     yield log_event(layout, "installed the requirements" + (f" and {', '.join(extras)}" if extras else ""))
 
 
@@ -258,7 +266,7 @@ def app_collectstatic(layout: Layout = LAYOUT):
         host.noop(f"static files of {checkout['commit'][:12]} are collected")
         return
     yield run_app(layout, "python manage.py collectstatic --noinput")
-    yield f"echo {checkout['commit']} > {layout.static_stamp}"
+    yield write_as_app(layout, checkout['commit'], layout.static_stamp)
 
 
 @operation()

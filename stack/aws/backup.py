@@ -39,8 +39,13 @@ def pull_backup(settings: Settings, database: Instance, path: str, progress) -> 
                         "or destroy without --backup")
     progress(f"  pulling pg_dump of {settings.db_name} from {database.name} to {target}")
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        result = subprocess.run(ssh_command(settings, database.public_ip), stdout=handle, stderr=subprocess.PIPE)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            result = subprocess.run(ssh_command(settings, database.public_ip), stdout=handle, stderr=subprocess.PIPE)
+    except OSError as problem:  # no ssh client on this machine
+        target.unlink(missing_ok=True)
+        raise UserError(f"backup of {database.name} failed: cannot run ssh ({problem.strerror}); install "
+                        "openssh-client; nothing was terminated") from None
     if result.returncode != 0 or target.stat().st_size == 0:
         target.unlink(missing_ok=True)
         reason = (result.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]

@@ -139,6 +139,8 @@ def test_fresh_backend_installs_everything_sets_up_the_database_and_populates_it
     assert venv[0] == "test -x /srv/sprint2/venv/bin/python || runuser -u sprint2 -- python3 -m venv /srv/sprint2/venv"
     assert venv[1].endswith("pip install --quiet --disable-pip-version-check -r /srv/sprint2/app/requirements.txt")
     assert venv[2].endswith("pip install --quiet --disable-pip-version-check gunicorn")
+    # The stamp goes into the app user's folder as that user (root would follow a planted link).
+    assert venv[3].endswith("| runuser -u sprint2 -- tee /srv/sprint2/venv/.deploy-requirements > /dev/null")
     assert run.op(SETUP).commands == [
         "/usr/local/sbin/sprint2-run 'python manage.py makemigrations'",
         "/usr/local/sbin/sprint2-run 'python manage.py migrate --noinput'",
@@ -198,7 +200,8 @@ def test_after_a_new_checkout_static_files_and_migrations_follow_the_commit():
     assert run.changed == [STATIC, SETUP]
     assert run.op(STATIC).commands == [
         "/usr/local/sbin/sprint2-run 'python manage.py collectstatic --noinput'",
-        f"echo {NEW} > /srv/sprint2/static/.deploy-commit",
+        "runuser -u sprint2 -- rm -f /srv/sprint2/static/.deploy-commit && "
+        f"echo {NEW} | runuser -u sprint2 -- tee /srv/sprint2/static/.deploy-commit > /dev/null",
     ]
     assert run.op(SETUP).commands[-1] == (
         f"/usr/local/sbin/sprint2-run 'python /srv/sprint2/conf/deploy_marker.py set setup {NEW}'")

@@ -178,6 +178,13 @@ def test_a_failed_backup_stops_the_destroy_and_a_good_one_precedes_it(aws, tmp_p
     assert err.strip() == "error: backup of des-db failed (boom); nothing was terminated"
     assert not (tmp_path / "db.pgc").exists() and len(aws.instances()) == 4
 
+    monkeypatch.setattr("stack.aws.backup.ssh_command", lambda settings, address: ["/nonexistent/ssh"])
+    code, out, err = aws.run("destroy", "--backup", str(tmp_path / "db.pgc"), "--yes")
+    assert code == 1
+    assert err.strip() == ("error: backup of des-db failed: cannot run ssh (No such file or directory); "
+                           "install openssh-client; nothing was terminated")
+    assert not (tmp_path / "db.pgc").exists() and len(aws.instances()) == 4
+
     monkeypatch.setattr("stack.aws.backup.ssh_command", lambda settings, address: ["printf", "PGDMP-fake"])
     code, out, err = aws.run("destroy", "--backup", str(tmp_path / "db.pgc"), "--yes")
     assert code == 0, err
