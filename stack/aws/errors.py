@@ -15,6 +15,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
     ConnectTimeoutError,
 )
+from botocore.parsers import ResponseParserError
 
 from stack.errors import UserError
 
@@ -71,6 +72,10 @@ def explain(error: Exception) -> str:
         return f"{error} (hint: set region in config.yml)"
     if isinstance(error, (EndpointConnectionError, ConnectTimeoutError)):
         return f"cannot reach AWS: {error} (hint: check the network, the region and AWS_ENDPOINT_URL if set)"
+    if isinstance(error, ResponseParserError):
+        # Not botocore's error class: an answer that is not AWS's (a proxy or captive portal page).
+        return ("the AWS endpoint answered something that is not an AWS response (hint: check the network, "
+                "a proxy, and AWS_ENDPOINT_URL if set)")
     return f"AWS call failed: {error}"
 
 
@@ -79,5 +84,5 @@ def aws_errors():
     """Turn botocore exceptions raised inside the block into a UserError line."""
     try:
         yield
-    except (ClientError, BotoCoreError) as error:
+    except (ClientError, BotoCoreError, ResponseParserError) as error:
         raise UserError(explain(error)) from None

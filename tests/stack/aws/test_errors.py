@@ -44,6 +44,28 @@ def test_unreachable_endpoint(aws, monkeypatch):
     assert one_line(err).startswith("error: cannot reach AWS: Could not connect to the endpoint URL")
 
 
+def test_an_endpoint_answering_html_is_one_line(aws, monkeypatch):
+    """A proxy or captive portal answers with a web page: botocore's parser error is no BotoCoreError."""
+    import http.server
+    import threading
+
+    class Portal(http.server.BaseHTTPRequestHandler):  # answers POST with its HTML 501 page
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Portal)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.server_address[1]}")
+        code, out, err = aws.run("plan")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 1
+    assert one_line(err) == ("error: the AWS endpoint answered something that is not an AWS response (hint: check "
+                             "the network, a proxy, and AWS_ENDPOINT_URL if set)")
+
+
 def test_unknown_instance_type_is_refused_at_plan_time(aws):
     aws.configure(instance_type="t9.bogus")
     aws.recorder.start()
