@@ -27,6 +27,7 @@ from pyinfra.operations.util import any_changed
 
 from stack.render.backend import (LAYOUT, allowed_hosts, app_unit, deploy_settings, env_file, gunicorn_conf,
                                   gunicorn_workers, run_helper)
+from stack.errors import UserError, exit_with
 from stack.render.kong import UPSTREAM
 from stack.secrets import deploy_secrets
 from stack.settings import PROJECT_ROOT, Settings, load_settings
@@ -38,7 +39,11 @@ PACKAGES = ["git", "python3-venv", "ca-certificates"]
 
 
 def db_private_ip() -> str:
-    return inventory.get_group("db")[0].data.private_ip
+    databases = inventory.get_group("db", [])
+    if not databases:
+        # e.g. after `destroy --only <prefix>-db`: say what to do rather than pyinfra's "No such group".
+        exit_with(UserError("no database host is recorded: run python provision.py to create it, then deploy"))
+    return databases[0].data.private_ip
 
 
 def is_setup_backend() -> bool:

@@ -278,3 +278,16 @@ def test_a_health_path_answering_404_fails_with_one_line_naming_backend_path_sta
 def test_a_302_is_healthy():
     settings = settings_from({})
     assert deploy(host_facts(settings, health=302), settings).changed == []
+
+
+def test_without_a_database_host_the_deploy_stops_with_one_line(capsys):
+    import pytest
+
+    settings = settings_from({})
+    others = {group: hosts for group, hosts in OTHERS.items() if group != "db"}
+    with pytest.raises(SystemExit) as exited:
+        run_deploy(deploy_backend, facts=host_facts(settings), groups=["backends"], host_data=ME,
+                   other_hosts=others, kwargs={"settings": settings, "secrets": SECRETS})
+    assert exited.value.code == 1
+    assert capsys.readouterr().err == (
+        "error: no database host is recorded: run python provision.py to create it, then deploy\n")
