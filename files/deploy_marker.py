@@ -21,16 +21,20 @@ TABLE = "sprint2_deploy_marker"
 def main(arguments):
     action, name = arguments[0], arguments[1]
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"CREATE TABLE IF NOT EXISTS {TABLE} ("
-            "name varchar(64) PRIMARY KEY, value text NOT NULL, updated timestamptz NOT NULL DEFAULT now())"
-        )
         if action == "get":
+            # Reads only (pyinfra --dry asks too): no table yet means no marker.
+            cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [TABLE])
+            if not cursor.fetchone()[0]:
+                return
             cursor.execute(f"SELECT value FROM {TABLE} WHERE name = %s", [name])
             row = cursor.fetchone()
             if row:
                 print(row[0])
         elif action == "set":
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {TABLE} ("
+                "name varchar(64) PRIMARY KEY, value text NOT NULL, updated timestamptz NOT NULL DEFAULT now())"
+            )
             cursor.execute(
                 f"INSERT INTO {TABLE} (name, value) VALUES (%s, %s) "
                 "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated = now()",
