@@ -35,7 +35,10 @@ def state_path() -> Path:
 def private_dir(*parts: str) -> Path:
     """A folder under deploy_home() readable by the owner only, created on demand."""
     path = deploy_home().joinpath(*parts)
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"{path}: exists and is not a folder; point DEPLOY_HOME at a folder") from None
     os.chmod(deploy_home(), 0o700)
     os.chmod(path, 0o700)
     return path
@@ -50,6 +53,8 @@ def load_state() -> dict[str, Any] | None:
         state = json.loads(path.read_text())
     except (OSError, ValueError) as problem:
         raise UserError(f"{path}: unreadable state file ({problem}); restore it or re-run provision.py") from None
+    if not isinstance(state, dict):
+        raise UserError(f"{path}: not a state file (expected a JSON object); restore it or re-run provision.py")
     if state.get("version") != STATE_VERSION:
         raise UserError(f"{path}: state version {state.get('version')!r}, expected {STATE_VERSION}")
     return state
