@@ -30,7 +30,7 @@ def test_saved_state_reads_back_and_only_the_owner_can_read_it(home):
 
 @pytest.mark.parametrize("text, message", [
     ("{not json", "unreadable state file"),
-    ("[]", "not a state file (expected a JSON object)"),
+    ("[]", r"not a state file \(expected a JSON object\)"),
     ('{"version": 99}', "state version 99, expected 1"),
 ])
 def test_a_damaged_state_is_one_line(home, text, message):
