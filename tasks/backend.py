@@ -18,7 +18,7 @@ redeploy never runs them again for the same commit (setup) or at all (populate).
 
 from io import StringIO
 
-from pyinfra import host, inventory
+from pyinfra import host, inventory, state
 from pyinfra.api import deploy
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.hardware import Cpus
@@ -46,11 +46,17 @@ def db_private_ip() -> str:
     return databases[0].data.private_ip
 
 
+def setup_backend_name(backends: list, reached) -> str:
+    """The backend that runs migrations and populate: the first by name among those this run
+    reaches, so that `--limit des-backend-b`, or an unreachable backend-a, still migrates the
+    database before the new code restarts. `reached` is empty before any host connects (the harness)."""
+    candidates = [backend for backend in backends if backend in reached] or backends
+    return min(candidates, key=lambda backend: backend.data.get("name") or backend.name).name
+
+
 def is_setup_backend() -> bool:
-    """The backend that runs migrations and populate: the first of the group by name."""
-    backends = inventory.get_group("backends")
-    first = min(backends, key=lambda backend: backend.data.get("name") or backend.name)
-    return first.name == host.name
+    reached = {candidate for candidate in state.activated_hosts if state.is_host_in_limit(candidate)}
+    return setup_backend_name(inventory.get_group("backends"), reached) == host.name
 
 
 @deploy("Configure the backend")

@@ -226,6 +226,19 @@ def test_the_second_backend_never_runs_setup_or_populate():
     assert run.op(RESTART).changes
 
 
+def test_the_setup_backend_is_the_first_reached_by_this_run():
+    from tasks.backend import setup_backend_name
+
+    class Backend:
+        def __init__(self, key):
+            self.name, self.data = f"@h{key}", {"name": f"des-backend-{key}"}
+
+    a, b, c = (Backend(key) for key in "abc")
+    assert setup_backend_name([c, a, b], reached=set()) == "@ha"  # nothing connected yet: first by name
+    assert setup_backend_name([c, a, b], reached={a, b, c}) == "@ha"
+    assert setup_backend_name([c, a, b], reached={b, c}) == "@hb"  # --limit without a, or a unreachable
+
+
 def test_a_tag_is_resolved_to_its_commit_and_being_there_is_no_change():
     settings = settings_from({"app_ref": "v1.0"})
     facts = host_facts(settings)
