@@ -64,7 +64,14 @@ def create_key_pair(ec2, settings: Settings) -> Path:
         if made.returncode != 0:
             raise UserError(f"ssh-keygen could not write {path}: {made.stderr.strip() or made.returncode}")
     os.chmod(path, 0o600)
-    public = path.with_name(path.name + ".pub").read_bytes()
+    public_path = path.with_name(path.name + ".pub")
+    if not public_path.exists():  # the public part is derived from the private one: rebuild it
+        derived = subprocess.run(["ssh-keygen", "-y", "-f", str(path)], capture_output=True, text=True)
+        if derived.returncode != 0:
+            raise UserError(f"cannot read the project key {path}: {derived.stderr.strip()}; restore it or delete it "
+                            f"and the key pair {key_pair_name(settings)} to start afresh")
+        public_path.write_text(derived.stdout)
+    public = public_path.read_bytes()
     ec2.import_key_pair(KeyName=key_pair_name(settings), PublicKeyMaterial=public,
                         TagSpecifications=tag_specs(("key-pair",), settings.project_prefix, key_pair_name(settings)))
     return path

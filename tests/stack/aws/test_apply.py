@@ -2,6 +2,7 @@
 
 import os
 import stat
+import subprocess
 
 from conftest import NEWEST_NOBLE
 
@@ -212,3 +213,17 @@ def test_a_state_of_another_project_is_not_overwritten(aws):
     assert err.strip() == ("error: the state holds the hosts of project 'des' but project_prefix is 'other': set it "
                            "back and run destroy first, or set DEPLOY_HOME to another folder")
     assert aws.recorder.operations() == [] and set(aws.state()["hosts"]) == NAMES
+
+
+def test_a_project_key_without_its_public_part_is_derived_again(aws):
+    private = aws.home / "ssh" / "des_ed25519"
+    private.parent.mkdir(parents=True, mode=0o700)
+    made = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(private)], capture_output=True)
+    assert made.returncode == 0
+    expected = private.with_name("des_ed25519.pub").read_text().split()[:2]
+    private.with_name("des_ed25519.pub").unlink()
+    code, out, err = aws.run("--no-wait")
+    assert code == 0, err
+    assert private.with_name("des_ed25519.pub").read_text().split()[:2] == expected
+    pairs = aws.client("ec2").describe_key_pairs(KeyNames=["des-key"])["KeyPairs"]
+    assert len(pairs) == 1
