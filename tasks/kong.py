@@ -20,6 +20,7 @@ from io import StringIO
 
 from pyinfra import host, inventory
 from pyinfra.api import FactBase, deploy, operation
+from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import File, Sha256File
 from pyinfra.operations import apt, files, systemd
 
@@ -30,7 +31,6 @@ from stack.render.kong import (
 )
 from stack.settings import load_settings
 
-APT_CACHE_SECONDS = 24 * 3600
 CONFIG = f"{HOST_DIR}/{CONFIG_NAME}"
 CANDIDATE = f"{HOST_DIR}/{CANDIDATE_NAME}"
 
@@ -125,8 +125,11 @@ def deploy_kong(settings=None):
     text = render_kong_yml(settings, backend_addresses())
     spec = container_spec(settings)
 
+    installed = host.get_fact(DebPackages) or {}
+    # Refresh the package lists only when Docker is missing: a converged host changes nothing,
+    # however old its apt cache is.
     apt.packages(name="Ensure the Docker engine is installed", packages=["docker.io"],
-                 update=True, cache_time=APT_CACHE_SECONDS)
+                 update="docker.io" not in installed)
     systemd.service(name="Ensure Docker runs and starts at boot", service="docker.service",
                     running=True, enabled=True)
     files.directory(name="Ensure Kong's config folder exists", path=HOST_DIR, mode="755")

@@ -50,7 +50,7 @@ def serving_host(settings, text, image_id="sha256:0a1b"):
     """A host where a deploy of `settings` with kong.yml = `text` completed."""
     return {
         File: {
-            f"path={STAMP}": {"mtime": NOW - timedelta(hours=1)},
+            f"path={STAMP}": {"mtime": NOW - timedelta(days=30)},  # an old apt cache is no reason to change
             f"path={CANDIDATE}": dict(OWNED, size=len(text)),
             f"path={CONFIG}": dict(OWNED, size=len(text)),
         },
