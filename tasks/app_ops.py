@@ -188,11 +188,13 @@ def secret_file(path: str, content: str, user: str = "root", group: str = "root"
 
 
 @operation()
-def app_checkout(repo: str, ref: str, layout: Layout = LAYOUT):
+def app_checkout(repo: str, ref: str, layout: Layout = LAYOUT, setup_by: str | None = None):
     """Check out `ref` (branch, tag or commit) of `repo` in the app folder, as the app user.
 
     Already at that commit: no change (pyinfra's git.repo re-runs checkout for tags and commits).
     A branch follows its newest commit; a commit can be given in full or abbreviated.
+    `setup_by`: the backend that migrates, when this run does not reach it; then the checkout
+    moves only to a commit the database is already set up for.
     """
     path = layout.checkout
     current = host.get_fact(GitCheckout, path=path)
@@ -212,6 +214,12 @@ def app_checkout(repo: str, ref: str, layout: Layout = LAYOUT):
     if current and current["commit"].startswith(wanted) and current["origin"] == repo:
         host.noop(f"{path} is at {current['commit'][:12]} ({ref})")
         return
+    if setup_by:
+        migrated_for = host.get_fact(DeployMarker, marker="setup").get("value") or ""
+        if not migrated_for.startswith(wanted):
+            yield fail(f"{host.name}: the database is not set up for {wanted[:12]} and {setup_by}, which runs the "
+                       f"migrations, is not in this run: deploy both (e.g. --limit backends)")
+            return
     git = f"runuser -u {layout.user} -- git"
     if current is None:
         yield f"rm -rf {path} && {git} clone --quiet --no-checkout {shlex.quote(repo)} {path}"

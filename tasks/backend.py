@@ -46,17 +46,24 @@ def db_private_ip() -> str:
     return databases[0].data.private_ip
 
 
-def setup_backend_name(backends: list, reached) -> str:
-    """The backend that runs migrations and populate: the first by name among those this run
-    reaches, so that `--limit des-backend-b`, or an unreachable backend-a, still migrates the
-    database before the new code restarts. `reached` is empty before any host connects (the harness)."""
-    candidates = [backend for backend in backends if backend in reached] or backends
-    return min(candidates, key=lambda backend: backend.data.get("name") or backend.name).name
+def backend_label(backend) -> str:
+    return backend.data.get("name") or backend.name
 
 
-def is_setup_backend() -> bool:
-    reached = {candidate for candidate in state.activated_hosts if state.is_host_in_limit(candidate)}
-    return setup_backend_name(inventory.get_group("backends"), reached) == host.name
+def setup_backend(backends: list):
+    """The backend that runs migrations and populate: always the first by name. It must stay the
+    same one: the app commits no migrations, so the history `makemigrations` writes lives in that
+    backend's checkout, and another backend's freshly generated files would not match the database."""
+    return min(backends, key=backend_label)
+
+
+def missing_setup_backend(me, backends: list, reached) -> str | None:
+    """The setup backend's name when this run does not reach it (`--limit`, unreachable) and `me` is
+    another backend: such a backend must not move to code the database is not migrated for."""
+    first = setup_backend(backends)
+    if first.name == me.name or first in reached:
+        return None
+    return backend_label(first)
 
 
 @deploy("Configure the backend")
@@ -112,11 +119,14 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
         dest=layout.gunicorn_conf, user="root", group="root", mode="644",
     )
 
+    backends = inventory.get_group("backends")
+    reached = {backend for backend in state.activated_hosts if state.is_host_in_limit(backend)}
     code = app_checkout(name=f"Check out {settings.app_ref} of the app", repo=settings.app_repo,
-                        ref=settings.app_ref, layout=layout)
+                        ref=settings.app_ref, layout=layout,
+                        setup_by=missing_setup_backend(host, backends, reached) if reached else None)
     venv = app_virtualenv(name="Install the app's requirements in its virtualenv", layout=layout)
     app_collectstatic(name="Collect the app's static files", layout=layout)
-    if is_setup_backend():
+    if setup_backend(backends).name == host.name:
         app_setup(name="Run the app's setup commands (migrations) from this backend only",
                   commands=list(settings.app_setup_commands), layout=layout)
         app_populate(name="Populate the database, once in its life",

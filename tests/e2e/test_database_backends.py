@@ -247,6 +247,42 @@ def test_a_new_commit_is_deployed_migrated_once_and_restarted(platform, run_depl
     again.assert_no_changes(hosts=ours(platform))
 
 
+def test_a_limited_deploy_without_the_migrating_backend_keeps_the_old_code(platform, run_deploy, app_repo, deployed,
+                                                                            ssh):
+    """backend-a migrates (its checkout holds the generated migration history). `--limit backend-b`
+    must not move b to code the database is not migrated for; the next full deploy migrates once."""
+    first, second = platform.names("backend")[:2]
+    head = "git -c safe.directory='*' -C /srv/sprint2/app rev-parse HEAD"
+    migrate_count = "grep -c 'run: python manage.py migrate' /var/log/backend.log"
+    old = ssh(second, head)[1].strip()
+    before = {name: int(ssh(name, migrate_count)[1].strip() or 0) for name in (first, second)}
+    models = (app_repo.work / "pedidos" / "models.py").read_text()
+    sha = app_repo.push_commit("Pedido: prioridad", {"pedidos/models.py": models.replace(
+        "    creado = models.DateTimeField(auto_now_add=True)",
+        "    creado = models.DateTimeField(auto_now_add=True)\n"
+        "    prioridad = models.IntegerField(default=0)")})
+
+    limited = run_deploy("--limit", second)
+    assert limited.returncode != 0, limited.output[-3000:]
+    refusal = [line.strip() for line in limited.output.splitlines()
+               if f"{second}: the database is not set up for {sha[:12]} and {first}, which runs the migrations, "
+                  "is not in this run: deploy both (e.g. --limit backends)" in line]
+    assert refusal, limited.output[-3000:]
+    assert ssh(second, head)[1].strip() == old
+    assert get(platform.address(second), "/health-check/") == (200, "ok")
+
+    deploy_ok(platform, run_deploy)
+    (db,) = platform.names("db")
+    code, out = ssh(db, "cd / && runuser -u postgres -- psql -XtA -d dispatch_db -c "
+                        "\"SELECT column_name FROM information_schema.columns WHERE table_name = 'pedidos_pedido'\"")
+    assert "prioridad" in out.split(), out
+    for name in (first, second):
+        assert ssh(name, head)[1].strip() == sha
+    assert int(ssh(first, migrate_count)[1].strip() or 0) == before[first] + 1
+    assert int(ssh(second, migrate_count)[1].strip() or 0) == before[second]
+    deploy_ok(platform, run_deploy).assert_no_changes(hosts=ours(platform))
+
+
 def test_a_third_backend_is_set_up_without_repopulating(platform, run_deploy, rewrite_config, deployed, ssh):
     rows = counts(platform)
     third_address = None

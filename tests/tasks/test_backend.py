@@ -226,17 +226,45 @@ def test_the_second_backend_never_runs_setup_or_populate():
     assert run.op(RESTART).changes
 
 
-def test_the_setup_backend_is_the_first_reached_by_this_run():
-    from tasks.backend import setup_backend_name
+def test_the_setup_backend_is_always_the_first_by_name_and_others_wait_for_it():
+    from tasks.backend import missing_setup_backend, setup_backend
 
     class Backend:
         def __init__(self, key):
             self.name, self.data = f"@h{key}", {"name": f"des-backend-{key}"}
 
     a, b, c = (Backend(key) for key in "abc")
-    assert setup_backend_name([c, a, b], reached=set()) == "@ha"  # nothing connected yet: first by name
-    assert setup_backend_name([c, a, b], reached={a, b, c}) == "@ha"
-    assert setup_backend_name([c, a, b], reached={b, c}) == "@hb"  # --limit without a, or a unreachable
+    assert setup_backend([c, a, b]) is a
+    assert missing_setup_backend(a, [c, a, b], reached={a}) is None  # it is the setup backend
+    assert missing_setup_backend(b, [c, a, b], reached={a, b, c}) is None  # a runs in this run
+    assert missing_setup_backend(b, [c, a, b], reached={b, c}) == "des-backend-a"  # --limit without a
+
+
+def test_without_the_setup_backend_a_commit_the_database_lacks_is_refused_before_checkout():
+    settings = settings_from({})
+    me = {"private_ip": "10.0.1.12", "name": "des-backend-b", "ssh_hostname": "3.80.1.12"}
+    run = run_deploys_checkout(settings, me, setup_by="des-backend-a", setup=OLD)
+    checkout = run.op(CHECKOUT)
+    assert checkout.changes
+    assert checkout.commands == [
+        f"echo '@fake/target: the database is not set up for {NEW[:12]} and des-backend-a, which runs the migrations, "
+        f"is not in this run: deploy both (e.g. --limit backends)' >&2; exit 1"]
+    # the database already set up for the new commit (by backend-a earlier): b may move to it
+    run = run_deploys_checkout(settings, me, setup_by="des-backend-a", setup=NEW)
+    assert any("checkout --quiet --force --detach " + NEW in command for command in run.op(CHECKOUT).commands)
+
+
+def run_deploys_checkout(settings, me, setup_by, setup):
+    from tasks.app_ops import app_checkout
+
+    facts = host_facts(settings, commit=OLD, remote=NEW, setup=setup)
+
+    def checkout_only():
+        app_checkout(name="Check out main of the app", repo=settings.app_repo, ref="main", setup_by=setup_by)
+
+    from pyinfra.api import deploy as as_deploy
+    return run_deploy(as_deploy("Configure the backend")(checkout_only), facts=facts, groups=["backends"],
+                      host_data=me, other_hosts=OTHERS)
 
 
 def test_a_tag_is_resolved_to_its_commit_and_being_there_is_no_change():
