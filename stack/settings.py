@@ -26,7 +26,8 @@ REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 AMI = re.compile(r"^ami-[0-9a-f]{8,17}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-URL_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
+# Kong 2.7 (typedefs.path) rejects empty segments: "//" would pass here and fail at deploy.
+URL_PATH = re.compile(r"^(?!.*//)/[A-Za-z0-9._~/-]*$")
 HEADER = re.compile(r"^[A-Za-z0-9-]+$")
 
 
@@ -288,7 +289,14 @@ def load_settings(path: Path | None = None) -> Settings:
 
 def settings_from(values: dict[str, Any]) -> Settings:
     """Settings from a mapping, as if read from a file (tests build them inline this way)."""
-    return Settings(_merge(SCHEMA, values, ""))
+    merged = _merge(SCHEMA, values, "")
+    gateway = merged["gateway"]
+    # Both are published on the Kong host: the same port fails `docker run` after the old
+    # container was removed, taking the gateway down.
+    if gateway["admin_port"] == gateway["proxy_port"]:
+        raise SettingsError(f"gateway/admin_port: expected a port other than gateway/proxy_port "
+                            f"({gateway['proxy_port']})")
+    return Settings(merged)
 
 
 def defaults() -> Settings:

@@ -79,6 +79,9 @@ def test_an_empty_file_means_all_defaults(tmp_path):
         ("gateway:\n  algorithm: random\n", "config.yml: gateway/algorithm: expected one of round-robin"),
         ("- a\n- b\n", "config.yml: the top level: expected a mapping of settings, got list"),
         ("region: [unclosed\n", "config.yml line 2: not valid YAML"),
+        ("gateway:\n  route_paths: [/a//b]\n", "config.yml: gateway/route_paths: item 1: expected a path"),
+        ("gateway:\n  health_path: //x\n", "config.yml: gateway/health_path: expected a path"),
+        ("gateway:\n  proxy_port: 8001\n", "config.yml: gateway/admin_port: expected a port other than"),
     ],
 )
 def test_mistakes_name_the_key_path(tmp_path, text, message):
