@@ -57,6 +57,15 @@ def load_state() -> dict[str, Any] | None:
         raise UserError(f"{path}: not a state file (expected a JSON object); restore it or re-run provision.py")
     if state.get("version") != STATE_VERSION:
         raise UserError(f"{path}: state version {state.get('version')!r}, expected {STATE_VERSION}")
+    # Every reader indexes these keys: a hand-edited host is one line here, not a KeyError there.
+    hosts = state.get("hosts")
+    if not isinstance(hosts, dict):
+        raise UserError(f"{path}: \"hosts\" is not a mapping of host names; restore it or re-run provision.py")
+    for name, host in hosts.items():
+        if not isinstance(host, dict) or host.get("role") not in ROLES or not all(
+                key in host for key in ("private_ip", "public_ip", "ssh_user")):
+            raise UserError(f"{path}: host {name!r} lacks role ({'/'.join(ROLES)}), private_ip, public_ip "
+                            f"or ssh_user; restore it or re-run provision.py")
     return state
 
 

@@ -20,7 +20,7 @@ def test_no_state_is_none():
 
 def test_saved_state_reads_back_and_only_the_owner_can_read_it(home):
     state = new_state("local", "des")
-    state["hosts"]["des-db"] = {"role": "db"}
+    state["hosts"]["des-db"] = {"role": "db", "private_ip": "10.77.0.10", "public_ip": "10.77.0.10", "ssh_user": "root"}
     save_state(state)
     assert load_state() == state
     assert stat.S_IMODE(state_path().stat().st_mode) == 0o600
@@ -32,6 +32,10 @@ def test_saved_state_reads_back_and_only_the_owner_can_read_it(home):
     ("{not json", "unreadable state file"),
     ("[]", r"not a state file \(expected a JSON object\)"),
     ('{"version": 99}', "state version 99, expected 1"),
+    ('{"version": 1}', r'"hosts" is not a mapping'),
+    ('{"version": 1, "hosts": {"x": {}}}', r"host 'x' lacks role"),
+    ('{"version": 1, "hosts": {"x": {"role": "db", "private_ip": "10.0.0.1", "public_ip": null}}}',
+     r"host 'x' lacks role .*ssh_user"),
 ])
 def test_a_damaged_state_is_one_line(home, text, message):
     home.mkdir()
