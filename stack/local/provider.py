@@ -183,7 +183,15 @@ def _backup(state: dict, settings: Settings, path: str) -> None:
     command = ["ssh", "-i", host["ssh_key"], "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
                "-o", f"UserKnownHostsFile={known_hosts_path()}", f"root@{host['private_ip']}",
                f"runuser -u postgres -- pg_dump --format=custom {settings.db_name}"]
-    with open(path, "wb") as output:
+    target = Path(path).expanduser()
+    if not target.parent.is_dir():
+        raise UserError(f"--backup {path}: folder {target.parent} does not exist")
+    # Owner-only (the dump holds the app's data) and never over an existing file, like the AWS backup.
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise UserError(f"--backup {path}: the file exists; choose a new name (backups are never overwritten)") from None
+    with os.fdopen(fd, "wb") as output:
         result = subprocess.run(command, stdout=output, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
     if result.returncode != 0:
         Path(path).unlink(missing_ok=True)

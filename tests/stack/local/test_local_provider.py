@@ -25,3 +25,36 @@ def test_debootstrap_command():
         "debootstrap", "--variant=minbase",
         "--include=systemd,systemd-sysv,dbus,openssh-server,python3,iproute2,sudo,ca-certificates",
         "bookworm", "/var/cache/sprint2-stack/x", "http://deb.debian.org/debian"]
+
+
+def _db_state():
+    return {"hosts": {"des-db": {"role": "db", "private_ip": "10.77.0.10", "ssh_key": "/k"}}}
+
+
+def test_backup_is_owner_only_and_never_overwrites(tmp_path, monkeypatch):
+    import stat
+    from types import SimpleNamespace
+
+    from stack.settings import defaults
+
+    def fake_ssh(command, stdout, **kwargs):
+        stdout.write(b"PGDMP dump")
+        return SimpleNamespace(returncode=0, stderr=b"")
+
+    monkeypatch.setenv("DEPLOY_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(provider.subprocess, "run", fake_ssh)
+    target = tmp_path / "db.dump"
+    provider._backup(_db_state(), defaults(), str(target))
+    assert target.read_bytes() == b"PGDMP dump"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    with pytest.raises(UserError, match="the file exists; choose a new name"):
+        provider._backup(_db_state(), defaults(), str(target))
+    assert target.read_bytes() == b"PGDMP dump"
+
+
+def test_backup_into_a_missing_folder_is_one_line(tmp_path, monkeypatch):
+    from stack.settings import defaults
+
+    monkeypatch.setenv("DEPLOY_HOME", str(tmp_path / "home"))
+    with pytest.raises(UserError, match=r"^--backup .*: folder .*/nope does not exist$"):
+        provider._backup(_db_state(), defaults(), str(tmp_path / "nope" / "db.dump"))
