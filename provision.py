@@ -32,7 +32,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--only", nargs="+", metavar="NAME", default=[],
                         help="destroy: only these hosts (e.g. des-backend-c)")
     parser.add_argument("--backup", metavar="PATH", help="destroy: pg_dump the database to PATH first")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if (args.only or args.backup) and args.command != "destroy":
+        # Terraform users reach for -target: say so rather than silently planning every host.
+        parser.error("--only and --backup go with destroy; apply and plan always cover every host in config.yml")
+    return args
 
 
 def choose_provider(asked: str | None) -> str:

@@ -36,3 +36,9 @@ def test_an_unknown_command_is_refused_by_argparse(tmp_path):
     result = run(tmp_path, "destory")
     assert result.returncode == 2
     assert "invalid choice: 'destory'" in result.stderr
+
+
+def test_only_with_plan_is_refused_rather_than_ignored(tmp_path):
+    result = run(tmp_path, "plan", "--only", "des-db")
+    assert result.returncode == 2
+    assert "--only and --backup go with destroy; apply and plan always cover every host" in result.stderr
