@@ -16,7 +16,7 @@ from stack.errors import UserError
 MACHINES = Path("/var/lib/sprint2-stack/machines")
 
 # Extra systemd-nspawn flags per role. On a cgroup-v1 machine Docker inside a host needs the
-# writable cgroup tree and the keyring syscalls (measured: shared notes docker-in-nspawn.md). The
+# writable cgroup tree and the keyring syscalls (measured: stack/local/docker-in-nspawn.md). The
 # cost, a guest that can write this machine's cgroup tree, is paid by the Kong host only.
 ROLE_FLAGS: dict[str, tuple[str, ...]] = {"db": (), "backend": (), "kong": ()}
 CGROUP_V1_ROLE_FLAGS: dict[str, tuple[str, ...]] = {

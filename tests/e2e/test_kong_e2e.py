@@ -2,7 +2,7 @@
 
 Kong's image cannot be pulled on these machines, so a plain deploy must stop at the pull with one
 clear line, after Docker and kong.yml are in place. When the Kong host can run containers (the
-local provider boots it with the nspawn flags of notes/docker-in-nspawn.md), a stand-in image
+local provider boots it with the nspawn flags of stack/local/docker-in-nspawn.md), a stand-in image
 (tests/e2e/kong_standin.sh: busybox, NOT Kong) drives the container's life: create, no change,
 reload on a new config, refusal of a bad one, recreate on a new image, and `provision.py status`.
 """
@@ -145,7 +145,7 @@ def test_container_life_with_a_stand_in_image(platform, ssh, kong, provision, ag
     if "cgroup" in out or "keyring" in out:
         ssh(kong, "docker rmi kong:2.7.2-alpine")
         pytest.skip("this Kong host cannot run containers (booted without the nspawn flags of "
-                    "notes/docker-in-nspawn.md); the pull-failure tests above still ran")
+                    "stack/local/docker-in-nspawn.md); the pull-failure tests above still ran")
     try:
         settings = load_settings(platform.config_path)
         created = _kong_deploy(platform, kong)
