@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Callable
 
 from stack.errors import UserError
 
@@ -247,16 +248,24 @@ def console_tail(name: str) -> str:
 
 
 def wait_for_ssh(addresses: dict[str, str], key: str, known_hosts: str, pids: dict[str, int],
-                 timeout: float = 180) -> None:
-    """Block until every host answers SSH, printing a line as each does and every 10 s;
-    a host whose systemd-nspawn exits meanwhile fails at once with its console's last line."""
+                 timeout: float = 180, restart: Callable[[str], int] | None = None, retries: int = 2) -> None:
+    """Block until every host answers SSH, printing a line as each does and every 10 s.
+    A host whose systemd-nspawn exits meanwhile is started again through `restart` (at most
+    `retries` times: an nspawn booted beside the Docker-capable Kong host, which shares this
+    machine's cgroup tree, was once seen to die at once), then fails with its console's last line."""
     started = time.monotonic()
     waiting = dict(addresses)
+    restarts = {name: 0 for name in addresses}
     last_report = started
     print(f"waiting for {', '.join(waiting)} to answer SSH...", flush=True)
     while waiting:
         for name, address in list(waiting.items()):
             if not is_running(name, pids[name]):
+                if restart and restarts[name] < retries:
+                    restarts[name] += 1
+                    print(f"  {name} stopped while booting ({console_tail(name)}); starting it again", flush=True)
+                    pids[name] = restart(name)
+                    continue
                 raise UserError(f"{name} stopped while booting: {console_tail(name)} "
                                 f"(see {machine_dir(name)}/console.log)")
             if ssh_answers(address, key, known_hosts):

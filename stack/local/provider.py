@@ -142,7 +142,15 @@ def apply(settings: Settings, options: Options) -> int:
 
     if booted and options.wait:
         pids = {name: state["hosts"][name]["local"]["pid"] for name in booted}
-        machines.wait_for_ssh(booted, str(key), str(known_hosts_path()), pids)
+
+        def restart(name: str) -> int:
+            machines.stop({name: None})
+            record = state["hosts"][name]
+            record["local"]["pid"] = machines.start(name, Path(record["local"]["root"]), bridge, record["role"])
+            save_state(state)
+            return record["local"]["pid"]
+
+        machines.wait_for_ssh(booted, str(key), str(known_hosts_path()), pids, restart=restart)
     print(f"Apply complete in {time.monotonic() - started:.0f} s: "
           f"{sum(s.action == 'create' for s in steps)} created, {sum(s.action == 'start' for s in steps)} started, "
           f"{len(doomed)} destroyed.")

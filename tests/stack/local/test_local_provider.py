@@ -58,3 +58,28 @@ def test_backup_into_a_missing_folder_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("DEPLOY_HOME", str(tmp_path / "home"))
     with pytest.raises(UserError, match=r"^--backup .*: folder .*/nope does not exist$"):
         provider._backup(_db_state(), defaults(), str(tmp_path / "nope" / "db.dump"))
+
+
+def test_a_host_that_dies_while_booting_is_started_again_then_given_up(monkeypatch, capsys):
+    from stack.local import machines
+
+    alive = {"h-db": {2}, "h-kong": {1}}  # h-db's first nspawn (pid 1) died; its restart (pid 2) lives
+    monkeypatch.setattr(machines, "is_running", lambda name, pid: pid in alive[name])
+    monkeypatch.setattr(machines, "ssh_answers", lambda address, key, known: True)
+    monkeypatch.setattr(machines, "console_tail", lambda name: "empty console log")
+    started = []
+
+    def restart(name):
+        started.append(name)
+        return 2
+
+    machines.wait_for_ssh({"h-db": "10.9.0.10", "h-kong": "10.9.0.11"}, "k", "kh", {"h-db": 1, "h-kong": 1},
+                          restart=restart)
+    assert started == ["h-db"]
+    assert "h-db stopped while booting (empty console log); starting it again" in capsys.readouterr().out
+
+    alive["h-db"] = set()  # dies every time: two restarts, then one clear line
+    started.clear()
+    with pytest.raises(UserError, match=r"^h-db stopped while booting: empty console log \(see "):
+        machines.wait_for_ssh({"h-db": "10.9.0.10"}, "k", "kh", {"h-db": 1}, restart=restart)
+    assert started == ["h-db", "h-db"]
