@@ -9,6 +9,7 @@ with one line naming the key path, and returns read-only `Settings`.
 import ipaddress
 import os
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -29,6 +30,9 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # Kong 2.7 (typedefs.path) rejects empty segments: "//" would pass here and fail at deploy.
 URL_PATH = re.compile(r"^(?!.*//)/[A-Za-z0-9._~/-]*$")
 HEADER = re.compile(r"^[A-Za-z0-9-]+$")
+# Sprint2's newest commit where migrate, both populate scripts and /despachos/reporte/ work (README:
+# "Which commit of Sprint2"); a commit, not a branch, so an upstream push never breaks a working setup.
+SPRINT2_WORKING_COMMIT = "b0abfcb9949fc9fd2eb30d50c22d591d4177dfa0"
 
 
 # --- value checks: each returns an error text ("expected ...") or None -------------------------
@@ -102,8 +106,40 @@ def _status(value):
     return _integer(100, 599)(value)
 
 
+def _boolean(value):
+    return None if isinstance(value, bool) else f"expected true or false, got {value!r}"
+
+
+# Django management commands that ask on a terminal unless told not to: a deploy has no terminal,
+# so without --noinput they would die (EOFError) or, worse, wait.
+_ASKING = ("makemigrations", "migrate", "collectstatic", "flush", "createsuperuser")
+
+
 def _command(value):
-    return _string()(value)
+    problem = _string()(value)
+    if problem:
+        return problem
+    try:
+        words = shlex.split(value)
+    except ValueError as error:
+        return f"expected a shell command, got {value!r} ({error})"
+    if "manage.py" in words:
+        asking = [word for word in words if word in _ASKING]
+        if asking and not {"--noinput", "--no-input"} & set(words):
+            return f"{value!r} would wait for answers on a terminal the deploy does not have: add --noinput"
+    return None
+
+
+def _python_script(value):
+    """A populate command runs inside the deploy's database transaction, in the same Python."""
+    problem = _command(value)
+    if problem:
+        return problem
+    words = shlex.split(value)
+    if len(words) < 2 or words[0] not in ("python", "python3") or words[1].startswith("-"):
+        return (f"expected 'python SCRIPT [ARGUMENTS]' (run once, inside one database transaction with its "
+                f"marker), got {value!r}")
+    return None
 
 
 # --- the schema -------------------------------------------------------------------------------
@@ -145,15 +181,18 @@ SCHEMA: dict[str, Any] = {
                           "--provider local: the /24 of the local hosts' bridge (the host takes .1)."),
     "app_repo": Field("https://github.com/mr-torres-d-ojedas/Sprint2.git", _string(),
                       "Git URL of the Django application."),
-    "app_ref": Field("main", _string(), "Branch, tag or commit of app_repo to deploy."),
+    "app_ref": Field(SPRINT2_WORKING_COMMIT, _string(),
+                     "Branch, tag or commit of app_repo to deploy (default: Sprint2's newest commit that works)."),
     "app_port": Field(8080, _integer(1024, 65535), "Port gunicorn listens on, on each backend."),
     "app_setup_commands": Field(
-        ["python manage.py makemigrations", "python manage.py migrate --noinput"],
+        ["python manage.py makemigrations --noinput", "python manage.py migrate --noinput"],
         _list_of(_command, unique=False),
         "Run on one backend at every deploy that changes the code (in the checkout, with the venv)."),
     "app_populate_commands": Field(
-        ["python populate.py", "python populateDespachos.py"], _list_of(_command, unique=False),
-        "Run once in the life of the database, after the first setup."),
+        ["python populate.py", "python populateDespachos.py"], _list_of(_python_script),
+        "Each run at most once in the life of the database, inside one transaction with its marker."),
+    "allow_destructive_migrations": Field(False, _boolean,
+                                          "Apply new migrations that drop a field or a model (their data is lost)."),
     "db_name": Field("dispatch_db", _string(re.compile(r"^[a-z_][a-z0-9_]{0,62}$"), "a PostgreSQL name"),
                      "Application database."),
     "db_user": Field("dispatch_user", _string(re.compile(r"^[a-z_][a-z0-9_]{0,62}$"), "a PostgreSQL name"),

@@ -8,6 +8,7 @@ environment file, so no secret is ever in a command line.
 """
 
 import hashlib
+import json
 import re
 import shlex
 from io import StringIO
@@ -112,12 +113,12 @@ class FileText(FactBase):
         return "\n".join(output) + "\n"
 
 
-class DeployMarker(FactBase):
-    """A marker stored in the application database (files/deploy_marker.py):
-    {"value": text or None} or {"error": last line} when the database cannot be read."""
+class DeployMarkers(FactBase):
+    """The deploy's markers stored in the application database (files/deploy_marker.py), read with one
+    start of Django: {"markers": {name: value}} or {"error": last line} when it cannot be read."""
 
-    def command(self, marker, layout=LAYOUT):
-        query = run_app(layout, f"python {layout.marker_script} get {marker}", quiet=True)
+    def command(self, layout=LAYOUT):
+        query = run_app(layout, f"python {layout.marker_script} list", quiet=True)
         return (f"if [ -x {layout.run_helper} ] && [ -x {layout.venv}/bin/python ]; "
                 f"then {query} 2>&1 || echo 'marker failed'; else echo 'marker unavailable'; fi")
 
@@ -127,11 +128,32 @@ class DeployMarker(FactBase):
             return {"error": "the app is not installed yet"}
         if lines and lines[-1] == "marker failed":
             return {"error": lines[-2] if len(lines) > 1 else "unknown error"}
-        return {"value": lines[-1].strip() if lines else None}
+        try:
+            markers = json.loads(lines[-1]) if lines else {}
+        except ValueError:
+            return {"error": lines[-1]}
+        return {"markers": markers if isinstance(markers, dict) else {}}
 
     @staticmethod
     def default():
-        return {"value": None}
+        return {"markers": {}}
+
+
+class GitLocalCommit(FactBase):
+    """The commit `ref` names in the checkout's own repository after a fetch (a branch as origin
+    has it, a tag, or a commit id), or None."""
+
+    def requires_command(self, path, ref):
+        return "git"
+
+    def command(self, path, ref):
+        git = f"git -c safe.directory={path} -C {path} rev-parse --verify --quiet"
+        names = [f"refs/remotes/origin/{ref}^{{commit}}", f"refs/tags/{ref}^{{commit}}", f"{ref}^{{commit}}"]
+        return " || ".join(f"{git} {shlex.quote(name)}" for name in names) + " || true"
+
+    def process(self, output):
+        lines = [line.strip() for line in output if line.strip()]
+        return lines[0] if lines and HEX.match(lines[0]) else None
 
 
 class HttpStatus(FactBase):
@@ -188,52 +210,6 @@ def secret_file(path: str, content: str, user: str = "root", group: str = "root"
 
 
 @operation()
-def app_checkout(repo: str, ref: str, layout: Layout = LAYOUT, setup_by: str | None = None):
-    """Check out `ref` (branch, tag or commit) of `repo` in the app folder, as the app user.
-
-    Already at that commit: no change (pyinfra's git.repo re-runs checkout for tags and commits).
-    A branch follows its newest commit; a commit can be given in full or abbreviated.
-    `setup_by`: the backend that migrates, when this run does not reach it; then the checkout
-    moves only to a commit the database is already set up for.
-    """
-    path = layout.checkout
-    current = host.get_fact(GitCheckout, path=path)
-    refs = host.get_fact(GitRemoteRef, repo=repo, ref=ref)
-    if not state.is_executing and (current is None or refs.get("error")):
-        # Previewing a host that has no git or no checkout yet: it will be cloned.
-        host.noop(f"{repo} is cloned at {ref} once git is installed")
-        return
-    if isinstance(refs, dict) and refs.get("error"):
-        yield fail(f"{host.name}: cannot read app_repo {repo}: {refs['error']}")
-        return
-    target = resolve_ref(refs, ref)
-    if target is None and not HEX.match(ref):
-        yield fail(f"{host.name}: app_ref {ref!r} is neither a branch nor a tag of {repo}, nor a commit id")
-        return
-    wanted = target or ref
-    if current and current["commit"].startswith(wanted) and current["origin"] == repo:
-        host.noop(f"{path} is at {current['commit'][:12]} ({ref})")
-        return
-    if setup_by:
-        migrated_for = host.get_fact(DeployMarker, marker="setup").get("value") or ""
-        if not migrated_for.startswith(wanted):
-            yield fail(f"{host.name}: the database is not set up for {wanted[:12]} and {setup_by}, which runs the "
-                       f"migrations, is not in this run: deploy both (e.g. --limit backends)")
-            return
-    git = f"runuser -u {layout.user} -- git"
-    if current is None:
-        yield f"rm -rf {path} && {git} clone --quiet --no-checkout {shlex.quote(repo)} {path}"
-    else:
-        if current["origin"] != repo:
-            yield f"{git} -C {path} remote set-url origin {shlex.quote(repo)}"
-        yield f"{git} -C {path} fetch --quiet --tags --force origin"
-    # --force: tracked files are the repository's (the deploy never edits them); untracked files,
-    # such as the migrations makemigrations wrote, are kept.
-    yield f"{git} -C {path} checkout --quiet --force --detach {wanted}"
-    yield log_event(layout, f"checked out {ref} = {wanted[:12]} from {repo}")
-
-
-@operation()
 def app_virtualenv(layout: Layout = LAYOUT):
     """Create the virtualenv and install the app's requirements (plus gunicorn and psycopg2 if it
     lacks them), again only when requirements.txt changed (its hash is kept in the venv)."""
@@ -278,50 +254,9 @@ def app_collectstatic(layout: Layout = LAYOUT):
 
 
 @operation()
-def app_setup(commands: list[str], layout: Layout = LAYOUT):
-    """The app's setup commands (makemigrations, migrate) when the database was not yet set up
-    for the checked-out commit; the commit is then recorded in the database."""
-    checkout = host.get_fact(GitCheckout, path=layout.checkout)
-    marker = host.get_fact(DeployMarker, marker="setup")
-    if not state.is_executing and (checkout is None or marker.get("error")):
-        host.noop("the setup commands run after the install")
-        return
-    if checkout is None:
-        yield fail(f"{host.name}: no checkout in {layout.checkout}")
-        return
-    if marker.get("error"):
-        yield fail(f"{host.name}: cannot read the deploy marker from the database: {marker['error']}")
-        return
-    if marker.get("value") == checkout["commit"]:
-        host.noop(f"the database is set up for {checkout['commit'][:12]}")
-        return
-    for command in commands:
-        yield run_app(layout, command)
-    yield run_app(layout, f"python {layout.marker_script} set setup {checkout['commit']}")
-
-
-@operation()
-def app_populate(commands: list[str], layout: Layout = LAYOUT):
-    """The populate commands, once in the life of the database (a marker in the database itself,
-    so neither a redeploy nor a new backend runs them again)."""
-    marker = host.get_fact(DeployMarker, marker="populated")
-    if marker.get("error"):
-        if state.is_executing:
-            yield fail(f"{host.name}: cannot read the deploy marker from the database: {marker['error']}")
-            return
-        host.noop("the populate commands run after the install, once")
-        return
-    if marker.get("value"):
-        host.noop(f"the database was populated ({marker['value']})")
-        return
-    for command in commands:
-        yield run_app(layout, command)
-    yield run_app(layout, f"python {layout.marker_script} set populated by-{host.data.get('name') or host.name}")
-
-
-@operation()
-def check_health(address: str, port: int, path: str, backend: str):
-    """GET the health path like Kong's probes do; fail the deploy unless it answers 200 or 302.
+def check_health(address: str, port: int, path: str, backend: str, statuses: list[int]):
+    """GET the health path like Kong's probes do; fail the deploy unless it answers one of `statuses`
+    (gateway.active.healthy_statuses: the deploy and Kong agree on what healthy means).
 
     Reads only: it yields no command, so it never counts as a change.
     """
@@ -329,11 +264,17 @@ def check_health(address: str, port: int, path: str, backend: str):
         host.noop(f"{path} is checked after the deploy")
         return
     status = host.get_fact(HttpStatus, address=address, port=port, path=path)
-    if status in (200, 302):
+    if status in statuses:
         host.noop(f"{path} answered {status}")
         return
-    hint = ("set gateway.health_path to a path this commit serves (the newest Sprint2 commit "
-            "answers 404 on /despachos/reporte/; /health-check/ answers 200), or pin app_ref")
+    logs = f"its error log: journalctl -u {LAYOUT.service}, {LAYOUT.django_log}"
     if not isinstance(status, int):
-        hint = f"the app does not answer: journalctl -u {LAYOUT.service}, /var/log/django.log"
+        hint = f"the app does not answer; see {logs}"
+    elif status >= 500:
+        hint = f"the app fails on this path; see {logs}"
+    elif status == 404:
+        hint = ("set gateway.health_path to a path this commit serves (Sprint2 commits after b0abfcb answer 404 "
+                "or 500 on /despachos/reporte/; /health-check/ answers 200), or pin app_ref")
+    else:
+        hint = f"set gateway.health_path to a path answering {' or '.join(map(str, statuses))}"
     yield fail(f"{backend}: health check GET {path} answered {status}; {hint}")

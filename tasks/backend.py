@@ -1,8 +1,9 @@
 """The backends: the Django application under systemd with gunicorn.
 
-Defaults (stack/settings.py SCHEMA): app_repo (Sprint2 on GitHub), app_ref main, app_port 8080,
-app_setup_commands (makemigrations, migrate), app_populate_commands (populate.py,
-populateDespachos.py), gateway.health_path. Layout on the host (stack/render/backend.py):
+Defaults (stack/settings.py SCHEMA): app_repo (Sprint2 on GitHub), app_ref b0abfcb (its newest
+commit that works), app_port 8080, app_setup_commands (makemigrations, migrate, both --noinput),
+app_populate_commands (populate.py, populateDespachos.py), allow_destructive_migrations (false),
+gateway.health_path and gateway.active.healthy_statuses. Layout on the host (stack/render/backend.py):
 
   /srv/sprint2/app      the checkout (owned by the app user `sprint2`; never edited by the deploy)
   /srv/sprint2/venv     its virtualenv; /srv/sprint2/static collected static files
@@ -13,7 +14,8 @@ populateDespachos.py), gateway.health_path. Layout on the host (stack/render/bac
 Setup and populate commands run from ONE backend (the first by name) while the others wait:
 pyinfra finishes an operation on every host before the next starts. Whether they are needed is
 recorded in the database (files/deploy_marker.py), not on a backend, so a new backend or a
-redeploy never runs them again for the same commit (setup) or at all (populate).
+redeploy never runs them again for the same commit (setup) or at all (populate). How a new commit
+reaches the backends without a half-migrated database: tasks/app_release_ops.py.
 """
 
 from io import StringIO
@@ -23,7 +25,6 @@ from pyinfra.api import deploy
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.hardware import Cpus
 from pyinfra.operations import apt, files, server, systemd
-from pyinfra.operations.util import any_changed
 
 from stack.render.backend import (LAYOUT, allowed_hosts, app_unit, deploy_settings, env_file, gunicorn_conf,
                                   gunicorn_workers, run_helper)
@@ -31,8 +32,8 @@ from stack.errors import UserError, exit_with
 from stack.render.kong import UPSTREAM
 from stack.secrets import deploy_secrets
 from stack.settings import PROJECT_ROOT, Settings, load_settings
-from tasks.app_ops import (app_checkout, app_collectstatic, app_populate, app_setup, app_virtualenv, check_health,
-                           log_event, secret_file)
+from tasks.app_ops import app_collectstatic, app_virtualenv, check_health, secret_file
+from tasks.app_release_ops import app_checkout, app_fetch, app_populate, app_restart, app_setup, makes_migrations
 
 # git for the checkout, python3-venv for the virtualenv (same names on Ubuntu 24.04 and Debian 12).
 PACKAGES = ["git", "python3-venv", "ca-certificates"]
@@ -55,15 +56,6 @@ def setup_backend(backends: list):
     same one: the app commits no migrations, so the history `makemigrations` writes lives in that
     backend's checkout, and another backend's freshly generated files would not match the database."""
     return min(backends, key=backend_label)
-
-
-def missing_setup_backend(me, backends: list, reached) -> str | None:
-    """The setup backend's name when this run does not reach it (`--limit`, unreachable) and `me` is
-    another backend: such a backend must not move to code the database is not migrated for."""
-    first = setup_backend(backends)
-    if first.name == me.name or first in reached:
-        return None
-    return backend_label(first)
 
 
 @deploy("Configure the backend")
@@ -121,15 +113,25 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
 
     backends = inventory.get_group("backends")
     reached = {backend for backend in state.activated_hosts if state.is_host_in_limit(backend)}
+    first = setup_backend(backends)
+    is_setup = first.name == host.name
+    fetched = app_fetch(
+        name=f"Fetch {settings.app_ref} of the app" + (" and try its migrations" if is_setup else ""),
+        repo=settings.app_repo, ref=settings.app_ref, layout=layout,
+        preflight=[command for command in settings.app_setup_commands if makes_migrations(command)]
+        if is_setup else None,
+        allow_destructive=settings.allow_destructive_migrations,
+    )
     code = app_checkout(name=f"Check out {settings.app_ref} of the app", repo=settings.app_repo,
-                        ref=settings.app_ref, layout=layout,
-                        setup_by=missing_setup_backend(host, backends, reached) if reached else None)
+                        ref=settings.app_ref, layout=layout, setup_host=first,
+                        setup_reached=first in reached or not reached)
     venv = app_virtualenv(name="Install the app's requirements in its virtualenv", layout=layout)
     app_collectstatic(name="Collect the app's static files", layout=layout)
-    if setup_backend(backends).name == host.name:
+    if is_setup:
         app_setup(name="Run the app's setup commands (migrations) from this backend only",
-                  commands=list(settings.app_setup_commands), layout=layout)
-        app_populate(name="Populate the database, once in its life",
+                  commands=list(settings.app_setup_commands), layout=layout,
+                  allow_destructive=settings.allow_destructive_migrations)
+        app_populate(name="Populate the database, each command once in its life",
                      commands=list(settings.app_populate_commands), layout=layout)
 
     unit = files.put(
@@ -137,17 +139,17 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
         dest=layout.unit_path, user="root", group="root", mode="644",
     )
     systemd.daemon_reload(name="Reload systemd for the app's unit", _if=unit.did_change)
-    server.shell(
+    app_restart(
         name="Restart the app for its new code, dependencies or settings",
-        commands=[f"systemctl restart {layout.service}", log_event(layout, f"restarted {layout.service}")],
-        _if=any_changed(code, venv, environment, django_settings, gunicorn, unit),
+        changes=[fetched, code, venv, environment, django_settings, gunicorn, unit], layout=layout,
     )
     systemd.service(
         name="Ensure the app is running and starts at boot",
         service=layout.service, running=True, enabled=True,
     )
+    statuses = list(settings.gateway.active.healthy_statuses)
     check_health(
-        name=f"Check that {settings.gateway.health_path} answers 200 or 302",
+        name=f"Check that {settings.gateway.health_path} answers {' or '.join(map(str, statuses))}",
         address=host.data.private_ip, port=settings.app_port, path=settings.gateway.health_path,
-        backend=host.data.get("name") or host.name,
+        backend=host.data.get("name") or host.name, statuses=statuses,
     )

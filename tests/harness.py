@@ -56,6 +56,21 @@ class MissingFact(AssertionError):
     """The deploy asked for a fact the test did not provide."""
 
 
+class ByOperation:
+    """A fact answer that changes during the run, as the host does: `before` for the operations whose
+    names contain one of `until` (e.g. the clone, and what runs before the host changes), `after` for
+    the others. pyinfra asks facts again in each operation; the harness otherwise answers statically."""
+
+    def __init__(self, before: Any, after: Any, until: tuple[str, ...]):
+        self.before, self.after, self.until = before, after, until
+
+    def answer(self) -> Any:
+        from pyinfra.context import host, state
+
+        names = state.op_meta[host.current_op_hash].names if host.current_op_hash else set()
+        return self.before if any(part in name for name in names for part in self.until) else self.after
+
+
 @dataclass
 class Op:
     name: str  # the operation's own name, e.g. "Ensure Docker is installed"
@@ -119,14 +134,14 @@ def _fact_answerer(facts: dict[type, Any], calls: list[str]) -> Callable:
             hint = f'{{"{key}": value}}' if key else "value"
             raise MissingFact(f"the deploy asked for fact {name}({key}): add facts[{fact_cls.__name__}] = {hint}")
         answer = facts[fact_cls]
-        if not key:
-            return answer
-        if not isinstance(answer, dict) or key not in answer:
-            raise MissingFact(
-                f"the deploy asked for fact {name}({key}): add {key!r} to facts[{fact_cls.__name__}]"
-                f" (it has {sorted(answer) if isinstance(answer, dict) else answer!r})"
-            )
-        return answer[key]
+        if key:
+            if not isinstance(answer, dict) or key not in answer:
+                raise MissingFact(
+                    f"the deploy asked for fact {name}({key}): add {key!r} to facts[{fact_cls.__name__}]"
+                    f" (it has {sorted(answer) if isinstance(answer, dict) else answer!r})"
+                )
+            answer = answer[key]
+        return answer.answer() if isinstance(answer, ByOperation) else answer
 
     return get_fact
 

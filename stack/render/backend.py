@@ -22,6 +22,8 @@ class Layout:
     run_helper: str = "/usr/local/sbin/sprint2-run"
 
     checkout = property(lambda self: f"{self.home}/app")
+    # A throw-away work tree of the next commit, where its migrations are tried before any switch.
+    preflight = property(lambda self: f"{self.home}/preflight")
     venv = property(lambda self: f"{self.home}/venv")
     conf_dir = property(lambda self: f"{self.home}/conf")
     static_root = property(lambda self: f"{self.home}/static")
@@ -83,7 +85,7 @@ def run_helper(layout: Layout = LAYOUT) -> str:
     return render_template(
         "backend/run.sh.j2",
         user=layout.user, checkout=layout.checkout, venv=layout.venv, env_file=layout.env_file,
-        run_helper=layout.run_helper, deploy_log=layout.deploy_log,
+        run_helper=layout.run_helper, deploy_log=layout.deploy_log, conf_dir=layout.conf_dir,
     )
 
 

@@ -24,7 +24,11 @@ def test_defaults_are_the_seed_values():
     assert settings.kong_instance_type == "t2.small"
     assert settings.backends == ["a", "b"]
     assert settings.app_repo == "https://github.com/mr-torres-d-ojedas/Sprint2.git"
-    assert settings.app_ref == "main"
+    # A commit, not a branch: Sprint2's newest commit where migrate, populate and the report work.
+    assert settings.app_ref == "b0abfcb9949fc9fd2eb30d50c22d591d4177dfa0"
+    assert settings.app_setup_commands == ["python manage.py makemigrations --noinput",
+                                           "python manage.py migrate --noinput"]
+    assert settings.allow_destructive_migrations is False
     assert (settings.db_name, settings.db_user, settings.max_connections) == ("dispatch_db", "dispatch_user", 2000)
     assert settings.manager_email is None
     assert settings.gateway.health_path == "/despachos/reporte/"
@@ -82,6 +86,15 @@ def test_an_empty_file_means_all_defaults(tmp_path):
         ("gateway:\n  route_paths: [/a//b]\n", "config.yml: gateway/route_paths: item 1: expected a path"),
         ("gateway:\n  health_path: //x\n", "config.yml: gateway/health_path: expected a path"),
         ("gateway:\n  proxy_port: 8001\n", "config.yml: gateway/admin_port: expected a port other than"),
+        ("app_setup_commands: [python manage.py makemigrations]\n",
+         "config.yml: app_setup_commands: item 1: 'python manage.py makemigrations' would wait for answers on a "
+         "terminal the deploy does not have: add --noinput"),
+        ("app_setup_commands: ['python manage.py migrate', x]\n", "item 1: 'python manage.py migrate' would wait"),
+        ("app_populate_commands: [python populate.py, ./load.sh]\n",
+         "config.yml: app_populate_commands: item 2: expected 'python SCRIPT [ARGUMENTS]'"),
+        ("app_populate_commands: ['python -c 1']\n", "app_populate_commands: item 1: expected 'python SCRIPT"),
+        ("app_populate_commands: ['python \"x.py']\n", "app_populate_commands: item 1: expected a shell command"),
+        ("allow_destructive_migrations: yes please\n", "allow_destructive_migrations: expected true or false"),
     ],
 )
 def test_mistakes_name_the_key_path(tmp_path, text, message):
