@@ -116,17 +116,25 @@ def save_migrations():
 
 
 def restore_migrations():
-    """Write the saved migration files into this checkout (never over a file the app tracks)."""
+    """Make this checkout's generated migration files the database's saved set: write each saved
+    file (never over a file the app tracks) and remove the other generated ones, such as those of
+    a database that was dropped. A database that holds migrations but no saved set (deployed before
+    the set was kept) keeps the checkout's files: the next save records them."""
     with connection.cursor() as cursor:
-        if not table_exists(cursor, MIGRATIONS):
+        if table_exists(cursor, MIGRATIONS):
+            cursor.execute(f"SELECT path, content FROM {MIGRATIONS} ORDER BY path")
+            saved = dict(cursor.fetchall())
+        elif table_exists(cursor, "django_migrations"):
             return
-        cursor.execute(f"SELECT path, content FROM {MIGRATIONS} ORDER BY path")
-        rows = cursor.fetchall()
-    ours = set(generated_files())
-    for path, content in rows:
+        else:
+            saved = {}
+    generated = set(generated_files())
+    for path in generated - set(saved):
+        os.remove(path)
+    for path, content in saved.items():
         if os.path.isabs(path) or ".." in path.split("/") or not os.path.isdir(os.path.dirname(path)):
             continue  # an app that no longer exists at this commit
-        if os.path.exists(path) and path not in ours:
+        if os.path.exists(path) and path not in generated:
             continue
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(content)

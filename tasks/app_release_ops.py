@@ -19,8 +19,8 @@ from pyinfra.api import operation
 from pyinfra.context import state
 
 from stack.render.backend import LAYOUT, Layout
-from tasks.app_ops import (HEX, DeployMarkers, GitCheckout, GitLocalCommit, GitRemoteRef, fail, log_event,
-                           resolve_ref, run_app)
+from tasks.app_ops import (HEX, DeployMarkers, FileText, GitCheckout, GitLocalCommit, GitRemoteRef, fail,
+                           log_event, resolve_ref, run_app)
 
 # The marker of the populate commands from before each had its own: all of them ran.
 LEGACY_POPULATED = "populated"
@@ -217,13 +217,17 @@ def app_populate(commands: list[str], layout: Layout = LAYOUT):
 
 @operation()
 def app_restart(changes: list, layout: Layout = LAYOUT):
-    """Restart the service when one of `changes` (operations) changed, but never onto a commit the
-    database is not set up for (the setup backend failed): then the running code keeps serving."""
+    """Restart the service when one of `changes` (operations) changed or when it runs another commit
+    than the checkout's (moved by an earlier run that failed or was interrupted before its restart),
+    but never onto a commit the database is not set up for: then the running code keeps serving."""
     # What the operation did once it ran, or what it would do in a preview (--dry).
-    if not any(change.did_change() if change.is_complete() else change.will_change for change in changes):
+    changed = any(change.did_change() if change.is_complete() else change.will_change for change in changes)
+    checkout = host.get_fact(GitCheckout, path=layout.checkout)
+    running = host.get_fact(FileText, path=layout.running_commit)
+    stale = bool(checkout and running and running.strip() != checkout["commit"])
+    if not changed and not stale:
         host.noop(f"{layout.service} runs the current code and settings")
         return
-    checkout = host.get_fact(GitCheckout, path=layout.checkout)
     markers, error = read_markers(layout)
     if checkout and (markers or {}).get("setup") != checkout["commit"]:
         reason = error or f"the database is set up for {((markers or {}).get('setup') or 'no commit')[:12]}"

@@ -29,6 +29,7 @@ class Layout:
     static_root = property(lambda self: f"{self.home}/static")
     env_file = property(lambda self: f"{self.secrets_dir}/env")
     unit_path = property(lambda self: f"/etc/systemd/system/{self.service}.service")
+    running_commit = property(lambda self: f"/run/{self.service}/commit")
     settings_path = property(lambda self: f"{self.conf_dir}/{self.settings_module}.py")
     gunicorn_conf = property(lambda self: f"{self.conf_dir}/gunicorn.conf.py")
     marker_script = property(lambda self: f"{self.conf_dir}/deploy_marker.py")
@@ -77,7 +78,8 @@ def app_unit(*, port: int, layout: Layout = LAYOUT) -> str:
     return render_template(
         "backend/app.service.j2",
         port=port, user=layout.user, env_file=layout.env_file, checkout=layout.checkout, venv=layout.venv,
-        gunicorn_conf=layout.gunicorn_conf, app_package=layout.app_package,
+        gunicorn_conf=layout.gunicorn_conf, app_package=layout.app_package, service=layout.service,
+        running_commit=layout.running_commit,
     )
 
 

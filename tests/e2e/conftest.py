@@ -23,10 +23,12 @@ Fixtures (names are stable; other e2e modules rely on them):
                              cannot be pulled here, so the kong host may be in result.failed_hosts.
                              Hosts added later (rewrite_config) are not deployed by it: run_deploy().
 
+  .sprint2_url: git://10.78.0.1/sprint2.git, the real Sprint2 repository (tests/fixtures/sprint2.bundle)
 Platform: .prefix, .ip(last_octet) (an address in the subnet), .home (DEPLOY_HOME), .config_path, .env (for subprocesses), .base_config (dict),
   .hosts (name -> state record, read fresh), .names(role) ("db" | "backend" | "kong"),
-  .address(name), .write_config(**overrides) (no provisioning), .fresh (no real deploy yet),
-  .recreate_hosts() (destroy and provision again: fresh hosts), .ensure_deployed().
+  .address(name), .write_config(**overrides) (no provisioning), .use_base_config(dict), .fresh (no real
+  deploy yet), .recreate_hosts() (destroy and provision again: fresh hosts), .ensure_deployed(),
+  .start_deploy(*extra_args) -> Popen (a deploy in the background, in its own process group).
 CommandResult: .returncode .stdout .stderr .output (both).
 DeployResult (from pyinfra's --json on stdout; human log and --diff output on stderr):
   .returncode .stdout .stderr .output .payload (parsed JSON or None) .dry
@@ -60,6 +62,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTAPP = ROOT / "tests" / "testapp"
+# The real Sprint2 repository, whole history (a copy of ../shared/fixtures/sprint2.bundle).
+SPRINT2_BUNDLE = ROOT / "tests" / "fixtures" / "sprint2.bundle"
 PYTHON = sys.executable
 PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
 # Two sessions on one prefix or subnet would destroy each other's hosts: override both to run
@@ -84,7 +88,8 @@ def pytest_collection_modifyitems(items):
     def rank(item):
         if "e2e" not in item.keywords:
             return 0
-        return 1 if item.path.name == "test_platform.py" else 2
+        # The real app's module recreates the hosts for itself: last, so the others share theirs.
+        return {"test_platform.py": 1, "test_real_app.py": 3}.get(item.path.name, 2)
 
     items.sort(key=rank)
 
@@ -152,7 +157,8 @@ class DeployResult(CommandResult):
 
 
 class AppRepo:
-    """The test app as a git repository (a work tree and a bare repo served by git daemon)."""
+    """The test app as a git repository (a work tree and a bare repo served by git daemon), and
+    beside it the real Sprint2 repository from its bundle (.sprint2_url)."""
 
     def __init__(self, base: Path, address: str = BRIDGE_ADDRESS):
         self.work = base / "testapp"
@@ -160,6 +166,10 @@ class AppRepo:
         self.bare = self.served / "testapp.git"
         self.address = address
         self.url = f"git://{address}/testapp.git"
+        self.sprint2_url = f"git://{address}/sprint2.git"
+        self.served.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["git", "clone", "-q", "--bare", str(SPRINT2_BUNDLE), str(self.served / "sprint2.git")],
+                       check=True)
         self.daemon: subprocess.Popen | None = None
         shutil.copytree(TESTAPP, self.work, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         self._git("init", "-q", "-b", "main")
@@ -247,6 +257,13 @@ class Platform:
         self.fresh = self.fresh and dry
         return DeployResult.from_run(extra_args, dry, self._run(command, timeout=1800))
 
+    def start_deploy(self, *extra_args) -> subprocess.Popen:
+        """A deploy running in the background (to interrupt it): its own process group."""
+        self.fresh = False
+        return subprocess.Popen([PYINFRA, "-y", "inventory.py", "deploy.py", *extra_args], cwd=ROOT, env=self.env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, start_new_session=True)
+
     def ssh(self, host_name: str, command: str, timeout: float = 300) -> tuple[int, str]:
         host = self.hosts[host_name]
         completed = subprocess.run(
@@ -260,6 +277,11 @@ class Platform:
 
     def write_config(self, **overrides) -> None:
         self.config_path.write_text(yaml.safe_dump(_merge(self.base_config, overrides), sort_keys=False))
+
+    def use_base_config(self, config: dict) -> None:
+        """Another base configuration from now on (rewrite_config() then restores this one)."""
+        self.base_config = copy.deepcopy(config)
+        self.write_config()
 
     def rewrite_config(self, **overrides) -> CommandResult:
         self.write_config(**overrides)

@@ -105,8 +105,10 @@ def test_only_backends_reach_postgresql_as_the_app_user(platform, deployed, ssh)
         assert out.strip() == "auth-requested 10", out  # 10 = SASL: scram-sha-256, no trust
         # And the app's own credentials work from there (a real query through Django).
         code, out = ssh(name, "/usr/local/sbin/sprint2-run --quiet "
-                              "'python /srv/sprint2/conf/deploy_marker.py get populated'")
-        assert code == 0 and out.strip().startswith("by-"), out
+                              "'python /srv/sprint2/conf/deploy_marker.py list'")
+        assert code == 0, out
+        markers = json.loads(out.strip().splitlines()[-1])
+        assert "python populate.py" in markers.values(), markers
 
 
 def test_secrets_are_in_no_tracked_file_no_command_line_and_a_root_only_env_file(platform, deployed, ssh):
@@ -323,3 +325,71 @@ def test_pg_hba_drift_is_repaired_with_a_reload_not_a_restart(platform, run_depl
     assert after[0] == before[0], "PostgreSQL was restarted for a pg_hba.conf change"
     assert after[1] != before[1], "PostgreSQL did not reload"
     assert "trust" not in ssh(db, "grep -v '^#' /etc/postgresql/*/main/pg_hba.conf")[1]
+
+
+def test_a_migration_that_drops_a_field_is_refused_before_any_backend_moves(platform, run_deploy, rewrite_config,
+                                                                             app_repo, deployed, ssh):
+    """makemigrations --noinput writes RemoveField for a removed (or renamed) field: the deploy refuses
+    it in one line, every backend keeps its code and the column its data, until it is allowed."""
+    head = "git -c safe.directory='*' -C /srv/sprint2/app rev-parse HEAD"
+    models = (app_repo.work / "pedidos" / "models.py").read_text()
+    added = models.replace("    cantidad = models.PositiveIntegerField()\n",
+                           "    cantidad = models.PositiveIntegerField()\n"
+                           "    temporal = models.CharField(max_length=20, default='x')\n")
+    app_repo.push_commit("Pedido: temporal", {"pedidos/models.py": added})
+    deploy_ok(platform, run_deploy)
+    kept = app_repo.head()
+    rows = counts(platform)
+    pids = {name: main_pid(ssh, name) for name in platform.names("backend")}
+    sha = app_repo.push_commit("Pedido: without temporal", {"pedidos/models.py": models})
+
+    refused = run_deploy()
+    lines = [line for line in refused.stderr.splitlines() if "cannot move the database" in line]
+    assert lines and f"cannot move the database to {sha[:12]}:" in lines[0], refused.output[-4000:]
+    assert "the new migrations would drop data (pedidos.0" in lines[0] and "Remove field temporal from pedido" in lines[0]
+    assert "allow_destructive_migrations: true" in lines[0]
+    for name in platform.names("backend"):
+        assert ssh(name, head)[1].strip() == kept, f"{name} moved"
+        assert main_pid(ssh, name) == pids[name], f"{name} restarted"
+    assert counts(platform) == rows
+    (db,) = platform.names("db")
+    columns = "cd / && runuser -u postgres -- psql -XtA -d dispatch_db -c \"SELECT column_name FROM " \
+              "information_schema.columns WHERE table_name = 'pedidos_pedido'\""
+    assert "temporal" in ssh(db, columns)[1].split()
+
+    try:
+        assert rewrite_config(allow_destructive_migrations=True).returncode == 0
+        deploy_ok(platform, run_deploy)
+        assert "temporal" not in ssh(db, columns)[1].split()
+        for name in platform.names("backend"):
+            assert ssh(name, head)[1].strip() == sha
+    finally:
+        assert rewrite_config().returncode == 0
+    deploy_ok(platform, run_deploy).assert_no_changes(hosts=ours(platform))
+
+
+def test_a_backend_left_on_new_code_by_a_failed_setup_is_restarted_by_the_next_deploy(
+        platform, run_deploy, app_repo, deployed, ssh):
+    """PostgreSQL stops during the deploy: the setup backend fails, no backend restarts onto the
+    unmigrated commit; once PostgreSQL is back, the next run brings every backend to it."""
+    (db,) = platform.names("db")
+    backends = platform.names("backend")
+    running = "cat /run/sprint2-app/commit"
+    before = {name: ssh(name, running)[1].strip() for name in backends}
+    models = (app_repo.work / "pedidos" / "models.py").read_text()
+    sha = app_repo.push_commit("Pedido: urgente", {"pedidos/models.py": models.replace(
+        "    cantidad = models.PositiveIntegerField()\n",
+        "    cantidad = models.PositiveIntegerField()\n    urgente = models.BooleanField(default=False)\n")})
+    assert ssh(db, "systemctl stop postgresql")[0] == 0
+    try:
+        failed = run_deploy("--limit", "backends")
+        assert failed.returncode != 0
+        for name in backends:
+            assert ssh(name, running)[1].strip() == before[name], f"{name} restarted onto unmigrated code"
+    finally:
+        assert ssh(db, "systemctl start postgresql")[0] == 0
+    deploy_ok(platform, run_deploy)
+    for name in backends:
+        assert ssh(name, running)[1].strip() == sha, f"{name} does not run {sha[:12]}"
+        assert get(platform.address(name), "/health-check/") == (200, "ok")
+    deploy_ok(platform, run_deploy).assert_no_changes(hosts=ours(platform))

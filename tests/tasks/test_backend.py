@@ -76,7 +76,8 @@ def markers(setup, populated, settings):
 
 
 def host_facts(settings, *, installed=True, commit=OLD, remote=OLD, requirements=REQUIREMENTS,
-               stamp=REQUIREMENTS, setup=OLD, populated=True, health=200, env=None, setup_after=None):
+               stamp=REQUIREMENTS, setup=OLD, populated=True, health=200, env=None, setup_after=None,
+               running=None):
     """A backend as the deploy left it at `commit` (installed=False: a fresh host, where the
     operations after the install answer with what the earlier ones leave)."""
     owned = {"mode": 644, "user": "root", "group": "root"}
@@ -114,7 +115,8 @@ def host_facts(settings, *, installed=True, commit=OLD, remote=OLD, requirements
         GitLocalCommit: {f"path={LAYOUT.checkout}, ref=main": remote},
         FileText: {f"path={LAYOUT.checkout}/requirements.txt": requirements,
                    f"path={LAYOUT.requirements_stamp}": requirements_stamp(stamp) if stamp else None,
-                   f"path={LAYOUT.static_stamp}": f"{commit}\n" if installed else None},
+                   f"path={LAYOUT.static_stamp}": f"{commit}\n" if installed else None,
+                   f"path={LAYOUT.running_commit}": f"{running or commit}\n" if installed else None},
         DeployMarkers: ByOperation(markers(setup, populated, settings),
                                    markers(setup_after or setup or remote, True, settings), until=BEFORE_SETUP),
         SystemdStatus: {SERVICE: {"sprint2-app.service": True} if installed else {}},
@@ -264,6 +266,14 @@ def test_the_other_backends_fetch_without_trying_migrations():
                      other_hosts=others, kwargs={"settings": settings, "secrets": SECRETS})
     assert run.op(FETCH_OTHER).commands == [
         "runuser -u sprint2 -- git -C /srv/sprint2/app fetch --quiet --tags --force origin"]
+
+
+def test_a_backend_still_running_an_older_commit_is_restarted_though_nothing_changed_in_this_run():
+    # An earlier run checked out NEW, then failed or was interrupted before its restart.
+    settings = base()
+    run = deploy(host_facts(settings, commit=NEW, remote=NEW, setup=NEW, running=OLD, stamp=REQUIREMENTS), settings)
+    assert run.changed == [RESTART], run.changed
+    assert run.op(RESTART).commands[0] == "systemctl restart sprint2-app"
 
 
 def test_a_restart_onto_a_commit_the_database_is_not_set_up_for_is_refused():

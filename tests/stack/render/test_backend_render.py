@@ -98,6 +98,10 @@ Group=sprint2
 # Root-only file, read by systemd before it drops to sprint2: the secrets never appear in argv.
 EnvironmentFile=/etc/sprint2/env
 WorkingDirectory=/srv/sprint2/app
+# The commit this start loads, for the deploy to compare with the checkout: a backend whose code
+# moved without a restart (an interrupted or failed deploy) is restarted by the next one.
+RuntimeDirectory=sprint2-app
+ExecStartPre=/bin/sh -c 'git -C /srv/sprint2/app rev-parse HEAD > /run/sprint2-app/commit'
 ExecStart=/srv/sprint2/venv/bin/gunicorn --config /srv/sprint2/conf/gunicorn.conf.py provesi.wsgi:application
 ExecReload=/bin/kill -HUP $MAINPID
 # A crashed or killed master is back within a couple of seconds.
