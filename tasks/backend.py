@@ -52,9 +52,9 @@ def backend_label(backend) -> str:
 
 
 def setup_backend(backends: list):
-    """The backend that runs migrations and populate: always the first by name. It must stay the
-    same one: the app commits no migrations, so the history `makemigrations` writes lives in that
-    backend's checkout, and another backend's freshly generated files would not match the database."""
+    """The backend that runs migrations and populate: the first by name. Any backend can take the
+    role (after a scale-in, a replaced host): the migration history `makemigrations` wrote is kept in
+    the database and restored into its checkout before each setup (files/deploy_marker.py)."""
     return min(backends, key=backend_label)
 
 
