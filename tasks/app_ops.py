@@ -18,9 +18,9 @@ from pyinfra.api import FactBase, FileUploadCommand, operation
 from pyinfra.context import state
 from pyinfra.facts.files import File, Sha256File
 
-from stack.render.backend import LAYOUT, Layout, extra_requirements
+from stack.render.backend import LAYOUT, Layout
 
-HEX = re.compile(r"^[0-9a-f]{7,40}$")
+HEX = re.compile(r"[0-9a-f]{7,40}")
 
 
 def log_event(layout: Layout, message: str) -> str:
@@ -48,23 +48,6 @@ def run_app(layout: Layout, command: str, quiet: bool = False) -> str:
 
 
 # --- facts --------------------------------------------------------------------------------------
-
-
-class GitCheckout(FactBase):
-    """{"commit": sha, "origin": url} of the checkout at `path`, or None when there is none."""
-
-    def requires_command(self, path):
-        return "git"
-
-    def command(self, path):
-        git = f"git -c safe.directory={path} -C {path}"
-        return f"if [ -d {path}/.git ]; then {git} rev-parse HEAD && {git} remote get-url origin; fi"
-
-    def process(self, output):
-        lines = [line.strip() for line in output if line.strip()]
-        if len(lines) < 2 or not HEX.match(lines[0]):
-            return None
-        return {"commit": lines[0], "origin": lines[1]}
 
 
 class GitRemoteRef(FactBase):
@@ -139,23 +122,6 @@ class DeployMarkers(FactBase):
         return {"markers": {}}
 
 
-class GitLocalCommit(FactBase):
-    """The commit `ref` names in the checkout's own repository after a fetch (a branch as origin
-    has it, a tag, or a commit id), or None."""
-
-    def requires_command(self, path, ref):
-        return "git"
-
-    def command(self, path, ref):
-        git = f"git -c safe.directory={path} -C {path} rev-parse --verify --quiet"
-        names = [f"refs/remotes/origin/{ref}^{{commit}}", f"refs/tags/{ref}^{{commit}}", f"{ref}^{{commit}}"]
-        return " || ".join(f"{git} {shlex.quote(name)}" for name in names) + " || true"
-
-    def process(self, output):
-        lines = [line.strip() for line in output if line.strip()]
-        return lines[0] if lines and HEX.match(lines[0]) else None
-
-
 class HttpStatus(FactBase):
     """The status of GET http://address:port/path with Host: address (as Kong's probes send it),
     without following redirects. Waits up to 30 s for the port to open (a restarted service)."""
@@ -207,50 +173,6 @@ def secret_file(path: str, content: str, user: str = "root", group: str = "root"
         yield f"install -m 600 -o {ssh_user} /dev/null {temporary}"
     yield FileUploadCommand(StringIO(content), f"{path}.new", remote_temp_filename=temporary)
     yield f"chmod {mode} {path}.new && chown {user}:{group} {path}.new && mv -f {path}.new {path}"
-
-
-@operation()
-def app_virtualenv(layout: Layout = LAYOUT):
-    """Create the virtualenv and install the app's requirements (plus gunicorn and psycopg2 if it
-    lacks them), again only when requirements.txt changed (its hash is kept in the venv)."""
-    requirements_path = f"{layout.checkout}/requirements.txt"
-    requirements = host.get_fact(FileText, path=requirements_path)
-    if requirements is None and not state.is_executing:
-        host.noop("the requirements are installed after the checkout")
-        return
-    extras = extra_requirements(requirements or "")
-    wanted = hashlib.sha256(f"{requirements}\n{extras}".encode()).hexdigest()
-    stamp = host.get_fact(FileText, path=layout.requirements_stamp)
-    if stamp and stamp.strip() == wanted:
-        host.noop("the requirements are installed")
-        return
-    as_app = f"runuser -u {layout.user} --"
-    pip = f"{as_app} {layout.venv}/bin/pip install --quiet --disable-pip-version-check"
-    yield f"test -x {layout.venv}/bin/python || {as_app} python3 -m venv {layout.venv}"
-    if requirements is not None:
-        yield f"{pip} -r {requirements_path}"
-    if extras:
-        yield f"{pip} {' '.join(shlex.quote(extra) for extra in extras)}"
-    yield write_as_app(layout, wanted, layout.requirements_stamp)
-    yield log_event(layout, "installed the requirements" + (f" and {', '.join(extras)}" if extras else ""))
-
-
-@operation()
-def app_collectstatic(layout: Layout = LAYOUT):
-    """collectstatic once per commit (whitenoise serves the result)."""
-    checkout = host.get_fact(GitCheckout, path=layout.checkout)
-    if checkout is None:
-        if state.is_executing:
-            yield fail(f"{host.name}: no checkout in {layout.checkout}")
-            return
-        host.noop("static files are collected after the checkout")
-        return
-    stamp = host.get_fact(FileText, path=layout.static_stamp)
-    if stamp and stamp.strip() == checkout["commit"]:
-        host.noop(f"static files of {checkout['commit'][:12]} are collected")
-        return
-    yield run_app(layout, "python manage.py collectstatic --noinput")
-    yield write_as_app(layout, checkout['commit'], layout.static_stamp)
 
 
 @operation()

@@ -1,26 +1,29 @@
-"""Operations that move the backends to a new commit of the app without leaving the database or
-the running service half-way.
+"""Releases: how a new commit of the app reaches the backends with the service up all along.
 
-The order (each an operation, so every backend finishes one step before any starts the next):
-fetch the commit (no file of the running checkout changes) and, on the setup backend only, try its
-migrations in a throw-away work tree; check it out; set the database up (migrate) from the setup
-backend; populate once; restart a backend only when the database is set up for its commit.
-A commit whose migrations cannot be made without answers, or would drop data, therefore stops the
-deploy before any backend changes code. The migration files `makemigrations` writes (the app
-commits none) are kept in the database (files/deploy_marker.py), so whichever backend sets up the
-database next starts from the same history.
+Each commit is built beside the running one, in its own release (`/srv/sprint2/releases/<commit>`:
+a work tree of the mirrored repository, a virtualenv shared by releases of identical requirements,
+its static files). The setup backend migrates the database from the new release while every
+backend still serves the old one (so the app's migrations must keep the old code working: add
+columns with defaults, drop them a release later). Then the backends switch in batches: the
+`current` link moves, gunicorn restarts behind systemd's socket (no connection refused), and the
+next batch starts only when the health path answers; a release that does not answer healthy is
+switched back on that backend and the roll stops there.
+
+The migration files `makemigrations` writes (the app commits none) are kept in the database
+(files/deploy_marker.py), so whichever backend sets the database up starts from the same history.
 """
 
 import hashlib
 import shlex
 
 from pyinfra import host
-from pyinfra.api import operation
+from pyinfra.api import FactBase, operation
 from pyinfra.context import state
+from pyinfra.facts.server import Which
 
-from stack.render.backend import LAYOUT, Layout
-from tasks.app_ops import (HEX, DeployMarkers, FileText, GitCheckout, GitLocalCommit, GitRemoteRef, fail,
-                           log_event, resolve_ref, run_app)
+from stack.render.backend import LAYOUT, Layout, extra_requirements, requirements_key
+from tasks.app_ops import (HEX, DeployMarkers, FileText, GitRemoteRef, fail, log_event, resolve_ref, run_app,
+                           write_as_app)
 
 # The marker of the populate commands from before each had its own: all of them ran.
 LEGACY_POPULATED = "populated"
@@ -31,24 +34,98 @@ def populate_marker(command: str) -> str:
     return "populate:" + hashlib.sha256(command.encode()).hexdigest()[:32]
 
 
-def makes_migrations(command: str) -> bool:
-    return "makemigrations" in shlex.split(command)
-
-
 def applies_migrations(command: str) -> bool:
     return "migrate" in shlex.split(command)
+
+
+def as_app(layout: Layout) -> str:
+    return f"runuser -u {layout.user} --"
 
 
 def marker_script(layout: Layout, action: str) -> str:
     return f"python {layout.marker_script} {action}"
 
 
-def read_markers(layout: Layout) -> tuple[dict | None, str | None]:
+def in_release(layout: Layout, release: str, command: str) -> str:
+    return f"{layout.run_helper} --in {release} {shlex.quote(command)}"
+
+
+def read_markers() -> tuple[dict | None, str | None]:
     """(markers, None), or (None, error) when the database cannot be read."""
-    answer = host.get_fact(DeployMarkers, layout=layout)
+    answer = host.get_fact(DeployMarkers)
     if answer.get("error"):
         return None, answer["error"]
     return answer.get("markers") or {}, None
+
+
+# --- facts --------------------------------------------------------------------------------------
+
+
+class MirrorCommit(FactBase):
+    """{"origin": url, "commit": what `ref` names in the mirror (a branch, a tag or a commit id) or
+    None}, or None when there is no mirror."""
+
+    def requires_command(self, repo, ref):
+        return "git"
+
+    def command(self, repo, ref):
+        git = f"git -c safe.directory={repo} --git-dir={repo}"
+        names = [f"refs/heads/{ref}^{{commit}}", f"refs/tags/{ref}^{{commit}}", f"{ref}^{{commit}}"]
+        resolve = " || ".join(f"{git} rev-parse --verify --quiet {shlex.quote(name)}" for name in names)
+        return f"if [ -d {repo} ]; then {git} config remote.origin.url; {resolve} || true; fi"
+
+    def process(self, output):
+        lines = [line.strip() for line in output if line.strip()]
+        if not lines:
+            return None
+        commit = lines[1] if len(lines) > 1 and HEX.fullmatch(lines[1]) else None
+        return {"origin": lines[0], "commit": commit}
+
+
+class VenvWorks(FactBase):
+    """Whether the virtualenv at `path` runs: its python imports gunicorn and its gunicorn starts
+    (a stamp alone would not notice a damaged virtualenv)."""
+
+    def command(self, path):
+        return (f"{path}/bin/python -c 'import gunicorn' 2>/dev/null && {path}/bin/gunicorn --version >/dev/null 2>&1 "
+                "&& echo works || echo broken")
+
+    def process(self, output):
+        return list(output)[-1:] == ["works"]
+
+
+class ServiceRelease(FactBase):
+    """What a backend serves: {"current": the release `current` names, "running": the release the
+    running gunicorn was started in (its working directory), "socket": whether systemd holds the port}."""
+
+    def command(self, current, service):
+        return (f"echo current=$(readlink -f {current} 2>/dev/null); "
+                f"pid=$(systemctl show -p MainPID --value {service} 2>/dev/null); "
+                f"echo running=$([ \"${{pid:-0}}\" != 0 ] && readlink /proc/$pid/cwd); "
+                f"echo socket=$(systemctl is-active {service}.socket 2>/dev/null)")
+
+    def process(self, output):
+        values = dict(line.split("=", 1) for line in output if "=" in line)
+        return {"current": values.get("current") or None, "running": values.get("running") or None,
+                "socket": values.get("socket") == "active"}
+
+
+class BuiltReleases(FactBase):
+    """The built releases, newest first: [commit, ...] (by the time each was completed)."""
+
+    def command(self, releases):
+        return (f"if [ -d {releases} ]; then find {releases} -mindepth 2 -maxdepth 2 -name .deploy-built "
+                "-printf '%T@ %h\\n' | sort -rn; fi")
+
+    def process(self, output):
+        return [line.split()[1].rsplit("/", 1)[-1] for line in output if len(line.split()) == 2]
+
+    @staticmethod
+    def default():
+        return []
+
+
+# --- operations ---------------------------------------------------------------------------------
 
 
 def remote_commit(repo: str, ref: str):
@@ -58,21 +135,27 @@ def remote_commit(repo: str, ref: str):
         return None, (f"{host.name}: cannot read app_repo {repo}: {refs['error']}; check that this host can "
                       f"reach it (outbound access, DNS, credentials) or set app_repo to a mirror it can reach")
     target = resolve_ref(refs, ref)
-    if target is None and not HEX.match(ref):
+    if target is None and not HEX.fullmatch(ref):
         return None, f"{host.name}: app_ref {ref!r} is neither a branch nor a tag of {repo}, nor a commit id"
     return target or ref, None
 
 
+def release_commit(repo: str, ref: str, layout: Layout) -> str | None:
+    """The full commit `ref` names once fetched (a preview, before the fetch: what the remote says)."""
+    if state.is_executing:
+        mirror = host.get_fact(MirrorCommit, repo=layout.repo, ref=ref) or {}
+        return mirror.get("commit")
+    commit, _ = remote_commit(repo, ref)
+    return commit
+
+
 @operation()
-def app_fetch(repo: str, ref: str, layout: Layout = LAYOUT, preflight: list[str] | None = None,
-              allow_destructive: bool = False):
-    """Bring `ref`'s commit into the checkout's repository without touching its files. With
-    `preflight` (the setup backend, moving a database that has data): run those makemigrations
-    commands for the new commit in a throw-away work tree and refuse migrations that would drop data."""
-    path = layout.checkout
-    current = host.get_fact(GitCheckout, path=path)
-    if not state.is_executing and current is None:
-        host.noop(f"{repo} is cloned at {ref} once git is installed")
+def app_fetch(repo: str, ref: str, layout: Layout = LAYOUT):
+    """Bring `ref`'s commit into the backend's mirror of `repo` (a new repository: a new mirror).
+    The running release is not touched."""
+    mirror = host.get_fact(MirrorCommit, repo=layout.repo, ref=ref)
+    if not state.is_executing and mirror is None and not host.get_fact(Which, command="git"):
+        host.noop(f"{repo} is mirrored once git is installed")
         return
     wanted, problem = remote_commit(repo, ref)
     if problem:
@@ -81,123 +164,100 @@ def app_fetch(repo: str, ref: str, layout: Layout = LAYOUT, preflight: list[str]
         else:
             host.noop(problem)
         return
-    if current and current["commit"].startswith(wanted) and current["origin"] == repo:
-        host.noop(f"{path} is at {current['commit'][:12]} ({ref})")
+    if mirror and mirror["origin"] == repo and (mirror["commit"] or "").startswith(wanted):
+        host.noop(f"{ref} = {mirror['commit'][:12]} is fetched")
         return
-    git = f"runuser -u {layout.user} -- git"
-    if current is None or current["origin"] != repo:
-        # A new host, or another repository (another app: nothing of the old checkout, such as its
-        # generated migrations, may leak into it): a clean clone, checked out at once.
-        yield f"rm -rf {path} && {git} clone --quiet --no-checkout {shlex.quote(repo)} {path}"
-        yield f"{git} -C {path} checkout --quiet --force --detach {wanted}"
-        yield log_event(layout, f"cloned {repo} at {ref} = {wanted[:12]}")
-        return
-    yield f"{git} -C {path} fetch --quiet --tags --force origin"
-    if preflight:
-        yield from _preflight(layout, wanted, preflight, allow_destructive)
-
-
-def _preflight(layout: Layout, commit: str, commands: list[str], allow_destructive: bool):
-    markers, error = read_markers(layout)
-    if error or "setup" not in markers:
-        return  # a database never set up (or unreadable: the setup step says so) has no data to lose
-    git = f"runuser -u {layout.user} -- git -C {layout.checkout}"
-    tree = layout.preflight
-    yield f"{git} worktree prune && runuser -u {layout.user} -- rm -rf {tree} && {git} worktree add --quiet --force --detach {tree} {commit}"
-    steps = [marker_script(layout, "save-migrations")]  # from the running checkout (older deploys kept them only there)
-    in_tree = [marker_script(layout, "restore-migrations"), *commands,
-               marker_script(layout, "check-migrations" + (" --allow-destructive" if allow_destructive else ""))]
-    checks = [run_app(layout, step) for step in steps] + [
-        f"{layout.run_helper} --in {tree} {shlex.quote(step)}" for step in in_tree]
-    # The run helper prints one line when a step fails (the step, its exit status, its last line of
-    # output): catch it to make the deploy's one line.
-    cleanup = f"{git} worktree remove --force {tree}"
-    why = (f"{host.name}: cannot move the database to {commit[:12]}: $reason; every backend keeps its code: commit "
-           f"the migrations in the app, or start from an empty database (README: Moving to another commit)")
-    yield (f"if reason=$({{ {' && '.join(checks)}; }} 2>&1 >/dev/null); then {cleanup}; "
-           f"else {cleanup}; echo \"{why}\" >&2; exit 1; fi")
-
-
-@operation()
-def app_checkout(repo: str, ref: str, layout: Layout = LAYOUT, setup_host=None, setup_reached: bool = True):
-    """Check out the fetched commit of `ref` in the app folder, as the app user.
-
-    Already there: no change. `setup_host`: the backend that migrates; when it is not in this run
-    or failed earlier in it, a backend moves only to a commit the database is already set up for.
-    """
-    path = layout.checkout
-    current = host.get_fact(GitCheckout, path=path)
-    if current is None:
-        if state.is_executing:
-            yield fail(f"{host.name}: no checkout in {path}")
-            return
-        host.noop(f"{ref} is checked out with the clone")
-        return
-    if state.is_executing:
-        wanted = host.get_fact(GitLocalCommit, path=path, ref=ref)  # the fetch step brought it in
+    git = f"{as_app(layout)} git"
+    if mirror is None or mirror["origin"] != repo:
+        yield f"{as_app(layout)} rm -rf {layout.repo} && {git} clone --quiet --mirror {shlex.quote(repo)} {layout.repo}"
     else:
-        wanted, _ = remote_commit(repo, ref)  # a preview: nothing was fetched
-    if wanted is None:
-        yield fail(f"{host.name}: app_ref {ref!r} names no commit of {repo}")
-        return
-    if current and current["commit"] == wanted:
-        host.noop(f"{path} is at {wanted[:12]} ({ref})")
-        return
-    if setup_host is not None and setup_host.name != host.name and (
-            not setup_reached or setup_host in state.failed_hosts):
-        markers, error = read_markers(layout)
-        if (markers or {}).get("setup") != wanted:
-            label = setup_host.data.get("name") or setup_host.name
-            if setup_reached:
-                why = "failed in this run: fix what it reported and re-run"
-            else:
-                why = "is not in this run: deploy both (e.g. --limit backends)"
-            yield fail(f"{host.name}: the database is not set up for {wanted[:12]} and {label}, which runs the "
-                       f"migrations, {why}" + (f" ({error})" if error else ""))
-            return
-    # --force: tracked files are the repository's (the deploy never edits them); untracked files,
-    # such as the migrations makemigrations wrote, are kept.
-    yield f"runuser -u {layout.user} -- git -C {path} checkout --quiet --force --detach {wanted}"
-    yield log_event(layout, f"checked out {ref} = {wanted[:12]}")
+        yield f"{git} --git-dir={layout.repo} fetch --quiet --prune --force --tags origin"
+    yield log_event(layout, f"fetched {ref} from {repo}")
 
 
 @operation()
-def app_setup(commands: list[str], layout: Layout = LAYOUT, allow_destructive: bool = False):
-    """The app's setup commands (makemigrations, migrate) when the database was not yet set up for
-    the checked-out commit: the saved migration files first, a check before anything is applied,
-    then the new files saved and the commit recorded, all in the database."""
-    checkout = host.get_fact(GitCheckout, path=layout.checkout)
-    markers, error = read_markers(layout)
-    if not state.is_executing and (checkout is None or error):
-        host.noop("the setup commands run after the install")
+def app_build(repo: str, ref: str, layout: Layout = LAYOUT):
+    """Build `ref`'s release beside the running one: its tree, a virtualenv for its requirements
+    (shared by releases that have the same, rebuilt if it does not run) and its static files.
+    Complete when its stamp is written, last."""
+    commit = release_commit(repo, ref, layout)
+    if commit is None:
+        if state.is_executing:
+            yield fail(f"{host.name}: app_ref {ref!r} names no commit of {repo}")
+        else:
+            host.noop(f"the release of {ref} is built after the fetch")
         return
-    if checkout is None:
-        yield fail(f"{host.name}: no checkout in {layout.checkout}")
+    release = layout.release(commit)
+    built = (host.get_fact(FileText, path=layout.built_stamp(commit)) or "").strip() == commit
+    if built and host.get_fact(VenvWorks, path=f"{release}/.venv"):
+        host.noop(f"release {commit[:12]} is built")
         return
-    if error:
-        yield fail(f"{host.name}: cannot read the deploy marker from the database: {error}")
+    app, git = as_app(layout), f"{as_app(layout)} git --git-dir={layout.repo}"
+    if not built:
+        yield (f"{git} worktree prune && {app} mkdir -p {layout.releases} && {app} rm -rf {release} && "
+               f"{git} worktree add --quiet --detach --force {release} {commit}")
+    if not state.is_executing:
         return
-    if markers.get("setup") == checkout["commit"]:
-        host.noop(f"the database is set up for {checkout['commit'][:12]}")
+    requirements = host.get_fact(FileText, path=f"{release}/requirements.txt") or ""
+    venv = f"{layout.venvs}/{requirements_key(requirements)}"
+    if not host.get_fact(VenvWorks, path=venv):
+        pip = f"{app} {venv}/bin/pip install --quiet --disable-pip-version-check"
+        yield f"{app} rm -rf {venv} && {app} mkdir -p {layout.venvs} && {app} python3 -m venv {venv}"
+        if requirements:
+            yield f"{pip} -r {release}/requirements.txt"
+        extras = extra_requirements(requirements)
+        if extras:
+            yield f"{pip} {' '.join(shlex.quote(extra) for extra in extras)}"
+    yield f"{app} ln -sfn {venv} {release}/.venv"
+    if not built:
+        yield in_release(layout, release, "python manage.py collectstatic --noinput")
+        yield write_as_app(layout, commit, layout.built_stamp(commit))
+        yield log_event(layout, f"built release {commit[:12]} ({ref})")
+
+
+def _wrapped(steps: list[str], why: str) -> str:
+    """Run `steps` in order; when one fails, print `why` with the run helper's one line in it."""
+    return (f"if reason=$({{ {' && '.join(steps)}; }} 2>&1 >/dev/null); then :; "
+            f"else echo \"{why}\" >&2; exit 1; fi")
+
+
+@operation()
+def app_setup(repo: str, ref: str, commands: list[str], layout: Layout = LAYOUT, allow_destructive: bool = False):
+    """Set the database up for `ref`'s release, from that release, before any backend serves it:
+    the saved migration history, the setup commands with a check that no new migration drops data
+    before anything is applied, then the history and the commit recorded, all in the database."""
+    commit = release_commit(repo, ref, layout)
+    markers, error = read_markers()
+    if not state.is_executing and (commit is None or error):
+        host.noop("the setup commands run after the build")
         return
-    yield run_app(layout, marker_script(layout, "restore-migrations"))
-    checked = False
+    if commit is None or error:
+        yield fail(f"{host.name}: cannot read the deploy marker from the database: {error}" if error else
+                   f"{host.name}: app_ref {ref!r} names no commit of {repo}")
+        return
+    if markers.get("setup") == commit:
+        host.noop(f"the database is set up for {commit[:12]}")
+        return
+    release = layout.release(commit)
+    check = marker_script(layout, "check-migrations" + (" --allow-destructive" if allow_destructive else ""))
+    steps = [marker_script(layout, "restore-migrations")]
     for command in commands:
-        if applies_migrations(command) and not checked:
-            yield run_app(layout, marker_script(layout, "check-migrations" + (
-                " --allow-destructive" if allow_destructive else "")))
-            checked = True
-        yield run_app(layout, command)
-    yield run_app(layout, marker_script(layout, "save-migrations"))
-    yield run_app(layout, f"{marker_script(layout, 'set')} setup {checkout['commit']}")
+        if applies_migrations(command) and check not in steps:
+            steps.append(check)
+        steps.append(command)
+    steps += [marker_script(layout, "save-migrations"), f"{marker_script(layout, 'set')} setup {commit}"]
+    yield _wrapped([in_release(layout, release, step) for step in steps],
+                   f"{host.name}: cannot set the database up for {commit[:12]}: $reason; every backend keeps "
+                   f"serving its release: commit the migrations in the app, or start from an empty database "
+                   f"(README: Moving to another commit)")
 
 
 @operation()
-def app_populate(commands: list[str], layout: Layout = LAYOUT):
+def app_populate(repo: str, ref: str, commands: list[str], layout: Layout = LAYOUT):
     """Each populate command at most once in the life of the database: it runs inside one database
     transaction that also writes its marker, so an interrupted run leaves neither its rows nor its
     marker, and a finished one leaves both (files/deploy_marker.py `once`)."""
-    markers, error = read_markers(layout)
+    markers, error = read_markers()
     if error:
         if state.is_executing:
             yield fail(f"{host.name}: cannot read the deploy marker from the database: {error}")
@@ -211,28 +271,110 @@ def app_populate(commands: list[str], layout: Layout = LAYOUT):
     if not pending:
         host.noop("every populate command ran once already")
         return
+    release = layout.release(release_commit(repo, ref, layout) or "")
     for command in pending:
-        yield run_app(layout, f"{marker_script(layout, 'once')} {populate_marker(command)} {shlex.quote(command)}")
+        yield in_release(layout, release, f"{marker_script(layout, 'once')} {populate_marker(command)} "
+                                          f"{shlex.quote(command)}")
+
+
+HEALTH_PROBE = (
+    "import http.client, sys, time\n"
+    "address, port, path, statuses, wait = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5])\n"
+    "deadline, status = time.time() + wait, 'no answer'\n"
+    "while time.time() < deadline:\n"
+    "    try:\n"
+    "        connection = http.client.HTTPConnection(address, port, timeout=10)\n"
+    "        connection.request('GET', path, headers={'Host': address})\n"
+    "        status = connection.getresponse().status\n"
+    "        if str(status) in statuses.split(','):\n"
+    "            print(status)\n"
+    "            sys.exit(0)\n"
+    "    except OSError as error:\n"
+    "        status = 'no answer (%s)' % error\n"
+    "    time.sleep(1)\n"
+    "print(status)\n"
+    "sys.exit(1)\n"
+)
+
+
+def wait_healthy(address: str, port: int, path: str, statuses: list[int], seconds: int) -> str:
+    """A command that waits until GET `path` answers one of `statuses`; prints the last status."""
+    return (f"python3 -c {shlex.quote(HEALTH_PROBE)} {address} {port} {shlex.quote(path)} "
+            f"{','.join(map(str, statuses))} {seconds}")
 
 
 @operation()
-def app_restart(changes: list, layout: Layout = LAYOUT):
-    """Restart the service when one of `changes` (operations) changed or when it runs another commit
-    than the checkout's (moved by an earlier run that failed or was interrupted before its restart),
-    but never onto a commit the database is not set up for: then the running code keeps serving."""
-    # What the operation did once it ran, or what it would do in a preview (--dry).
+def app_switch(repo: str, ref: str, batch: list, backends: list, changes: list, address: str, port: int,
+               path: str, statuses: list[int], layout: Layout = LAYOUT, commit: str | None = None,
+               require_setup: bool = True, wait: int = 90):
+    """Make the backends of `batch` serve `ref`'s release (or `commit`'s): move `current`, restart
+    gunicorn behind systemd's socket, wait until `path` answers healthy. Also restarts a backend
+    whose settings changed (`changes`) or whose running release is not `current`'s. A release that
+    does not answer healthy is switched back; then this backend fails and later batches do not switch."""
+    if host not in batch:
+        host.noop("switches in another batch")
+        return
+    commit = commit or release_commit(repo, ref, layout)
+    if commit is None:
+        if state.is_executing:
+            yield fail(f"{host.name}: app_ref {ref!r} names no commit of {repo}")
+        else:
+            host.noop(f"{ref} is switched to once built")
+        return
+    release = layout.release(commit)
+    serving = host.get_fact(ServiceRelease, current=layout.current, service=layout.service)
     changed = any(change.did_change() if change.is_complete() else change.will_change for change in changes)
-    checkout = host.get_fact(GitCheckout, path=layout.checkout)
-    running = host.get_fact(FileText, path=layout.running_commit)
-    stale = bool(checkout and running and running.strip() != checkout["commit"])
-    if not changed and not stale:
-        host.noop(f"{layout.service} runs the current code and settings")
+    if serving["current"] == release and serving["running"] == release and serving["socket"] and not changed:
+        host.noop(f"serves release {commit[:12]}")
         return
-    markers, error = read_markers(layout)
-    if checkout and (markers or {}).get("setup") != checkout["commit"]:
-        reason = error or f"the database is set up for {((markers or {}).get('setup') or 'no commit')[:12]}"
-        yield fail(f"{host.name}: not restarted onto {checkout['commit'][:12]}: {reason}; the running code keeps "
-                   f"serving (fix the setup backend's error above and re-run)")
+    stopped = [backend.name for backend in backends if backend in state.failed_hosts and backend is not host]
+    if stopped:
+        yield fail(f"{host.name}: not switched to {commit[:12]}: the roll stopped at {', '.join(stopped)}")
         return
-    yield f"systemctl restart {layout.service}"
-    yield log_event(layout, f"restarted {layout.service}")
+    if require_setup:
+        markers, error = read_markers()
+        if (markers or {}).get("setup") != commit:
+            reason = error or f"the database is set up for {((markers or {}).get('setup') or 'no commit')[:12]}"
+            yield fail(f"{host.name}: not switched to {commit[:12]}: {reason}; it keeps serving its release")
+            return
+    app, service = as_app(layout), layout.service
+    link = f"{app} ln -sfn {{}} {layout.current}.next && {app} mv -T {layout.current}.next {layout.current}"
+    probe = wait_healthy(address, port, path, statuses, wait)
+    yield (f"previous=$(readlink {layout.current} || true); {link.format(release)} && "
+           # The first switch of a backend deployed before releases: its gunicorn held the port itself.
+           f"{{ systemctl is-active --quiet {service}.socket || {{ systemctl stop {service}; "
+           f"systemctl enable --now {service}.socket; }}; }} && systemctl restart {service} && "
+           f"if status=$({probe}); then "
+           f"echo \"$(date -u +%Y-%m-%dT%H:%M:%SZ) {commit}\" | {app} tee -a {layout.history} > /dev/null; "
+           f"else "
+           f"if [ -n \"$previous\" ] && [ \"$previous\" != {release} ]; then {link.format('$previous')} && "
+           f"systemctl restart {service}; {probe} > /dev/null; back=\"switched back to ${{previous##*/}}\"; "
+           f"else back='no earlier release to go back to'; fi; "
+           f"echo \"{host.name}: release {commit[:12]} answered $status on {path}; $back; the roll stopped here\" >&2; "
+           f"exit 1; fi")
+    yield log_event(layout, f"serving release {commit[:12]} ({ref})")
+
+
+@operation()
+def app_prune(keep: int, layout: Layout = LAYOUT):
+    """Keep the newest `keep` built releases (and whatever is current or running); remove the rest,
+    the virtualenvs no kept release uses, and the layout of before releases."""
+    built = host.get_fact(BuiltReleases, releases=layout.releases)
+    serving = host.get_fact(ServiceRelease, current=layout.current, service=layout.service)
+    live = {(serving[key] or "").rsplit("/", 1)[-1] for key in ("current", "running")}
+    old = [commit for commit in built[keep:] if commit not in live]
+    legacy = [path for path in layout.legacy if host.get_fact(FileText, path=f"{path}/.") is not None] \
+        if serving["running"] else []
+    if not old and not legacy:
+        host.noop(f"{len(built)} releases kept")
+        return
+    app = as_app(layout)
+    for commit in old:
+        yield f"{app} git --git-dir={layout.repo} worktree remove --force {layout.release(commit)} || " \
+              f"{app} rm -rf {layout.release(commit)}"
+    if old:
+        yield (f"for venv in {layout.venvs}/*; do used=no; for link in {layout.releases}/*/.venv; do "
+               f"[ \"$(readlink $link)\" = \"$venv\" ] && used=yes; done; [ $used = yes ] || {app} rm -rf \"$venv\"; "
+               f"done; {app} git --git-dir={layout.repo} worktree prune")
+    for path in legacy:
+        yield f"rm -rf {path}"

@@ -1,6 +1,7 @@
 """The backends' files: the deploy's Django settings module, the root-only environment file,
-gunicorn's config, its systemd unit and the helper that runs the app's commands."""
+gunicorn's config, its systemd unit and socket, and the helper that runs the app's commands."""
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -21,20 +22,33 @@ class Layout:
     secrets_dir: str = "/etc/sprint2"
     run_helper: str = "/usr/local/sbin/sprint2-run"
 
-    checkout = property(lambda self: f"{self.home}/app")
-    # A throw-away work tree of the next commit, where its migrations are tried before any switch.
-    preflight = property(lambda self: f"{self.home}/preflight")
-    venv = property(lambda self: f"{self.home}/venv")
+    # Releases: each commit is built in its own work tree of the mirrored repository, with a
+    # virtualenv shared by releases of identical requirements; `current` points at the live one.
+    repo = property(lambda self: f"{self.home}/repo.git")
+    releases = property(lambda self: f"{self.home}/releases")
+    current = property(lambda self: f"{self.home}/current")
+    venvs = property(lambda self: f"{self.home}/venvs")
+    history = property(lambda self: f"{self.home}/releases/.history")
+    # The live tree and its virtualenv, through the `current` link.
+    checkout = property(lambda self: self.current)
+    venv = property(lambda self: f"{self.current}/.venv")
     conf_dir = property(lambda self: f"{self.home}/conf")
-    static_root = property(lambda self: f"{self.home}/static")
     env_file = property(lambda self: f"{self.secrets_dir}/env")
     unit_path = property(lambda self: f"/etc/systemd/system/{self.service}.service")
-    running_commit = property(lambda self: f"/run/{self.service}/commit")
+    socket_path = property(lambda self: f"/etc/systemd/system/{self.service}.socket")
     settings_path = property(lambda self: f"{self.conf_dir}/{self.settings_module}.py")
     gunicorn_conf = property(lambda self: f"{self.conf_dir}/gunicorn.conf.py")
     marker_script = property(lambda self: f"{self.conf_dir}/deploy_marker.py")
-    requirements_stamp = property(lambda self: f"{self.venv}/.deploy-requirements")
-    static_stamp = property(lambda self: f"{self.static_root}/.deploy-commit")
+    # The layout before releases (one checkout changed in place), removed once a release serves.
+    legacy = property(lambda self: [f"{self.home}/app", f"{self.home}/venv", f"{self.home}/static",
+                                    f"{self.home}/preflight"])
+
+    def release(self, commit: str) -> str:
+        return f"{self.releases}/{commit}"
+
+    def built_stamp(self, commit: str) -> str:
+        """Written last when a release is complete (tree, virtualenv link, static files)."""
+        return f"{self.release(commit)}/.deploy-built"
 
 
 LAYOUT = Layout()
@@ -53,7 +67,7 @@ def deploy_settings(*, db_host: str, db_name: str, db_user: str, hosts: list[str
     return render_template(
         "backend/deploy_settings.py.j2",
         app_package=layout.app_package, env_file=layout.env_file, allowed_hosts=repr(hosts),
-        db_name=db_name, db_user=db_user, db_host=db_host, static_root=layout.static_root,
+        db_name=db_name, db_user=db_user, db_host=db_host,
     )
 
 
@@ -61,7 +75,7 @@ def env_file(*, db_host: str, db_password: str, secret_key: str, layout: Layout 
     return render_template(
         "backend/env.j2",
         service=layout.service, run_helper=layout.run_helper, settings_module=layout.settings_module,
-        python_path=f"{layout.conf_dir}:{layout.checkout}", db_host=db_host,
+        python_path=layout.conf_dir, db_host=db_host,
         db_password=db_password, secret_key=secret_key,
     )
 
@@ -74,21 +88,30 @@ def gunicorn_conf(*, port: int, workers: int, layout: Layout = LAYOUT) -> str:
     return render_template("backend/gunicorn.conf.py.j2", port=port, workers=workers, django_log=layout.django_log)
 
 
-def app_unit(*, port: int, layout: Layout = LAYOUT) -> str:
+def app_unit(*, layout: Layout = LAYOUT) -> str:
     return render_template(
         "backend/app.service.j2",
-        port=port, user=layout.user, env_file=layout.env_file, checkout=layout.checkout, venv=layout.venv,
+        user=layout.user, env_file=layout.env_file, current=layout.current, venv=layout.venv,
         gunicorn_conf=layout.gunicorn_conf, app_package=layout.app_package, service=layout.service,
-        running_commit=layout.running_commit,
     )
+
+
+def app_socket(*, port: int, layout: Layout = LAYOUT) -> str:
+    return render_template("backend/app.socket.j2", port=port, service=layout.service)
 
 
 def run_helper(layout: Layout = LAYOUT) -> str:
     return render_template(
         "backend/run.sh.j2",
-        user=layout.user, checkout=layout.checkout, venv=layout.venv, env_file=layout.env_file,
+        user=layout.user, current=layout.current, env_file=layout.env_file,
         run_helper=layout.run_helper, deploy_log=layout.deploy_log, conf_dir=layout.conf_dir,
     )
+
+
+def requirements_key(requirements: str) -> str:
+    """The name of the virtualenv for these requirements (plus what the deploy adds to them)."""
+    extras = "\n".join(extra_requirements(requirements))
+    return hashlib.sha256(f"{requirements}\n{extras}".encode()).hexdigest()[:16]
 
 
 # Requirement names are compared case-insensitively, '-' and '_' alike (PEP 503).

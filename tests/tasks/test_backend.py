@@ -1,5 +1,6 @@
-"""deploy_backend on a fake host: a fresh backend, a converged one, a new commit, new requirements,
-changed settings, the second backend, and a failing health path."""
+"""deploy_backend and rollback_backend on a fake host: a fresh backend, a converged one, a new
+commit built beside the running release and switched batch by batch, changed settings, a stale
+running release, a release the database is not set up for, the roll stopped, a rollback, pruning."""
 
 import hashlib
 
@@ -11,13 +12,14 @@ from pyinfra.facts.hardware import Cpus
 from pyinfra.facts.server import Groups, Os, Users, Which
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
-from stack.render.backend import (LAYOUT, allowed_hosts, app_unit, deploy_settings, env_file, extra_requirements,
-                                  gunicorn_conf, run_helper)
+from stack.render.backend import (LAYOUT, allowed_hosts, app_socket, app_unit, deploy_settings, env_file,
+                                  gunicorn_conf, requirements_key, run_helper)
 from stack.render.kong import UPSTREAM
 from stack.settings import PROJECT_ROOT, settings_from
-from tasks.app_ops import DeployMarkers, FileText, GitCheckout, GitLocalCommit, GitRemoteRef, HttpStatus
-from tasks.app_release_ops import populate_marker
-from tasks.backend import deploy_backend
+from tasks.app_ops import DeployMarkers, FileText, GitRemoteRef, HttpStatus
+from tasks.app_release_ops import (HEALTH_PROBE, BuiltReleases, MirrorCommit, ServiceRelease, VenvWorks,
+                                   populate_marker)
+from tasks.backend import batches, deploy_backend, rollback_backend
 from tests.harness import ByOperation, run_deploy
 
 SECRETS = {"db_password": "correct-horse-battery-staple", "django_secret_key": "s" * 48}
@@ -27,29 +29,35 @@ OTHERS = {"db": [("des-db", {"private_ip": "10.0.1.10"})],
 REPO = "https://github.com/mr-torres-d-ojedas/Sprint2.git"
 OLD, NEW = "a" * 40, "b" * 40
 REQUIREMENTS = "Django==4.2.25\npsycopg2-binary==2.9.9\nwhitenoise\n"
-SERVICE = "services=['sprint2-app.service']"
-DIRS = {LAYOUT.home: LAYOUT.user, LAYOUT.conf_dir: "root", LAYOUT.static_root: LAYOUT.user,
-        LAYOUT.secrets_dir: "root"}
+VENV = f"/srv/sprint2/venvs/{requirements_key(REQUIREMENTS)}"
+SERVICES = ("services=['sprint2-app.service']", "services=['sprint2-app.socket']")
+DIRS = {LAYOUT.home: LAYOUT.user, LAYOUT.conf_dir: "root", LAYOUT.secrets_dir: "root"}
 PARENTS = ["/usr/local/sbin", "/etc/systemd/system", "/var/log", "/etc"]
 
-SETUP = "Run the app's setup commands (migrations) from this backend only"
+FETCH = "Fetch main of the app"
+BUILD = "Build the release of main beside the running one"
+SETUP = "Set the database up for the new release, from this backend only"
 POPULATE = "Populate the database, each command once in its life"
-FETCH = "Fetch main of the app and try its migrations"
-FETCH_OTHER = "Fetch main of the app"
-CHECKOUT = "Check out main of the app"
-VENV = "Install the app's requirements in its virtualenv"
-STATIC = "Collect the app's static files"
-RESTART = "Restart the app for its new code, dependencies or settings"
+SWITCH_A = "Switch to the release of main, batch 1 of 2 (des-backend-a)"
+SWITCH_B = "Switch to the release of main, batch 2 of 2 (des-backend-b)"
+PRUNE = "Keep the newest 3 releases"
 HEALTH = "Check that /despachos/reporte/ answers 200 or 302"
 RUN = "/usr/local/sbin/sprint2-run"
 MARKER = "python /srv/sprint2/conf/deploy_marker.py"
-# The operations that run before the database is set up see the markers as they were.
-BEFORE_SETUP = ("Fetch", "Check out", "Run the app's setup", "Populate")
+APP = "runuser -u sprint2 --"
+# What the operations before each step see: the host as the earlier steps leave it.
+BEFORE_FETCH, BEFORE_BUILD = ("Fetch",), ("Fetch", "Build")
+BEFORE_SETUP = ("Fetch", "Build", "Set the database up", "Populate")
+BEFORE_SWITCH = BEFORE_SETUP + ("Switch",)
 
 
 def base(values=None):
     """The default settings on the branch `main` (the harness's remote answers for `main`)."""
     return settings_from({"app_ref": "main", **(values or {})})
+
+
+def release(commit):
+    return f"/srv/sprint2/releases/{commit}"
 
 
 def managed_files(settings):
@@ -60,12 +68,9 @@ def managed_files(settings):
         LAYOUT.settings_path: (deploy_settings(db_host="10.0.1.10", db_name="dispatch_db", db_user="dispatch_user",
                                                hosts=allowed_hosts("10.0.1.11", "3.80.1.11", UPSTREAM)), 644),
         LAYOUT.gunicorn_conf: (gunicorn_conf(port=settings.app_port, workers=5), 644),
-        LAYOUT.unit_path: (app_unit(port=settings.app_port), 644),
+        LAYOUT.unit_path: (app_unit(), 644),
+        LAYOUT.socket_path: (app_socket(port=settings.app_port), 644),
     }
-
-
-def requirements_stamp(requirements):
-    return hashlib.sha256(f"{requirements}\n{extra_requirements(requirements)}".encode()).hexdigest() + "\n"
 
 
 def markers(setup, populated, settings):
@@ -75,11 +80,16 @@ def markers(setup, populated, settings):
     return {"markers": answer}
 
 
-def host_facts(settings, *, installed=True, commit=OLD, remote=OLD, requirements=REQUIREMENTS,
-               stamp=REQUIREMENTS, setup=OLD, populated=True, health=200, env=None, setup_after=None,
-               running=None):
-    """A backend as the deploy left it at `commit` (installed=False: a fresh host, where the
-    operations after the install answer with what the earlier ones leave)."""
+def serving(commit, running=None, socket=True):
+    return {"current": release(commit) if commit else None,
+            "running": release(running or commit) if (running or commit) else None, "socket": socket}
+
+
+def host_facts(settings, *, installed=True, commit=OLD, remote=OLD, setup=None, populated=True, health=200,
+               env=None, running=None, built=None, venv_works=True, history=None):
+    """A backend as the deploy left it serving `commit` (installed=False: a fresh host), asked to
+    deploy `remote`; the steps after each operation see what it leaves (ByOperation)."""
+    setup = setup or commit
     owned = {"mode": 644, "user": "root", "group": "root"}
     uploads = managed_files(settings) if installed else {}
     env_text = env if env is not None else env_file(db_host="10.0.1.10", db_password=SECRETS["db_password"],
@@ -97,6 +107,15 @@ def host_facts(settings, *, installed=True, commit=OLD, remote=OLD, requirements
                    for path, owner in DIRS.items()}
     directories.update({f"path={path}": {"mode": 755, "user": "root", "group": "root"} for path in PARENTS})
     directories.update({f"path={path}": None for path in managed_files(settings)})
+    mirror_before = {"origin": REPO, "commit": commit} if installed else None
+    built_commits = built if built is not None else ([commit] if installed else [])
+    text = {f"path={release(remote)}/requirements.txt": REQUIREMENTS,
+            f"path={LAYOUT.history}": history,
+            f"path={release(remote)}/.deploy-built": ByOperation(
+                f"{remote}\n" if remote in built_commits else None, f"{remote}\n", until=BEFORE_BUILD)}
+    text.update({f"path={path}/.": None for path in LAYOUT.legacy})
+    services = {"sprint2-app.service": True} if installed else {}
+    sockets = {"sprint2-app.socket": True} if installed else {}
     return {
         DebPackages: {"git": {"1"}, "python3-venv": {"1"}, "ca-certificates": {"1"}} if installed else {},
         Groups: {"root", "adm", LAYOUT.user} if installed else {"root", "adm"},
@@ -108,87 +127,243 @@ def host_facts(settings, *, installed=True, commit=OLD, remote=OLD, requirements
         Sha256File: {f"path={LAYOUT.env_file}": hashlib.sha256(env_text.encode()).hexdigest()},
         Cpus: 2,
         Os: "Linux",
-        Which: {"command=useradd": "/usr/sbin/useradd", "command=groupadd": "/usr/sbin/groupadd"},
-        GitCheckout: {f"path={LAYOUT.checkout}": {"commit": commit, "origin": REPO} if commit else
-                      ByOperation(None, {"commit": remote, "origin": REPO}, until=("Fetch",))},
+        Which: {"command=useradd": "/usr/sbin/useradd", "command=groupadd": "/usr/sbin/groupadd",
+                "command=git": "/usr/bin/git" if installed else None},
         GitRemoteRef: {f"ref=main, repo={REPO}": {"refs/heads/main": remote, "HEAD": remote}},
-        GitLocalCommit: {f"path={LAYOUT.checkout}, ref=main": remote},
-        FileText: {f"path={LAYOUT.checkout}/requirements.txt": requirements,
-                   f"path={LAYOUT.requirements_stamp}": requirements_stamp(stamp) if stamp else None,
-                   f"path={LAYOUT.static_stamp}": f"{commit}\n" if installed else None,
-                   f"path={LAYOUT.running_commit}": f"{running or commit}\n" if installed else None},
-        DeployMarkers: ByOperation(markers(setup, populated, settings),
-                                   markers(setup_after or setup or remote, True, settings), until=BEFORE_SETUP),
-        SystemdStatus: {SERVICE: {"sprint2-app.service": True} if installed else {}},
-        SystemdEnabled: {SERVICE: {"sprint2-app.service": True} if installed else {}},
+        MirrorCommit: {f"ref=main, repo={LAYOUT.repo}": ByOperation(
+            mirror_before, {"origin": REPO, "commit": remote}, until=BEFORE_FETCH)},
+        FileText: text,
+        VenvWorks: {f"path={release(remote)}/.venv": venv_works, f"path={VENV}": venv_works and installed},
+        ServiceRelease: {f"current={LAYOUT.current}, service={LAYOUT.service}": ByOperation(
+            serving(commit if installed else None, running), serving(remote), until=BEFORE_SWITCH)},
+        BuiltReleases: {f"releases={LAYOUT.releases}": sorted(set(built_commits) | {remote}, reverse=True)},
+        DeployMarkers: ByOperation(markers(setup if installed else None, populated, settings),
+                                   markers(remote, True, settings), until=BEFORE_SETUP),
+        SystemdStatus: {SERVICES[0]: services, SERVICES[1]: sockets},
+        SystemdEnabled: {SERVICES[0]: services, SERVICES[1]: sockets},
         HttpStatus: {f"address=10.0.1.11, path={settings.gateway.health_path}, port={settings.app_port}": health},
     }
 
 
-def deploy(facts, settings, me=ME):
-    return run_deploy(deploy_backend, facts=facts, groups=["backends"], host_data=me, other_hosts=OTHERS,
-                      kwargs={"settings": settings, "secrets": SECRETS})
+def deploy(facts, settings, me=ME, others=OTHERS, function=deploy_backend, **kwargs):
+    return run_deploy(function, facts=facts, groups=["backends"], host_data=me, other_hosts=others,
+                      kwargs={"settings": settings, **({"secrets": SECRETS} if function is deploy_backend else {}),
+                              **kwargs})
 
 
 def test_converged_backend_changes_nothing_and_still_checks_health():
     settings = base()
     run = deploy(host_facts(settings), settings)
     assert run.changed == []
-    assert run.has(SETUP) and run.has(POPULATE)
+    assert run.has(SETUP) and run.has(POPULATE) and run.has(SWITCH_A) and run.has(SWITCH_B)
     assert "tasks.app_ops.HttpStatus(address=10.0.1.11, path=/despachos/reporte/, port=8080)" in run.fact_calls
 
 
-def test_fresh_backend_installs_everything_sets_up_the_database_and_populates_it():
+def test_fresh_backend_mirrors_builds_sets_up_populates_and_switches():
     settings = base()
-    facts = host_facts(settings, installed=False, commit=None, remote=NEW, stamp=None, setup=None, populated=False)
-    run = deploy(facts, settings)
-    # A fresh host is cloned and checked out in the fetch step; the checkout step then has nothing to do.
-    assert run.changed == [name for name in run.names if name not in (HEALTH, CHECKOUT)]
-    assert run.op(FETCH).commands == [
-        f"rm -rf /srv/sprint2/app && runuser -u sprint2 -- git clone --quiet --no-checkout {REPO} /srv/sprint2/app",
-        f"runuser -u sprint2 -- git -C /srv/sprint2/app checkout --quiet --force --detach {NEW}",
-        run.op(FETCH).commands[2],
+    run = deploy(host_facts(settings, installed=False, commit=None, remote=NEW, populated=False), settings)
+    assert run.changed == [name for name in run.names if name not in (HEALTH, SWITCH_B, PRUNE)]
+    assert run.op(FETCH).commands[0] == (
+        f"{APP} rm -rf /srv/sprint2/repo.git && {APP} git clone --quiet --mirror {REPO} /srv/sprint2/repo.git")
+    git = f"{APP} git --git-dir=/srv/sprint2/repo.git"
+    assert run.op(BUILD).commands == [
+        f"{git} worktree prune && {APP} mkdir -p /srv/sprint2/releases && {APP} rm -rf {release(NEW)} && "
+        f"{git} worktree add --quiet --detach --force {release(NEW)} {NEW}",
+        f"{APP} rm -rf {VENV} && {APP} mkdir -p /srv/sprint2/venvs && {APP} python3 -m venv {VENV}",
+        f"{APP} {VENV}/bin/pip install --quiet --disable-pip-version-check -r {release(NEW)}/requirements.txt",
+        f"{APP} {VENV}/bin/pip install --quiet --disable-pip-version-check gunicorn",
+        f"{APP} ln -sfn {VENV} {release(NEW)}/.venv",
+        f"{RUN} --in {release(NEW)} 'python manage.py collectstatic --noinput'",
+        f"{APP} rm -f {release(NEW)}/.deploy-built && echo {NEW} | {APP} tee {release(NEW)}/.deploy-built > /dev/null",
+        run.op(BUILD).commands[-1],
     ]
-    assert "cloned" in run.op(FETCH).commands[2] and "/var/log/backend.log" in run.op(FETCH).commands[2]
-    venv = run.op(VENV).commands
-    assert venv[0] == "test -x /srv/sprint2/venv/bin/python || runuser -u sprint2 -- python3 -m venv /srv/sprint2/venv"
-    assert venv[1].endswith("pip install --quiet --disable-pip-version-check -r /srv/sprint2/app/requirements.txt")
-    assert venv[2].endswith("pip install --quiet --disable-pip-version-check gunicorn")
-    # The stamp goes into the app user's folder as that user (root would follow a planted link).
-    assert venv[3].endswith("| runuser -u sprint2 -- tee /srv/sprint2/venv/.deploy-requirements > /dev/null")
-    # The saved migration history first, a check that nothing drops data before migrate, then the
-    # history and the commit recorded in the database.
-    assert run.op(SETUP).commands == [
-        f"{RUN} '{MARKER} restore-migrations'",
-        f"{RUN} 'python manage.py makemigrations --noinput'",
-        f"{RUN} '{MARKER} check-migrations'",
-        f"{RUN} 'python manage.py migrate --noinput'",
-        f"{RUN} '{MARKER} save-migrations'",
-        f"{RUN} '{MARKER} set setup {NEW}'",
-    ]
-    # Each populate command in its own transaction with its own marker.
+    # From the new release, before it serves: the saved migration history, a check that nothing
+    # drops data before migrate, then the history and the commit recorded in the database.
+    (setup,) = run.op(SETUP).commands
+    steps = [f"{MARKER} restore-migrations", "python manage.py makemigrations --noinput", f"{MARKER} check-migrations",
+             "python manage.py migrate --noinput", f"{MARKER} save-migrations", f"{MARKER} set setup {NEW}"]
+    assert setup.startswith("if reason=$({ " + " && ".join(f"{RUN} --in {release(NEW)} '{step}'" for step in steps))
+    assert setup.endswith(f"cannot set the database up for {NEW[:12]}: $reason; every backend keeps serving its release: "
+                          "commit the migrations in the app, or start from an empty database (README: Moving to another "
+                          "commit)\" >&2; exit 1; fi")
     assert run.op(POPULATE).commands == [
-        f"{RUN} '{MARKER} once {populate_marker('python populate.py')} '\"'\"'python populate.py'\"'\"''",
-        f"{RUN} '{MARKER} once {populate_marker('python populateDespachos.py')} '\"'\"'python populateDespachos.py'\"'\"''",
-    ]
-    assert run.op(RESTART).commands[0] == "systemctl restart sprint2-app"
-    # Order matters: the database is migrated before any backend restarts onto the new code.
-    assert run.names.index(SETUP) < run.names.index(POPULATE) < run.names.index(RESTART) < run.names.index(HEALTH)
+        f"{RUN} --in {release(NEW)} '{MARKER} once {populate_marker(command)} '\"'\"'{command}'\"'\"''"
+        for command in ("python populate.py", "python populateDespachos.py")]
+    assert run.op(SWITCH_A).changes and not run.op(SWITCH_B).changes  # b switches in its own batch
+    assert run.names.index(SETUP) < run.names.index(POPULATE) < run.names.index(SWITCH_A) < run.names.index(HEALTH)
 
 
-def test_populate_markers_are_one_per_command_and_fit_the_marker_column():
-    assert populate_marker("python populate.py") != populate_marker("python populateDespachos.py")
-    assert len(populate_marker("python " + "x" * 500 + ".py")) <= 64
+def switch_command(commit, previous_check=True):
+    app = APP
+    link = f"{app} ln -sfn {{}} /srv/sprint2/current.next && {app} mv -T /srv/sprint2/current.next /srv/sprint2/current"
+    import shlex
+    probe = f"python3 -c {shlex.quote(HEALTH_PROBE)} 10.0.1.11 8080 /despachos/reporte/ 200,302 90"
+    return (
+        f"previous=$(readlink /srv/sprint2/current || true); {link.format(release(commit))} && "
+        "{ systemctl is-active --quiet sprint2-app.socket || { systemctl stop sprint2-app; "
+        "systemctl enable --now sprint2-app.socket; }; } && systemctl restart sprint2-app && "
+        f"if status=$({probe}); then "
+        f"echo \"$(date -u +%Y-%m-%dT%H:%M:%SZ) {commit}\" | {app} tee -a /srv/sprint2/releases/.history > /dev/null; "
+        f"else if [ -n \"$previous\" ] && [ \"$previous\" != {release(commit)} ]; then {link.format('$previous')} && "
+        f"systemctl restart sprint2-app; {probe} > /dev/null; back=\"switched back to ${{previous##*/}}\"; "
+        "else back='no earlier release to go back to'; fi; "
+        f"echo \"@fake/target: release {commit[:12]} answered $status on /despachos/reporte/; $back; the roll stopped "
+        "here\" >&2; exit 1; fi")
+
+
+def test_a_new_commit_is_built_beside_the_running_release_then_switched_health_gated():
+    settings = base()
+    run = deploy(host_facts(settings, remote=NEW), settings)
+    assert run.changed == [FETCH, BUILD, SETUP, SWITCH_A]
+    assert run.op(FETCH).commands[0] == f"{APP} git --git-dir=/srv/sprint2/repo.git fetch --quiet --prune --force --tags origin"
+    # The running release is never touched before the switch: the build works in releases/NEW.
+    assert all(release(OLD) not in command and "/srv/sprint2/current" not in command
+               for command in run.op(BUILD).commands + run.op(SETUP).commands)
+    switch = run.op(SWITCH_A).commands
+    assert switch[0] == switch_command(NEW)
+    assert "serving release" in switch[1]
+    assert run.op(POPULATE).commands == []
+
+
+def test_the_batches_follow_the_setting_and_the_setup_backend_goes_first():
+    class Backend:
+        def __init__(self, key):
+            self.name, self.data = f"@h{key}", {"name": f"des-backend-{key}"}
+
+    a, b, c = (Backend(key) for key in "abc")
+    assert batches([c, a, b], 1) == [[a], [b], [c]]
+    assert batches([c, a, b], 2) == [[a, b], [c]]
+    settings = base({"switch_batch_size": 2})
+    run = deploy(host_facts(settings, remote=NEW), settings)
+    assert run.has("Switch to the release of main, batch 1 of 1 (des-backend-a, des-backend-b)")
+
+
+def test_the_second_backend_switches_in_the_second_batch_and_never_sets_up():
+    settings = base()
+    me = {"private_ip": "10.0.1.12", "name": "des-backend-b", "ssh_hostname": "3.80.1.12"}
+    others = {"db": OTHERS["db"], "backends": [("des-backend-a", {"private_ip": "10.0.1.11", "name": "des-backend-a"})]}
+    facts = host_facts(settings, remote=NEW)
+    facts[HttpStatus] = {"address=10.0.1.12, path=/despachos/reporte/, port=8080": 200}
+    run = deploy(facts, settings, me=me, others=others)
+    assert not run.has(SETUP) and not run.has(POPULATE)
+    assert not run.op(SWITCH_A).changes and run.op(SWITCH_B).changes
+
+
+def test_changed_settings_restart_the_backend_in_its_batch():
+    settings = base()
+    run = deploy(host_facts(settings, env="DATABASE_PASSWORD=old\n"), settings)
+    assert run.changed == ["Write the app's secrets to its root-only environment file", SWITCH_A]
+
+
+def test_a_backend_running_another_release_than_current_is_restarted_though_nothing_changed():
+    # An earlier run moved `current` to NEW, then failed or was interrupted before the restart.
+    settings = base()
+    run = deploy(host_facts(settings, commit=NEW, remote=NEW, running=OLD, built=[OLD, NEW]), settings)
+    assert run.changed == [SWITCH_A]
+
+
+def test_a_release_the_database_is_not_set_up_for_is_not_switched_to():
+    settings = base()
+    facts = host_facts(settings, remote=NEW)
+    facts[DeployMarkers] = markers(OLD, True, settings)  # the setup backend's migrate failed
+    me = {"private_ip": "10.0.1.12", "name": "des-backend-b", "ssh_hostname": "3.80.1.12"}
+    others = {"db": OTHERS["db"], "backends": [("des-backend-a", {"private_ip": "10.0.1.11", "name": "des-backend-a"})]}
+    facts[HttpStatus] = {"address=10.0.1.12, path=/despachos/reporte/, port=8080": 200}
+    run = deploy(facts, settings, me=me, others=others)
+    assert run.op(SWITCH_B).commands == [
+        f"echo '@fake/target: not switched to {NEW[:12]}: the database is set up for {OLD[:12]}; it keeps serving its "
+        "release' >&2; exit 1"]
+
+
+def test_a_built_release_whose_virtualenv_does_not_run_gets_a_new_one():
+    settings = base()
+    run = deploy(host_facts(settings, commit=OLD, remote=OLD, venv_works=False), settings)
+    assert run.changed == [BUILD]
+    assert run.op(BUILD).commands[0] == (
+        f"{APP} rm -rf {VENV} && {APP} mkdir -p /srv/sprint2/venvs && {APP} python3 -m venv {VENV}")
+    assert run.op(BUILD).commands[-1] == f"{APP} ln -sfn {VENV} {release(OLD)}/.venv"
+
+
+def test_old_releases_beyond_the_setting_are_pruned_never_the_live_one():
+    settings = base()
+    facts = host_facts(settings)
+    older = ["c" * 40, "d" * 40, "e" * 40]
+    facts[BuiltReleases] = {f"releases={LAYOUT.releases}": ["f" * 40, "9" * 40, OLD, *older]}
+    facts[ServiceRelease] = {f"current={LAYOUT.current}, service={LAYOUT.service}": serving("9" * 40, running=OLD)}
+    run = deploy(facts, settings)
+    removes = run.op(PRUNE).commands
+    assert [command for command in removes if "worktree remove" in command] == [
+        f"{APP} git --git-dir=/srv/sprint2/repo.git worktree remove --force {release(commit)} || {APP} rm -rf "
+        f"{release(commit)}" for commit in older]
+
+
+def test_the_layout_of_before_releases_is_removed_once_a_release_serves():
+    settings = base()
+    facts = host_facts(settings)
+    facts[FileText]["path=/srv/sprint2/app/."] = ""
+    assert deploy(facts, settings).op(PRUNE).commands == ["rm -rf /srv/sprint2/app"]
+
+
+def test_an_unreachable_repository_is_one_line_naming_it_and_what_to_check():
+    settings = base()
+    facts = host_facts(settings, remote=NEW)
+    facts[GitRemoteRef] = {f"ref=main, repo={REPO}": {"error": "fatal: unable to access 'x': Could not resolve host"}}
+    (command,) = deploy(facts, settings).op(FETCH).commands
+    assert command == (
+        f"echo '@fake/target: cannot read app_repo {REPO}: fatal: unable to access '\"'\"'x'\"'\"': Could not "
+        "resolve host; check that this host can reach it (outbound access, DNS, credentials) or set app_repo to a "
+        "mirror it can reach' >&2; exit 1")
 
 
 def test_a_populate_command_already_done_is_not_run_again_and_the_other_is():
     settings = base()
     facts = host_facts(settings)
-    done = {"setup": OLD, populate_marker("python populate.py"): "python populate.py"}
-    facts[DeployMarkers] = {"markers": done}
+    facts[DeployMarkers] = {"markers": {"setup": OLD, populate_marker("python populate.py"): "python populate.py"}}
     run = deploy(facts, settings)
     assert run.op(POPULATE).commands == [
-        f"{RUN} '{MARKER} once {populate_marker('python populateDespachos.py')} '\"'\"'python populateDespachos.py'\"'\"''"]
+        f"{RUN} --in {release(OLD)} '{MARKER} once {populate_marker('python populateDespachos.py')} "
+        "'\"'\"'python populateDespachos.py'\"'\"''"]
+
+
+def test_allowing_destructive_migrations_reaches_the_check():
+    settings = base({"allow_destructive_migrations": True})
+    (setup,) = deploy(host_facts(settings, remote=NEW), settings).op(SETUP).commands
+    assert f"{RUN} --in {release(NEW)} '{MARKER} check-migrations --allow-destructive'" in setup
+
+
+ROLLBACK_A = "Switch back to an earlier release, batch 1 of 2 (des-backend-a)"
+
+
+def test_a_rollback_switches_to_the_release_served_before_without_migrating():
+    settings = base()
+    history = f"2026-11-28T10:00:00Z {OLD}\n2026-11-29T10:00:00Z {NEW}\n"
+    facts = host_facts(settings, commit=NEW, remote=NEW, built=[OLD, NEW], history=history)
+    run = deploy(facts, settings, function=rollback_backend)
+    assert run.names == [ROLLBACK_A, "Switch back to an earlier release, batch 2 of 2 (des-backend-b)"]
+    switch = run.op(ROLLBACK_A).commands
+    assert switch[0] == switch_command(OLD)
+    assert not any("DeployMarkers" in call for call in run.fact_calls)  # never asks the database
+
+
+def test_a_rollback_to_a_named_release_not_kept_is_one_line(capsys):
+    settings = base()
+    facts = host_facts(settings, commit=NEW, remote=NEW, built=[OLD, NEW])
+    with pytest.raises(SystemExit):
+        deploy(facts, settings, function=rollback_backend, release="c0ffee0")
+    assert capsys.readouterr().err.strip() == (
+        f"error: @fake/target: release 'c0ffee0' is not one of the releases kept here ({NEW[:12]}, {OLD[:12]})")
+
+
+def test_a_rollback_without_an_earlier_release_is_one_line(capsys):
+    settings = base()
+    with pytest.raises(SystemExit):
+        deploy(host_facts(settings, history=f"2026-11-29T10:00:00Z {OLD}\n"), settings, function=rollback_backend)
+    assert "no earlier release to roll back to" in capsys.readouterr().err
+
+
+def test_populate_markers_are_one_per_command_and_fit_the_marker_column():
+    assert populate_marker("python populate.py") != populate_marker("python populateDespachos.py")
+    assert len(populate_marker("python " + "x" * 500 + ".py")) <= 64
 
 
 def test_a_database_populated_before_per_command_markers_is_not_populated_again():
@@ -200,7 +375,7 @@ def test_a_database_populated_before_per_command_markers_is_not_populated_again(
 
 def test_secrets_go_only_into_the_root_only_environment_file():
     settings = base()
-    facts = host_facts(settings, installed=False, commit=None, stamp=None, setup=None, populated=False)
+    facts = host_facts(settings, installed=False, commit=None, populated=False)
     run = deploy(facts, settings)
     for op in run.ops:
         for command in op.commands:
@@ -220,227 +395,6 @@ def test_with_sudo_the_temporary_upload_is_private_before_the_secret_is_written(
     write = run.op("Write the app's secrets to its root-only environment file").commands
     assert write[1].startswith("install -m 600 -o ubuntu /dev/null /tmp/pyinfra-")
     assert write[2] == "upload /etc/sprint2/env.new"
-
-
-def test_a_new_commit_is_fetched_tried_in_a_throw_away_tree_then_checked_out_and_restarted():
-    settings = base()
-    run = deploy(host_facts(settings, remote=NEW), settings)
-    assert FETCH in run.changed and CHECKOUT in run.changed and RESTART in run.changed
-    fetch = run.op(FETCH).commands
-    assert fetch[0] == "runuser -u sprint2 -- git -C /srv/sprint2/app fetch --quiet --tags --force origin"
-    git = "runuser -u sprint2 -- git -C /srv/sprint2/app"
-    assert fetch[1] == (f"{git} worktree prune && runuser -u sprint2 -- rm -rf /srv/sprint2/preflight && "
-                        f"{git} worktree add --quiet --force --detach /srv/sprint2/preflight {NEW}")
-    # Every step of the preflight, and one line naming the step and Django's reason when one fails;
-    # the running checkout is not touched until the checkout step.
-    tried = (f"{RUN} '{MARKER} save-migrations' && {RUN} --in /srv/sprint2/preflight '{MARKER} restore-migrations' && "
-             f"{RUN} --in /srv/sprint2/preflight 'python manage.py makemigrations --noinput' && "
-             f"{RUN} --in /srv/sprint2/preflight '{MARKER} check-migrations'")
-    cleanup = f"{git} worktree remove --force /srv/sprint2/preflight"
-    assert fetch[2] == (
-        f"if reason=$({{ {tried}; }} 2>&1 >/dev/null); then {cleanup}; else {cleanup}; "
-        f"echo \"@fake/target: cannot move the database to {NEW[:12]}: $reason; every backend keeps its code: commit "
-        f"the migrations in the app, or start from an empty database (README: Moving to another commit)\" >&2; "
-        "exit 1; fi")
-    assert len(fetch) == 3
-    assert run.op(CHECKOUT).commands[0] == (
-        f"runuser -u sprint2 -- git -C /srv/sprint2/app checkout --quiet --force --detach {NEW}")
-    assert run.op(POPULATE).commands == []
-
-
-def test_allowing_destructive_migrations_reaches_both_checks():
-    settings = base({"allow_destructive_migrations": True})
-    run = deploy(host_facts(settings, remote=NEW), settings)
-    assert f"{RUN} --in /srv/sprint2/preflight '{MARKER} check-migrations --allow-destructive'" in run.op(FETCH).commands[2]
-    run = deploy(host_facts(settings, setup=None), settings)
-    assert f"{RUN} '{MARKER} check-migrations --allow-destructive'" in run.op(SETUP).commands
-
-
-def test_the_other_backends_fetch_without_trying_migrations():
-    settings = base()
-    me = {"private_ip": "10.0.1.12", "name": "des-backend-b", "ssh_hostname": "3.80.1.12"}
-    others = {"db": OTHERS["db"], "backends": [("des-backend-a", {"private_ip": "10.0.1.11", "name": "des-backend-a"})]}
-    facts = host_facts(settings, remote=NEW)
-    facts[HttpStatus] = {"address=10.0.1.12, path=/despachos/reporte/, port=8080": 200}
-    run = run_deploy(deploy_backend, facts=facts, groups=["backends"], host_data=me,
-                     other_hosts=others, kwargs={"settings": settings, "secrets": SECRETS})
-    assert run.op(FETCH_OTHER).commands == [
-        "runuser -u sprint2 -- git -C /srv/sprint2/app fetch --quiet --tags --force origin"]
-
-
-def test_a_backend_still_running_an_older_commit_is_restarted_though_nothing_changed_in_this_run():
-    # An earlier run checked out NEW, then failed or was interrupted before its restart.
-    settings = base()
-    run = deploy(host_facts(settings, commit=NEW, remote=NEW, setup=NEW, running=OLD, stamp=REQUIREMENTS), settings)
-    assert run.changed == [RESTART], run.changed
-    assert run.op(RESTART).commands[0] == "systemctl restart sprint2-app"
-
-
-def test_a_restart_onto_a_commit_the_database_is_not_set_up_for_is_refused():
-    # The setup backend failed its migrate: the database is still set up for OLD.
-    settings = base()
-    run = deploy(host_facts(settings, commit=NEW, remote=NEW, setup=OLD, setup_after=OLD,
-                            requirements=REQUIREMENTS + "requests\n"), settings)
-    (command,) = run.op(RESTART).commands
-    assert command == (
-        f"echo '@fake/target: not restarted onto {NEW[:12]}: the database is set up for {OLD[:12]}; the running code "
-        "keeps serving (fix the setup backend'\"'\"'s error above and re-run)' >&2; exit 1")
-
-
-def test_an_unreachable_repository_is_one_line_naming_it_and_what_to_check():
-    settings = base()
-    facts = host_facts(settings, remote=NEW)
-    facts[GitRemoteRef] = {f"ref=main, repo={REPO}": {"error": "fatal: unable to access 'x': Could not resolve host"}}
-    (command,) = deploy(facts, settings).op(FETCH).commands
-    assert command == (
-        f"echo '@fake/target: cannot read app_repo {REPO}: fatal: unable to access '\"'\"'x'\"'\"': Could not "
-        "resolve host; check that this host can reach it (outbound access, DNS, credentials) or set app_repo to a "
-        "mirror it can reach' >&2; exit 1")
-
-
-def test_after_a_new_checkout_static_files_and_migrations_follow_the_commit():
-    # The operations after the checkout read the host when they run: they see the new commit.
-    settings = base()
-    facts = host_facts(settings, commit=NEW, remote=NEW, setup=OLD)
-    facts[FileText][f"path={LAYOUT.static_stamp}"] = f"{OLD}\n"
-    run = deploy(facts, settings)
-    assert run.changed == [STATIC, SETUP]
-    assert run.op(STATIC).commands == [
-        "/usr/local/sbin/sprint2-run 'python manage.py collectstatic --noinput'",
-        "runuser -u sprint2 -- rm -f /srv/sprint2/static/.deploy-commit && "
-        f"echo {NEW} | runuser -u sprint2 -- tee /srv/sprint2/static/.deploy-commit > /dev/null",
-    ]
-    assert run.op(SETUP).commands[-1] == (
-        f"/usr/local/sbin/sprint2-run 'python /srv/sprint2/conf/deploy_marker.py set setup {NEW}'")
-
-
-def test_migrations_come_after_every_database_operation():
-    # pyinfra runs the groups' operations interleaved by position (a topological sort of each host's
-    # list, taken in waves), not database first: the setup must sit later than the database's last step.
-    from tests.tasks.test_database import OPS as DATABASE_OPS
-
-    settings = base()
-    run = deploy(host_facts(settings), settings)
-    assert run.names.index(SETUP) >= len(DATABASE_OPS)
-
-
-def test_the_second_backend_never_runs_setup_or_populate():
-    settings = base()
-    me = {"private_ip": "10.0.1.11", "name": "des-backend-c", "ssh_hostname": "3.80.1.11"}
-    run = deploy(host_facts(settings, installed=False, commit=None, stamp=None, setup=None, populated=False), settings,
-                 me=me)
-    assert not run.has(SETUP) and not run.has(POPULATE)
-    assert run.op(RESTART).changes
-
-
-def test_the_setup_backend_is_always_the_first_by_name():
-    from tasks.backend import setup_backend
-
-    class Backend:
-        def __init__(self, key):
-            self.name, self.data = f"@h{key}", {"name": f"des-backend-{key}"}
-
-    a, b, c = (Backend(key) for key in "abc")
-    assert setup_backend([c, a, b]) is a
-
-
-class SetupHost:
-    name, data = "@fake/des-backend-a", {"name": "des-backend-a"}
-
-
-def test_without_the_setup_backend_a_commit_the_database_lacks_is_refused_before_checkout():
-    settings = base()
-    me = {"private_ip": "10.0.1.12", "name": "des-backend-b", "ssh_hostname": "3.80.1.12"}
-    run = run_deploys_checkout(settings, me, setup_reached=False, setup=OLD)
-    checkout = run.op(CHECKOUT)
-    assert checkout.changes
-    assert checkout.commands == [
-        f"echo '@fake/target: the database is not set up for {NEW[:12]} and des-backend-a, which runs the migrations, "
-        f"is not in this run: deploy both (e.g. --limit backends)' >&2; exit 1"]
-    # the database already set up for the new commit (by backend-a earlier): b may move to it
-    run = run_deploys_checkout(settings, me, setup_reached=False, setup=NEW)
-    assert any("checkout --quiet --force --detach " + NEW in command for command in run.op(CHECKOUT).commands)
-
-
-def test_when_the_setup_backend_failed_in_this_run_the_others_keep_their_code():
-    settings = base()
-    me = {"private_ip": "10.0.1.12", "name": "des-backend-b", "ssh_hostname": "3.80.1.12"}
-    failed = SetupHost()
-    run = run_deploys_checkout(settings, me, setup_reached=True, setup=OLD, failed=failed)
-    assert run.op(CHECKOUT).commands == [
-        f"echo '@fake/target: the database is not set up for {NEW[:12]} and des-backend-a, which runs the migrations, "
-        f"failed in this run: fix what it reported and re-run' >&2; exit 1"]
-
-
-def run_deploys_checkout(settings, me, setup_reached, setup, failed=None):
-    from tasks.app_release_ops import app_checkout
-
-    facts = host_facts(settings, commit=OLD, remote=NEW, setup=setup)
-    setup_host = failed or SetupHost()
-
-    def checkout_only():
-        from pyinfra.context import state
-
-        if failed:
-            state.failed_hosts.add(failed)
-        app_checkout(name="Check out main of the app", repo=settings.app_repo, ref="main", setup_host=setup_host,
-                     setup_reached=setup_reached)
-
-    from pyinfra.api import deploy as as_deploy
-    return run_deploy(as_deploy("Configure the backend")(checkout_only), facts=facts, groups=["backends"],
-                      host_data=me, other_hosts=OTHERS)
-
-
-def test_a_tag_is_resolved_to_its_commit_and_being_there_is_no_change():
-    settings = base({"app_ref": "v1.0"})
-    facts = host_facts(settings)
-    facts[GitRemoteRef] = {f"ref=v1.0, repo={REPO}": {"refs/tags/v1.0": "c" * 40, "refs/tags/v1.0^{}": OLD}}
-    facts[GitLocalCommit] = {f"path={LAYOUT.checkout}, ref=v1.0": OLD}
-    run = deploy(facts, settings)
-    assert run.changed == []
-    assert run.op("Check out v1.0 of the app").commands == []
-
-
-def test_a_commit_ref_unknown_to_ls_remote_is_fetched_and_checked_out():
-    settings = base({"app_ref": "b" * 12})
-    facts = host_facts(settings)
-    facts[GitRemoteRef] = {f"ref={'b' * 12}, repo={REPO}": {"refs/heads/main": OLD}}
-    facts[GitLocalCommit] = {f"path={LAYOUT.checkout}, ref={'b' * 12}": NEW}
-    run = deploy(facts, settings)
-    assert run.op(f"Fetch {'b' * 12} of the app and try its migrations").commands[0].endswith("fetch --quiet --tags --force origin")
-    assert run.op(f"Check out {'b' * 12} of the app").commands[0].endswith(f"--detach {NEW}")
-
-
-def test_the_default_commit_converged_is_no_change_in_a_preview_too():
-    settings = settings_from({})
-    sha = settings.app_ref
-    facts = host_facts(settings, commit=sha, remote=sha, setup=sha)
-    facts[GitRemoteRef] = {f"ref={sha}, repo={REPO}": {"refs/heads/main": OLD}}
-    facts[GitLocalCommit] = {f"path={LAYOUT.checkout}, ref={sha}": sha}
-    facts[FileText][f"path={LAYOUT.static_stamp}"] = f"{sha}\n"
-    assert deploy(facts, settings).changed == []
-
-
-def test_changed_requirements_reinstall_and_restart():
-    settings = base()
-    run = deploy(host_facts(settings, requirements=REQUIREMENTS + "requests\n"), settings)
-    assert run.changed == [VENV, RESTART]
-
-
-def test_changed_port_rewrites_gunicorn_and_the_unit_and_restarts():
-    settings = base({"app_port": 9090})
-    facts = host_facts(base())
-    facts[HttpStatus] = {"address=10.0.1.11, path=/despachos/reporte/, port=9090": 200}
-    run = deploy(facts, settings)
-    assert run.changed == ["Write gunicorn's config", "Install the app's systemd unit", "Reload systemd for the app's unit",
-                           RESTART]
-    assert 'bind = "0.0.0.0:9090"' in run.op("Write gunicorn's config").uploads[LAYOUT.gunicorn_conf]
-
-
-def test_a_new_secret_rewrites_the_env_file_and_restarts():
-    settings = base()
-    run = deploy(host_facts(settings, env="DATABASE_PASSWORD=old\n"), settings)
-    assert run.changed == ["Write the app's secrets to its root-only environment file", RESTART]
 
 
 @pytest.mark.parametrize("status, hint", [

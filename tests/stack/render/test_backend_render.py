@@ -2,8 +2,8 @@
 
 import subprocess
 
-from stack.render.backend import (LAYOUT, allowed_hosts, app_unit, deploy_settings, env_file, extra_requirements,
-                                  gunicorn_conf, gunicorn_workers, run_helper)
+from stack.render.backend import (LAYOUT, allowed_hosts, app_socket, app_unit, deploy_settings, env_file,
+                                  extra_requirements, gunicorn_conf, gunicorn_workers, requirements_key, run_helper)
 
 
 def test_deploy_settings_import_the_apps_and_override_what_production_needs():
@@ -16,6 +16,7 @@ The application's own settings are imported unchanged (the deploy never edits it
 Secrets come from the environment (/etc/sprint2/env, read by systemd), never from this file.
 """
 import os
+from pathlib import Path
 
 from provesi.settings import *  # noqa: F401,F403
 
@@ -38,7 +39,8 @@ DATABASES = {
 }
 
 # Collected by `manage.py collectstatic` and served by whitenoise from gunicorn itself.
-STATIC_ROOT = "/srv/sprint2/static"
+# Per release: beside the release's own tree (the package's folder, resolved through `current`).
+STATIC_ROOT = str(Path(__import__("provesi").__file__).resolve().parent.parent / ".static")
 _WHITENOISE = "whitenoise.middleware.WhiteNoiseMiddleware"
 if _WHITENOISE not in MIDDLEWARE:
     # Right after SecurityMiddleware, where whitenoise's documentation puts it.
@@ -57,7 +59,7 @@ def test_env_file_holds_the_secrets_and_the_settings_module():
 # Managed by the deploy (tasks/backend.py). Root-only (0600): read by systemd for sprint2-app
 # and by /usr/local/sbin/sprint2-run; the processes get the values in their environment, never in argv.
 DJANGO_SETTINGS_MODULE=sprint2_deploy_settings
-PYTHONPATH=/srv/sprint2/conf:/srv/sprint2/app
+PYTHONPATH=/srv/sprint2/conf
 DATABASE_HOST=10.0.1.10
 DATABASE_PASSWORD=pw-0123456789abcdef
 DJANGO_SECRET_KEY=key-0123456789
@@ -80,12 +82,13 @@ def test_gunicorn_conf_binds_the_port_and_logs_to_journal_and_file():
         assert namespace["logconfig_dict"]["loggers"][logger]["handlers"] == ["journal", "file"]
 
 
-def test_unit_restarts_quickly_starts_at_boot_and_reads_secrets_from_the_env_file():
-    assert app_unit(port=8080) == """\
+def test_unit_runs_the_current_release_behind_its_socket_and_reads_secrets_from_the_env_file():
+    assert app_unit() == """\
 # Managed by the deploy (tasks/backend.py).
 [Unit]
-Description=Sprint2 Django application (gunicorn on port 8080)
-After=network-online.target
+Description=Sprint2 Django application (gunicorn, on sprint2-app.socket)
+Requires=sprint2-app.socket
+After=network-online.target sprint2-app.socket
 Wants=network-online.target
 # Keep restarting however often it dies (the default gives up after 5 starts in 10 s).
 StartLimitIntervalSec=0
@@ -97,17 +100,17 @@ User=sprint2
 Group=sprint2
 # Root-only file, read by systemd before it drops to sprint2: the secrets never appear in argv.
 EnvironmentFile=/etc/sprint2/env
-WorkingDirectory=/srv/sprint2/app
-# The commit this start loads, for the deploy to compare with the checkout: a backend whose code
-# moved without a restart (an interrupted or failed deploy) is restarted by the next one.
-RuntimeDirectory=sprint2-app
-ExecStartPre=/bin/sh -c 'git -C /srv/sprint2/app rev-parse HEAD > /run/sprint2-app/commit'
-ExecStart=/srv/sprint2/venv/bin/gunicorn --config /srv/sprint2/conf/gunicorn.conf.py provesi.wsgi:application
+# systemd resolves the link when the service starts: gunicorn runs the release `current` named
+# then (its working directory shows which), whatever the link says later.
+WorkingDirectory=/srv/sprint2/current
+ExecStart=/srv/sprint2/current/.venv/bin/gunicorn --config /srv/sprint2/conf/gunicorn.conf.py provesi.wsgi:application
 ExecReload=/bin/kill -HUP $MAINPID
+# TERM to the master only: it stops accepting and lets its workers finish their requests.
+KillMode=mixed
 # A crashed or killed master is back within a couple of seconds.
 Restart=always
 RestartSec=1
-TimeoutStopSec=20
+TimeoutStopSec=30
 NoNewPrivileges=true
 PrivateTmp=true
 ProtectSystem=full
@@ -117,11 +120,41 @@ WantedBy=multi-user.target
 """
 
 
+def test_the_socket_holds_the_port_so_a_restart_refuses_no_connection():
+    assert app_socket(port=8080) == """\
+# Managed by the deploy (tasks/backend.py).
+[Unit]
+Description=Sprint2 Django application's port 8080
+
+[Socket]
+# systemd holds the listening socket, so a restart of sprint2-app.service (a new release, new
+# settings) refuses no connection: they wait in the queue until the new gunicorn accepts them.
+ListenStream=0.0.0.0:8080
+Backlog=4096
+NoDelay=true
+
+[Install]
+WantedBy=sockets.target
+"""
+
+
+def test_gunicorn_does_not_reuse_the_port():
+    namespace = {}
+    exec(compile(gunicorn_conf(port=8080, workers=3), "gunicorn.conf.py", "exec"), namespace)
+    assert namespace["reuse_port"] is False
+
+
+def test_requirements_key_names_one_virtualenv_per_requirements():
+    assert requirements_key("Django==4.2\n") == requirements_key("Django==4.2\n")
+    assert requirements_key("Django==4.2\n") != requirements_key("Django==4.2\nrequests\n")
+    assert len(requirements_key("")) == 16
+
+
 def test_run_helper_is_valid_shell_and_loads_the_env_file_before_dropping_to_the_app_user():
     text = run_helper()
     assert subprocess.run(["sh", "-n"], input=text, text=True).returncode == 0
     assert text.index(". /etc/sprint2/env") < text.index("runuser -u sprint2")
-    assert "PATH=/srv/sprint2/venv/bin:$PATH" in text
+    assert "PATH=$2/.venv/bin:$PATH" in text and 'tree=$(cd "$tree" && pwd -P)' in text
     assert ">> /var/log/backend.log" in text
 
 

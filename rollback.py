@@ -1,0 +1,14 @@
+"""Move every backend back to an earlier release: pyinfra inventory.py rollback.py [--data release=COMMIT].
+
+Without a release named, each backend goes back to the release it served before its current one
+(its history: /srv/sprint2/releases/.history). The backends switch in batches, each waiting for
+the health path, as a deploy does. A rollback never reverses migrations: the database stays as
+the newest release left it, so the older code must work with it (add, don't drop, in one release).
+"""
+
+from pyinfra import host
+
+from tasks.backend import rollback_backend
+
+if "backends" in host.groups:
+    rollback_backend(release=host.data.get("release"))
