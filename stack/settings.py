@@ -109,12 +109,11 @@ def _local_subnet(value):
 
 
 def _kong_port(value):
-    problem = _integer(1, 65535)(value)
-    if problem:
-        return problem
     if value == SSH_PORT:
-        return f"{value} is SSH's port on the Kong host: choose another"
-    return None
+        return f"{value} is SSH's port on the Kong host: choose another (1024-65535)"
+    problem = _integer(1024, 65535)(value)
+    # Kong listens on the host's network as the image's unprivileged user: no port below 1024.
+    return f"{problem} (Kong runs unprivileged on the Kong host's network)" if problem else None
 
 
 def _choice(*allowed: str) -> Callable[[Any], str | None]:
@@ -209,8 +208,8 @@ SCHEMA: dict[str, Any] = {
     "backup_keep": Field(7, _integer(1, 365), "Daily pg_dump files kept on the database host."),
     "gateway": {
         "image": Field("kong:2.7.2-alpine", _string(), "Kong Docker image (open-source tags: kong:2.7.2-alpine)."),
-        "proxy_port": Field(8000, _kong_port, "Kong proxy port, open to everyone."),
-        "admin_port": Field(8001, _kong_port, "Kong admin API port, published on 127.0.0.1 only."),
+        "proxy_port": Field(8000, _kong_port, "Kong proxy port (1024-65535), open to everyone."),
+        "admin_port": Field(8001, _kong_port, "Kong admin API port, on the Kong host's 127.0.0.1 only."),
         "health_path": Field("/despachos/reporte/", _string(URL_PATH, "a path starting with /"),
                              "Path probed on each backend by Kong and by the deploy (200 or 302 = healthy)."),
         "algorithm": Field("round-robin", _choice("round-robin", "least-connections", "consistent-hashing"),

@@ -150,6 +150,8 @@ def test_scripts_refuse_a_bad_file_with_one_line_and_exit_2(tmp_path, script):
         ("kong_admin_cidr: 0.0.0.0/1\n", "config.yml: kong_admin_cidr: 0.0.0.0/1 would open Kong's admin API"),
         # SSH listens on 22 on every host: Kong could not bind it, after the old container was removed.
         ("gateway:\n  proxy_port: 22\n", "config.yml: gateway/proxy_port: 22 is SSH's port on the Kong host"),
+        ("gateway:\n  proxy_port: 80\n", "config.yml: gateway/proxy_port: expected a whole number from 1024 to 65535, "
+                                      "got 80 (Kong runs unprivileged on the Kong host's network)"),
         ("gateway:\n  admin_port: 22\n", "config.yml: gateway/admin_port: 22 is SSH's port on the Kong host"),
         # The local hosts' bridge: a private /24, nothing this machine itself uses.
         ("local_subnet: 10.77.0.0/16\n", "config.yml: local_subnet: expected a /24 such as 10.77.0.0/24, got 10.77.0.0/16"),
