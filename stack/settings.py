@@ -81,13 +81,16 @@ def _cidr(value):
     return None
 
 
+def _is_private(network: ipaddress.IPv4Network) -> bool:
+    return any(network.subnet_of(range_) for range_ in PRIVATE_RANGES)
+
+
 def _admin_cidr(value):
     problem = _cidr(value)
     if problem:
         return problem
     network = ipaddress.IPv4Network(value)
-    private = any(network.subnet_of(range_) for range_ in PRIVATE_RANGES)
-    if network.prefixlen < WIDEST_ADMIN_PREFIX and not private:
+    if network.prefixlen < WIDEST_ADMIN_PREFIX and not _is_private(network):
         return (f"{value} would open Kong's admin API (full control of the gateway) to "
                 f"{network.num_addresses} addresses; give your own address (x.x.x.x/32) or a range no wider "
                 f"than /{WIDEST_ADMIN_PREFIX}, or leave it unset and use the SSH tunnel")
@@ -96,13 +99,10 @@ def _admin_cidr(value):
 
 def _local_subnet(value):
     problem = _cidr(value)
-    if problem:
-        return problem
-    network = ipaddress.IPv4Network(value)
-    if network.prefixlen != 24:
-        return f"expected a /24 such as 10.77.0.0/24, got {value}"
+    if problem or ipaddress.IPv4Network(value).prefixlen != 24:
+        return problem or f"expected a /24 such as 10.77.0.0/24, got {value}"
     # Public, loopback or link-local addresses on a bridge would capture someone else's traffic.
-    if not any(network.subnet_of(range_) for range_ in PRIVATE_RANGES):
+    if not _is_private(ipaddress.IPv4Network(value)):
         return (f"expected a private range (inside {', '.join(map(str, PRIVATE_RANGES[:-1]))} or "
                 f"{PRIVATE_RANGES[-1]}), got {value}")
     return None

@@ -158,7 +158,8 @@ def test_admin_cidr_opens_the_admin_port_by_recreating():
     run = deploy(after, facts)
 
     assert run.changed == ["Ensure the Kong container runs the current spec"]
-    assert "--env KONG_ADMIN_LISTEN=0.0.0.0:8001" in run.op("Ensure the Kong container runs the current spec").commands[4]
+    commands = run.op("Ensure the Kong container runs the current spec").commands
+    assert "--env KONG_ADMIN_LISTEN=0.0.0.0:8001" in commands[4]
 
 
 def test_stopped_container_is_recreated():
