@@ -8,6 +8,7 @@ Nothing runs on the host and nothing is exposed. Exit status: 0 when every targe
 
 import json
 import logging
+import shlex
 import socket
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import paramiko
 from stack.errors import UserError
 from stack.render.kong import UPSTREAM
 from stack.settings import Settings
-from stack.state import deploy_home, load_state
+from stack.state import known_hosts_file, load_state
 
 CONNECT_TIMEOUT_S = 10
 # paramiko logs refused channels itself; the one-line UserError below says it better.
@@ -57,18 +58,39 @@ def format_status(name: str, health: dict, services: dict, plugins: dict) -> tup
     return lines, healthy
 
 
+class _UnknownHost(Exception):
+    pass
+
+
+class _RejectUnknown(paramiko.MissingHostKeyPolicy):
+    """StrictHostKeyChecking=yes: only the keys in the project's known_hosts (the deploy records them)."""
+
+    def missing_host_key(self, client, hostname, key):
+        raise _UnknownHost(hostname)
+
+
 def _connect(name: str, host: dict) -> paramiko.SSHClient:
     address, port, user = host.get("public_ip") or host["private_ip"], host.get("ssh_port", 22), host["ssh_user"]
+    entry = address if port == 22 else f"[{address}]:{port}"  # how known_hosts names it
     client = paramiko.SSHClient()
-    known_hosts = deploy_home() / "ssh" / "known_hosts"
+    known_hosts = known_hosts_file()
     if known_hosts.exists():
-        client.load_host_keys(str(known_hosts))  # a changed key still fails (BadHostKeyException)
-    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # like accept-new, but read-only
+        client.load_host_keys(str(known_hosts))
+    client.set_missing_host_key_policy(_RejectUnknown())
     key = host.get("ssh_key")
     try:
         client.connect(address, port=port, username=user, key_filename=str(Path(key).expanduser()) if key else None,
                        timeout=CONNECT_TIMEOUT_S, banner_timeout=CONNECT_TIMEOUT_S, auth_timeout=CONNECT_TIMEOUT_S,
                        allow_agent=not key, look_for_keys=not key)
+    except _UnknownHost:
+        client.close()
+        raise UserError(f"{name} ({entry}) has no host key in {known_hosts}: run the deploy first "
+                        "(pyinfra inventory.py deploy.py records it)") from None
+    except paramiko.BadHostKeyException:
+        client.close()
+        raise UserError(f"the SSH host key of {name} ({entry}) is not the one in {known_hosts}: if the host was "
+                        f"re-created, remove the old key with ssh-keygen -R {shlex.quote(entry)} -f "
+                        f"{shlex.quote(str(known_hosts))} and run the deploy (it records the new key)") from None
     except (OSError, paramiko.SSHException) as problem:
         client.close()
         reason = str(problem) or type(problem).__name__

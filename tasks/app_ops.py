@@ -20,7 +20,7 @@ from pyinfra.facts.files import File, Sha256File
 
 from stack.render.backend import LAYOUT, Layout, extra_requirements
 
-HEX = re.compile(r"^[0-9a-f]{7,40}$")
+HEX = re.compile(r"[0-9a-f]{7,40}")
 
 
 def log_event(layout: Layout, message: str) -> str:
@@ -62,7 +62,7 @@ class GitCheckout(FactBase):
 
     def process(self, output):
         lines = [line.strip() for line in output if line.strip()]
-        if len(lines) < 2 or not HEX.match(lines[0]):
+        if len(lines) < 2 or not HEX.fullmatch(lines[0]):
             return None
         return {"commit": lines[0], "origin": lines[1]}
 
@@ -153,7 +153,7 @@ class GitLocalCommit(FactBase):
 
     def process(self, output):
         lines = [line.strip() for line in output if line.strip()]
-        return lines[0] if lines and HEX.match(lines[0]) else None
+        return lines[0] if lines and HEX.fullmatch(lines[0]) else None
 
 
 class HttpStatus(FactBase):

@@ -58,7 +58,7 @@ def remote_commit(repo: str, ref: str):
         return None, (f"{host.name}: cannot read app_repo {repo}: {refs['error']}; check that this host can "
                       f"reach it (outbound access, DNS, credentials) or set app_repo to a mirror it can reach")
     target = resolve_ref(refs, ref)
-    if target is None and not HEX.match(ref):
+    if target is None and not HEX.fullmatch(ref):
         return None, f"{host.name}: app_ref {ref!r} is neither a branch nor a tag of {repo}, nor a commit id"
     return target or ref, None
 

@@ -9,7 +9,8 @@ Steps, each reporting "no change" when the host already matches:
    also becomes kong.yml at once (nothing is serving, so nothing needs protecting).
 3. The image pulled when missing (a failure is one line: Docker's reason and what to do).
 4. The container (re)created when its spec label differs from the wanted spec or it is not
-   running, after `kong config parse` of the candidate in a throw-away container.
+   running, after checking that its ports are free (or held by the container it replaces) and
+   `kong config parse` of the candidate in a throw-away container.
 5. Otherwise, when the candidate differs from kong.yml: parse it inside the running container,
    install it, `kong reload`. A parse failure stops the deploy and leaves kong.yml serving.
 """
@@ -26,8 +27,9 @@ from pyinfra.operations import apt, files, systemd
 
 from stack.render.kong import (
     CANDIDATE_NAME, CONFIG_NAME, CONTAINER, HOST_DIR, SPEC_LABEL, checked, container_spec,
-    docker_run_argv, install_candidate_command, parse_in_new_container_argv,
-    parse_in_running_container_argv, pull_command, reload_argv, render_kong_yml, spec_hash,
+    docker_run_argv, install_candidate_command, listen_ports, parse_in_new_container_argv,
+    parse_in_running_container_argv, ports_free_command, pull_command, reload_argv, render_kong_yml,
+    spec_hash,
 )
 from stack.settings import load_settings
 
@@ -92,6 +94,8 @@ def container_runs(spec: dict):
     if _serves(spec):
         host.noop(f"container {CONTAINER} runs spec {spec_hash(spec)}")
         return
+    if listen_ports(spec):
+        yield ports_free_command(listen_ports(spec))
     yield checked(parse_in_new_container_argv(spec),
                   f"Kong rejected {CANDIDATE}; the container was not (re)created:")
     yield install_candidate_command()

@@ -74,6 +74,7 @@ def apply(settings: Settings, options: Options) -> int:
     state = _current_state(settings)
     subnet = settings.local_subnet
     bridge = network.bridge_name(settings.project_prefix)
+    network.check_subnet_free(subnet, bridge)
     wanted = host_names(settings)
     recorded = state["hosts"]
     addresses = network.assign_addresses(subnet, wanted, {name: host["private_ip"] for name, host in recorded.items()})

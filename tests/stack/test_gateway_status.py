@@ -5,7 +5,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
+
+import paramiko
+import pytest
 
 from stack.gateway_status import format_status
 
@@ -71,3 +75,66 @@ def test_unreachable_kong_host_is_one_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(f"error: cannot reach des-kong over SSH at root@127.0.0.1:{port} (")
+
+
+@pytest.fixture
+def ssh_server():
+    """A real SSH server on loopback (paramiko's, no login possible): (port, its host key)."""
+    host_key = paramiko.Ed25519Key.generate() if hasattr(paramiko.Ed25519Key, "generate") else None
+    host_key = host_key or paramiko.RSAKey.generate(2048)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def serve():
+        try:
+            connection, _ = listener.accept()
+        except OSError:
+            return
+        transport = paramiko.Transport(connection)
+        transport.add_server_key(host_key)
+        try:
+            transport.start_server(server=paramiko.ServerInterface())
+            transport.join(10)
+        except (paramiko.SSHException, EOFError, OSError):
+            pass
+        finally:
+            transport.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1], host_key
+    listener.close()
+    thread.join(5)
+
+
+def _kong_at(home: Path, port: int) -> None:
+    home.mkdir(exist_ok=True)
+    state = {"version": 1, "provider": "local", "prefix": "des", "region": None, "hosts": {
+        "des-kong": {"role": "kong", "key": None, "private_ip": "127.0.0.1", "public_ip": "127.0.0.1",
+                     "ssh_user": "root", "ssh_port": port, "ssh_key": str(home / "no-such-key")}}}
+    (home / "state.json").write_text(json.dumps(state))
+
+
+def test_a_changed_host_key_names_the_projects_known_hosts_file(tmp_path, ssh_server):
+    port, _ = ssh_server
+    _kong_at(tmp_path, port)
+    (tmp_path / "ssh").mkdir()
+    other = paramiko.RSAKey.generate(2048)  # what the host had before it was re-created
+    (tmp_path / "ssh" / "known_hosts").write_text(f"[127.0.0.1]:{port} ssh-rsa {other.get_base64()}\n")
+    result = status(tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"error: the SSH host key of des-kong ([127.0.0.1]:{port}) is not the one in {tmp_path}/ssh/known_hosts: "
+        f"if the host was re-created, remove the old key with ssh-keygen -R '[127.0.0.1]:{port}' -f "
+        f"{tmp_path}/ssh/known_hosts and run the deploy (it records the new key)\n")
+
+
+def test_an_unknown_host_key_is_refused(tmp_path, ssh_server):
+    port, _ = ssh_server
+    _kong_at(tmp_path, port)
+    result = status(tmp_path)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"error: des-kong ([127.0.0.1]:{port}) has no host key in {tmp_path}/ssh/known_hosts: run the deploy "
+        "first (pyinfra inventory.py deploy.py records it)\n")
