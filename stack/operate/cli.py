@@ -64,7 +64,7 @@ def _state_and_hosts() -> tuple[dict, dict]:
 
 def _one(word: str) -> recorded.Target:
     state, hosts = _state_and_hosts()
-    name = recorded.select_one(hosts, word)
+    name = recorded.select_one(hosts, word, state.get("prefix"))
     return recorded.target(name, hosts[name], state.get("provider"))
 
 
@@ -93,7 +93,7 @@ def run_psql(args, settings: Settings) -> int:
 
 def run_logs(args) -> int:
     state, hosts = _state_and_hosts()
-    names = recorded.select(hosts, args.names)
+    names = recorded.select(hosts, args.names, state.get("prefix"))
     targets = [recorded.target(name, hosts[name], state.get("provider")) for name in names]
     try:
         return show_logs(targets, args.lines, args.since, args.follow)

@@ -66,27 +66,36 @@ def since_seconds(since: str | None) -> int | None:
 
 
 def logs_command(host: Target, lines: int | None, since: int | None, follow: bool) -> str:
-    """The remote command printing this host's logs: the last `lines` (100 when neither `lines`
-    nor `since` is given; all since `since` seconds ago otherwise), then following when asked."""
+    """The remote command printing this host's logs. Without `since`: the last `lines` (100).
+    With `since`: the lines of the last `since` seconds, at most the last `lines` of them, or
+    all of them when following (then new lines as they come)."""
     count = lines if lines is not None else (None if since is not None else DEFAULT_LINES)
+    cap = since is not None and count is not None and not follow  # cap after the time filter
+    if since is not None and follow:
+        count = None
     if host.role == "backend":
         # The app's journal holds every line gunicorn appends to django.log (its config writes
         # each line to both), plus systemd's start/stop/crash lines and output before logging starts.
-        command = (f"journalctl --unit={LAYOUT.service}.service --no-pager --output=short-iso"
-                   + (f" --lines={count}" if count is not None else "")
-                   + (f" --since=-{since}s" if since is not None else "")
-                   + (" --follow" if follow else ""))
-        return as_root(host, f"env SYSTEMD_COLORS=0 {command}")
-    if host.role == "kong":
-        command = (f"docker logs --tail={count if count is not None else 'all'}"
-                   + (f" --since={since}s" if since is not None else "")
-                   + (" --follow" if follow else "") + f" {KONG_CONTAINER}")
-        return as_root(host, f"{command} 2>&1")
-    tail = f"tail -q -n {count if count is not None else '+1'}" + (" -F" if follow else "") + f" {POSTGRES_LOGS}"
-    if since is None:
-        return as_root(host, tail)
-    # PostgreSQL lines start with the server's local time (log_timezone = the system's); a line
-    # without a time (a statement's continuation) follows the fate of the line before it.
-    script = (f"cutoff=$(date -d @$(( $(date +%s) - {since} )) '+%Y-%m-%d %H:%M:%S'); {tail} | awk -v c=\"$cutoff\" "
-              "'/^[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] / {keep = substr($0, 1, 19) >= c} keep {print; fflush()}'")
-    return as_root(host, f"sh -c {shlex.quote(script)}")
+        # journalctl applies --lines before --since (the first N), hence the tail for a cap.
+        source = (f"env SYSTEMD_COLORS=0 journalctl --unit={LAYOUT.service}.service --no-pager --output=short-iso"
+                  + (f" --lines={count}" if count is not None and since is None else "")
+                  + (f" --since=-{since}s" if since is not None else "")
+                  + (" --follow" if follow else ""))
+    elif host.role == "kong":
+        source = (f"docker logs --tail={count if count is not None else 'all'}"
+                  + (f" --since={since}s" if since is not None else "")
+                  + (" --follow" if follow else "") + f" {KONG_CONTAINER} 2>&1")
+        cap = False  # docker applies --tail to the lines since --since itself
+    else:
+        source = f"tail -q -n {'+1' if since is not None else count}" + (" -F" if follow else "") + f" {POSTGRES_LOGS}"
+        if since is not None:
+            # PostgreSQL lines start with the server's local time (log_timezone = the system's); a line
+            # without a time (a statement's continuation) follows the fate of the line before it.
+            source = (f"cutoff=$(date -d @$(( $(date +%s) - {since} )) '+%Y-%m-%d %H:%M:%S'); {source} | awk -v "
+                      "c=\"$cutoff\" '/^[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] / {keep = substr($0, 1, 19) >= c} "
+                      "keep {print; fflush()}'")
+    if cap:
+        source += f" | tail -n {count}"
+    if "|" in source or ";" in source:
+        return as_root(host, f"sh -c {shlex.quote(source)}")
+    return as_root(host, source)

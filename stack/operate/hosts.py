@@ -44,8 +44,9 @@ def recorded_hosts(state: dict | None) -> dict[str, dict]:
     return state["hosts"]
 
 
-def select(hosts: dict[str, dict], wanted: list[str]) -> list[str]:
-    """Host names for each NAME or ROLE in `wanted` (all hosts when empty), sorted, without repeats."""
+def select(hosts: dict[str, dict], wanted: list[str], prefix: str | None = None) -> list[str]:
+    """Host names for each NAME or ROLE in `wanted` (all hosts when empty), sorted, without repeats.
+    A name may leave out the project prefix: `backend-a` is `des-backend-a`."""
     if not wanted:
         return sorted(hosts)
     chosen: set[str] = set()
@@ -53,6 +54,8 @@ def select(hosts: dict[str, dict], wanted: list[str]) -> list[str]:
         role = ROLE_ALIASES.get(word, word)
         if word in hosts:
             chosen.add(word)
+        elif f"{prefix}-{word}" in hosts:
+            chosen.add(f"{prefix}-{word}")
         elif role in ROLES and any(host["role"] == role for host in hosts.values()):
             chosen.update(name for name, host in hosts.items() if host["role"] == role)
         else:
@@ -61,8 +64,8 @@ def select(hosts: dict[str, dict], wanted: list[str]) -> list[str]:
     return sorted(chosen)
 
 
-def select_one(hosts: dict[str, dict], word: str) -> str:
-    names = select(hosts, [word])
+def select_one(hosts: dict[str, dict], word: str, prefix: str | None = None) -> str:
+    names = select(hosts, [word], prefix)
     if len(names) > 1:
         raise UserError(f"{word} names {len(names)} hosts ({', '.join(names)}): name one of them")
     return names[0]

@@ -6,6 +6,7 @@ A follow runs under a remote terminal (ssh -tt) so that the remote reader gets S
 when the connection does, instead of lingering on the host until its next log line.
 """
 
+import signal
 import subprocess
 import sys
 import threading
@@ -15,6 +16,10 @@ from stack.operate.commands import logs_command, ssh_argv
 from stack.errors import UserError
 from stack.operate.hosts import Target
 from stack.operate.session import failure, ssh_log
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _prefixed(name: str, width: int, line: str) -> str:
@@ -66,6 +71,8 @@ def _show(hosts: list[Target], lines: int | None, since: int | None, follow: boo
     readers = [threading.Thread(target=pump, args=item, daemon=True) for item in processes.items()]
     for reader in readers:
         reader.start()
+    # A SIGTERM (a supervisor, `timeout`) ends the ssh processes too, as Ctrl-C does, not orphaning them.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         for process in processes.values():
             process.wait()
@@ -82,6 +89,8 @@ def _show(hosts: list[Target], lines: int | None, since: int | None, follow: boo
             except subprocess.TimeoutExpired:
                 process.kill()
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     failures = [problem for name, process in processes.items() if (problem := _failed(process, name))]
     for problem in failures:
         print(f"error: {problem}", file=sys.stderr)

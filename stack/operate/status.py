@@ -67,7 +67,7 @@ def _backend(facts: dict) -> dict:
     if entry["service"] != "active":
         entry["problems"].append(f"{LAYOUT.service} is {entry['service']}")
     if health not in HEALTHY_STATUSES:
-        entry["problems"].append(f"health path answered {health}")
+        entry["problems"].append(f"health check answered {health}" if health.isdigit() else f"health check: {health}")
     if not entry["commit"]:
         entry["problems"].append("no checkout (not deployed?)")
     return entry
@@ -90,7 +90,8 @@ def _database(facts: dict) -> dict:
 
 
 def _kong(facts: dict) -> dict:
-    entry = {"container": facts.get("container") or "unknown", "targets": None, "counters": None,
+    container = facts.get("container") or "unknown"
+    entry = {"container": "docker is not installed" if container == "no-docker" else container, "targets": None, "counters": None,
              "admin_error": None, "problems": []}
     if entry["container"] != "running":
         entry["problems"].append(f"container {entry['container']}")
@@ -177,8 +178,9 @@ def render(data: dict, health_path: str) -> str:
             out += _render_database(name, entry.get("db"))
         elif entry["role"] == "kong":
             out += _render_kong(name, entry.get("kong"))
-    if data["problems"]:
-        out.append(f"{len(data['problems'])} problem(s): " + "; ".join(data["problems"]))
+    unhealthy = [name for name, entry in hosts.items() if entry["problems"]]
+    if unhealthy:
+        out.append(f"UNHEALTHY: {', '.join(unhealthy)} (the lines marked !; --json lists each problem)")
     else:
         out.append("all healthy")
     return "\n".join(out)
