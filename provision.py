@@ -57,9 +57,11 @@ def choose_provider(asked: str | None) -> str:
 def split_operate(argv: list[str]) -> tuple[list[str], list[str]]:
     """(provision.py's own options, [operate command, its arguments]) or (argv, []) for the others."""
     for index, word in enumerate(argv):
+        if argv[index - 1:index] in (["--provider"], ["--backup"]):
+            continue  # an option's value, even one spelled like a command
         if word in OPERATE_COMMANDS:
             return argv[:index], argv[index:]
-        if not word.startswith("-") and argv[index - 1:index] != ["--provider"]:
+        if not word.startswith("-"):
             break
     return argv, []
 

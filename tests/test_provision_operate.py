@@ -105,3 +105,13 @@ def test_status_says_what_it_could_not_read_and_exits_1(tmp_path, home):
 def test_bad_arguments_are_usage_errors(tmp_path, home, args, message):
     result = run(tmp_path, home, *args)
     assert result.returncode == 2 and result.stderr.splitlines()[-1].endswith(message), result.stderr
+
+
+def test_the_operate_commands_keep_their_own_arguments():
+    from provision import split_operate
+
+    assert split_operate(["--provider", "local", "status", "--json"]) == (["--provider", "local"], ["status", "--json"])
+    assert split_operate(["psql", "-c", "select 1"]) == ([], ["psql", "-c", "select 1"])
+    assert split_operate(["ssh", "db", "--", "ls", "-la"]) == ([], ["ssh", "db", "--", "ls", "-la"])
+    assert split_operate(["destroy", "--only", "des-db"]) == (["destroy", "--only", "des-db"], [])
+    assert split_operate(["--backup", "status", "destroy"]) == (["--backup", "status", "destroy"], [])

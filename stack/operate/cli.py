@@ -23,7 +23,6 @@ from stack.operate.status import Answer, render, report
 from stack.settings import Settings
 from stack.state import load_state
 
-COMMANDS = ("ssh", "logs", "manage", "psql", "status")
 PROBE_TIMEOUT_S = 60
 
 
