@@ -4,7 +4,9 @@
   python provision.py plan            the same as apply --dry: print the plan, change nothing
   python provision.py destroy [--only NAME ...] [--backup PATH]
   python provision.py outputs         print the hosts and URLs again from the state
-  python provision.py status          Kong's view of the backends (through SSH)
+  python provision.py status [--json] every host, backend, the database and Kong on one screen
+  python provision.py ssh NAME [-- COMMAND], logs [NAME|ROLE ...] [-f] [--since 10m] [--lines N],
+                      manage COMMAND ..., psql [ARGS ...]   (see stack/operate/cli.py)
 Add --provider local to run the hosts on this Linux machine instead of AWS.
 """
 
@@ -17,7 +19,9 @@ from stack.options import Options
 from stack.settings import load_settings
 from stack.state import load_state
 
-COMMANDS = ("apply", "plan", "destroy", "outputs", "status")
+COMMANDS = ("apply", "plan", "destroy", "outputs", "status", "ssh", "logs", "manage", "psql")
+# Their own arguments (a host, a remote command, psql's options) follow them untouched.
+OPERATE_COMMANDS = ("status", "ssh", "logs", "manage", "psql")
 PROVIDERS = ("aws", "local")
 
 
@@ -50,16 +54,30 @@ def choose_provider(asked: str | None) -> str:
     return asked or recorded or "aws"
 
 
+def split_operate(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(provision.py's own options, [operate command, its arguments]) or (argv, []) for the others."""
+    for index, word in enumerate(argv):
+        if argv[index - 1:index] in (["--provider"], ["--backup"]):
+            continue  # an option's value, even one spelled like a command
+        if word in OPERATE_COMMANDS:
+            return argv[:index], argv[index:]
+        if not word.startswith("-"):
+            break
+    return argv, []
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    own, operate = split_operate(sys.argv[1:] if argv is None else argv)
+    args = parse_args(own + operate[:1])
     try:
         settings = load_settings()
+        if operate:
+            from stack.operate.cli import main as operate_main
+            choose_provider(args.provider)  # a --provider that contradicts the state is refused
+            return operate_main(operate[0], operate[1:], settings)
         if args.command == "outputs":
             from stack.outputs import print_outputs
             return print_outputs(settings)
-        if args.command == "status":
-            from stack.gateway_status import print_gateway_status
-            return print_gateway_status(settings)
         provider = importlib.import_module(f"stack.{choose_provider(args.provider)}.provider")
         options = Options(dry=args.dry or args.command == "plan", yes=args.yes, wait=not args.no_wait,
                           only=tuple(args.only), backup=args.backup)
@@ -68,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         exit_with(error)
     except KeyboardInterrupt:
+        if operate:
+            return 130  # Ctrl-C is how an operator ends a session or a status: nothing to report
         print("\ninterrupted: what was already created is recorded in the state; re-run to finish",
               file=sys.stderr)
         return 130
