@@ -14,7 +14,7 @@ from stack.render.backend import (LAYOUT, allowed_hosts, app_unit, deploy_settin
                                   gunicorn_conf, run_helper)
 from stack.render.kong import UPSTREAM
 from stack.settings import PROJECT_ROOT, settings_from
-from tasks.app_ops import DeployMarker, FileText, GitCheckout, GitRemoteRef, HttpStatus
+from tasks.app_ops import DeployMarker, FileText, GitCheckout, GitRemoteRef, HttpStatus, VenvRuns
 from tasks.backend import deploy_backend
 from tests.harness import run_deploy
 
@@ -108,6 +108,7 @@ def host_facts(settings, *, installed=True, commit=OLD, remote=OLD, requirements
                    f"path={LAYOUT.requirements_stamp}": requirements_stamp(stamp) if stamp else None,
                    f"path={LAYOUT.static_stamp}": f"{commit}\n" if installed else None},
         DeployMarker: {"marker=setup": {"value": setup}, "marker=populated": {"value": populated}},
+        VenvRuns: True if installed else None,
         SystemdStatus: {SERVICE: {"sprint2-app.service": True} if installed else {}},
         SystemdEnabled: {SERVICE: {"sprint2-app.service": True} if installed else {}},
         HttpStatus: {f"address=10.0.1.11, path={settings.gateway.health_path}, port={settings.app_port}": health},
