@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from stack.confirm import confirm
@@ -25,7 +26,7 @@ REQUIRED = {"systemd-nspawn": "systemd-container", "debootstrap": "debootstrap",
             "ip": "iproute2", "ssh": "openssh-client", "ssh-keygen": "openssh-client"}
 
 
-PAST = {"create": "created", "start": "started"}
+PAST = {"create": "created", "start": "started", "restart": "restarted"}
 
 
 def check_requirements() -> None:
@@ -69,6 +70,41 @@ def _running(state: dict) -> set[str]:
             if machines.is_running(name, host.get("local", {}).get("pid"))}
 
 
+def _silent(state: dict, running: set[str]) -> set[str]:
+    """The running hosts that do not answer SSH (asked all at once: a silent one costs its timeout)."""
+    if not running:
+        return set()
+    known_hosts = str(known_hosts_path())
+
+    def answers_ssh(name: str) -> bool:
+        host = state["hosts"][name]
+        return machines.ssh_answers(host["private_ip"], host["ssh_key"], known_hosts)
+
+    names = sorted(running)
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        answers = dict(zip(names, pool.map(answers_ssh, names)))
+    return {name for name, answers_ssh in answers.items() if not answers_ssh}
+
+
+def _allow_enough_inotify_instances(hosts: int) -> None:
+    """Every local host's systemd needs inotify instances, all counted against this machine's
+    root: with Linux's default limit about 14 hosts fit, and the next one dies while booting."""
+    current = machines.read_inotify_limit()
+    wanted = machines.inotify_instances_wanted(current, hosts) if current is not None else None
+    if wanted is None:
+        return
+    try:
+        machines.INOTIFY_INSTANCES.write_text(f"{wanted}\n")
+    except OSError as problem:
+        print(f"warning: {hosts} hosts on this machine may exhaust fs.inotify.max_user_instances ({current}), "
+              f"and it cannot be raised here ({problem.strerror}): sysctl -w fs.inotify.max_user_instances={wanted}",
+              flush=True)
+        return
+    print(f"raised fs.inotify.max_user_instances from {current} (Linux's default) to {wanted}: {hosts} hosts will "
+          f"run on this machine and each systemd holds about 9 (undo: sysctl -w fs.inotify.max_user_instances={current})",
+          flush=True)
+
+
 def apply(settings: Settings, options: Options) -> int:
     check_requirements()
     state = _current_state(settings)
@@ -77,7 +113,8 @@ def apply(settings: Settings, options: Options) -> int:
     wanted = host_names(settings)
     recorded = state["hosts"]
     addresses = network.assign_addresses(subnet, wanted, {name: host["private_ip"] for name, host in recorded.items()})
-    steps = make_plan(wanted, addresses, recorded, _running(state))
+    running = _running(state)
+    steps = make_plan(wanted, addresses, recorded, running, _silent(state, running))
 
     setup = []
     if not image.is_complete(image.image_path()):
@@ -107,11 +144,11 @@ def apply(settings: Settings, options: Options) -> int:
     if doomed:
         _destroy_hosts(state, doomed)
 
+    booting = [step for step in steps if step.action in ("create", "start", "restart")]
+    _allow_enough_inotify_instances(len(machines.running_hosts() | {step.name for step in booting}))
     nameservers = network.host_nameservers(Path("/etc/resolv.conf").read_text())
     booted = {}
-    for step in steps:
-        if step.action not in ("create", "start"):
-            continue
+    for step in booting:
         host_started = time.monotonic()
         machines.stop({step.name: None})  # a stray copy left by an interrupted run
         if step.action == "create":
@@ -151,9 +188,10 @@ def apply(settings: Settings, options: Options) -> int:
             return record["local"]["pid"]
 
         machines.wait_for_ssh(booted, str(key), str(known_hosts_path()), pids, restart=restart)
+    restarted = sum(s.action == "restart" for s in steps)
     print(f"Apply complete in {time.monotonic() - started:.0f} s: "
           f"{sum(s.action == 'create' for s in steps)} created, {sum(s.action == 'start' for s in steps)} started, "
-          f"{len(doomed)} destroyed.")
+          + (f"{restarted} restarted, " if restarted else "") + f"{len(doomed)} destroyed.")
     return 0
 
 
@@ -173,13 +211,19 @@ def _forget_host_keys(address: str) -> None:
 
 def _destroy_hosts(state: dict, names: list[str]) -> None:
     hosts = {name: state["hosts"][name] for name in names}
+    print(f"shutting down {', '.join(hosts)} (systemd stops every service; killed after "
+          f"{machines.STOP_TIMEOUT_S} s)...", flush=True)
+    started = time.monotonic()
     machines.stop({name: host.get("local", {}).get("pid") for name, host in hosts.items()})
+    print(f"  shut down in {time.monotonic() - started:.1f} s", flush=True)
     for name, host in hosts.items():
+        started = time.monotonic()
         machines.remove(name)
         _forget_host_keys(host["private_ip"])
         del state["hosts"][name]
         save_state(state)
-        print(f"destroyed {name} ({host['private_ip']})", flush=True)
+        print(f"destroyed {name} ({host['private_ip']}): its files removed in {time.monotonic() - started:.1f} s",
+              flush=True)
 
 
 def _backup(state: dict, settings: Settings, path: str) -> None:
