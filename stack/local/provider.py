@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from stack.confirm import confirm
+from stack.dump import check_backup_path, default_backup_path, pull_dump
 from stack.errors import UserError
 from stack.local import image, machines, network
 from stack.local.plan import make_plan, render_plan
@@ -226,29 +227,30 @@ def _destroy_hosts(state: dict, names: list[str]) -> None:
               flush=True)
 
 
-def _backup(state: dict, settings: Settings, path: str) -> None:
-    """pg_dump (custom format) of the application database to `path`, before anything is destroyed."""
-    db = [host for host in state["hosts"].values() if host["role"] == "db"]
+def _backup(state: dict, settings: Settings, path: str, if_failed: str = "nothing was destroyed",
+            label: str = "--backup") -> None:
+    """pg_dump (custom format) of the application database to `path`."""
+    db = [(name, host) for name, host in state["hosts"].items() if host["role"] == "db"]
     if not db:
-        raise UserError("--backup: no database host is recorded")
-    host = db[0]
+        raise UserError(f"{label}: no database host is recorded: run python provision.py --provider local first")
+    name, host = db[0]
+    target = check_backup_path(path, label)
     command = ["ssh", "-i", host["ssh_key"], "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-               "-o", f"UserKnownHostsFile={known_hosts_path()}", f"root@{host['private_ip']}",
+               "-o", f"UserKnownHostsFile={known_hosts_path()}", "-o", "ConnectTimeout=10", f"root@{host['private_ip']}",
                f"runuser -u postgres -- pg_dump --format=custom {settings.db_name}"]
-    target = Path(path).expanduser()
-    if not target.parent.is_dir():
-        raise UserError(f"--backup {path}: folder {target.parent} does not exist")
-    # Owner-only (the dump holds the app's data) and never over an existing file, like the AWS backup.
-    try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise UserError(f"--backup {path}: the file exists; choose a new name (backups are never overwritten)") from None
-    with os.fdopen(fd, "wb") as output:
-        result = subprocess.run(command, stdout=output, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    if result.returncode != 0:
-        Path(path).unlink(missing_ok=True)
-        raise UserError(f"--backup: pg_dump failed, nothing destroyed: {result.stderr.decode().strip()}")
-    print(f"database {settings.db_name} saved to {path}")
+    print(f"pulling pg_dump of {settings.db_name} from {name} to {target}", flush=True)
+    pull_dump(command, target, name, lambda line: print(line, flush=True), if_failed, label)
+
+
+def backup(settings: Settings, path: str | None) -> int:
+    """`provision.py backup [PATH]`: a fresh pg_dump of the database host."""
+    state = load_state()
+    if not state or not state.get("hosts"):
+        raise UserError("backup: no database host is recorded: run python provision.py --provider local first")
+    target = path or str(default_backup_path(settings.db_name))
+    _backup(state, settings, target, if_failed="", label="backup")
+    print(f"restore into an empty database: pg_restore --no-owner --dbname=<empty database> {target}")
+    return 0
 
 
 def destroy(settings: Settings, options: Options) -> int:
