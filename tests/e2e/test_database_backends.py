@@ -61,6 +61,18 @@ def deploy_ok(platform, run_deploy, *args):
     return result
 
 
+def wait_for_health(platform, name, seconds=60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if get(platform.address(name), "/health-check/")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"{name}: /health-check/ does not answer 200 within {seconds} s")
+
+
 def ours(platform):
     return platform.names("db") + platform.names("backend")
 
@@ -170,15 +182,7 @@ def test_a_backend_rebooted_from_inside_comes_back_and_serves_by_itself(platform
             break
         assert time.monotonic() < deadline, f"{name} did not come back within 90 s of its reboot"
         time.sleep(1)
-    for _ in range(120):
-        try:
-            if get(platform.address(name), "/health-check/")[0] == 200:
-                break
-        except OSError:
-            pass
-        time.sleep(0.5)
-    else:
-        pytest.fail(f"{name}: the app does not answer 60 s after its reboot")
+    wait_for_health(platform, name)
     again = provision("--yes")
     assert again.returncode == 0 and "No changes" in again.stdout, again.output
     counts(platform)

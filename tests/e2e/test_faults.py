@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.e2e.test_database_backends import counts, deploy_ok, get
+from tests.e2e.test_database_backends import counts, deploy_ok, get, wait_for_health
 
 pytestmark = pytest.mark.e2e
 
@@ -23,18 +23,6 @@ HOLD_LOCK = (
     ">/dev/null 2>&1 < /dev/null & "
     "for i in $(seq 50); do [ -f /tmp/apt-held ] && break; sleep 0.1; done; cat /tmp/apt-held"
 )
-
-
-def wait_for_health(platform, name, seconds=60):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if get(platform.address(name), "/health-check/")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"{name}: /health-check/ does not answer 200 within {seconds} s")
 
 
 def test_a_deploy_waits_for_apt_held_by_another_run_then_converges(platform, run_deploy, deployed, ssh):
