@@ -16,13 +16,18 @@ from tests.e2e.test_database_backends import counts, deploy_ok, get, wait_for_he
 pytestmark = pytest.mark.e2e
 
 HOLD_S = 20
-# apt takes fcntl locks (not flock): hold dpkg's frontend lock the same way, as a running apt does.
+# apt takes fcntl locks (not flock): hold dpkg's frontend lock the same way, as a running apt does,
+# from a unit of the host's own systemd (a process left behind by an ssh session did not outlive it).
 HOLD_LOCK = (
-    "setsid python3 -c \"import fcntl, time; h = open('/var/lib/dpkg/lock-frontend', 'a'); "
-    "fcntl.lockf(h, fcntl.LOCK_EX); open('/tmp/apt-held', 'w').write('held'); time.sleep({seconds})\" "
-    ">/dev/null 2>&1 < /dev/null & "
+    "systemd-run --quiet --collect --unit=e2e-hold-apt python3 -c \"import fcntl, time; "
+    "h = open('/var/lib/dpkg/lock-frontend', 'a'); fcntl.lockf(h, fcntl.LOCK_EX); "
+    "open('/tmp/apt-held', 'w').write('held'); time.sleep({seconds})\" && "
     "for i in $(seq 50); do [ -f /tmp/apt-held ] && break; sleep 0.1; done; cat /tmp/apt-held"
 )
+
+
+def changed(result, host, operation) -> bool:
+    return any(name.split(" | ")[-1] == operation for name in result.changed.get(host, []))
 
 
 def test_a_deploy_waits_for_apt_held_by_another_run_then_converges(platform, run_deploy, deployed, ssh):
@@ -33,7 +38,7 @@ def test_a_deploy_waits_for_apt_held_by_another_run_then_converges(platform, run
     started = time.monotonic()
     result = deploy_ok(platform, run_deploy, "--limit", name)
     took = time.monotonic() - started
-    assert "Ensure git and Python's venv are installed" in result.changed.get(name, []), result.changed
+    assert changed(result, name, "Ensure git and Python's venv are installed"), result.changed
     assert "Could not get lock" not in result.output
     assert took >= HOLD_S - 3, f"the deploy finished in {took:.0f} s while apt was held for {HOLD_S} s"
     assert ssh(name, "dpkg -s python3-venv | grep -q '^Status: install ok installed'")[0] == 0
@@ -46,7 +51,7 @@ def test_a_venv_without_gunicorn_is_rebuilt_and_the_app_serves(platform, run_dep
                           "sleep 2; systemctl is-active sprint2-app")
     assert out.strip() != "active", out
     result = deploy_ok(platform, run_deploy, "--limit", name)
-    assert "Install the app's requirements in its virtualenv" in result.changed.get(name, []), result.changed
+    assert changed(result, name, "Install the app's requirements in its virtualenv"), result.changed
     assert ssh(name, "systemctl is-active sprint2-app")[1].strip() == "active"
     assert ssh(name, "grep -c 'rebuilt the virtualenv' /var/log/backend.log")[0] == 0
     wait_for_health(platform, name)
@@ -88,9 +93,9 @@ def test_backup_pulls_a_dump_that_restores_into_an_empty_database(platform, prov
     assert copy.returncode == 0, copy.stderr
     # Every table's row count, as a query over the catalog, for the original and the restored copy.
     count_rows = ("runuser -u postgres -- psql -XtA -d {db} -c \"SELECT format('SELECT %L, count(*) FROM %I', "
-                  "tablename, tablename) FROM pg_tables WHERE schemaname = 'public' ORDER BY 1\" "
+                  "tablename, tablename) || ';' FROM pg_tables WHERE schemaname = 'public' ORDER BY 1\" "
                   "| runuser -u postgres -- psql -XtA -d {db}")
-    code, restored = ssh(db, "cd / && runuser -u postgres -- dropdb --if-exists restored && "
+    code, restored = ssh(db, "cd / && runuser -u postgres -- dropdb --if-exists restored 2>/dev/null && "
                              "runuser -u postgres -- createdb restored && "
                              "runuser -u postgres -- pg_restore --no-owner --exit-on-error -d restored /tmp/restore.dump && "
                              + count_rows.format(db="restored"))
