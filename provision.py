@@ -4,6 +4,7 @@
   python provision.py plan            the same as apply --dry: print the plan, change nothing
   python provision.py destroy [--only NAME ...] [--backup PATH]
   python provision.py outputs         print the hosts and URLs again from the state
+  python provision.py backup [PATH]   pull a fresh pg_dump of the database (default .deploy/backups/)
   python provision.py status [--json] every host, backend, the database and Kong on one screen
   python provision.py ssh NAME [-- COMMAND], logs [NAME|ROLE ...] [-f] [--since 10m] [--lines N],
                       manage COMMAND ..., psql [ARGS ...]   (see stack/operate/cli.py)
@@ -19,7 +20,7 @@ from stack.options import Options
 from stack.settings import load_settings
 from stack.state import load_state
 
-COMMANDS = ("apply", "plan", "destroy", "outputs", "status", "ssh", "logs", "manage", "psql")
+COMMANDS = ("apply", "plan", "destroy", "outputs", "backup", "status", "ssh", "logs", "manage", "psql")
 # Their own arguments (a host, a remote command, psql's options) follow them untouched.
 OPERATE_COMMANDS = ("status", "ssh", "logs", "manage", "psql")
 PROVIDERS = ("aws", "local")
@@ -28,6 +29,7 @@ PROVIDERS = ("aws", "local")
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="provision.py", description=__doc__.splitlines()[0])
     parser.add_argument("command", nargs="?", default="apply", choices=COMMANDS)
+    parser.add_argument("path", nargs="?", help="backup: the new file (default .deploy/backups/<db>-<UTC time>.dump)")
     parser.add_argument("--provider", choices=PROVIDERS,
                         help="where the hosts run (default: the provider in the state, else aws)")
     parser.add_argument("--dry", action="store_true", help="print the plan; make no change")
@@ -40,6 +42,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if (args.only or args.backup) and args.command != "destroy":
         # Terraform users reach for -target: say so rather than silently planning every host.
         parser.error("--only and --backup go with destroy; apply and plan always cover every host in config.yml")
+    if args.path and args.command != "backup":
+        parser.error(f"unexpected argument {args.path!r}: only backup takes a PATH")
     return args
 
 
@@ -81,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         provider = importlib.import_module(f"stack.{choose_provider(args.provider)}.provider")
         options = Options(dry=args.dry or args.command == "plan", yes=args.yes, wait=not args.no_wait,
                           only=tuple(args.only), backup=args.backup)
+        if args.command == "backup":
+            return provider.backup(settings, args.path) or 0
         command = "destroy" if args.command == "destroy" else "apply"
         return getattr(provider, command)(settings, options) or 0
     except UserError as error:

@@ -245,6 +245,10 @@ SCHEMA: dict[str, Any] = {
                      "Application database role."),
     "max_connections": Field(2000, _integer(10, 10000), "PostgreSQL max_connections."),
     "backup_keep": Field(7, _integer(1, 365), "Daily pg_dump files kept on the database host."),
+    "backup_bucket": Field(None, _optional(_string(re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"),
+                                                   "an S3 bucket name")),
+                           "AWS: S3 bucket the daily backup also uploads each dump to (the database host "
+                           "needs an instance profile allowed to write it); unset = no off-host copy."),
     "gateway": {
         "image": Field("kong:2.7.2-alpine", _string(), "Kong Docker image (open-source tags: kong:2.7.2-alpine)."),
         "proxy_port": Field(8000, _kong_port, "Kong proxy port (1024-65535), open to everyone."),

@@ -113,6 +113,22 @@ class FileText(FactBase):
         return "\n".join(output) + "\n"
 
 
+class VenvRuns(FactBase):
+    """True when the virtualenv's python and gunicorn both start, False when either does not
+    (a deleted bin/gunicorn, a venv of a removed python), None when there is no virtualenv.
+    Run as the app user: the venv is that user's, and root must not run code it could change."""
+
+    def command(self, layout=LAYOUT):
+        as_app = f"runuser -u {layout.user} --"
+        return (f"if [ ! -e {layout.venv} ]; then echo absent; "
+                f"elif {as_app} {layout.venv}/bin/python -c '' >/dev/null 2>&1 && "
+                f"{as_app} {layout.venv}/bin/gunicorn --version >/dev/null 2>&1; then echo runs; else echo broken; fi")
+
+    def process(self, output):
+        answer = " ".join(output).strip()
+        return None if answer == "absent" else answer == "runs"
+
+
 class DeployMarkers(FactBase):
     """The deploy's markers stored in the application database (files/deploy_marker.py), read with one
     start of Django: {"markers": {name: value}} or {"error": last line} when it cannot be read."""
@@ -212,7 +228,9 @@ def secret_file(path: str, content: str, user: str = "root", group: str = "root"
 @operation()
 def app_virtualenv(layout: Layout = LAYOUT):
     """Create the virtualenv and install the app's requirements (plus gunicorn and psycopg2 if it
-    lacks them), again only when requirements.txt changed (its hash is kept in the venv)."""
+    lacks them), again only when requirements.txt changed (its hash is kept in the venv), or from
+    scratch when the venv's python or gunicorn does not run (pip would call a package whose files
+    were deleted installed, and the stamp alone says nothing about the files)."""
     requirements_path = f"{layout.checkout}/requirements.txt"
     requirements = host.get_fact(FileText, path=requirements_path)
     if requirements is None and not state.is_executing:
@@ -221,18 +239,23 @@ def app_virtualenv(layout: Layout = LAYOUT):
     extras = extra_requirements(requirements or "")
     wanted = hashlib.sha256(f"{requirements}\n{extras}".encode()).hexdigest()
     stamp = host.get_fact(FileText, path=layout.requirements_stamp)
-    if stamp and stamp.strip() == wanted:
+    runs = host.get_fact(VenvRuns)
+    if stamp and stamp.strip() == wanted and runs is not False:
         host.noop("the requirements are installed")
         return
     as_app = f"runuser -u {layout.user} --"
     pip = f"{as_app} {layout.venv}/bin/pip install --quiet --disable-pip-version-check"
-    yield f"test -x {layout.venv}/bin/python || {as_app} python3 -m venv {layout.venv}"
+    if runs is False:
+        yield f"rm -rf {layout.venv} && {as_app} python3 -m venv {layout.venv}"
+    else:
+        yield f"test -x {layout.venv}/bin/python || {as_app} python3 -m venv {layout.venv}"
     if requirements is not None:
         yield f"{pip} -r {requirements_path}"
     if extras:
         yield f"{pip} {' '.join(shlex.quote(extra) for extra in extras)}"
     yield write_as_app(layout, wanted, layout.requirements_stamp)
-    yield log_event(layout, "installed the requirements" + (f" and {', '.join(extras)}" if extras else ""))
+    rebuilt = "rebuilt the virtualenv (its python or gunicorn did not run), " if runs is False else ""
+    yield log_event(layout, f"{rebuilt}installed the requirements" + (f" and {', '.join(extras)}" if extras else ""))
 
 
 @operation()

@@ -22,9 +22,8 @@ from io import StringIO
 
 from pyinfra import host, inventory, state
 from pyinfra.api import deploy
-from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.hardware import Cpus
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import files, server, systemd
 
 from stack.render.backend import (LAYOUT, allowed_hosts, app_unit, deploy_settings, env_file, gunicorn_conf,
                                   gunicorn_workers, run_helper)
@@ -34,6 +33,7 @@ from stack.secrets import deploy_secrets
 from stack.settings import PROJECT_ROOT, Settings, load_settings
 from tasks.app_ops import app_collectstatic, app_virtualenv, check_health, secret_file
 from tasks.app_release_ops import app_checkout, app_fetch, app_populate, app_restart, app_setup, makes_migrations
+from tasks.packages import packages_installed
 
 # git for the checkout, python3-venv for the virtualenv (same names on Ubuntu 24.04 and Debian 12).
 PACKAGES = ["git", "python3-venv", "ca-certificates"]
@@ -65,12 +65,7 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
     layout = LAYOUT
     db_host = db_private_ip()
 
-    installed = host.get_fact(DebPackages) or {}
-    apt.packages(
-        name="Ensure git and Python's venv are installed",
-        packages=PACKAGES,
-        update=any(package not in installed for package in PACKAGES),
-    )
+    packages_installed(name="Ensure git and Python's venv are installed", packages=PACKAGES)
     server.group(name="Ensure the app group exists", group=layout.user, system=True)
     server.user(
         name="Ensure the app user exists",

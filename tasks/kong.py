@@ -21,9 +21,8 @@ from io import StringIO
 
 from pyinfra import host, inventory
 from pyinfra.api import FactBase, deploy, operation
-from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import File, Sha256File
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import files, systemd
 
 from stack.render.kong import (
     CANDIDATE_NAME, CONFIG_NAME, CONTAINER, HOST_DIR, SPEC_LABEL, checked, container_spec,
@@ -32,6 +31,7 @@ from stack.render.kong import (
     spec_hash,
 )
 from stack.settings import load_settings
+from tasks.packages import packages_installed
 
 CONFIG = f"{HOST_DIR}/{CONFIG_NAME}"
 CANDIDATE = f"{HOST_DIR}/{CANDIDATE_NAME}"
@@ -129,11 +129,7 @@ def deploy_kong(settings=None):
     text = render_kong_yml(settings, backend_addresses())
     spec = container_spec(settings)
 
-    installed = host.get_fact(DebPackages) or {}
-    # Refresh the package lists only when Docker is missing: a converged host changes nothing,
-    # however old its apt cache is.
-    apt.packages(name="Ensure the Docker engine is installed", packages=["docker.io"],
-                 update="docker.io" not in installed)
+    packages_installed(name="Ensure the Docker engine is installed", packages=["docker.io"])
     systemd.service(name="Ensure Docker runs and starts at boot", service="docker.service",
                     running=True, enabled=True)
     files.directory(name="Ensure Kong's config folder exists", path=HOST_DIR, mode="755")

@@ -76,6 +76,11 @@ def container_spec(settings) -> dict:
         },
         # The folder, not the file: a file bind-mount would keep pointing at the replaced inode.
         "mounts": [f"{HOST_DIR}:{CONTAINER_DIR}:ro"],
+        # Kong logs every request to stdout, kept by Docker in a json-file without any limit:
+        # at most 5 files of 10 MB (`docker logs kong` reads them). Part of the spec: adding the
+        # limits recreated an existing container once.
+        "log_driver": "json-file",
+        "log_options": {"max-size": "10m", "max-file": "5"},
     }
 
 
@@ -90,6 +95,9 @@ def docker_run_argv(spec: dict) -> list[str]:
         argv += ["--env", f"{name}={value}"]
     for mount in spec["mounts"]:
         argv += ["--volume", mount]
+    argv += ["--log-driver", spec["log_driver"]]
+    for name, value in sorted(spec["log_options"].items()):
+        argv += ["--log-opt", f"{name}={value}"]
     return argv + [spec["image"]]
 
 

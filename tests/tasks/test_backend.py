@@ -15,7 +15,7 @@ from stack.render.backend import (LAYOUT, allowed_hosts, app_unit, deploy_settin
                                   gunicorn_conf, run_helper)
 from stack.render.kong import UPSTREAM
 from stack.settings import PROJECT_ROOT, settings_from
-from tasks.app_ops import DeployMarkers, FileText, GitCheckout, GitLocalCommit, GitRemoteRef, HttpStatus
+from tasks.app_ops import DeployMarkers, FileText, GitCheckout, GitLocalCommit, GitRemoteRef, HttpStatus, VenvRuns
 from tasks.app_release_ops import populate_marker
 from tasks.backend import deploy_backend
 from tests.harness import ByOperation, run_deploy
@@ -119,6 +119,7 @@ def host_facts(settings, *, installed=True, commit=OLD, remote=OLD, requirements
                    f"path={LAYOUT.running_commit}": f"{running or commit}\n" if installed else None},
         DeployMarkers: ByOperation(markers(setup, populated, settings),
                                    markers(setup_after or setup or remote, True, settings), until=BEFORE_SETUP),
+        VenvRuns: True if installed else None,
         SystemdStatus: {SERVICE: {"sprint2-app.service": True} if installed else {}},
         SystemdEnabled: {SERVICE: {"sprint2-app.service": True} if installed else {}},
         HttpStatus: {f"address=10.0.1.11, path={settings.gateway.health_path}, port={settings.app_port}": health},

@@ -106,8 +106,8 @@ def test_fresh_host_installs_configures_and_creates_role_and_database():
     assert run.names == OPS
     # On a fresh host the cluster's files are decided once the install ran; the harness answers
     # facts as they were, so the installed state is simulated by the next tests.
-    assert run.op("Ensure PostgreSQL is installed").commands[-1].endswith("install postgresql gzip")
-    assert any("apt-get update" in command for command in run.op("Ensure PostgreSQL is installed").commands)
+    assert "apt-get -y -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install postgresql gzip" in run.op("Ensure PostgreSQL is installed").commands[-1]
+    assert any("apt-get -q -o DPkg::Lock::Timeout=600 update" in command for command in run.op("Ensure PostgreSQL is installed").commands)
     role = run.op("Ensure the role dispatch_user exists with its password")
     (command,) = role.commands
     verifier = re.fullmatch(

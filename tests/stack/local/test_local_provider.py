@@ -66,7 +66,7 @@ def test_a_host_that_dies_while_booting_is_started_again_then_given_up(monkeypat
     alive = {"h-db": {2}, "h-kong": {1}}  # h-db's first nspawn (pid 1) died; its restart (pid 2) lives
     monkeypatch.setattr(machines, "is_running", lambda name, pid: pid in alive[name])
     monkeypatch.setattr(machines, "ssh_answers", lambda address, key, known: True)
-    monkeypatch.setattr(machines, "console_tail", lambda name: "empty console log")
+    monkeypatch.setattr(machines, "console_cause", lambda name: "empty console log")
     started = []
 
     def restart(name):

@@ -167,6 +167,8 @@ def test_container_spec_defaults():
             "KONG_ADMIN_ERROR_LOG": "/dev/stderr",
         },
         "mounts": ["/opt/kong/declarative:/kong/declarative:ro"],
+        "log_driver": "json-file",
+        "log_options": {"max-size": "10m", "max-file": "5"},
     }
 
 
@@ -188,6 +190,8 @@ def test_docker_run_argv_is_exact():
         "--env", "KONG_PROXY_ACCESS_LOG=/dev/stdout", "--env", "KONG_PROXY_ERROR_LOG=/dev/stderr",
         "--env", "KONG_PROXY_LISTEN=0.0.0.0:8000",
         "--volume", "/opt/kong/declarative:/kong/declarative:ro",
+        # Docker's json-file log would otherwise grow until the disk is full (every request is logged).
+        "--log-driver", "json-file", "--log-opt", "max-file=5", "--log-opt", "max-size=10m",
         "kong:2.7.2-alpine",
     ]
     assert parse_in_new_container_argv(spec) == [
