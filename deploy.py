@@ -10,12 +10,14 @@ from pyinfra import host
 from tasks.backend import deploy_backend
 from tasks.database import deploy_database
 from tasks.kong import deploy_kong
+from tasks.logs import deploy_log_rotation
 
 if "db" in host.groups:
     deploy_database()
 
 if "backends" in host.groups:
     deploy_backend()
+    deploy_log_rotation()
 
 if "kong" in host.groups:
     deploy_kong()

@@ -4,7 +4,10 @@
   python provision.py plan            the same as apply --dry: print the plan, change nothing
   python provision.py destroy [--only NAME ...] [--backup PATH]
   python provision.py outputs         print the hosts and URLs again from the state
-  python provision.py status          Kong's view of the backends (through SSH)
+  python provision.py backup [PATH]   pull a fresh pg_dump of the database (default .deploy/backups/)
+  python provision.py status [--json] every host, backend, the database and Kong on one screen
+  python provision.py ssh NAME [-- COMMAND], logs [NAME|ROLE ...] [-f] [--since 10m] [--lines N],
+                      manage COMMAND ..., psql [ARGS ...]   (see stack/operate/cli.py)
 Add --provider local to run the hosts on this Linux machine instead of AWS.
 """
 
@@ -17,13 +20,16 @@ from stack.options import Options
 from stack.settings import load_settings
 from stack.state import load_state
 
-COMMANDS = ("apply", "plan", "destroy", "outputs", "status")
+COMMANDS = ("apply", "plan", "destroy", "outputs", "backup", "status", "ssh", "logs", "manage", "psql")
+# Their own arguments (a host, a remote command, psql's options) follow them untouched.
+OPERATE_COMMANDS = ("status", "ssh", "logs", "manage", "psql")
 PROVIDERS = ("aws", "local")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="provision.py", description=__doc__.splitlines()[0])
     parser.add_argument("command", nargs="?", default="apply", choices=COMMANDS)
+    parser.add_argument("path", nargs="?", help="backup: the new file (default .deploy/backups/<db>-<UTC time>.dump)")
     parser.add_argument("--provider", choices=PROVIDERS,
                         help="where the hosts run (default: the provider in the state, else aws)")
     parser.add_argument("--dry", action="store_true", help="print the plan; make no change")
@@ -36,6 +42,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if (args.only or args.backup) and args.command != "destroy":
         # Terraform users reach for -target: say so rather than silently planning every host.
         parser.error("--only and --backup go with destroy; apply and plan always cover every host in config.yml")
+    if args.path and args.command != "backup":
+        parser.error(f"unexpected argument {args.path!r}: only backup takes a PATH")
     return args
 
 
@@ -50,24 +58,42 @@ def choose_provider(asked: str | None) -> str:
     return asked or recorded or "aws"
 
 
+def split_operate(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(provision.py's own options, [operate command, its arguments]) or (argv, []) for the others."""
+    for index, word in enumerate(argv):
+        if argv[index - 1:index] in (["--provider"], ["--backup"]):
+            continue  # an option's value, even one spelled like a command
+        if word in OPERATE_COMMANDS:
+            return argv[:index], argv[index:]
+        if not word.startswith("-"):
+            break
+    return argv, []
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    own, operate = split_operate(sys.argv[1:] if argv is None else argv)
+    args = parse_args(own + operate[:1])
     try:
         settings = load_settings()
+        if operate:
+            from stack.operate.cli import main as operate_main
+            choose_provider(args.provider)  # a --provider that contradicts the state is refused
+            return operate_main(operate[0], operate[1:], settings)
         if args.command == "outputs":
             from stack.outputs import print_outputs
             return print_outputs(settings)
-        if args.command == "status":
-            from stack.gateway_status import print_gateway_status
-            return print_gateway_status(settings)
         provider = importlib.import_module(f"stack.{choose_provider(args.provider)}.provider")
         options = Options(dry=args.dry or args.command == "plan", yes=args.yes, wait=not args.no_wait,
                           only=tuple(args.only), backup=args.backup)
+        if args.command == "backup":
+            return provider.backup(settings, args.path) or 0
         command = "destroy" if args.command == "destroy" else "apply"
         return getattr(provider, command)(settings, options) or 0
     except UserError as error:
         exit_with(error)
     except KeyboardInterrupt:
+        if operate:
+            return 130  # Ctrl-C is how an operator ends a session or a status: nothing to report
         print("\ninterrupted: what was already created is recorded in the state; re-run to finish",
               file=sys.stderr)
         return 130

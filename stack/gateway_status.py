@@ -1,38 +1,12 @@
-"""python provision.py status: Kong's own view of the backends, read through SSH.
+"""Kong's own view of the backends, as its admin API tells it (read by python provision.py status).
 
-The admin API listens on the Kong host's 127.0.0.1 only, so this opens an SSH connection with the
-state's key and asks sshd for a direct TCP channel to 127.0.0.1:<admin_port> (what `ssh -L` does).
-Nothing runs on the host and nothing is exposed. Exit status: 0 when every target is HEALTHY,
-1 otherwise (or on an error, which is one line).
+The admin API listens on the Kong host's 127.0.0.1 only; status reads these paths from the Kong
+host itself through SSH (stack/operate/probe.py), so nothing is exposed.
 """
 
-import json
-import logging
-import socket
-from pathlib import Path
-
-import paramiko
-
-from stack.errors import UserError
 from stack.render.kong import UPSTREAM
-from stack.settings import Settings
-from stack.state import deploy_home, load_state
-
-CONNECT_TIMEOUT_S = 10
-# paramiko logs refused channels itself; the one-line UserError below says it better.
-logging.getLogger("paramiko").addHandler(logging.NullHandler())
-logging.getLogger("paramiko").propagate = False
 
 PATHS = {"health": f"/upstreams/{UPSTREAM}/health", "services": "/services", "plugins": "/plugins"}
-
-
-def kong_host(state: dict | None) -> tuple[str, dict]:
-    if not state or not state.get("hosts"):
-        raise UserError("no hosts recorded yet: run python provision.py first")
-    for name, host in sorted(state["hosts"].items()):
-        if host["role"] == "kong":
-            return name, host
-    raise UserError("the state records no kong host: run python provision.py to create it")
 
 
 def format_status(name: str, health: dict, services: dict, plugins: dict) -> tuple[list[str], bool]:
@@ -55,63 +29,3 @@ def format_status(name: str, health: dict, services: dict, plugins: dict) -> tup
     lines.append(f"plugins: {', '.join(sorted(described)) or 'none'}")
     healthy = bool(targets) and all(target.get("health") == "HEALTHY" for target in targets)
     return lines, healthy
-
-
-def _connect(name: str, host: dict) -> paramiko.SSHClient:
-    address, port, user = host.get("public_ip") or host["private_ip"], host.get("ssh_port", 22), host["ssh_user"]
-    client = paramiko.SSHClient()
-    known_hosts = deploy_home() / "ssh" / "known_hosts"
-    if known_hosts.exists():
-        client.load_host_keys(str(known_hosts))  # a changed key still fails (BadHostKeyException)
-    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # like accept-new, but read-only
-    key = host.get("ssh_key")
-    try:
-        client.connect(address, port=port, username=user, key_filename=str(Path(key).expanduser()) if key else None,
-                       timeout=CONNECT_TIMEOUT_S, banner_timeout=CONNECT_TIMEOUT_S, auth_timeout=CONNECT_TIMEOUT_S,
-                       allow_agent=not key, look_for_keys=not key)
-    except (OSError, paramiko.SSHException) as problem:
-        client.close()
-        reason = str(problem) or type(problem).__name__
-        raise UserError(f"cannot reach {name} over SSH at {user}@{address}:{port} ({reason})") from None
-    return client
-
-
-def _get(client: paramiko.SSHClient, name: str, admin_port: int, path: str) -> dict:
-    try:
-        channel = client.get_transport().open_channel(
-            "direct-tcpip", ("127.0.0.1", admin_port), ("127.0.0.1", 0), timeout=CONNECT_TIMEOUT_S)
-    except (OSError, paramiko.SSHException) as problem:
-        reason = (getattr(problem, "text", None) or str(problem) or "refused").lower()
-        raise UserError(
-            f"Kong's admin API does not answer on {name} 127.0.0.1:{admin_port} ({reason}): "
-            f"is the kong container running? (docker ps -a on {name}; deploy with pyinfra inventory.py deploy.py)"
-        ) from None
-    with channel:
-        channel.settimeout(CONNECT_TIMEOUT_S)
-        channel.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\r\n".encode())
-        response = b""
-        try:
-            while chunk := channel.recv(65536):
-                response += chunk
-        except socket.timeout:
-            raise UserError(f"Kong's admin API on {name} did not finish answering {path}") from None
-    head, _, body = response.partition(b"\r\n\r\n")
-    status_line = head.split(b"\r\n", 1)[0].decode(errors="replace")
-    if " 200 " not in f"{status_line} ":
-        raise UserError(f"Kong's admin API on {name} answered {path} with {status_line or 'nothing'!r}")
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise UserError(f"Kong's admin API on {name} answered {path} with something that is not JSON") from None
-
-
-def print_gateway_status(settings: Settings) -> int:
-    name, host = kong_host(load_state())
-    client = _connect(name, host)
-    try:
-        answers = {key: _get(client, name, settings.gateway.admin_port, path) for key, path in PATHS.items()}
-    finally:
-        client.close()
-    lines, healthy = format_status(name, answers["health"], answers["services"], answers["plugins"])
-    print("\n".join(lines))
-    return 0 if healthy else 1

@@ -1,8 +1,11 @@
 """Turn the state file into pyinfra groups with the host data the deploy needs."""
 
+import logging
+import shlex
+
 from stack.errors import UserError
 from stack.settings import load_settings
-from stack.state import deploy_home, load_state
+from stack.state import known_hosts_file, load_state
 
 GROUP_OF_ROLE = {"db": "db", "backend": "backends", "kong": "kong"}
 
@@ -13,7 +16,7 @@ def host_data(name: str, host: dict) -> dict:
         "ssh_hostname": host["public_ip"],
         "ssh_user": host["ssh_user"],
         "ssh_port": host.get("ssh_port", 22),
-        "ssh_known_hosts_file": str(deploy_home() / "ssh" / "known_hosts"),
+        "ssh_known_hosts_file": str(known_hosts_file()),
         "ssh_strict_host_key_checking": "accept-new",
         "name": name,
         "role": host["role"],
@@ -29,6 +32,7 @@ def host_data(name: str, host: dict) -> dict:
 
 def groups_from_state() -> dict[str, list]:
     """{"db": [(name, data)], "backends": [...], "kong": [...]}; validates settings first."""
+    _point_host_key_hints_at_project_file()
     settings = load_settings()
     state = load_state()
     if state is None:
@@ -44,6 +48,23 @@ def groups_from_state() -> dict[str, list]:
     for name, host in sorted(state["hosts"].items()):
         groups[GROUP_OF_ROLE[host["role"]]].append((name, host_data(name, host)))
     return groups
+
+
+class _ProjectKnownHostsHint(logging.Filter):
+    """pyinfra answers a changed host key with `ssh-keygen -R <host>`, which edits ~/.ssh/known_hosts,
+    not the file it checked: add `-f <the project's known_hosts>` to that line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.lstrip().startswith("ssh-keygen -R ") and " -f " not in message:
+            record.msg, record.args = f"{message} -f {shlex.quote(str(known_hosts_file()))}", ()
+        return True
+
+
+def _point_host_key_hints_at_project_file() -> None:
+    logger = logging.getLogger("pyinfra")
+    if not any(isinstance(existing, _ProjectKnownHostsHint) for existing in logger.filters):
+        logger.addFilter(_ProjectKnownHostsHint())
 
 
 def _state_from_ec2_tags(settings) -> dict | None:

@@ -1,8 +1,18 @@
 """Terraform-style outputs, printed from the state: python provision.py outputs."""
 
+import shlex
+
 from stack.errors import UserError
 from stack.settings import Settings
-from stack.state import load_state
+from stack.state import known_hosts_file, load_state
+
+
+def tunnel_command(host: dict, address: str, port: int) -> str:
+    """ssh -L to Kong's admin API, checking the host's key against the project's known_hosts only."""
+    identity = ["-i", host["ssh_key"]] if host.get("ssh_key") else []
+    return shlex.join(["ssh", *identity, "-o", f"UserKnownHostsFile={known_hosts_file()}",
+                       "-o", "StrictHostKeyChecking=yes", "-L", f"{port}:127.0.0.1:{port}",
+                       f"{host['ssh_user']}@{address}"])
 
 
 def render_outputs(state: dict, settings: Settings) -> str:
@@ -14,12 +24,11 @@ def render_outputs(state: dict, settings: Settings) -> str:
     if kong:
         address = kong[0].get("public_ip") or kong[0]["private_ip"]
         gateway = settings.gateway
-        identity = f" -i {kong[0]['ssh_key']}" if kong[0].get("ssh_key") else ""
         lines += [
             "",
             f"  kong_proxy_url = http://{address}:{gateway.proxy_port}{gateway.health_path}",
-            f"  kong_admin     = ssh{identity} -L {gateway.admin_port}:127.0.0.1:{gateway.admin_port} "
-            f"{kong[0]['ssh_user']}@{address}   then http://127.0.0.1:{gateway.admin_port}/",
+            f"  kong_admin     = {tunnel_command(kong[0], address, gateway.admin_port)}"
+            f"   then http://127.0.0.1:{gateway.admin_port}/",
             "  gateway_status = python provision.py status",
         ]
     return "\n".join(lines)

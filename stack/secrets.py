@@ -27,7 +27,7 @@ SECRETS = {
     "django_secret_key": ("DEPLOY_SECRET_KEY", lambda: random.token_urlsafe(48)),
 }
 # Values end up in a systemd EnvironmentFile and a shell `.`: keep them to characters both read literally.
-SAFE = re.compile(r"^[A-Za-z0-9_.:@%+=/-]{16,200}$")
+SAFE = re.compile(r"[A-Za-z0-9_.:@%+=/-]{16,200}")
 SCRAM_ITERATIONS = 4096  # PostgreSQL's own default (scram_iterations)
 
 
@@ -47,7 +47,7 @@ def load_secrets() -> dict[str, str]:
     values = {}
     for key, (variable, _) in SECRETS.items():
         value = os.environ.get(variable) or stored[key]
-        if not isinstance(value, str) or not SAFE.match(value):
+        if not isinstance(value, str) or not SAFE.fullmatch(value):
             source = variable if os.environ.get(variable) else f"{path} ({key})"
             raise UserError(f"{source}: a secret must be 16-200 characters of letters, digits and _.:@%+=/-")
         values[key] = value
@@ -104,12 +104,11 @@ def scram_verifier(password: str, salt: bytes, iterations: int = SCRAM_ITERATION
     return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
-def role_verifier(role: str, password: str) -> str:
-    """The verifier the deploy sets for `role`. The salt is derived from role and password so the
-    same inputs always give the same text (a stable, testable command); it is still unique per
-    password, which is all a salt is for."""
-    salt = hashlib.sha256(f"sprint2-scram-salt:{role}:{password}".encode()).digest()[:16]
-    return scram_verifier(password, salt)
+def new_verifier(password: str) -> str:
+    """A verifier for `password` with a fresh random salt, as PostgreSQL makes one (16 bytes). A salt
+    derived from the password would make a leaked verifier a one-hash-per-guess check; idempotence
+    comes from verifier_matches() instead, which reuses the stored verifier's salt and iterations."""
+    return scram_verifier(password, random.token_bytes(16))
 
 
 def verifier_matches(verifier: str | None, password: str) -> bool:

@@ -10,6 +10,7 @@ import ipaddress
 import os
 import re
 import shlex
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -21,15 +22,22 @@ from stack.errors import SettingsError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config.yml"
 
-NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
-BACKEND_KEY = re.compile(r"^[a-z0-9]{1,10}$")
-REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
-INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
-AMI = re.compile(r"^ami-[0-9a-f]{8,17}$")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Matched against the whole value (re.fullmatch): with `$` and re.match a trailing newline passed,
+# and "dispatch_db\n" wrote a broken line into pg_hba.conf.
+NAME = re.compile(r"[a-z][a-z0-9-]{0,19}")
+BACKEND_KEY = re.compile(r"[a-z0-9]{1,10}")
+REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d")
+INSTANCE_TYPE = re.compile(r"[a-z][a-z0-9-]*\.[a-z0-9]+")
+AMI = re.compile(r"ami-[0-9a-f]{8,17}")
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 # Kong 2.7 (typedefs.path) rejects empty segments: "//" would pass here and fail at deploy.
-URL_PATH = re.compile(r"^(?!.*//)/[A-Za-z0-9._~/-]*$")
-HEADER = re.compile(r"^[A-Za-z0-9-]+$")
+URL_PATH = re.compile(r"(?!.*//)/[A-Za-z0-9._~/-]*")
+HEADER = re.compile(r"[A-Za-z0-9-]+")
+PG_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+SSH_PORT = 22
+# The admin API is full control of the gateway: wider than this, only private ranges are accepted.
+WIDEST_ADMIN_PREFIX = 16
+PRIVATE_RANGES = [ipaddress.IPv4Network(range_) for range_ in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
 # Sprint2's newest commit where migrate, both populate scripts and /despachos/reporte/ work (README:
 # "Which commit of Sprint2"); a commit, not a branch, so an upstream push never breaks a working setup.
 SPRINT2_WORKING_COMMIT = "b0abfcb9949fc9fd2eb30d50c22d591d4177dfa0"
@@ -42,8 +50,11 @@ def _string(pattern: re.Pattern | None = None, hint: str = "") -> Callable[[Any]
     def check(value):
         if not isinstance(value, str) or not value:
             return "expected a non-empty string"
-        if pattern and not pattern.match(value):
+        if pattern and not pattern.fullmatch(value):
             return f"expected {hint}, got {value!r}"
+        # A NUL, newline or escape sequence ends up in a file, a command line or a terminal.
+        if any(unicodedata.category(character) == "Cc" for character in value):
+            return f"expected no control characters, got {value!r}"
         return None
 
     return check
@@ -72,6 +83,41 @@ def _cidr(value):
     except ValueError:
         return f"expected an IPv4 CIDR such as 203.0.113.7/32 (host bits zero), got {value!r}"
     return None
+
+
+def _is_private(network: ipaddress.IPv4Network) -> bool:
+    return any(network.subnet_of(range_) for range_ in PRIVATE_RANGES)
+
+
+def _admin_cidr(value):
+    problem = _cidr(value)
+    if problem:
+        return problem
+    network = ipaddress.IPv4Network(value)
+    if network.prefixlen < WIDEST_ADMIN_PREFIX and not _is_private(network):
+        return (f"{value} would open Kong's admin API (full control of the gateway) to "
+                f"{network.num_addresses} addresses; give your own address (x.x.x.x/32) or a range no wider "
+                f"than /{WIDEST_ADMIN_PREFIX}, or leave it unset and use the SSH tunnel")
+    return None
+
+
+def _local_subnet(value):
+    problem = _cidr(value)
+    if problem or ipaddress.IPv4Network(value).prefixlen != 24:
+        return problem or f"expected a /24 such as 10.77.0.0/24, got {value}"
+    # Public, loopback or link-local addresses on a bridge would capture someone else's traffic.
+    if not _is_private(ipaddress.IPv4Network(value)):
+        return (f"expected a private range (inside {', '.join(map(str, PRIVATE_RANGES[:-1]))} or "
+                f"{PRIVATE_RANGES[-1]}), got {value}")
+    return None
+
+
+def _kong_port(value):
+    if value == SSH_PORT:
+        return f"{value} is SSH's port on the Kong host: choose another (1024-65535)"
+    problem = _integer(1024, 65535)(value)
+    # Kong listens on the host's network as the image's unprivileged user: no port below 1024.
+    return f"{problem} (Kong runs unprivileged on the Kong host's network)" if problem else None
 
 
 def _choice(*allowed: str) -> Callable[[Any], str | None]:
@@ -171,13 +217,13 @@ SCHEMA: dict[str, Any] = {
                       "SSH user on the AWS hosts (Ubuntu images: ubuntu)."),
     "admin_cidr": Field(None, _optional(_cidr),
                         "Who may SSH to the hosts (your IP/32); unset = anywhere, with a warning."),
-    "kong_admin_cidr": Field(None, _optional(_cidr),
+    "kong_admin_cidr": Field(None, _optional(_admin_cidr),
                              "Who may reach Kong's admin API on 8001; unset = nobody (SSH tunnel only)."),
     "manager_email": Field(None, _optional(_string(EMAIL, "an e-mail address")),
                            "Address subscribed to status-check alarms (SNS); unset = no alerts."),
     "backends": Field(["a", "b"], _list_of(_string(BACKEND_KEY, "1-10 lower-case letters or digits")),
                       "Backend keys: one host <prefix>-backend-<key> each."),
-    "local_subnet": Field("10.77.0.0/24", _cidr,
+    "local_subnet": Field("10.77.0.0/24", _local_subnet,
                           "--provider local: the /24 of the local hosts' bridge (the host takes .1)."),
     "app_repo": Field("https://github.com/mr-torres-d-ojedas/Sprint2.git", _string(),
                       "Git URL of the Django application."),
@@ -196,16 +242,20 @@ SCHEMA: dict[str, Any] = {
     "releases_keep": Field(3, _integer(2, 50), "Releases kept on each backend (the live one and those to roll back to)."),
     "switch_batch_size": Field(1, _integer(1, 100),
                                "Backends switched to a new release at a time, each batch after the last answers healthy."),
-    "db_name": Field("dispatch_db", _string(re.compile(r"^[a-z_][a-z0-9_]{0,62}$"), "a PostgreSQL name"),
+    "db_name": Field("dispatch_db", _string(PG_NAME, "a PostgreSQL name"),
                      "Application database."),
-    "db_user": Field("dispatch_user", _string(re.compile(r"^[a-z_][a-z0-9_]{0,62}$"), "a PostgreSQL name"),
+    "db_user": Field("dispatch_user", _string(PG_NAME, "a PostgreSQL name"),
                      "Application database role."),
     "max_connections": Field(2000, _integer(10, 10000), "PostgreSQL max_connections."),
     "backup_keep": Field(7, _integer(1, 365), "Daily pg_dump files kept on the database host."),
+    "backup_bucket": Field(None, _optional(_string(re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"),
+                                                   "an S3 bucket name")),
+                           "AWS: S3 bucket the daily backup also uploads each dump to (the database host "
+                           "needs an instance profile allowed to write it); unset = no off-host copy."),
     "gateway": {
         "image": Field("kong:2.7.2-alpine", _string(), "Kong Docker image (open-source tags: kong:2.7.2-alpine)."),
-        "proxy_port": Field(8000, _integer(1, 65535), "Kong proxy port, open to everyone."),
-        "admin_port": Field(8001, _integer(1, 65535), "Kong admin API port, published on 127.0.0.1 only."),
+        "proxy_port": Field(8000, _kong_port, "Kong proxy port (1024-65535), open to everyone."),
+        "admin_port": Field(8001, _kong_port, "Kong admin API port, on the Kong host's 127.0.0.1 only."),
         "health_path": Field("/despachos/reporte/", _string(URL_PATH, "a path starting with /"),
                              "Path probed on each backend by Kong and by the deploy (200 or 302 = healthy)."),
         "algorithm": Field("round-robin", _choice("round-robin", "least-connections", "consistent-hashing"),
@@ -316,17 +366,48 @@ def load_settings(path: Path | None = None) -> Settings:
             raise SettingsError(f"{path}: settings file not found (check DEPLOY_CONFIG)")
         return defaults()
     try:
-        given = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as problem:
-        mark = getattr(problem, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
-        raise SettingsError(f"{path}{line}: not valid YAML ({getattr(problem, 'problem', problem)})") from None
+        text = path.read_bytes().decode("utf-8")
     except OSError as problem:
         raise SettingsError(f"{path}: cannot read it ({problem.strerror})") from None
+    except UnicodeDecodeError as problem:
+        raise SettingsError(f"{path}: not UTF-8 text (byte 0x{problem.object[problem.start]:02x} at offset "
+                            f"{problem.start}): save it as UTF-8") from None
+    given = _parse_yaml(path, text)
     try:
         return settings_from(given)
     except SettingsError as problem:
         raise SettingsError(f"{path.name}: {problem}") from None
+
+
+def _parse_yaml(path: Path, text: str) -> Any:
+    """The file's data; a YAML error or a key given twice (PyYAML keeps the last) is one line."""
+    try:
+        _refuse_duplicate_keys(path, yaml.compose(text, Loader=yaml.SafeLoader), "")
+        return yaml.safe_load(text)
+    except yaml.reader.ReaderError as problem:
+        # Raised for raw control characters (a NUL byte...); its own text spans two lines.
+        raise SettingsError(f"{path}: control character 0x{problem.character:02x} at character "
+                            f"{problem.position}: remove it") from None
+    except yaml.YAMLError as problem:
+        mark = getattr(problem, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        raise SettingsError(f"{path}{line}: not valid YAML ({getattr(problem, 'problem', problem)})") from None
+
+
+def _refuse_duplicate_keys(path: Path, node: Any, where: str) -> None:
+    if isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _refuse_duplicate_keys(path, item, where)
+    if not isinstance(node, yaml.MappingNode):
+        return
+    seen = set()
+    for key, value in node.value:
+        name = key.value if isinstance(key, yaml.ScalarNode) else None
+        if name is not None and name in seen:
+            raise SettingsError(f"{path} line {key.start_mark.line + 1}: {where}{name} is given twice "
+                                "(the last would win silently): keep one")
+        seen.add(name)
+        _refuse_duplicate_keys(path, value, f"{where}{name}/")
 
 
 def settings_from(values: dict[str, Any]) -> Settings:

@@ -28,6 +28,11 @@ def deploy_home() -> Path:
     return Path(os.environ.get("DEPLOY_HOME") or PROJECT_ROOT / ".deploy").resolve()
 
 
+def known_hosts_file() -> Path:
+    """The project's own known_hosts: every SSH connection to the hosts checks their keys against it."""
+    return deploy_home() / "ssh" / "known_hosts"
+
+
 def state_path() -> Path:
     return deploy_home() / "state.json"
 

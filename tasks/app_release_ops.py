@@ -84,11 +84,13 @@ class MirrorCommit(FactBase):
 
 class VenvWorks(FactBase):
     """Whether the virtualenv at `path` runs: its python imports gunicorn and its gunicorn starts
-    (a stamp alone would not notice a damaged virtualenv)."""
+    (a stamp alone would not notice a deleted bin/gunicorn). Run as the app user: the virtualenv
+    is that user's, and root must not run code it could change."""
 
-    def command(self, path):
-        return (f"{path}/bin/python -c 'import gunicorn' 2>/dev/null && {path}/bin/gunicorn --version >/dev/null 2>&1 "
-                "&& echo works || echo broken")
+    def command(self, path, user=LAYOUT.user):
+        run = f"runuser -u {user} --"
+        return (f"{run} {path}/bin/python -c 'import gunicorn' >/dev/null 2>&1 && "
+                f"{run} {path}/bin/gunicorn --version >/dev/null 2>&1 && echo works || echo broken")
 
     def process(self, output):
         return list(output)[-1:] == ["works"]

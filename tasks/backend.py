@@ -26,9 +26,8 @@ from io import StringIO
 
 from pyinfra import host, inventory
 from pyinfra.api import deploy
-from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.hardware import Cpus
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from stack.render.backend import (LAYOUT, allowed_hosts, app_socket, app_unit, deploy_settings, env_file,
@@ -40,6 +39,7 @@ from stack.settings import PROJECT_ROOT, Settings, load_settings
 from tasks.app_ops import FileText, check_health, secret_file
 from tasks.app_release_ops import (BuiltReleases, ServiceRelease, app_build, app_fetch, app_populate, app_prune,
                                    app_setup, app_switch)
+from tasks.packages import packages_installed
 
 # git for the checkout, python3-venv for the virtualenv (same names on Ubuntu 24.04 and Debian 12).
 PACKAGES = ["git", "python3-venv", "ca-certificates"]
@@ -120,12 +120,7 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
     layout = LAYOUT
     db_host = db_private_ip()
 
-    installed = host.get_fact(DebPackages) or {}
-    apt.packages(
-        name="Ensure git and Python's venv are installed",
-        packages=PACKAGES,
-        update=any(package not in installed for package in PACKAGES),
-    )
+    packages_installed(name="Ensure git and Python's venv are installed", packages=PACKAGES)
     server.group(name="Ensure the app group exists", group=layout.user, system=True)
     server.user(
         name="Ensure the app user exists",

@@ -15,14 +15,14 @@ max_connections 2000, backup_keep 7. The password is generated once (stack/secre
 
 from pyinfra import host, inventory
 from pyinfra.api import deploy
-from pyinfra.facts.deb import DebPackages
-from pyinfra.operations import apt, server, systemd
+from pyinfra.operations import server, systemd
 from pyinfra.operations.util import any_changed
 
 from stack.render.postgres import pg_hba_conf, postgresql_conf
 from stack.secrets import deploy_secrets
 from stack.settings import Settings, load_settings
 from tasks.backup import deploy_backup
+from tasks.packages import packages_installed
 from tasks.postgres_ops import AS_POSTGRES, app_database, app_role, cluster_file
 
 PACKAGES = ["postgresql", "gzip"]
@@ -44,13 +44,7 @@ def deploy_database(settings: Settings | None = None, secrets: dict | None = Non
     settings = settings or load_settings()
     secrets = secrets or deploy_secrets()
 
-    installed = host.get_fact(DebPackages) or {}
-    apt.packages(
-        name="Ensure PostgreSQL is installed",
-        packages=PACKAGES,
-        # Refresh the package lists only when something is missing: a converged host changes nothing.
-        update=any(package not in installed for package in PACKAGES),
-    )
+    packages_installed(name="Ensure PostgreSQL is installed", packages=PACKAGES)
     conf = cluster_file(
         name="Configure PostgreSQL's listen address, connections and memory",
         filename="conf.d/90-deploy.conf",

@@ -9,7 +9,8 @@ Steps, each reporting "no change" when the host already matches:
    also becomes kong.yml at once (nothing is serving, so nothing needs protecting).
 3. The image pulled when missing (a failure is one line: Docker's reason and what to do).
 4. The container (re)created when its spec label differs from the wanted spec or it is not
-   running, after `kong config parse` of the candidate in a throw-away container.
+   running, after checking that its ports are free (or held by the container it replaces) and
+   `kong config parse` of the candidate in a throw-away container.
 5. Otherwise, when the candidate differs from kong.yml: parse it inside the running container,
    install it, `kong reload`. A parse failure stops the deploy and leaves kong.yml serving.
 """
@@ -20,16 +21,17 @@ from io import StringIO
 
 from pyinfra import host, inventory
 from pyinfra.api import FactBase, deploy, operation
-from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import File, Sha256File
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import files, systemd
 
 from stack.render.kong import (
     CANDIDATE_NAME, CONFIG_NAME, CONTAINER, HOST_DIR, SPEC_LABEL, checked, container_spec,
-    docker_run_argv, install_candidate_command, parse_in_new_container_argv,
-    parse_in_running_container_argv, pull_command, reload_argv, render_kong_yml, spec_hash,
+    docker_run_argv, install_candidate_command, listen_ports, parse_in_new_container_argv,
+    parse_in_running_container_argv, ports_free_command, pull_command, reload_argv, render_kong_yml,
+    spec_hash,
 )
 from stack.settings import load_settings
+from tasks.packages import packages_installed
 
 CONFIG = f"{HOST_DIR}/{CONFIG_NAME}"
 CANDIDATE = f"{HOST_DIR}/{CANDIDATE_NAME}"
@@ -92,6 +94,8 @@ def container_runs(spec: dict):
     if _serves(spec):
         host.noop(f"container {CONTAINER} runs spec {spec_hash(spec)}")
         return
+    if listen_ports(spec):
+        yield ports_free_command(listen_ports(spec))
     yield checked(parse_in_new_container_argv(spec),
                   f"Kong rejected {CANDIDATE}; the container was not (re)created:")
     yield install_candidate_command()
@@ -125,11 +129,7 @@ def deploy_kong(settings=None):
     text = render_kong_yml(settings, backend_addresses())
     spec = container_spec(settings)
 
-    installed = host.get_fact(DebPackages) or {}
-    # Refresh the package lists only when Docker is missing: a converged host changes nothing,
-    # however old its apt cache is.
-    apt.packages(name="Ensure the Docker engine is installed", packages=["docker.io"],
-                 update="docker.io" not in installed)
+    packages_installed(name="Ensure the Docker engine is installed", packages=["docker.io"])
     systemd.service(name="Ensure Docker runs and starts at boot", service="docker.service",
                     running=True, enabled=True)
     files.directory(name="Ensure Kong's config folder exists", path=HOST_DIR, mode="755")

@@ -14,7 +14,7 @@ from pyinfra.api import FactBase, operation
 from pyinfra.context import state
 from pyinfra.operations import files
 
-from stack.secrets import role_verifier, verifier_matches
+from stack.secrets import new_verifier, verifier_matches
 
 # Run as postgres through sudo: peer authentication on the local socket, no password anywhere.
 AS_POSTGRES = {"_sudo": True, "_sudo_user": "postgres"}
@@ -102,7 +102,7 @@ def app_role(role: str, password: str):
         host.noop(f"role {role} exists with the right password")
         return
     verb = "CREATE" if stored is None else "ALTER"
-    yield psql(f"{verb} ROLE {role} WITH LOGIN PASSWORD '{role_verifier(role, password)}'")
+    yield psql(f"{verb} ROLE {role} WITH LOGIN PASSWORD '{new_verifier(password)}'")
 
 
 @operation()

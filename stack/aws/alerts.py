@@ -30,11 +30,11 @@ def find_subscriptions(sns, topic_arn: str) -> dict[str, str]:
 
 def find_alarms(cloudwatch, prefix: str) -> dict[str, Alarm]:
     """The project's alarms, by the names this module gives them."""
-    pattern = re.compile(rf"^{re.escape(prefix)}-(db|kong|backend-[a-z0-9]+)-(status-check|auto-recover)$")
+    pattern = re.compile(rf"{re.escape(prefix)}-(db|kong|backend-[a-z0-9]+)-(status-check|auto-recover)")
     found = {}
     for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmNamePrefix=f"{prefix}-"):
         for alarm in page["MetricAlarms"]:
-            if pattern.match(alarm["AlarmName"]):
+            if pattern.fullmatch(alarm["AlarmName"]):
                 dimensions = {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
                 found[alarm["AlarmName"]] = Alarm(alarm["MetricName"], dimensions.get("InstanceId"),
                                                   tuple(sorted(alarm.get("AlarmActions", []))))

@@ -18,6 +18,7 @@ from stack.aws.plan import (
 )
 from stack.aws.rules import group_names, ssh_warning
 from stack.confirm import confirm
+from stack.dump import default_backup_path
 from stack.errors import UserError
 from stack.options import Options
 from stack.outputs import render_outputs
@@ -44,6 +45,22 @@ def apply(settings: Settings, options: Options) -> int:
 def destroy(settings: Settings, options: Options) -> int:
     with aws_errors():
         return _destroy(settings, options)
+
+
+def backup(settings: Settings, path: str | None) -> int:
+    """`provision.py backup [PATH]`: a fresh pg_dump of the database host, read-only on AWS."""
+    with aws_errors():
+        _check_recorded_project(settings)
+        aws = _connect(settings)
+        found, _ = instances.find_instances(aws.ec2, settings.project_prefix)
+        database = found.get(f"{settings.project_prefix}-db")
+        if database is None or database.state in ("terminated", "shutting-down"):
+            raise UserError(f"no database host {settings.project_prefix}-db in this account and region: "
+                            "run python provision.py first")
+        target = path or str(default_backup_path(settings.db_name))
+        pull_backup(settings, database, target, progress, if_failed="", label="backup")
+        progress(f"restore into an empty database: pg_restore --no-owner --dbname=<empty database> {target}")
+    return 0
 
 
 def _connect(settings: Settings) -> Clients:

@@ -5,6 +5,7 @@ A build goes to a temporary folder renamed into place only when complete, so an 
 build is never mistaken for a good image.
 """
 
+import fcntl
 import shutil
 import subprocess
 import time
@@ -34,11 +35,21 @@ def debootstrap_command(target: Path) -> list[str]:
 
 
 def ensure_image() -> Path:
-    """The base image path, building it first when it is missing or incomplete (about 75 s)."""
+    """The base image path, building it first when it is missing or incomplete (about 75 s).
+    One build at a time on this machine: another project (or test session) starting meanwhile
+    waits for it and then uses its image, instead of deleting its half-built folder."""
     final = image_path()
     if is_complete(final):
         return final
     CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if is_complete(final):
+            return final
+        return _build(final)
+
+
+def _build(final: Path) -> Path:
     building = CACHE / f"base-{SUITE}.building"
     shutil.rmtree(building, ignore_errors=True)
     print(f"building the base image {final} with debootstrap (once; about 75 s)...", flush=True)

@@ -5,9 +5,11 @@ upper/. Creating a host costs a mount instead of copying half a gigabyte.
 """
 
 import os
+import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -15,6 +17,15 @@ from typing import Callable
 from stack.errors import UserError
 
 MACHINES = Path("/var/lib/sprint2-stack/machines")
+SUPERVISOR = Path(__file__).with_name("supervise.py")
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+# Linux's default per-user limit. Every host's systemd, journald, udevd, dbus and sshd hold about
+# 8-9 inotify instances (measured, Debian 12 hosts), all counted against this machine's root:
+# about 14 hosts exhaust it, and the next host's systemd dies at boot.
+INOTIFY_DEFAULT = 128
+INOTIFY_RAISED = 1024
+INOTIFY_MANY_HOSTS = 8
+STOP_TIMEOUT_S = 30
 
 # Extra systemd-nspawn flags per role. On a cgroup-v1 machine Docker inside a host needs the
 # writable cgroup tree and the keyring syscalls (measured: stack/local/docker-in-nspawn.md). The
@@ -43,6 +54,20 @@ def boot_command(name: str, root: str, bridge: str, role: str, cgroup_v1: bool =
         *ROLE_FLAGS.get(role, ()),
         *(CGROUP_V1_ROLE_FLAGS.get(role, ()) if cgroup_v1 else ()),
     ]
+
+
+def supervised(argv: list[str]) -> list[str]:
+    """`argv` (the nspawn command) run under supervise.py, which boots the host again after a
+    reboot from inside."""
+    return [sys.executable, str(SUPERVISOR), *argv]
+
+
+def inotify_instances_wanted(current: int, hosts: int) -> int | None:
+    """The limit to set so `hosts` local hosts can boot, or None to leave it: only Linux's default
+    is raised (a value someone chose is theirs), and only when that many hosts need it."""
+    if current <= INOTIFY_DEFAULT and hosts >= INOTIFY_MANY_HOSTS:
+        return INOTIFY_RAISED
+    return None
 
 
 def has_cgroup_v1() -> bool:
@@ -131,16 +156,18 @@ def _copy_certificates(root: Path) -> None:
 
 
 def start(name: str, root: Path, bridge: str, role: str) -> int:
-    """Boot the host in the background, detached so it outlives provision.py; returns the pid."""
+    """Boot the host in the background under its supervisor, detached so it outlives provision.py;
+    returns the supervisor's pid (SIGTERM to it powers the host off)."""
     log = open(machine_dir(name) / "console.log", "ab")
-    process = subprocess.Popen(boot_command(name, str(root), bridge, role, has_cgroup_v1()), stdin=subprocess.DEVNULL,
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(supervised(boot_command(name, str(root), bridge, role, has_cgroup_v1())),
+                               stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
     return process.pid
 
 
 def is_running(name: str, pid: int | None) -> bool:
-    """True when `pid` is a live systemd-nspawn of this very host (pids get reused)."""
+    """True when `pid` is a live supervisor or systemd-nspawn of this very host (pids get reused;
+    hosts booted before the supervisor existed recorded nspawn's pid)."""
     if not pid:
         return False
     try:
@@ -150,15 +177,35 @@ def is_running(name: str, pid: int | None) -> bool:
         return False
     if stat.rsplit(")", 1)[-1].split()[0] == "Z":
         return False
-    return command[:1] == [b"systemd-nspawn"] and f"--machine={name}".encode() in command
+    nspawn = command[:1] == [b"systemd-nspawn"]
+    supervisor = len(command) > 1 and command[1].endswith(b"stack/local/supervise.py")
+    return (nspawn or supervisor) and f"--machine={name}".encode() in command
+
+
+def host_processes(name: str) -> list[int]:
+    """The supervisor and systemd-nspawn running this host, found by name, supervisor first."""
+    pids = [int(entry.name) for entry in Path("/proc").iterdir()
+            if entry.name.isdigit() and is_running(name, int(entry.name))]
+    return sorted(pids, key=lambda pid: Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"systemd-nspawn"))
+
+
+def running_hosts() -> set[str]:
+    """Names of every local host running on this machine, of any project."""
+    names = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
+        except OSError:
+            continue
+        if command[:1] == [b"systemd-nspawn"]:
+            names.update(arg[len(b"--machine="):].decode() for arg in command if arg.startswith(b"--machine="))
+    return names
 
 
 def find_pid(name: str) -> int | None:
-    """The systemd-nspawn running this host, found by name (e.g. left by a run whose state is lost)."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and is_running(name, int(entry.name)):
-            return int(entry.name)
-    return None
+    """The process running this host, found by name (e.g. left by a run whose state is lost)."""
+    pids = host_processes(name)
+    return pids[0] if pids else None
 
 
 def container_inits(name: str) -> list[int]:
@@ -198,7 +245,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def stop(hosts: dict[str, int | None], timeout: float = 30) -> None:
+def stop(hosts: dict[str, int | None], timeout: float = STOP_TIMEOUT_S) -> None:
     """Power the hosts off: SIGTERM makes nspawn shut systemd down cleanly; after `timeout`, SIGKILL
     nspawn and the container's own init (killing nspawn alone leaves the container running).
     A pid of None means: look the host up by name."""
@@ -210,8 +257,9 @@ def stop(hosts: dict[str, int | None], timeout: float = 30) -> None:
     while alive and time.monotonic() < deadline:
         time.sleep(0.2)
         alive = {name: pid for name, pid in alive.items() if is_running(name, pid)}
-    for pid in alive.values():
-        os.kill(pid, signal.SIGKILL)
+    for name in alive:
+        for pid in host_processes(name):  # the supervisor first, so it boots nothing again
+            os.kill(pid, signal.SIGKILL)
     inits = [init for name in hosts for init in container_inits(name)]
     for init in inits:
         os.kill(init, signal.SIGKILL)
@@ -238,13 +286,48 @@ def ssh_answers(address: str, key: str, known_hosts: str, timeout: int = 3) -> b
                           stderr=subprocess.DEVNULL).returncode == 0
 
 
-def console_tail(name: str) -> str:
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# systemd's first line of each boot: the console log is appended to across boots.
+BOOT = re.compile(r"^systemd \d+.* running in system mode")
+# "Failed to <do something>: <the system's reason>".
+FAILURE = re.compile(r"^Failed to .+: (\S.*)$")
+# Printed by every boot on a cgroup-v1 machine, harmless.
+HARMLESS = re.compile(r"^Failed to create symlink /sys/fs/cgroup/")
+
+
+def console_cause(name: str) -> str:
+    """Why the host's last boot stopped, from its console. systemd's last failure is a summary
+    ("Failed to allocate manager object: Too many open files", then "Exiting PID 1..."); the
+    first failure of that boot with the same reason is the cause ("Failed to create control group
+    inotify object: Too many open files"). Without any failure: the last line."""
     try:
-        lines = (machine_dir(name) / "console.log").read_text(errors="replace").strip().splitlines()
+        text = (machine_dir(name) / "console.log").read_text(errors="replace")
     except OSError:
         return "no console log"
-    failures = [line for line in lines if line.startswith("Failed")]
-    return (failures or lines or ["empty console log"])[-1]
+    lines = [ANSI.sub("", line).strip() for line in text.replace("\r", "\n").splitlines()]
+    lines = [line for line in lines if line]
+    starts = [index for index, line in enumerate(lines) if BOOT.match(line)]
+    last_boot = lines[starts[-1]:] if starts else lines
+    failures = [(line, match.group(1)) for line in last_boot
+                if (match := FAILURE.match(line)) and not HARMLESS.match(line)]
+    if failures:
+        reason = failures[-1][1]
+        return next(line for line, why in failures if why == reason)
+    return last_boot[-1] if last_boot else "empty console log"
+
+
+def inotify_hint(cause: str) -> str:
+    if "inotify" not in cause and "Too many open files" not in cause:
+        return ""
+    return (f" (this machine's fs.inotify.max_user_instances is {read_inotify_limit()}: raise it, e.g. "
+            f"sysctl -w fs.inotify.max_user_instances={INOTIFY_RAISED}, or stop other hosts)")
+
+
+def read_inotify_limit() -> int | None:
+    try:
+        return int(INOTIFY_INSTANCES.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def wait_for_ssh(addresses: dict[str, str], key: str, known_hosts: str, pids: dict[str, int],
@@ -261,12 +344,13 @@ def wait_for_ssh(addresses: dict[str, str], key: str, known_hosts: str, pids: di
     while waiting:
         for name, address in list(waiting.items()):
             if not is_running(name, pids[name]):
+                cause = console_cause(name)
                 if restart and restarts[name] < retries:
                     restarts[name] += 1
-                    print(f"  {name} stopped while booting ({console_tail(name)}); starting it again", flush=True)
+                    print(f"  {name} stopped while booting ({cause}); starting it again", flush=True)
                     pids[name] = restart(name)
                     continue
-                raise UserError(f"{name} stopped while booting: {console_tail(name)} "
+                raise UserError(f"{name} stopped while booting: {cause}{inotify_hint(cause)} "
                                 f"(see {machine_dir(name)}/console.log)")
             if ssh_answers(address, key, known_hosts):
                 print(f"  {name} ({address}) answers SSH after {time.monotonic() - started:.0f} s", flush=True)

@@ -7,6 +7,7 @@ the others.
 
 import hashlib
 import ipaddress
+import json
 import subprocess
 
 from stack.errors import UserError
@@ -64,6 +65,35 @@ def _run(*command: str, check: bool = True) -> subprocess.CompletedProcess:
     if check and result.returncode != 0:
         raise UserError(f"{' '.join(command)} failed: {result.stderr.strip()}")
     return result
+
+
+def subnet_in_use(subnet: str, interfaces: list[dict], own_bridge: str) -> str | None:
+    """'ADDRESS/PREFIX on IFACE' for the first address of this machine, outside the project's own
+    bridge, whose network overlaps `subnet`; None when the subnet is free. A second bridge with an
+    address already in use sends the hosts' traffic to the other network's machines."""
+    wanted = ipaddress.IPv4Network(subnet)
+    for interface in interfaces:
+        if interface.get("ifname") == own_bridge:
+            continue
+        for address in interface.get("addr_info", []):
+            if address.get("family") != "inet":
+                continue
+            network = ipaddress.IPv4Interface(f"{address['local']}/{address['prefixlen']}").network
+            if network.overlaps(wanted):
+                return f"{address['local']}/{address['prefixlen']} on {interface['ifname']}"
+    return None
+
+
+def live_addresses() -> list[dict]:
+    """This machine's IPv4 addresses, per interface (`ip -j -4 addr show`)."""
+    return json.loads(_run("ip", "-j", "-4", "addr", "show").stdout or "[]")
+
+
+def check_subnet_free(subnet: str, own_bridge: str) -> None:
+    overlap = subnet_in_use(subnet, live_addresses(), own_bridge)
+    if overlap:
+        raise UserError(f"local_subnet {subnet} overlaps {overlap} (another project's bridge or this machine's "
+                        "own network): choose another private /24 for local_subnet")
 
 
 def bridge_exists(bridge: str) -> bool:

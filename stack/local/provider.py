@@ -10,9 +10,11 @@ import os
 import shutil
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from stack.confirm import confirm
+from stack.dump import check_backup_path, default_backup_path, pull_dump
 from stack.errors import UserError
 from stack.local import image, machines, network
 from stack.local.plan import make_plan, render_plan
@@ -25,7 +27,7 @@ REQUIRED = {"systemd-nspawn": "systemd-container", "debootstrap": "debootstrap",
             "ip": "iproute2", "ssh": "openssh-client", "ssh-keygen": "openssh-client"}
 
 
-PAST = {"create": "created", "start": "started"}
+PAST = {"create": "created", "start": "started", "restart": "restarted"}
 
 
 def check_requirements() -> None:
@@ -69,15 +71,52 @@ def _running(state: dict) -> set[str]:
             if machines.is_running(name, host.get("local", {}).get("pid"))}
 
 
+def _silent(state: dict, running: set[str]) -> set[str]:
+    """The running hosts that do not answer SSH (asked all at once: a silent one costs its timeout)."""
+    if not running:
+        return set()
+    known_hosts = str(known_hosts_path())
+
+    def answers_ssh(name: str) -> bool:
+        host = state["hosts"][name]
+        return machines.ssh_answers(host["private_ip"], host["ssh_key"], known_hosts)
+
+    names = sorted(running)
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        answers = dict(zip(names, pool.map(answers_ssh, names)))
+    return {name for name, answers_ssh in answers.items() if not answers_ssh}
+
+
+def _allow_enough_inotify_instances(hosts: int) -> None:
+    """Every local host's systemd needs inotify instances, all counted against this machine's
+    root: with Linux's default limit about 14 hosts fit, and the next one dies while booting."""
+    current = machines.read_inotify_limit()
+    wanted = machines.inotify_instances_wanted(current, hosts) if current is not None else None
+    if wanted is None:
+        return
+    try:
+        machines.INOTIFY_INSTANCES.write_text(f"{wanted}\n")
+    except OSError as problem:
+        print(f"warning: {hosts} hosts on this machine may exhaust fs.inotify.max_user_instances ({current}), "
+              f"and it cannot be raised here ({problem.strerror}): sysctl -w fs.inotify.max_user_instances={wanted}",
+              flush=True)
+        return
+    print(f"raised fs.inotify.max_user_instances from {current} (Linux's default) to {wanted}: {hosts} hosts will "
+          f"run on this machine and each systemd holds about 9 (undo: sysctl -w fs.inotify.max_user_instances={current})",
+          flush=True)
+
+
 def apply(settings: Settings, options: Options) -> int:
     check_requirements()
     state = _current_state(settings)
     subnet = settings.local_subnet
     bridge = network.bridge_name(settings.project_prefix)
+    network.check_subnet_free(subnet, bridge)
     wanted = host_names(settings)
     recorded = state["hosts"]
     addresses = network.assign_addresses(subnet, wanted, {name: host["private_ip"] for name, host in recorded.items()})
-    steps = make_plan(wanted, addresses, recorded, _running(state))
+    running = _running(state)
+    steps = make_plan(wanted, addresses, recorded, running, _silent(state, running))
 
     setup = []
     if not image.is_complete(image.image_path()):
@@ -107,11 +146,11 @@ def apply(settings: Settings, options: Options) -> int:
     if doomed:
         _destroy_hosts(state, doomed)
 
+    booting = [step for step in steps if step.action in ("create", "start", "restart")]
+    _allow_enough_inotify_instances(len(machines.running_hosts() | {step.name for step in booting}))
     nameservers = network.host_nameservers(Path("/etc/resolv.conf").read_text())
     booted = {}
-    for step in steps:
-        if step.action not in ("create", "start"):
-            continue
+    for step in booting:
         host_started = time.monotonic()
         machines.stop({step.name: None})  # a stray copy left by an interrupted run
         if step.action == "create":
@@ -151,9 +190,10 @@ def apply(settings: Settings, options: Options) -> int:
             return record["local"]["pid"]
 
         machines.wait_for_ssh(booted, str(key), str(known_hosts_path()), pids, restart=restart)
+    restarted = sum(s.action == "restart" for s in steps)
     print(f"Apply complete in {time.monotonic() - started:.0f} s: "
           f"{sum(s.action == 'create' for s in steps)} created, {sum(s.action == 'start' for s in steps)} started, "
-          f"{len(doomed)} destroyed.")
+          + (f"{restarted} restarted, " if restarted else "") + f"{len(doomed)} destroyed.")
     return 0
 
 
@@ -173,38 +213,45 @@ def _forget_host_keys(address: str) -> None:
 
 def _destroy_hosts(state: dict, names: list[str]) -> None:
     hosts = {name: state["hosts"][name] for name in names}
+    print(f"shutting down {', '.join(hosts)} (systemd stops every service; killed after "
+          f"{machines.STOP_TIMEOUT_S} s)...", flush=True)
+    started = time.monotonic()
     machines.stop({name: host.get("local", {}).get("pid") for name, host in hosts.items()})
+    print(f"  shut down in {time.monotonic() - started:.1f} s", flush=True)
     for name, host in hosts.items():
+        started = time.monotonic()
         machines.remove(name)
         _forget_host_keys(host["private_ip"])
         del state["hosts"][name]
         save_state(state)
-        print(f"destroyed {name} ({host['private_ip']})", flush=True)
+        print(f"destroyed {name} ({host['private_ip']}): its files removed in {time.monotonic() - started:.1f} s",
+              flush=True)
 
 
-def _backup(state: dict, settings: Settings, path: str) -> None:
-    """pg_dump (custom format) of the application database to `path`, before anything is destroyed."""
-    db = [host for host in state["hosts"].values() if host["role"] == "db"]
+def _backup(state: dict, settings: Settings, path: str, if_failed: str = "nothing was destroyed",
+            label: str = "--backup") -> None:
+    """pg_dump (custom format) of the application database to `path`."""
+    db = [(name, host) for name, host in state["hosts"].items() if host["role"] == "db"]
     if not db:
-        raise UserError("--backup: no database host is recorded")
-    host = db[0]
+        raise UserError(f"{label}: no database host is recorded: run python provision.py --provider local first")
+    name, host = db[0]
+    target = check_backup_path(path, label)
     command = ["ssh", "-i", host["ssh_key"], "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-               "-o", f"UserKnownHostsFile={known_hosts_path()}", f"root@{host['private_ip']}",
+               "-o", f"UserKnownHostsFile={known_hosts_path()}", "-o", "ConnectTimeout=10", f"root@{host['private_ip']}",
                f"runuser -u postgres -- pg_dump --format=custom {settings.db_name}"]
-    target = Path(path).expanduser()
-    if not target.parent.is_dir():
-        raise UserError(f"--backup {path}: folder {target.parent} does not exist")
-    # Owner-only (the dump holds the app's data) and never over an existing file, like the AWS backup.
-    try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise UserError(f"--backup {path}: the file exists; choose a new name (backups are never overwritten)") from None
-    with os.fdopen(fd, "wb") as output:
-        result = subprocess.run(command, stdout=output, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    if result.returncode != 0:
-        Path(path).unlink(missing_ok=True)
-        raise UserError(f"--backup: pg_dump failed, nothing destroyed: {result.stderr.decode().strip()}")
-    print(f"database {settings.db_name} saved to {path}")
+    print(f"pulling pg_dump of {settings.db_name} from {name} to {target}", flush=True)
+    pull_dump(command, target, name, lambda line: print(line, flush=True), if_failed, label)
+
+
+def backup(settings: Settings, path: str | None) -> int:
+    """`provision.py backup [PATH]`: a fresh pg_dump of the database host."""
+    state = load_state()
+    if not state or not state.get("hosts"):
+        raise UserError("backup: no database host is recorded: run python provision.py --provider local first")
+    target = path or str(default_backup_path(settings.db_name))
+    _backup(state, settings, target, if_failed="", label="backup")
+    print(f"restore into an empty database: pg_restore --no-owner --dbname=<empty database> {target}")
+    return 0
 
 
 def destroy(settings: Settings, options: Options) -> int:

@@ -8,9 +8,15 @@ BACKUP_SERVICE = "sprint2-db-backup.service"
 BACKUP_TIMER = "sprint2-db-backup.timer"
 
 
-def backup_script(db_name: str, keep: int) -> str:
+UPLOAD_SCRIPT = "/usr/local/sbin/sprint2-db-upload"
+
+
+def backup_script(db_name: str, keep: int, bucket: str | None = None, region: str = "",
+                  key_prefix: str = "") -> str:
+    """The dump script; with `bucket`, each complete dump is also uploaded to s3://bucket/key_prefix/."""
     return render_template("postgresql/backup.sh.j2", db_name=db_name, keep=keep,
-                           directory=BACKUP_DIRECTORY, service=BACKUP_SERVICE)
+                           directory=BACKUP_DIRECTORY, service=BACKUP_SERVICE,
+                           bucket=bucket, region=region, key_prefix=key_prefix, upload=UPLOAD_SCRIPT)
 
 
 def backup_service(db_name: str) -> str:

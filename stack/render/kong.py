@@ -25,9 +25,9 @@ CONFIG_NAME = "kong.yml"
 # A new config waits here until Kong has parsed it, so a bad one never replaces the serving one.
 CANDIDATE_NAME = "kong.next.yml"
 
-PROXY_PORT_INSIDE = 8000
-ADMIN_PORT_INSIDE = 8001
 PULL_TIMEOUT_S = 300
+# The settings each listening port comes from, named in the error when the port is taken.
+LISTEN_SETTINGS = {"KONG_PROXY_LISTEN": "gateway.proxy_port", "KONG_ADMIN_LISTEN": "gateway.admin_port"}
 
 
 def targets(private_ips: list[str], app_port: int) -> list[str]:
@@ -59,15 +59,16 @@ def container_spec(settings) -> dict:
         "name": CONTAINER,
         "image": gateway.image,
         "restart": "unless-stopped",
-        "ports": [
-            f"0.0.0.0:{gateway.proxy_port}:{PROXY_PORT_INSIDE}",
-            f"{admin_address}:{gateway.admin_port}:{ADMIN_PORT_INSIDE}",
-        ],
+        # The host's network, no published ports: Docker publishes a port on 127.0.0.1 with a DNAT
+        # rule that also takes packets a neighbour addresses to 127.0.0.1 (moby issue 45610). Kong
+        # then listens on the host's own loopback, which the kernel keeps to the host (packets to
+        # 127.0.0.0/8 arriving on a network interface are dropped as martians).
+        "network": "host",
         "env": {
             "KONG_DATABASE": "off",
             "KONG_DECLARATIVE_CONFIG": f"{CONTAINER_DIR}/{CONFIG_NAME}",
-            "KONG_PROXY_LISTEN": f"0.0.0.0:{PROXY_PORT_INSIDE}",
-            "KONG_ADMIN_LISTEN": f"0.0.0.0:{ADMIN_PORT_INSIDE}",
+            "KONG_PROXY_LISTEN": f"0.0.0.0:{gateway.proxy_port}",
+            "KONG_ADMIN_LISTEN": f"{admin_address}:{gateway.admin_port}",
             "KONG_PROXY_ACCESS_LOG": "/dev/stdout",
             "KONG_ADMIN_ACCESS_LOG": "/dev/stdout",
             "KONG_PROXY_ERROR_LOG": "/dev/stderr",
@@ -75,6 +76,11 @@ def container_spec(settings) -> dict:
         },
         # The folder, not the file: a file bind-mount would keep pointing at the replaced inode.
         "mounts": [f"{HOST_DIR}:{CONTAINER_DIR}:ro"],
+        # Kong logs every request to stdout, kept by Docker in a json-file without any limit:
+        # at most 5 files of 10 MB (`docker logs kong` reads them). Part of the spec: adding the
+        # limits recreated an existing container once.
+        "log_driver": "json-file",
+        "log_options": {"max-size": "10m", "max-file": "5"},
     }
 
 
@@ -84,14 +90,42 @@ def spec_hash(spec: dict) -> str:
 
 def docker_run_argv(spec: dict) -> list[str]:
     argv = ["docker", "run", "--detach", "--name", spec["name"], "--restart", spec["restart"],
-            "--label", f"{SPEC_LABEL}={spec_hash(spec)}"]
-    for port in spec["ports"]:
-        argv += ["--publish", port]
+            "--network", spec["network"], "--label", f"{SPEC_LABEL}={spec_hash(spec)}"]
     for name, value in sorted(spec["env"].items()):
         argv += ["--env", f"{name}={value}"]
     for mount in spec["mounts"]:
         argv += ["--volume", mount]
+    argv += ["--log-driver", spec["log_driver"]]
+    for name, value in sorted(spec["log_options"].items()):
+        argv += ["--log-opt", f"{name}={value}"]
     return argv + [spec["image"]]
+
+
+def listen_ports(spec: dict) -> dict[int, str]:
+    """port -> the setting it comes from, for each address Kong is told to listen on."""
+    return {int(spec["env"][variable].rsplit(":", 1)[1]): setting
+            for variable, setting in LISTEN_SETTINGS.items() if variable in spec["env"]}
+
+
+def ports_free_command(ports: dict[int, str]) -> str:
+    """Fail with one line naming the holder when a port Kong is to listen on is held by anything but
+    the serving container (its own processes, or Docker's proxy for a port it publishes). Run before
+    that container is removed: a taken port must not leave the host without a gateway."""
+    checks = " ".join(f"{port}:{setting}" for port, setting in ports.items())
+    return (
+        f"pid=$(docker inspect --format '{{{{.State.Pid}}}}' {CONTAINER} 2>/dev/null); "
+        r'ours=$(readlink "/proc/${pid:-0}/ns/pid" 2>/dev/null); '
+        f"published=$(docker port {CONTAINER} 2>/dev/null); "
+        f"for check in {checks}; do port=${{check%%:*}}; setting=${{check#*:}}; "
+        r'listeners=$(ss -Hltnp "sport = :$port"); [ -n "$listeners" ] || continue; '
+        r'printf "%s\n" "$published" | grep -q ":$port\$" && continue; '
+        r'holders=$(printf "%s\n" "$listeners" | grep -o "pid=[0-9]*" | cut -d= -f2 | sort -u); '
+        r"for holder in ${holders:-unknown}; do "
+        r'[ -n "$ours" ] && [ "$(readlink "/proc/$holder/ns/pid" 2>/dev/null)" = "$ours" ] && continue; '
+        r'name=$(cat "/proc/$holder/comm" 2>/dev/null || echo "a process"); '
+        r"printf 'port %s is taken on the Kong host by %s (pid %s): choose another %s; the running Kong "
+        r"""container was left as it is\n' "$port" "$name" "$holder" "$setting" >&2; exit 1; done; done"""
+    )
 
 
 def parse_in_new_container_argv(spec: dict) -> list[str]:

@@ -3,8 +3,9 @@
 # The real image cannot be pulled on these machines. This one only mimics the outside of Kong that
 # the deploy relies on: `kong config parse FILE` (accepts a file with _format_version "2.1" and
 # without the word BROKEN), `kong reload` (re-reads the file, counts reloads in /tmp/reloads), and
-# an admin API on :8001 answering /upstreams/backend-cluster/health, /services and /plugins with
-# the targets found in the mounted kong.yml. It proves nothing about Kong's own behaviour.
+# an admin API on KONG_ADMIN_LISTEN (and the same pages on KONG_PROXY_LISTEN) answering
+# /upstreams/backend-cluster/health, /services, /plugins and /status with the targets found in the
+# mounted kong.yml. It proves nothing about Kong's own behaviour.
 set -eu
 tag=$1
 work=$(mktemp -d)
@@ -19,6 +20,7 @@ publish() {
     echo "{\"data\":[$targets],\"next\":null}" > /admin/upstreams/backend-cluster/health
     echo '{"data":[{"name":"backend-service","protocol":"http","host":"backend-cluster","retries":5,"connect_timeout":60000,"read_timeout":60000,"write_timeout":60000}],"next":null}' > /admin/services
     echo '{"data":[{"name":"rate-limiting","enabled":true},{"name":"correlation-id","enabled":true}],"next":null}' > /admin/plugins
+    echo '{"server":{"total_requests":0,"connections_active":1,"connections_accepted":1},"database":{"reachable":true}}' > /admin/status
 }
 case "$1" in
     config)
@@ -34,8 +36,9 @@ case "$1" in
         echo "Kong reloaded" ;;
     docker-start)
         publish
-        httpd -p 8000 -h /admin
-        exec httpd -f -p 8001 -h /admin ;;
+        # Where real Kong listens: its *_LISTEN variables (first address of each).
+        httpd -p "${KONG_PROXY_LISTEN%%[ ,]*}" -h /admin
+        exec httpd -f -p "${KONG_ADMIN_LISTEN%%[ ,]*}" -h /admin ;;
     *)
         echo "stand-in kong: unsupported: $*" >&2
         exit 2 ;;

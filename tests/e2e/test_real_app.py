@@ -160,7 +160,9 @@ class TableLock:
 
     def __enter__(self):
         query = f"BEGIN; LOCK TABLE {self.table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(600);"
-        command = f"cd / && nohup runuser -u postgres -- psql -d dispatch_db -c \"{query}\" </dev/null >/dev/null 2>&1 & echo started"
+        # A transient unit: the session outlives this ssh command, which returns at once.
+        command = (f"systemd-run --quiet --collect --unit=e2e-table-lock --working-directory=/ "
+                   f"runuser -u postgres -- psql -X -d dispatch_db -c \"{query}\"")
         assert self.ssh(self.db, command)[0] == 0
         self.wait_for(f"SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
                       f"WHERE c.relname = '{self.table}' AND l.mode = 'AccessExclusiveLock' AND l.granted")
@@ -180,6 +182,7 @@ class TableLock:
                       "AND wait_event_type = 'Lock'")
 
     def __exit__(self, *problem):
+        self.ssh(self.db, "systemctl stop e2e-table-lock; true")
         sql(self.ssh, self.db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(600)%' "
                                "AND pid <> pg_backend_pid()")
 

@@ -1,5 +1,6 @@
 """inventory.py: the state file becomes pyinfra groups with the host data the deploy reads."""
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +75,16 @@ def test_the_pyinfra_cli_prints_one_line_without_state(home):
     assert result.returncode != 0
     assert "error: no hosts recorded yet: run python provision.py first" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_pyinfras_changed_host_key_hint_names_the_projects_known_hosts(home, caplog):
+    # pyinfra says `ssh-keygen -R <host>`, which edits ~/.ssh/known_hosts: not the file it checked.
+    record({"des-db": host("db", "10.0.0.4")})
+    groups_from_state()  # what pyinfra runs when it loads inventory.py, before it connects
+    groups_from_state()  # (twice: one rewrite, not two)
+    with caplog.at_level(logging.WARNING, logger="pyinfra"):
+        logging.getLogger("pyinfra").warning("If this is expected, you can remove the bad key using:")
+        logging.getLogger("pyinfra").warning("    ssh-keygen -R %s", "198.51.100.4")
+    assert [r.getMessage() for r in caplog.records] == [
+        "If this is expected, you can remove the bad key using:",
+        f"    ssh-keygen -R 198.51.100.4 -f {home.resolve()}/ssh/known_hosts"]

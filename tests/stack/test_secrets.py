@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from stack.errors import UserError
-from stack.secrets import load_secrets, role_verifier, scram_verifier, secrets_path, verifier_matches
+from stack.secrets import load_secrets, new_verifier, scram_verifier, secrets_path, verifier_matches
 
 
 @pytest.fixture
@@ -62,6 +62,13 @@ def test_a_secret_with_shell_characters_is_refused_in_one_line(home, monkeypatch
         load_secrets()
 
 
+def test_a_secret_with_a_trailing_newline_is_refused(home, monkeypatch):
+    # It would end the line in the backends' EnvironmentFile early (`$` matched before a final "\n").
+    monkeypatch.setenv("DEPLOY_DB_PASSWORD", "from-the-vault-0123456789\n")
+    with pytest.raises(UserError, match=r"^DEPLOY_DB_PASSWORD: a secret must be 16-200 characters"):
+        load_secrets()
+
+
 def test_a_broken_file_is_a_user_error(home):
     home.mkdir(mode=0o700)
     (home / "secrets.yml").write_text("- just\n- a list\n")
@@ -97,10 +104,14 @@ def test_verifier_matching_accepts_any_salt_and_rejects_other_passwords():
     assert not verifier_matches("", "s3cret-password")
 
 
-def test_role_verifier_is_stable_and_differs_per_role():
-    assert role_verifier("dispatch_user", "pw-0123456789abcdef") == role_verifier("dispatch_user", "pw-0123456789abcdef")
-    assert role_verifier("dispatch_user", "pw-0123456789abcdef") != role_verifier("other", "pw-0123456789abcdef")
-    assert verifier_matches(role_verifier("dispatch_user", "pw-0123456789abcdef"), "pw-0123456789abcdef")
+def test_each_verifier_gets_a_random_salt_so_a_leaked_one_is_not_a_precomputed_check():
+    # A salt derived from the password made every verifier of a password the same text: a leaked
+    # verifier could be checked against a wordlist with one hash per guess, precomputed.
+    first, second = (new_verifier("pw-0123456789abcdef") for _ in range(2))
+    salts = {base64.b64decode(verifier.split("$")[1].split(":")[1]) for verifier in (first, second)}
+    assert first != second and len(salts) == 2
+    assert all(len(salt) == 16 for salt in salts)
+    assert verifier_matches(first, "pw-0123456789abcdef") and verifier_matches(second, "pw-0123456789abcdef")
 
 
 def test_a_bad_secret_in_a_deploy_ends_it_with_one_line(home, monkeypatch, capsys):

@@ -95,12 +95,39 @@ def test_an_empty_file_means_all_defaults(tmp_path):
         ("app_populate_commands: ['python -c 1']\n", "app_populate_commands: item 1: expected 'python SCRIPT"),
         ("app_populate_commands: ['python \"x.py']\n", "app_populate_commands: item 1: expected a shell command"),
         ("allow_destructive_migrations: yes please\n", "allow_destructive_migrations: expected true or false"),
+        # Values that pass a loose check but open or break things (issue 10).
+        # Every pattern matches the whole value: a trailing newline once passed them all and wrote a
+        # broken line into pg_hba.conf.
+        ('db_name: "dispatch_db\\n"\n', "config.yml: db_name: expected a PostgreSQL name, got 'dispatch_db\\n'"),
+        ('gateway:\n  health_path: "/health-check/\\n"\n', "config.yml: gateway/health_path: expected a path"),
+        # Control characters (NUL included) in any string setting, also inside lists.
+        ('app_ref: "main\\0"\n', "config.yml: app_ref: expected no control characters, got 'main\\x00'"),
+        ('app_repo: "https://example.com/a\\tb.git"\n', "config.yml: app_repo: expected no control characters"),
+        ('app_setup_commands: ["python manage.py migrate\\rx"]\n',
+         "config.yml: app_setup_commands: item 1: expected no control characters"),
+        ('gateway:\n  image: "kong\\x1b[2J"\n', "config.yml: gateway/image: expected no control characters"),
+        # Kong's admin API is full control of the gateway: not to the whole Internet.
+        ("kong_admin_cidr: 0.0.0.0/0\n", "config.yml: kong_admin_cidr: 0.0.0.0/0 would open Kong's admin API"),
+        ("kong_admin_cidr: 0.0.0.0/1\n", "config.yml: kong_admin_cidr: 0.0.0.0/1 would open Kong's admin API"),
+        # SSH listens on 22 on every host: Kong could not bind it, after the old container was removed.
+        ("gateway:\n  proxy_port: 22\n", "config.yml: gateway/proxy_port: 22 is SSH's port on the Kong host"),
+        ("gateway:\n  proxy_port: 80\n", "config.yml: gateway/proxy_port: expected a whole number from 1024 to 65535, "
+                                      "got 80 (Kong runs unprivileged on the Kong host's network)"),
+        ("gateway:\n  admin_port: 22\n", "config.yml: gateway/admin_port: 22 is SSH's port on the Kong host"),
+        # The local hosts' bridge: a private /24, nothing this machine itself uses.
+        ("local_subnet: 10.77.0.0/16\n",
+         "config.yml: local_subnet: expected a /24 such as 10.77.0.0/24, got 10.77.0.0/16"),
+        ("local_subnet: 127.0.0.0/24\n", "config.yml: local_subnet: expected a private range (inside 10.0.0.0/8, "
+                                         "172.16.0.0/12 or 192.168.0.0/16), got 127.0.0.0/24"),
+        ("local_subnet: 8.8.8.0/24\n", "config.yml: local_subnet: expected a private range"),
+        ("local_subnet: 169.254.1.0/24\n", "config.yml: local_subnet: expected a private range"),
     ],
 )
-def test_mistakes_name_the_key_path(tmp_path, text, message):
+def test_mistakes_name_the_key_path_in_one_line(tmp_path, text, message):
     with pytest.raises(SettingsError) as raised:
         load_settings(write(tmp_path, text))
     assert message in str(raised.value).replace(str(tmp_path) + "/", "")
+    assert "\n" not in str(raised.value)
 
 
 def test_deploy_config_names_another_file_and_it_must_exist(tmp_path, monkeypatch):
@@ -141,3 +168,58 @@ def test_scripts_refuse_a_bad_file_with_one_line_and_exit_2(tmp_path, script):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == ["error: config.yml: instance_type: expected a non-empty string"]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("cidr", ["203.0.113.7/32", "198.51.100.0/24", "10.0.0.0/8", "172.16.0.0/12"])
+def test_a_narrow_or_private_admin_cidr_is_accepted(cidr):
+    assert settings_from({"kong_admin_cidr": cidr}).kong_admin_cidr == cidr
+
+
+def test_a_key_given_twice_is_refused_naming_it(tmp_path):
+    with pytest.raises(SettingsError) as raised:
+        load_settings(write(tmp_path, "region: us-east-1\ngateway:\n  retries: 2\n  retries: 3\n"))
+    assert str(raised.value).endswith("config.yml line 4: gateway/retries is given twice (the last would win "
+                                      "silently): keep one")
+
+
+def test_a_file_that_is_not_utf8_is_one_line(tmp_path):
+    path = tmp_path / "config.yml"
+    path.write_bytes("project_prefix: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(SettingsError) as raised:
+        load_settings(path)
+    assert str(raised.value) == f"{path}: not UTF-8 text (byte 0xe9 at offset 19): save it as UTF-8"
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"app_ref: ma\x00in\n", "error: config.yml: control character 0x00 at character 11: remove it"),
+        (b"region: us-east-1\nregion: us-west-2\n", "error: config.yml line 2: region is given twice"),
+        (b"project_prefix: \xff\n", "error: config.yml: not UTF-8 text (byte 0xff at offset 16): save it as UTF-8"),
+    ],
+)
+def test_provision_refuses_bad_bytes_in_one_line_with_exit_2(tmp_path, content, message):
+    path = tmp_path / "config.yml"
+    path.write_bytes(content)
+    env = {"DEPLOY_CONFIG": str(path), "DEPLOY_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "provision.py", "--dry"], cwd=PROJECT_ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and message in result.stderr.replace(str(tmp_path) + "/", ""), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _with(path: str, value):
+    *parents, key = path.split("/")
+    values = given = {}
+    for parent in parents:
+        given = given.setdefault(parent, {})
+    given[key] = value
+    return values
+
+
+@pytest.mark.parametrize("path", [path for path, spec in _leaves(SCHEMA) if isinstance(spec.default, str)])
+def test_no_string_setting_accepts_a_trailing_newline(path):
+    default = dict(_leaves(SCHEMA))[path].default
+    with pytest.raises(SettingsError, match=f"^{path}: "):
+        settings_from(_with(path, default + "\n"))

@@ -9,7 +9,7 @@ from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
 from stack.render.backup import backup_script, backup_service, backup_timer
 from stack.render.postgres import pg_hba_conf, postgresql_conf
-from stack.secrets import role_verifier, scram_verifier
+from stack.secrets import scram_verifier, verifier_matches
 from stack.settings import settings_from
 from tasks.database import RELOAD_OR_RESTART, deploy_database
 from tasks.postgres_ops import PostgresCluster, PostgresDatabaseOwner, PostgresRolePassword
@@ -106,14 +106,15 @@ def test_fresh_host_installs_configures_and_creates_role_and_database():
     assert run.names == OPS
     # On a fresh host the cluster's files are decided once the install ran; the harness answers
     # facts as they were, so the installed state is simulated by the next tests.
-    assert run.op("Ensure PostgreSQL is installed").commands[-1].endswith("install postgresql gzip")
-    assert any("apt-get update" in command for command in run.op("Ensure PostgreSQL is installed").commands)
+    assert "apt-get -y -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install postgresql gzip" in run.op("Ensure PostgreSQL is installed").commands[-1]
+    assert any("apt-get -q -o DPkg::Lock::Timeout=600 update" in command for command in run.op("Ensure PostgreSQL is installed").commands)
     role = run.op("Ensure the role dispatch_user exists with its password")
-    verifier = role_verifier("dispatch_user", SECRETS["db_password"])
-    assert role.commands == [
-        "cd / && psql -X -v ON_ERROR_STOP=1 -tA -c "
-        f"'CREATE ROLE dispatch_user WITH LOGIN PASSWORD '\"'\"'{verifier}'\"'\"''"
-    ]
+    (command,) = role.commands
+    verifier = re.fullmatch(
+        r"cd / && psql -X -v ON_ERROR_STOP=1 -tA -c "
+        r"'CREATE ROLE dispatch_user WITH LOGIN PASSWORD '\"'\"'(SCRAM-SHA-256\$4096:[^$]+\$[^']+)'\"'\"''",
+        command).group(1)
+    assert verifier_matches(verifier, SECRETS["db_password"])
     assert role.global_arguments["_sudo_user"] == "postgres"
     assert run.op("Ensure the database dispatch_db exists").commands == [
         "cd / && createdb --owner=dispatch_user dispatch_db"]
@@ -177,7 +178,8 @@ def test_a_changed_password_alters_the_role_with_a_new_verifier():
     assert run.changed == ["Ensure the role dispatch_user exists with its password"]
     (command,) = run.op("Ensure the role dispatch_user exists with its password").commands
     assert "ALTER ROLE dispatch_user WITH LOGIN PASSWORD" in command
-    assert role_verifier("dispatch_user", SECRETS["db_password"]) in command
+    verifier = re.search(r"SCRAM-SHA-256\$[^']+", command).group(0)
+    assert verifier_matches(verifier, SECRETS["db_password"])
 
 
 def test_changed_backup_keep_rewrites_the_script_only():

@@ -9,7 +9,7 @@ from pyinfra.facts.files import Directory, File, Sha1File, Sha256File
 from pyinfra.facts.server import Date
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
-from stack.render.kong import container_spec, docker_run_argv, render_kong_yml, spec_hash
+from stack.render.kong import container_spec, docker_run_argv, ports_free_command, render_kong_yml, spec_hash
 from stack.settings import settings_from
 from tasks.kong import CANDIDATE, CONFIG, DockerContainer, DockerImage, deploy_kong
 from tests.harness import run_deploy
@@ -77,7 +77,7 @@ def test_fresh_host_gets_docker_the_config_and_the_container():
 
     assert run.names == OPS
     assert run.changed == OPS[:-1]  # the container is created with the config: nothing to reload
-    assert run.op("Ensure the Docker engine is installed").commands[-1].endswith("install docker.io")
+    assert "Dpkg::Options::=--force-confold install docker.io ||" in run.op("Ensure the Docker engine is installed").commands[-1]
     assert run.op("Ensure Docker runs and starts at boot").commands == [
         "systemctl start docker.service", "systemctl enable docker.service"]
     assert run.op("Upload the candidate Kong config").uploads == {
@@ -85,8 +85,10 @@ def test_fresh_host_gets_docker_the_config_and_the_container():
     assert run.op("Install the first Kong config").commands == [f"install -m 0644 {CANDIDATE} {CONFIG}"]
     assert "docker pull --quiet kong:2.7.2-alpine" in run.op("Ensure the Kong image is present").commands[0]
     create = run.op("Ensure the Kong container runs the current spec").commands
-    assert "kong config parse /kong/declarative/kong.next.yml" in create[0]
-    assert create[1:] == [
+    # Its ports are checked before anything else: a taken one stops the deploy with the old container.
+    assert create[0] == ports_free_command({8000: "gateway.proxy_port", 8001: "gateway.admin_port"})
+    assert "kong config parse /kong/declarative/kong.next.yml" in create[1]
+    assert create[2:] == [
         f"install -m 0644 {CANDIDATE} {CONFIG}",
         "docker rm --force kong >/dev/null 2>&1 || true",
         shlex.join(docker_run_argv(container_spec(settings))),
@@ -140,13 +142,14 @@ def test_changed_image_pulls_and_recreates_without_a_reload():
     assert run.changed == ["Ensure the Kong image is present", "Ensure the Kong container runs the current spec"]
     assert "docker pull --quiet kong:2.8.1-alpine" in run.op("Ensure the Kong image is present").commands[0]
     recreate = run.op("Ensure the Kong container runs the current spec").commands
-    assert "kong:2.8.1-alpine kong config parse" in recreate[0]
-    assert recreate[2] == "docker rm --force kong >/dev/null 2>&1 || true"
-    assert recreate[3].endswith(" kong:2.8.1-alpine")
-    assert f"stack.kong.spec={spec_hash(container_spec(after))}" in recreate[3]
+    assert "ss -Hltnp" in recreate[0]
+    assert "kong:2.8.1-alpine kong config parse" in recreate[1]
+    assert recreate[3] == "docker rm --force kong >/dev/null 2>&1 || true"
+    assert recreate[4].endswith(" kong:2.8.1-alpine")
+    assert f"stack.kong.spec={spec_hash(container_spec(after))}" in recreate[4]
 
 
-def test_admin_cidr_republishes_the_admin_port_by_recreating():
+def test_admin_cidr_opens_the_admin_port_by_recreating():
     before = settings_from({})
     after = settings_from({"kong_admin_cidr": "203.0.113.7/32"})
     text = render_kong_yml(before, ["10.0.1.11", "10.0.1.12"])
@@ -155,7 +158,8 @@ def test_admin_cidr_republishes_the_admin_port_by_recreating():
     run = deploy(after, facts)
 
     assert run.changed == ["Ensure the Kong container runs the current spec"]
-    assert "--publish 0.0.0.0:8001:8001" in run.op("Ensure the Kong container runs the current spec").commands[3]
+    commands = run.op("Ensure the Kong container runs the current spec").commands
+    assert "--env KONG_ADMIN_LISTEN=0.0.0.0:8001" in commands[4]
 
 
 def test_stopped_container_is_recreated():

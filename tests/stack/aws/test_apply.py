@@ -74,7 +74,8 @@ def test_first_run_creates_exactly_the_hosts_groups_and_rules(aws, monkeypatch):
     assert "PRIVATE KEY" in key.read_text()
     kong_ip = instances["des-kong"]["PublicIpAddress"]
     assert f"kong_proxy_url = http://{kong_ip}:8000/despachos/reporte/" in out
-    assert f"ssh -i {key} -L 8001:127.0.0.1:8001 ubuntu@{kong_ip}" in out
+    assert (f"ssh -i {key} -o UserKnownHostsFile={aws.home / 'ssh' / 'known_hosts'} -o StrictHostKeyChecking=yes "
+            f"-L 8001:127.0.0.1:8001 ubuntu@{kong_ip}") in out
 
     code, again, _ = aws.run("outputs")
     assert code == 0 and again.strip() == out[out.index("Outputs:"):].strip()

@@ -1,7 +1,9 @@
 import pytest
 
 from stack.errors import UserError
-from stack.local.network import assign_addresses, bridge_name, gateway_address, host_nameservers, nat_rule
+from stack.local.network import (
+    assign_addresses, bridge_name, gateway_address, host_nameservers, live_addresses, nat_rule, subnet_in_use,
+)
 from stack.settings import host_names, settings_from
 
 SUBNET = "10.77.0.0/24"
@@ -64,3 +66,28 @@ def test_nat_rule():
 def test_nameservers_skip_loopback_ipv6_and_comments():
     text = "# generated\nnameserver 127.0.0.53\nnameserver 10.255.255.53\nnameserver fd00::1\nsearch x\nnameserver 1.1.1.1\n"
     assert host_nameservers(text) == ["10.255.255.53", "1.1.1.1"]
+
+
+# What `ip -j -4 addr show` says on a machine with another project's bridge and a LAN address.
+LIVE = [
+    {"ifname": "lo", "addr_info": [{"family": "inet", "local": "127.0.0.1", "prefixlen": 8}]},
+    {"ifname": "eth0", "addr_info": [{"family": "inet", "local": "192.168.1.5", "prefixlen": 24}]},
+    {"ifname": "br-other", "addr_info": [{"family": "inet", "local": "10.77.0.1", "prefixlen": 24}]},
+    {"ifname": "br-des", "addr_info": [{"family": "inet", "local": "10.79.0.1", "prefixlen": 24}]},
+    {"ifname": "vb-des-db", "addr_info": []},
+]
+
+
+@pytest.mark.parametrize("subnet, overlap", [
+    ("10.77.0.0/24", "10.77.0.1/24 on br-other"),      # another project's bridge: same address twice
+    ("192.168.1.0/24", "192.168.1.5/24 on eth0"),      # this machine's own network
+    ("10.79.0.0/24", None),                            # this project's own bridge
+    ("10.80.0.0/24", None),
+])
+def test_a_subnet_in_use_on_this_machine_is_found(subnet, overlap):
+    assert subnet_in_use(subnet, LIVE, own_bridge="br-des") == overlap
+
+
+def test_the_live_check_reads_this_machines_interfaces():
+    # Loopback is on every machine: 127.0.0.0/24 would overlap it (the loader refuses it earlier).
+    assert subnet_in_use("127.0.0.0/24", live_addresses(), own_bridge="br-none") == "127.0.0.1/8 on lo"

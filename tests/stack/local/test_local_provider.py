@@ -66,7 +66,7 @@ def test_a_host_that_dies_while_booting_is_started_again_then_given_up(monkeypat
     alive = {"h-db": {2}, "h-kong": {1}}  # h-db's first nspawn (pid 1) died; its restart (pid 2) lives
     monkeypatch.setattr(machines, "is_running", lambda name, pid: pid in alive[name])
     monkeypatch.setattr(machines, "ssh_answers", lambda address, key, known: True)
-    monkeypatch.setattr(machines, "console_tail", lambda name: "empty console log")
+    monkeypatch.setattr(machines, "console_cause", lambda name: "empty console log")
     started = []
 
     def restart(name):
@@ -83,3 +83,30 @@ def test_a_host_that_dies_while_booting_is_started_again_then_given_up(monkeypat
     with pytest.raises(UserError, match=r"^h-db stopped while booting: empty console log \(see "):
         machines.wait_for_ssh({"h-db": "10.9.0.10"}, "k", "kh", {"h-db": 1}, restart=restart)
     assert started == ["h-db", "h-db"]
+
+
+def test_two_builds_of_the_base_image_at_once_make_one_image(tmp_path, monkeypatch):
+    """Another session starting meanwhile waits and uses the image (it used to delete the half-built one)."""
+    import threading
+    import time
+
+    from stack.local import image
+
+    monkeypatch.setattr(image, "CACHE", tmp_path)
+    builds = []
+
+    def build(final):
+        builds.append(final)
+        time.sleep(0.3)
+        final.mkdir()
+        (final / image.COMPLETE_MARK).write_text("x")
+        return final
+
+    monkeypatch.setattr(image, "_build", build)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(image.ensure_image())) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(builds) == 1 and results == [image.image_path()] * 2

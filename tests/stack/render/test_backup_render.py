@@ -63,3 +63,15 @@ Persistent=true
 [Install]
 WantedBy=timers.target
 """
+
+
+def test_with_a_bucket_each_dump_is_uploaded_after_it_is_complete():
+    script = backup_script("dispatch_db", 7, bucket="des-backups", region="us-east-1", key_prefix="des")
+    assert """\
+mv "$target.partial" "$target"
+echo "backup written: $target ($(stat -c %s "$target") bytes)"
+# Off-host copy (backup_bucket), with the credentials of the instance's role (instance profile).
+/usr/bin/python3 /usr/local/sbin/sprint2-db-upload "$target" des-backups "des/$(basename "$target")" us-east-1
+
+ls -1t""" in script
+    assert "sprint2-db-upload" not in backup_script("dispatch_db", 7)

@@ -1,16 +1,19 @@
 """kong.yml and the kong container spec, rendered without a host, checked value by value."""
 
 import os
+import socket
 import shlex
 import stat
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
 from stack.render.kong import (
-    checked, container_spec, docker_run_argv, parse_in_new_container_argv, pull_command, render_kong_yml,
-    spec_hash,
+    checked, container_spec, docker_run_argv, listen_ports, parse_in_new_container_argv, ports_free_command,
+    pull_command, render_kong_yml, spec_hash,
 )
 from stack.settings import settings_from
 
@@ -152,39 +155,43 @@ def test_container_spec_defaults():
         "name": "kong",
         "image": "kong:2.7.2-alpine",
         "restart": "unless-stopped",
-        "ports": ["0.0.0.0:8000:8000", "127.0.0.1:8001:8001"],
+        "network": "host",
         "env": {
             "KONG_DATABASE": "off",
             "KONG_DECLARATIVE_CONFIG": "/kong/declarative/kong.yml",
             "KONG_PROXY_LISTEN": "0.0.0.0:8000",
-            "KONG_ADMIN_LISTEN": "0.0.0.0:8001",
+            "KONG_ADMIN_LISTEN": "127.0.0.1:8001",
             "KONG_PROXY_ACCESS_LOG": "/dev/stdout",
             "KONG_ADMIN_ACCESS_LOG": "/dev/stdout",
             "KONG_PROXY_ERROR_LOG": "/dev/stderr",
             "KONG_ADMIN_ERROR_LOG": "/dev/stderr",
         },
         "mounts": ["/opt/kong/declarative:/kong/declarative:ro"],
+        "log_driver": "json-file",
+        "log_options": {"max-size": "10m", "max-file": "5"},
     }
 
 
-def test_admin_cidr_publishes_the_admin_port_on_every_interface():
+def test_admin_cidr_opens_the_admin_port_on_every_interface():
     spec = container_spec(settings_from({"kong_admin_cidr": "203.0.113.7/32", "gateway": {"admin_port": 9001,
-                                                                                          "proxy_port": 80}}))
-    assert spec["ports"] == ["0.0.0.0:80:8000", "0.0.0.0:9001:8001"]
+                                                                                          "proxy_port": 8080}}))
+    assert (spec["env"]["KONG_PROXY_LISTEN"], spec["env"]["KONG_ADMIN_LISTEN"]) == ("0.0.0.0:8080", "0.0.0.0:9001")
+    assert listen_ports(spec) == {8080: "gateway.proxy_port", 9001: "gateway.admin_port"}
 
 
 def test_docker_run_argv_is_exact():
     spec = container_spec(settings_from({}))
     assert docker_run_argv(spec) == [
-        "docker", "run", "--detach", "--name", "kong", "--restart", "unless-stopped",
+        "docker", "run", "--detach", "--name", "kong", "--restart", "unless-stopped", "--network", "host",
         "--label", f"stack.kong.spec={spec_hash(spec)}",
-        "--publish", "0.0.0.0:8000:8000", "--publish", "127.0.0.1:8001:8001",
         "--env", "KONG_ADMIN_ACCESS_LOG=/dev/stdout", "--env", "KONG_ADMIN_ERROR_LOG=/dev/stderr",
-        "--env", "KONG_ADMIN_LISTEN=0.0.0.0:8001", "--env", "KONG_DATABASE=off",
+        "--env", "KONG_ADMIN_LISTEN=127.0.0.1:8001", "--env", "KONG_DATABASE=off",
         "--env", "KONG_DECLARATIVE_CONFIG=/kong/declarative/kong.yml",
         "--env", "KONG_PROXY_ACCESS_LOG=/dev/stdout", "--env", "KONG_PROXY_ERROR_LOG=/dev/stderr",
         "--env", "KONG_PROXY_LISTEN=0.0.0.0:8000",
         "--volume", "/opt/kong/declarative:/kong/declarative:ro",
+        # Docker's json-file log would otherwise grow until the disk is full (every request is logged).
+        "--log-driver", "json-file", "--log-opt", "max-file=5", "--log-opt", "max-size=10m",
         "kong:2.7.2-alpine",
     ]
     assert parse_in_new_container_argv(spec) == [
@@ -196,7 +203,7 @@ def test_spec_hash_changes_with_the_spec_only():
     base = spec_hash(container_spec(settings_from({})))
     assert spec_hash(container_spec(settings_from({}))) == base
     assert spec_hash(container_spec(settings_from({"backends": ["a", "b", "c"]}))) == base  # config, not spec
-    for override in ({"gateway": {"image": "kong:2.8.1-alpine"}}, {"gateway": {"proxy_port": 80}},
+    for override in ({"gateway": {"image": "kong:2.8.1-alpine"}}, {"gateway": {"proxy_port": 8080}},
                      {"gateway": {"admin_port": 9001}}, {"kong_admin_cidr": "203.0.113.7/32"}):
         assert spec_hash(container_spec(settings_from(override))) != base, override
 
@@ -244,3 +251,47 @@ def test_a_rejected_config_fails_with_kongs_message(tmp_path):
 def test_pull_command_quotes_the_image():
     assert "docker pull --quiet 'kong:2.7.2-alpine;rm -rf x'" in pull_command("kong:2.7.2-alpine;rm -rf x")
     assert shlex.split(pull_command("kong:2.7.2-alpine"))  # well-formed shell words
+
+
+@pytest.fixture
+def held_port():
+    """A port held by another program (python3 listening on 127.0.0.1): (port, pid)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); "
+                               "s.listen(); print(s.getsockname()[1], flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        yield int(holder.stdout.readline()), holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def _check_ports(tmp_path, ports, docker_script):
+    folder = tmp_path / str(len(list(tmp_path.iterdir())))
+    folder.mkdir()
+    return subprocess.run(["sh", "-c", ports_free_command(ports)], env=fake_docker(folder, docker_script),
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_a_port_held_by_another_program_stops_before_the_container_is_touched(tmp_path, held_port):
+    port, pid = held_port
+    result = _check_ports(tmp_path, {port: "gateway.proxy_port"}, "exit 1\n")  # no kong container
+    assert result.returncode == 1
+    comm = Path(f"/proc/{pid}/comm").read_text().strip()
+    assert result.stderr == (f"port {port} is taken on the Kong host by {comm} (pid {pid}): choose another "
+                             "gateway.proxy_port; the running Kong container was left as it is\n")
+
+
+def test_a_free_port_or_one_held_by_the_serving_container_passes(tmp_path, held_port):
+    port, pid = held_port
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = probe.getsockname()[1]
+    assert _check_ports(tmp_path, {free: "gateway.admin_port"}, "exit 1\n").returncode == 0
+    # Published by the old (bridge-network) container: Docker's proxy holds it.
+    published = f'[ "$1" = port ] && echo "8000/tcp -> 0.0.0.0:{port}"; exit 0\n'
+    assert _check_ports(tmp_path, {port: "gateway.proxy_port"}, published).returncode == 0
+    # On the host network: the holder is in the serving container's pid namespace (here: ours).
+    same_namespace = f'[ "$1" = inspect ] && echo {pid}; exit 0\n'
+    assert _check_ports(tmp_path, {port: "gateway.proxy_port"}, same_namespace).returncode == 0

@@ -1,0 +1,1 @@
+"""ssh, logs, manage, psql and status: operating the recorded hosts (python provision.py ...)."""

@@ -1,0 +1,112 @@
+"""Which recorded host a command means, and how to reach it with the project's key and pinned keys.
+
+Every operate command reaches hosts the way the deploy does (the state's user, address and key)
+but never trusts a host key on first use: the host must already be in .deploy/ssh/known_hosts
+(the local provider writes it when it creates a host; on AWS the first deploy records it).
+Nothing here touches the network.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+
+from stack.errors import UserError
+from stack.state import ROLES, deploy_home
+
+# Group names of inventory.py are accepted too: `logs backends`.
+ROLE_ALIASES = {"backends": "backend", "database": "db"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One host as ssh needs it."""
+
+    name: str
+    role: str
+    address: str
+    user: str
+    key: str
+    known_hosts: str
+    port: int = 22
+    private_ip: str = ""
+    backend_key: str | None = None
+
+    @property
+    def known_hosts_name(self) -> str:
+        # OpenSSH records a non-default port as [address]:port.
+        return self.address if self.port == 22 else f"[{self.address}]:{self.port}"
+
+
+def recorded_hosts(state: dict | None) -> dict[str, dict]:
+    if not state or not state.get("hosts"):
+        raise UserError("no hosts recorded yet: run python provision.py first")
+    return state["hosts"]
+
+
+def select(hosts: dict[str, dict], wanted: list[str], prefix: str | None = None) -> list[str]:
+    """Host names for each NAME or ROLE in `wanted` (all hosts when empty), sorted, without repeats.
+    A name may leave out the project prefix: `backend-a` is `des-backend-a`."""
+    if not wanted:
+        return sorted(hosts)
+    chosen: set[str] = set()
+    for word in wanted:
+        role = ROLE_ALIASES.get(word, word)
+        if word in hosts:
+            chosen.add(word)
+        elif f"{prefix}-{word}" in hosts:
+            chosen.add(f"{prefix}-{word}")
+        elif role in ROLES and any(host["role"] == role for host in hosts.values()):
+            chosen.update(name for name, host in hosts.items() if host["role"] == role)
+        else:
+            raise UserError(f"no host or role {word!r} in the state (hosts: {', '.join(sorted(hosts))}; "
+                            f"roles: {', '.join(ROLES)})")
+    return sorted(chosen)
+
+
+def select_one(hosts: dict[str, dict], word: str, prefix: str | None = None) -> str:
+    names = select(hosts, [word], prefix)
+    if len(names) > 1:
+        raise UserError(f"{word} names {len(names)} hosts ({', '.join(names)}): name one of them")
+    return names[0]
+
+
+def setup_backend_name(hosts: dict[str, dict]) -> str:
+    """The backend that ran the migrations: the first by name (tasks/backend.py setup_backend).
+    Its checkout holds the migration history makemigrations wrote, so manage.py runs there."""
+    backends = sorted(name for name, host in hosts.items() if host["role"] == "backend")
+    if not backends:
+        raise UserError("the state records no backend: run python provision.py to create them")
+    return backends[0]
+
+
+def target(name: str, host: dict, provider: str | None) -> Target:
+    """The host as a Target; one line when its address, key or pinned host key is missing."""
+    address = host.get("public_ip") or (host["private_ip"] if provider == "local" else None)
+    if not address:
+        raise UserError(f"{name} has no public address (stopped?): start it with python provision.py")
+    key = host.get("ssh_key")
+    if not key:
+        raise UserError(f"no SSH key is recorded for {name}: set ssh_key_path in config.yml and run "
+                        f"python provision.py")
+    key = str(Path(key).expanduser())
+    if not Path(key).is_file():
+        raise UserError(f"the SSH key {key} for {name} is missing: restore it (or set ssh_key_path)")
+    known_hosts = deploy_home() / "ssh" / "known_hosts"
+    found = Target(name, host["role"], address, host["ssh_user"], key, str(known_hosts),
+                   int(host.get("ssh_port") or 22), host["private_ip"], host.get("key"))
+    if not _is_pinned(known_hosts, found.known_hosts_name):
+        how = ("re-create it: python provision.py --provider local destroy --only " + name +
+               " && python provision.py --provider local") if provider == "local" else (
+               "deploy once (pyinfra -y inventory.py deploy.py records it on first contact)")
+        raise UserError(f"{known_hosts} has no host key for {name} ({found.known_hosts_name}); "
+                        f"nothing is trusted on first use here: {how}")
+    return found
+
+
+def _is_pinned(known_hosts: Path, host_name: str) -> bool:
+    try:
+        keys = paramiko.HostKeys(str(known_hosts))
+    except OSError:
+        return False
+    return keys.lookup(host_name) is not None

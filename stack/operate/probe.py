@@ -1,0 +1,91 @@
+"""What `status` runs on each host (one SSH connection per host) and how its answer is read.
+
+The probe prints `key=value` lines and only reads: uptime, disk and memory everywhere; on a
+backend the service state, the checked-out commit and the health path as Kong's probes ask it;
+on the db host PostgreSQL's connections and the newest backup; on the Kong host the container's
+state and the admin API (127.0.0.1 only, read from the host itself: nothing is exposed).
+"""
+
+import json
+import shlex
+
+from stack.gateway_status import PATHS
+from stack.operate.commands import KONG_CONTAINER, as_root
+from stack.operate.hosts import Target
+from stack.render.backend import LAYOUT
+from stack.render.backup import BACKUP_DIRECTORY
+from stack.settings import Settings
+
+COMMON = (
+    "cd /\n"
+    "echo now=$(date +%s)\n"
+    "echo uptime_s=$(cut -d. -f1 /proc/uptime)\n"
+    "df -Pk / | awk 'NR == 2 {print \"disk_used_kb=\" $3; print \"disk_size_kb=\" $2}'\n"
+    "awk '/^MemTotal:/ {print \"mem_total_kb=\" $2} /^MemAvailable:/ {print \"mem_available_kb=\" $2}' /proc/meminfo\n"
+)
+
+# GET path with Host: address, as Kong's active probes send it; no redirect followed, no retry.
+HTTP_PROBE = (
+    "import http.client, sys\n"
+    "address, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]\n"
+    "try:\n"
+    "    connection = http.client.HTTPConnection(address, port, timeout=5)\n"
+    "    connection.request('GET', path, headers={'Host': address})\n"
+    "    print(connection.getresponse().status)\n"
+    "except OSError as error:\n"
+    "    print('no answer: %s' % error)\n"
+)
+
+ADMIN_PROBE = (
+    "import json, sys, urllib.request\n"
+    "port = int(sys.argv[1])\n"
+    "for key, path in json.loads(sys.argv[2]).items():\n"
+    "    try:\n"
+    "        with urllib.request.urlopen('http://127.0.0.1:%d%s' % (port, path), timeout=5) as answer:\n"
+    "            print('kong_%s=%s' % (key, json.dumps(json.load(answer))))\n"
+    "    except (OSError, ValueError) as error:\n"
+    "        print('kong_%s_error=%s' % (key, str(error).replace(chr(10), ' ')))\n"
+)
+ADMIN_PATHS = {**PATHS, "status": "/status"}
+ADMIN_PATHS_JSON = json.dumps(ADMIN_PATHS, separators=(",", ":"))
+
+
+def _python(program: str, *args: str) -> str:
+    return " ".join(["python3", "-c", shlex.quote(program), *map(shlex.quote, args)])
+
+
+def probe_script(host: Target, settings: Settings) -> str:
+    script = COMMON
+    if host.role == "backend":
+        checkout = LAYOUT.checkout
+        script += (
+            f"echo service=$(systemctl is-active {LAYOUT.service}.service)\n"
+            f"echo commit=$(git -c safe.directory={checkout} -C {checkout} rev-parse HEAD 2>/dev/null)\n"
+            f"echo health=$({_python(HTTP_PROBE, host.private_ip, str(settings.app_port), settings.gateway.health_path)}"
+            " 2>&1 | tail -n 1)\n")
+    elif host.role == "db":
+        query = ("select count(*) from pg_stat_activity where backend_type = 'client backend'",
+                 "show max_connections")
+        psql = "runuser -u postgres -- psql -XAtq -d postgres " + " ".join(f"-c {shlex.quote(q)}" for q in query)
+        script += (
+            f"if out=$({psql} 2>&1); then echo connections=$(echo $out | tr ' ' /); "
+            "else echo \"db_error=$(echo \"$out\" | tail -n 1)\"; fi\n"
+            f"latest=$(ls -1t {BACKUP_DIRECTORY}/{settings.db_name}-*.sql.gz 2>/dev/null | head -n 1)\n"
+            "if [ -n \"$latest\" ]; then echo \"backup=$latest\"; echo backup_time=$(stat -c %Y \"$latest\"); fi\n")
+    elif host.role == "kong":
+        script += (
+            "if command -v docker >/dev/null; then echo container=$(docker inspect --format "
+            f"'{{{{.State.Status}}}}' {KONG_CONTAINER} 2>/dev/null || echo absent); "
+            "else echo container=no-docker; fi\n"
+            f"{_python(ADMIN_PROBE, str(settings.gateway.admin_port), ADMIN_PATHS_JSON)}\n")
+    return as_root(host, f"sh -c {shlex.quote(script)}")
+
+
+def parse(output: str) -> dict[str, str]:
+    """`key=value` lines as a dict (the first `=` splits; other lines are ignored)."""
+    facts = {}
+    for line in output.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.replace("_", "").isalnum():
+            facts[key] = value.strip()
+    return facts

@@ -1,0 +1,64 @@
+"""Every apt-get the deploy runs waits for apt's lock (an interrupted deploy leaves apt running on
+the host: the re-run must wait for it, not fail with `Could not get lock`), and finishes an
+install dpkg was interrupted in."""
+
+import re
+
+from stack.settings import settings_from
+from tasks.packages import LOCK_TIMEOUT_S, packages_installed, update_command
+from pyinfra.api import deploy
+from pyinfra.facts.deb import DebPackages
+from tests.harness import run_deploy
+from tests.tasks import test_backend, test_database, test_kong
+
+APT_GET = re.compile(r"apt-get\b[^;&|]*")
+
+
+def apt_invocations(run) -> list[str]:
+    return [call for command in run.commands for call in APT_GET.findall(command)]
+
+
+def assert_every_apt_get_waits(run):
+    calls = apt_invocations(run)
+    assert calls, f"no apt-get in {run.commands}"
+    for call in calls:
+        assert f"-o DPkg::Lock::Timeout={LOCK_TIMEOUT_S}" in call, call
+
+
+def test_the_database_hosts_apt_waits_for_the_lock():
+    assert_every_apt_get_waits(test_database.deploy(test_database.fresh_host()))
+
+
+def test_the_backends_apt_waits_for_the_lock():
+    settings = test_backend.base()
+    facts = test_backend.host_facts(settings, installed=False, commit=None)
+    assert_every_apt_get_waits(test_backend.deploy(facts, settings))
+
+
+def test_the_kong_hosts_apt_waits_for_the_lock():
+    settings = settings_from({})
+    assert_every_apt_get_waits(test_kong.deploy(settings, test_kong.fresh_host(settings)))
+
+
+@deploy("Packages")
+def _install(packages):
+    packages_installed(name="Ensure the packages are installed", packages=packages)
+
+
+def test_missing_packages_refresh_the_lists_then_install_finishing_an_interrupted_dpkg():
+    run = run_deploy(_install, facts={DebPackages: {"git": {"1"}}}, args=(["git", "logrotate"],))
+    wait = f"-o DPkg::Lock::Timeout={LOCK_TIMEOUT_S}"
+    install = (f"DEBIAN_FRONTEND=noninteractive apt-get -y {wait} -o Dpkg::Options::=--force-confdef "
+               f"-o Dpkg::Options::=--force-confold install logrotate")
+    assert run.op("Ensure the packages are installed").commands == [
+        update_command(),
+        # dpkg refuses to install after an interrupted run until `dpkg --configure -a`; by then
+        # apt has waited for the lock, so the repair does not collide with the other apt.
+        f"{install} || {{ DEBIAN_FRONTEND=noninteractive dpkg --configure -a && {install}; }}",
+    ]
+
+
+def test_installed_packages_change_nothing():
+    run = run_deploy(_install, facts={DebPackages: {"git": {"1"}, "logrotate": {"3"}}},
+                     args=(["git", "logrotate"],))
+    assert run.changed == []
