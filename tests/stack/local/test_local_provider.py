@@ -85,28 +85,34 @@ def test_a_host_that_dies_while_booting_is_started_again_then_given_up(monkeypat
     assert started == ["h-db", "h-db"]
 
 
-def test_two_builds_of_the_base_image_at_once_make_one_image(tmp_path, monkeypatch):
-    """Another session starting meanwhile waits and uses the image (it used to delete the half-built one)."""
-    import threading
-    import time
+BUILD_IN_ANOTHER_PROCESS = """
+import sys, time
+from pathlib import Path
+from stack.local import image
+image.CACHE = Path(sys.argv[1])
+def build(final):
+    with open(image.CACHE / "builds.log", "a") as log:
+        log.write("build\\n")
+    time.sleep(0.5)
+    final.mkdir()
+    (final / image.COMPLETE_MARK).write_text("x")
+    return final
+image._build = build
+print(image.ensure_image())
+"""
+
+
+def test_two_builds_of_the_base_image_at_once_make_one_image(tmp_path):
+    """Another session starting meanwhile waits and uses the image (it used to delete the half-built
+    one). Two processes, as two sessions are (and a flock would block threads under gevent)."""
+    import subprocess
+    import sys
 
     from stack.local import image
+    from stack.settings import PROJECT_ROOT
 
-    monkeypatch.setattr(image, "CACHE", tmp_path)
-    builds = []
-
-    def build(final):
-        builds.append(final)
-        time.sleep(0.3)
-        final.mkdir()
-        (final / image.COMPLETE_MARK).write_text("x")
-        return final
-
-    monkeypatch.setattr(image, "_build", build)
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(image.ensure_image())) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(builds) == 1 and results == [image.image_path()] * 2
+    runs = [subprocess.Popen([sys.executable, "-c", BUILD_IN_ANOTHER_PROCESS, str(tmp_path)], cwd=PROJECT_ROOT,
+                             stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=30)[0].strip() for run in runs]
+    assert (tmp_path / "builds.log").read_text() == "build\n"
+    assert outputs == [str(tmp_path / image.image_path().name)] * 2
