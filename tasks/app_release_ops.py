@@ -210,6 +210,8 @@ def app_build(repo: str, ref: str, layout: Layout = LAYOUT):
         extras = extra_requirements(requirements)
         if extras:
             yield f"{pip} {' '.join(shlex.quote(extra) for extra in extras)}"
+        if built:
+            yield log_event(layout, f"rebuilt the virtualenv of release {commit[:12]} (its python or gunicorn did not run)")
     yield f"{app} ln -sfn {venv} {release}/.venv"
     if not built:
         yield in_release(layout, release, "python manage.py collectstatic --noinput")
@@ -282,8 +284,8 @@ def app_populate(repo: str, ref: str, commands: list[str], layout: Layout = LAYO
 HEALTH_PROBE = (
     "import http.client, sys, time\n"
     "address, port, path, statuses, wait = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5])\n"
-    "deadline, status = time.time() + wait, 'no answer'\n"
-    "while time.time() < deadline:\n"
+    "deadline, status, wrong = time.time() + wait, 'no answer', 0\n"
+    "while time.time() < deadline and wrong < 3:\n"
     "    try:\n"
     "        connection = http.client.HTTPConnection(address, port, timeout=10)\n"
     "        connection.request('GET', path, headers={'Host': address})\n"
@@ -291,12 +293,15 @@ HEALTH_PROBE = (
     "        if str(status) in statuses.split(','):\n"
     "            print(status)\n"
     "            sys.exit(0)\n"
+    "        wrong += 1\n"
     "    except OSError as error:\n"
     "        status = 'no answer (%s)' % error\n"
     "    time.sleep(1)\n"
     "print(status)\n"
     "sys.exit(1)\n"
 )
+# Not answering yet is waited for (up to `wait` s: a release starting); three answers with an
+# unhealthy status are final, as for Kong's active checks (unhealthy.http_failures).
 
 
 def wait_healthy(address: str, port: int, path: str, statuses: list[int], seconds: int) -> str:
@@ -308,7 +313,7 @@ def wait_healthy(address: str, port: int, path: str, statuses: list[int], second
 @operation()
 def app_switch(repo: str, ref: str, batch: list, backends: list, changes: list, address: str, port: int,
                path: str, statuses: list[int], layout: Layout = LAYOUT, commit: str | None = None,
-               require_setup: bool = True, wait: int = 90):
+               require_setup: bool = True, wait: int = 60):
     """Make the backends of `batch` serve `ref`'s release (or `commit`'s): move `current`, restart
     gunicorn behind systemd's socket, wait until `path` answers healthy. Also restarts a backend
     whose settings changed (`changes`) or whose running release is not `current`'s. A release that

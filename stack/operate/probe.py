@@ -57,10 +57,12 @@ def _python(program: str, *args: str) -> str:
 def probe_script(host: Target, settings: Settings) -> str:
     script = COMMON
     if host.role == "backend":
-        checkout = LAYOUT.checkout
+        # The release gunicorn runs (its working directory), which is what serves, whatever
+        # `current` says meanwhile.
         script += (
             f"echo service=$(systemctl is-active {LAYOUT.service}.service)\n"
-            f"echo commit=$(git -c safe.directory={checkout} -C {checkout} rev-parse HEAD 2>/dev/null)\n"
+            f"pid=$(systemctl show -p MainPID --value {LAYOUT.service}.service)\n"
+            f"echo commit=$(basename \"$(readlink /proc/${{pid:-0}}/cwd 2>/dev/null)\" 2>/dev/null)\n"
             f"echo health=$({_python(HTTP_PROBE, host.private_ip, str(settings.app_port), settings.gateway.health_path)}"
             " 2>&1 | tail -n 1)\n")
     elif host.role == "db":

@@ -69,7 +69,7 @@ def _backend(facts: dict) -> dict:
     if health not in HEALTHY_STATUSES:
         entry["problems"].append(f"health check answered {health}" if health.isdigit() else f"health check: {health}")
     if not entry["commit"]:
-        entry["problems"].append("no checkout (not deployed?)")
+        entry["problems"].append("no release running (not deployed?)")
     return entry
 
 

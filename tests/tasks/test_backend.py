@@ -197,7 +197,7 @@ def switch_command(commit, previous_check=True):
     app = APP
     link = f"{app} ln -sfn {{}} /srv/sprint2/current.next && {app} mv -T /srv/sprint2/current.next /srv/sprint2/current"
     import shlex
-    probe = f"python3 -c {shlex.quote(HEALTH_PROBE)} 10.0.1.11 8080 /despachos/reporte/ 200,302 90"
+    probe = f"python3 -c {shlex.quote(HEALTH_PROBE)} 10.0.1.11 8080 /despachos/reporte/ 200,302 60"
     return (
         f"previous=$(readlink /srv/sprint2/current || true); {link.format(release(commit))} && "
         "{ systemctl is-active --quiet sprint2-app.socket || { systemctl stop sprint2-app; "

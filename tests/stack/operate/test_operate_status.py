@@ -129,7 +129,8 @@ def test_probes_read_the_units_and_files_the_deploy_writes():
     script = probe_script(backend, settings)
     assert script.startswith("sudo -n sh -c ")
     assert "systemctl is-active sprint2-app.service" in script
-    assert "git -c safe.directory=/srv/sprint2/app -C /srv/sprint2/app rev-parse HEAD" in script
+    assert "pid=$(systemctl show -p MainPID --value sprint2-app.service)" in script
+    assert 'echo commit=$(basename "$(readlink /proc/${pid:-0}/cwd 2>/dev/null)" 2>/dev/null)' in script
     assert "10.0.0.20 8080 /health-check/" in script
     db = probe_script(Target("des-db", "db", "10.0.0.10", "root", "/k", "/kh", 22, "10.0.0.10"), settings)
     assert not db.startswith("sudo") and "/var/backups/postgresql/dispatch_db-*.sql.gz" in db

@@ -1,0 +1,162 @@
+"""Releases under load (issue 9): a code-changing deploy and a rollback while every backend is asked
+20 times a second; a release that fails its health check; scale-in removing the setup backend.
+
+Runs on the session's deployed hosts with the small test app (tests/testapp). Kong cannot run here,
+so the load goes straight to each backend on the bridge: a request a backend drops is counted, none
+is retried elsewhere as Kong would.
+"""
+
+import http.client
+import subprocess
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from tests.e2e.conftest import PYINFRA, ROOT
+
+pytestmark = pytest.mark.e2e
+
+PORT = 8080
+RUNNING = "basename \"$(readlink /proc/$(systemctl show -p MainPID --value sprint2-app)/cwd)\""
+VIEWS = "despachos/views.py"
+
+
+class Load:
+    """A bounded load loop: each backend gets a request every 0.1 s (a new connection, 10 s timeout),
+    and every 0.5 s a sampler counts the backends answering the health path with 200."""
+
+    def __init__(self, addresses: dict[str, str], path: str = "/despachos/reporte/", limit_s: float = 600):
+        self.addresses, self.path, self.limit_s = addresses, path, limit_s
+        self.results: dict[str, Counter] = {name: Counter() for name in addresses}
+        self.samples: list[int] = []
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self._hammer, args=(name,), daemon=True) for name in addresses]
+        self.threads.append(threading.Thread(target=self._sample, daemon=True))
+
+    def _ask(self, address: str) -> str:
+        try:
+            connection = http.client.HTTPConnection(address, PORT, timeout=10)
+            connection.request("GET", self.path, headers={"Host": address})
+            status = connection.getresponse().status
+            connection.close()
+            return str(status)
+        except ConnectionRefusedError:
+            return "refused"
+        except ConnectionResetError:
+            return "reset"
+        except OSError as error:
+            return type(error).__name__
+
+    def _hammer(self, name: str) -> None:
+        deadline = time.monotonic() + self.limit_s
+        while not self.stopping.is_set() and time.monotonic() < deadline:
+            started = time.monotonic()
+            self.results[name][self._ask(self.addresses[name])] += 1
+            time.sleep(max(0.0, 0.1 - (time.monotonic() - started)))
+
+    def _sample(self) -> None:
+        deadline = time.monotonic() + self.limit_s
+        while not self.stopping.is_set() and time.monotonic() < deadline:
+            answers = [self._ask(address) for address in self.addresses.values()]
+            self.samples.append(sum(answer == "200" for answer in answers))
+            time.sleep(0.5)
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        time.sleep(1)
+        return self
+
+    def __exit__(self, *problem):
+        time.sleep(1)
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+
+    def failed(self, names=None) -> dict:
+        return {name: {status: count for status, count in counter.items() if status != "200"}
+                for name, counter in self.results.items() if names is None or name in names}
+
+    def report(self, what: str) -> str:
+        total = sum(sum(counter.values()) for counter in self.results.values())
+        failures = sum(sum(values.values()) for values in self.failed().values())
+        return (f"{what}: {total} requests, {failures} failed {self.failed()}, "
+                f"healthy backends per sample min {min(self.samples)} of {len(self.addresses)}")
+
+
+def running(platform, ssh) -> dict:
+    return {name: ssh(name, RUNNING)[1].strip() for name in platform.names("backend")}
+
+
+def deploy_ok(platform, run_deploy, *args):
+    result = run_deploy(*args)
+    assert result.payload is not None, result.output[-4000:]
+    bad = [name for name in result.failed_hosts if name not in platform.names("kong")]
+    assert not bad, result.output[-6000:]
+    return result
+
+
+def rollback(platform, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([PYINFRA, "-y", "inventory.py", "rollback.py", *args], cwd=ROOT, env=platform.env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
+
+
+def test_a_release_and_a_rollback_under_load_drop_no_request(platform, run_deploy, app_repo, deployed, ssh):
+    backends = platform.names("backend")
+    before = running(platform, ssh)
+    assert len(set(before.values())) == 1, before
+    views = (app_repo.work / VIEWS).read_text()
+    sha = app_repo.push_commit("Report: a release marker", {VIEWS: views + "\n# release under load\n"})
+
+    preview = run_deploy("--dry")
+    assert any("Switch to the release of main" in name for name in preview.changed.get(backends[0], [])), \
+        preview.changed
+
+    with Load({name: platform.address(name) for name in backends}) as load:
+        deploy_ok(platform, run_deploy)
+    print("\n" + load.report(f"deploy of {sha[:12]}"))
+    assert load.failed() == dict.fromkeys(backends, {}), load.report("deploy")
+    assert min(load.samples) >= len(backends) - 1
+    assert set(running(platform, ssh).values()) == {sha}
+
+    with Load({name: platform.address(name) for name in backends}) as load:
+        result = rollback(platform)
+    print(load.report("rollback"))
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert load.failed() == dict.fromkeys(backends, {}), load.report("rollback")
+    assert min(load.samples) >= len(backends) - 1
+    assert running(platform, ssh) == before
+
+    # Forward again: the deploy converges on what runs (the rollback left `current` on the old one).
+    deploy_ok(platform, run_deploy)
+    assert set(running(platform, ssh).values()) == {sha}
+    deploy_ok(platform, run_deploy).assert_no_changes(hosts=platform.names("db") + backends)
+
+
+def test_a_release_failing_its_health_check_goes_back_and_stops_the_roll(platform, run_deploy, app_repo, deployed,
+                                                                         ssh):
+    backends = platform.names("backend")
+    before = running(platform, ssh)
+    views = (app_repo.work / VIEWS).read_text()
+    bad = app_repo.push_commit("Report: broken", {VIEWS: views + "\nraise RuntimeError('broken release')\n"})
+    try:
+        with Load({name: platform.address(name) for name in backends}) as load:
+            result = run_deploy()
+        print("\n" + load.report(f"deploy of the broken {bad[:12]}"))
+        assert result.returncode != 0
+        lines = [line for line in result.stderr.splitlines() if f"release {bad[:12]} answered" in line]
+        assert lines, result.stderr[-4000:]
+        assert f"{backends[0]}: release {bad[:12]} answered 500 on /despachos/reporte/; switched back to " \
+               f"{before[backends[0]]}; the roll stopped here" in lines[0]
+        assert running(platform, ssh) == before
+        # The backends after the first never switched: not one request of theirs failed.
+        assert load.failed(backends[1:]) == dict.fromkeys(backends[1:], {}), load.report("broken")
+        assert min(load.samples) >= len(backends) - 1
+        # The first one answered 500 only while the broken release ran: no refused or reset connection.
+        assert set(load.failed(backends[:1])[backends[0]]) <= {"500"}, load.report("broken")
+    finally:
+        app_repo.push_commit("Report: fixed", {VIEWS: views})
+    deploy_ok(platform, run_deploy)
+    assert len(set(running(platform, ssh).values())) == 1
