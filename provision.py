@@ -5,6 +5,7 @@
   python provision.py destroy [--only NAME ...] [--backup PATH]
   python provision.py outputs         print the hosts and URLs again from the state
   python provision.py backup [PATH]   pull a fresh pg_dump of the database (default .deploy/backups/)
+  python provision.py unlock          remove the deploy lock left by a deploy that died
   python provision.py status [--json] every host, backend, the database and Kong on one screen
   python provision.py ssh NAME [-- COMMAND], logs [NAME|ROLE ...] [-f] [--since 10m] [--lines N],
                       manage COMMAND ..., psql [ARGS ...]   (see stack/operate/cli.py)
@@ -20,7 +21,7 @@ from stack.options import Options
 from stack.settings import load_settings
 from stack.state import load_state
 
-COMMANDS = ("apply", "plan", "destroy", "outputs", "backup", "status", "ssh", "logs", "manage", "psql")
+COMMANDS = ("apply", "plan", "destroy", "outputs", "backup", "unlock", "status", "ssh", "logs", "manage", "psql")
 # Their own arguments (a host, a remote command, psql's options) follow them untouched.
 OPERATE_COMMANDS = ("status", "ssh", "logs", "manage", "psql")
 PROVIDERS = ("aws", "local")
@@ -82,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "outputs":
             from stack.outputs import print_outputs
             return print_outputs(settings)
+        if args.command == "unlock":
+            from stack.deploy_lock import unlock
+            return unlock()
         provider = importlib.import_module(f"stack.{choose_provider(args.provider)}.provider")
         options = Options(dry=args.dry or args.command == "plan", yes=args.yes, wait=not args.no_wait,
                           only=tuple(args.only), backup=args.backup)

@@ -8,7 +8,10 @@ the newest release left it, so the older code must work with it (add, don't drop
 
 from pyinfra import host
 
+from stack.deploy_lock import take
 from tasks.backend import rollback_backend
+
+take("a rollback")
 
 if "backends" in host.groups:
     rollback_backend(release=host.data.get("release"))

@@ -151,6 +151,14 @@ def release_commit(repo: str, ref: str, layout: Layout) -> str | None:
     return commit
 
 
+def no_commit(repo: str, ref: str, later: str):
+    """`ref` names no fetched commit: a failure when running; in a preview, what happens later."""
+    if state.is_executing:
+        yield fail(f"{host.name}: app_ref {ref!r} names no commit of {repo}")
+    else:
+        host.noop(later)
+
+
 @operation()
 def app_fetch(repo: str, ref: str, layout: Layout = LAYOUT):
     """Bring `ref`'s commit into the backend's mirror of `repo` (a new repository: a new mirror).
@@ -184,10 +192,7 @@ def app_build(repo: str, ref: str, layout: Layout = LAYOUT):
     Complete when its stamp is written, last."""
     commit = release_commit(repo, ref, layout)
     if commit is None:
-        if state.is_executing:
-            yield fail(f"{host.name}: app_ref {ref!r} names no commit of {repo}")
-        else:
-            host.noop(f"the release of {ref} is built after the fetch")
+        yield from no_commit(repo, ref, f"the release of {ref} is built after the fetch")
         return
     release = layout.release(commit)
     built = (host.get_fact(FileText, path=layout.built_stamp(commit)) or "").strip() == commit
@@ -323,10 +328,7 @@ def app_switch(repo: str, ref: str, batch: list, backends: list, changes: list, 
         return
     commit = commit or release_commit(repo, ref, layout)
     if commit is None:
-        if state.is_executing:
-            yield fail(f"{host.name}: app_ref {ref!r} names no commit of {repo}")
-        else:
-            host.noop(f"{ref} is switched to once built")
+        yield from no_commit(repo, ref, f"{ref} is switched to once built")
         return
     release = layout.release(commit)
     serving = host.get_fact(ServiceRelease, current=layout.current, service=layout.service)

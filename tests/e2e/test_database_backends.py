@@ -13,7 +13,7 @@ import time
 import pytest
 import yaml
 
-from tests.e2e.conftest import PREFIX, ROOT
+from tests.e2e.conftest import PREFIX, ROOT, deploy_ok
 
 pytestmark = pytest.mark.e2e
 
@@ -53,14 +53,6 @@ def counts(platform) -> dict:
         answers[name] = json.loads(body)
     assert len({json.dumps(value, sort_keys=True) for value in answers.values()}) == 1, answers
     return next(iter(answers.values()))
-
-
-def deploy_ok(platform, run_deploy, *args):
-    result = run_deploy(*args)
-    assert result.payload is not None, result.output[-4000:]
-    bad = [name for name in result.failed_hosts if name not in platform.names("kong")]
-    assert not bad, result.output[-6000:]
-    return result
 
 
 def wait_for_health(platform, name, seconds=60):

@@ -14,6 +14,8 @@ import time
 
 import pytest
 
+from tests.e2e.conftest import deploy_ok
+
 pytestmark = pytest.mark.e2e
 
 REPORT = "/despachos/reporte/"
@@ -49,14 +51,6 @@ def counts(platform, ssh) -> dict:
 def populate_markers(platform, ssh) -> list[str]:
     db = platform.names("db")[0]
     return sql(ssh, db, "SELECT value FROM sprint2_deploy_marker WHERE name LIKE 'populate:%' ORDER BY 1").split("\n")
-
-
-def deploy_ok(platform, run_deploy, *args):
-    result = run_deploy(*args)
-    assert result.payload is not None, result.output[-4000:]
-    bad = [name for name in result.failed_hosts if name not in platform.names("kong")]
-    assert not bad, result.output[-6000:]
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -231,6 +225,13 @@ def test_an_interrupted_populate_leaves_the_counts_of_a_clean_run_after_a_re_run
         # populate.py had committed (rows and marker); populateDespachos.py had not (neither).
         assert after["pedidos_pedido"] == 5000 and after["despachos_despacho"] == 0, after
         assert markers == [POPULATE]
+    if how.startswith("SIGKILL"):
+        # The killed run could not give the deploy lock back: the next deploy is told who holds it.
+        blocked = run_deploy()
+        assert blocked.returncode != 0 and "another deploy holds the lock" in blocked.stderr, blocked.stderr[-2000:]
+        assert "python provision.py unlock" in blocked.stderr
+        assert "Traceback" not in blocked.stderr
+        assert platform.provision("unlock").returncode == 0
     deploy_ok(platform, run_deploy)
     final = counts(platform, ssh)
     # As after one clean run: every product and order once, one dispatch per dispatched order

@@ -14,7 +14,7 @@ from collections import Counter
 
 import pytest
 
-from tests.e2e.conftest import PYINFRA, ROOT
+from tests.e2e.conftest import PYINFRA, ROOT, deploy_ok
 
 pytestmark = pytest.mark.e2e
 
@@ -90,14 +90,6 @@ def running(platform, ssh) -> dict:
     return {name: ssh(name, RUNNING)[1].strip() for name in platform.names("backend")}
 
 
-def deploy_ok(platform, run_deploy, *args):
-    result = run_deploy(*args)
-    assert result.payload is not None, result.output[-4000:]
-    bad = [name for name in result.failed_hosts if name not in platform.names("kong")]
-    assert not bad, result.output[-6000:]
-    return result
-
-
 def rollback(platform, *args) -> subprocess.CompletedProcess:
     return subprocess.run([PYINFRA, "-y", "inventory.py", "rollback.py", *args], cwd=ROOT, env=platform.env,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
@@ -160,3 +152,31 @@ def test_a_release_failing_its_health_check_goes_back_and_stops_the_roll(platfor
         app_repo.push_commit("Report: fixed", {VIEWS: views})
     deploy_ok(platform, run_deploy)
     assert len(set(running(platform, ssh).values())) == 1
+
+
+def test_a_second_deploy_meanwhile_stops_naming_the_holder_and_unlock_clears_a_dead_ones(
+        platform, run_deploy, provision, deployed, ssh):
+    (db,) = platform.names("db")
+    first = platform.start_deploy()
+    try:
+        deadline = time.monotonic() + 120
+        while ssh(db, "test -f /var/lib/sprint2-deploy/lock")[0] != 0:
+            assert time.monotonic() < deadline and first.poll() is None, "the first deploy never took the lock"
+            time.sleep(0.2)
+        second = run_deploy()
+        assert second.returncode != 0
+        lines = [line for line in second.stderr.splitlines() if "another deploy holds the lock" in line]
+        assert len(lines) == 1 and "deploying main since" in lines[0], second.stderr[-2000:]
+        assert "Traceback" not in second.stderr
+        assert run_deploy("--dry").returncode == 0  # a preview takes no lock
+    finally:
+        assert first.wait(timeout=900) == 0, first.stdout.read()[-4000:]
+    assert ssh(db, "test -f /var/lib/sprint2-deploy/lock")[0] != 0, "the finished deploy left its lock"
+    # A run that died holding it: unlock says whose it was and removes it.
+    assert ssh(db, "mkdir -p /var/lib/sprint2-deploy && echo 'ghost@gone (pid 9, run dead) deploying main "
+                   "since then' > /var/lib/sprint2-deploy/lock")[0] == 0
+    blocked = run_deploy()
+    assert blocked.returncode != 0 and "ghost@gone" in blocked.stderr
+    released = provision("unlock")
+    assert released.returncode == 0 and "released ghost@gone" in released.stdout
+    deploy_ok(platform, run_deploy).assert_no_changes(hosts=platform.names("db") + platform.names("backend"))

@@ -1,0 +1,60 @@
+"""The deploy lock's scripts, run by a real shell on a scratch folder instead of the db host's."""
+
+import subprocess
+
+import pytest
+
+from stack import deploy_lock
+
+
+@pytest.fixture
+def lock_file(tmp_path, monkeypatch):
+    path = tmp_path / "lock-dir" / "lock"
+    monkeypatch.setattr(deploy_lock, "LOCK_FILE", str(path))
+    return path
+
+
+def sh(script: str) -> str:
+    return subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_the_first_deploy_takes_the_lock_and_a_second_one_is_told_who_holds_it(lock_file):
+    first = "alice@laptop (pid 1, run aaaaaaaaaaaa) deploying main since 2026-11-29T10:00:00Z"
+    assert sh(deploy_lock.acquire_script(first)) == "acquired"
+    assert lock_file.read_text() == first + "\n"
+    assert oct(lock_file.parent.stat().st_mode & 0o777) == "0o700"
+    second = "bob@desk (pid 2, run bbbbbbbbbbbb) deploying main since 2026-11-29T10:01:00Z"
+    assert sh(deploy_lock.acquire_script(second)) == f"held {first}"
+    assert lock_file.read_text() == first + "\n"
+
+
+def test_an_expired_lock_is_taken_over_and_says_whose_it_was(lock_file):
+    sh(deploy_lock.acquire_script("old run"))
+    assert sh(deploy_lock.acquire_script("new run", expires_s=-1)) == "expired old run"
+    assert lock_file.read_text() == "new run\n"
+
+
+def test_a_run_gives_back_only_its_own_lock(lock_file):
+    sh(deploy_lock.acquire_script("x (pid 3, run other) deploying main since now"))
+    sh(deploy_lock.release_script("mine"))
+    assert lock_file.exists()
+    sh(deploy_lock.release_script("other"))
+    assert not lock_file.exists()
+
+
+def test_unlock_removes_any_lock_and_says_whose(lock_file):
+    assert sh(deploy_lock.unlock_script()) == "none"
+    sh(deploy_lock.acquire_script("dead run"))
+    assert sh(deploy_lock.unlock_script()) == "released dead run"
+    assert not lock_file.exists()
+
+
+def test_the_holder_names_who_where_when_and_what():
+    line = deploy_lock.holder("v1.2", now=0)
+    assert f"run {deploy_lock.RUN})" in line and line.endswith("deploying v1.2 since 1970-01-01T00:00:00Z")
+
+
+def test_a_dry_run_takes_no_lock(monkeypatch):
+    monkeypatch.setattr(deploy_lock.sys, "argv", ["pyinfra", "inventory.py", "deploy.py", "--dry"])
+    monkeypatch.setattr(deploy_lock, "database_host", lambda: pytest.fail("a --dry run asked for the lock"))
+    deploy_lock.take("main")
