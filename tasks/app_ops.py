@@ -98,11 +98,12 @@ class FileText(FactBase):
 
 class DeployMarkers(FactBase):
     """The deploy's markers stored in the application database (files/deploy_marker.py), read with one
-    start of Django: {"markers": {name: value}} or {"error": last line} when it cannot be read."""
+    start of Django from `release` (a built one: it runs before any is live):
+    {"markers": {name: value}} or {"error": last line} when it cannot be read."""
 
-    def command(self, layout=LAYOUT):
-        query = run_app(layout, f"python {layout.marker_script} list", quiet=True)
-        return (f"if [ -x {layout.run_helper} ] && [ -x {layout.venv}/bin/python ]; "
+    def command(self, release, layout=LAYOUT):
+        query = f"{layout.run_helper} --quiet --in {release} {shlex.quote(f'python {layout.marker_script} list')}"
+        return (f"if [ -x {layout.run_helper} ] && [ -x {release}/.venv/bin/python ]; "
                 f"then {query} 2>&1 || echo 'marker failed'; else echo 'marker unavailable'; fi")
 
     def process(self, output):

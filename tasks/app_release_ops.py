@@ -50,9 +50,9 @@ def in_release(layout: Layout, release: str, command: str) -> str:
     return f"{layout.run_helper} --in {release} {shlex.quote(command)}"
 
 
-def read_markers() -> tuple[dict | None, str | None]:
-    """(markers, None), or (None, error) when the database cannot be read."""
-    answer = host.get_fact(DeployMarkers)
+def read_markers(release: str) -> tuple[dict | None, str | None]:
+    """(markers, None), or (None, error) when the database cannot be read (from `release`)."""
+    answer = host.get_fact(DeployMarkers, release=release)
     if answer.get("error"):
         return None, answer["error"]
     return answer.get("markers") or {}, None
@@ -236,13 +236,15 @@ def app_setup(repo: str, ref: str, commands: list[str], layout: Layout = LAYOUT,
     the saved migration history, the setup commands with a check that no new migration drops data
     before anything is applied, then the history and the commit recorded, all in the database."""
     commit = release_commit(repo, ref, layout)
-    markers, error = read_markers()
-    if not state.is_executing and (commit is None or error):
-        host.noop("the setup commands run after the build")
+    if commit is None:
+        yield from no_commit(repo, ref, "the setup commands run after the build")
         return
-    if commit is None or error:
-        yield fail(f"{host.name}: cannot read the deploy marker from the database: {error}" if error else
-                   f"{host.name}: app_ref {ref!r} names no commit of {repo}")
+    markers, error = read_markers(layout.release(commit))
+    if error:
+        if state.is_executing:
+            yield fail(f"{host.name}: cannot read the deploy marker from the database: {error}")
+        else:
+            host.noop("the setup commands run after the build")
         return
     if markers.get("setup") == commit:
         host.noop(f"the database is set up for {commit[:12]}")
@@ -266,7 +268,12 @@ def app_populate(repo: str, ref: str, commands: list[str], layout: Layout = LAYO
     """Each populate command at most once in the life of the database: it runs inside one database
     transaction that also writes its marker, so an interrupted run leaves neither its rows nor its
     marker, and a finished one leaves both (files/deploy_marker.py `once`)."""
-    markers, error = read_markers()
+    commit = release_commit(repo, ref, layout)
+    if commit is None:
+        yield from no_commit(repo, ref, "the populate commands run after the build, once")
+        return
+    release = layout.release(commit)
+    markers, error = read_markers(release)
     if error:
         if state.is_executing:
             yield fail(f"{host.name}: cannot read the deploy marker from the database: {error}")
@@ -280,7 +287,6 @@ def app_populate(repo: str, ref: str, commands: list[str], layout: Layout = LAYO
     if not pending:
         host.noop("every populate command ran once already")
         return
-    release = layout.release(release_commit(repo, ref, layout) or "")
     for command in pending:
         yield in_release(layout, release, f"{marker_script(layout, 'once')} {populate_marker(command)} "
                                           f"{shlex.quote(command)}")
@@ -341,7 +347,7 @@ def app_switch(repo: str, ref: str, batch: list, backends: list, changes: list, 
         yield fail(f"{host.name}: not switched to {commit[:12]}: the roll stopped at {', '.join(stopped)}")
         return
     if require_setup:
-        markers, error = read_markers()
+        markers, error = read_markers(release)
         if (markers or {}).get("setup") != commit:
             reason = error or f"the database is set up for {((markers or {}).get('setup') or 'no commit')[:12]}"
             yield fail(f"{host.name}: not switched to {commit[:12]}: {reason}; it keeps serving its release")

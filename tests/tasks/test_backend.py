@@ -137,8 +137,9 @@ def host_facts(settings, *, installed=True, commit=OLD, remote=OLD, setup=None, 
         ServiceRelease: {f"current={LAYOUT.current}, service={LAYOUT.service}": ByOperation(
             serving(commit if installed else None, running), serving(remote), until=BEFORE_SWITCH)},
         BuiltReleases: {f"releases={LAYOUT.releases}": sorted(set(built_commits) | {remote}, reverse=True)},
-        DeployMarkers: ByOperation(markers(setup if installed else None, populated, settings),
-                                   markers(remote, True, settings), until=BEFORE_SETUP),
+        DeployMarkers: {f"release={release(remote)}": ByOperation(
+            markers(setup if installed else None, populated, settings), markers(remote, True, settings),
+            until=BEFORE_SETUP)},
         SystemdStatus: {SERVICES[0]: services, SERVICES[1]: sockets},
         SystemdEnabled: {SERVICES[0]: services, SERVICES[1]: sockets},
         HttpStatus: {f"address=10.0.1.11, path={settings.gateway.health_path}, port={settings.app_port}": health},
@@ -265,7 +266,7 @@ def test_a_backend_running_another_release_than_current_is_restarted_though_noth
 def test_a_release_the_database_is_not_set_up_for_is_not_switched_to():
     settings = base()
     facts = host_facts(settings, remote=NEW)
-    facts[DeployMarkers] = markers(OLD, True, settings)  # the setup backend's migrate failed
+    facts[DeployMarkers] = {f"release={release(NEW)}": markers(OLD, True, settings)}  # the setup backend failed
     me = {"private_ip": "10.0.1.12", "name": "des-backend-b", "ssh_hostname": "3.80.1.12"}
     others = {"db": OTHERS["db"], "backends": [("des-backend-a", {"private_ip": "10.0.1.11", "name": "des-backend-a"})]}
     facts[HttpStatus] = {"address=10.0.1.12, path=/despachos/reporte/, port=8080": 200}
@@ -318,7 +319,8 @@ def test_an_unreachable_repository_is_one_line_naming_it_and_what_to_check():
 def test_a_populate_command_already_done_is_not_run_again_and_the_other_is():
     settings = base()
     facts = host_facts(settings)
-    facts[DeployMarkers] = {"markers": {"setup": OLD, populate_marker("python populate.py"): "python populate.py"}}
+    facts[DeployMarkers] = {f"release={release(OLD)}": {"markers": {
+        "setup": OLD, populate_marker("python populate.py"): "python populate.py"}}}
     run = deploy(facts, settings)
     assert run.op(POPULATE).commands == [
         f"{RUN} --in {release(OLD)} '{MARKER} once {populate_marker('python populateDespachos.py')} "
@@ -369,7 +371,7 @@ def test_populate_markers_are_one_per_command_and_fit_the_marker_column():
 def test_a_database_populated_before_per_command_markers_is_not_populated_again():
     settings = base()
     facts = host_facts(settings)
-    facts[DeployMarkers] = {"markers": {"setup": OLD, "populated": "by-des-backend-a"}}
+    facts[DeployMarkers] = {f"release={release(OLD)}": {"markers": {"setup": OLD, "populated": "by-des-backend-a"}}}
     assert deploy(facts, settings).op(POPULATE).commands == []
 
 
