@@ -132,7 +132,10 @@ def test_a_release_failing_its_health_check_goes_back_and_stops_the_roll(platfor
     backends = platform.names("backend")
     before = running(platform, ssh)
     views = (app_repo.work / VIEWS).read_text()
-    bad = app_repo.push_commit("Report: broken", {VIEWS: views + "\nraise RuntimeError('broken release')\n"})
+    # Imports, migrates and starts fine; only the health path fails (at import time it would already
+    # stop the deploy at makemigrations, before any switch).
+    broken = views + "\n\ndef reporte_productos_despachados(request):  # noqa: F811\n    raise RuntimeError('broken')\n"
+    bad = app_repo.push_commit("Report: broken", {VIEWS: broken})
     try:
         with Load({name: platform.address(name) for name in backends}) as load:
             result = run_deploy()
