@@ -183,3 +183,56 @@ def test_a_second_deploy_meanwhile_stops_naming_the_holder_and_unlock_clears_a_d
     released = provision("unlock")
     assert released.returncode == 0 and "released ghost@gone" in released.stdout
     deploy_ok(platform, run_deploy).assert_no_changes(hosts=platform.names("db") + platform.names("backend"))
+
+
+def test_a_deploy_killed_during_migrate_is_finished_by_the_next_one(platform, run_deploy, app_repo, deployed, ssh):
+    """pyinfra SIGKILLed while migrate waits (a lock held on django_migrations): no backend switched;
+    after unlock the next run migrates, switches every backend, and a further run changes nothing."""
+    import os
+    import signal
+
+    from tests.e2e.test_real_app import TableLock
+
+    backends = platform.names("backend")
+    before = running(platform, ssh)
+    models = (app_repo.work / "pedidos" / "models.py").read_text()
+    sha = app_repo.push_commit("Pedido: prioridad", {"pedidos/models.py": models.replace(
+        "    cantidad = models.PositiveIntegerField()\n",
+        "    cantidad = models.PositiveIntegerField()\n    prioridad = models.IntegerField(default=0)\n")})
+    with TableLock(platform, ssh, "django_migrations") as lock:
+        deploy = platform.start_deploy()
+        try:
+            lock.wait_for_a_blocked_writer()
+            os.killpg(deploy.pid, signal.SIGKILL)
+        finally:
+            deploy.wait(timeout=60)
+    assert running(platform, ssh) == before, "a backend switched before the database was set up"
+    assert platform.provision("unlock").returncode == 0
+    deploy_ok(platform, run_deploy)
+    assert set(running(platform, ssh).values()) == {sha}
+    deploy_ok(platform, run_deploy).assert_no_changes(hosts=platform.names("db") + backends)
+
+
+def test_without_backend_a_a_model_change_migrates_from_the_history_kept_in_the_database(
+        platform, run_deploy, rewrite_config, app_repo, deployed, ssh):
+    """Scale-in removing the setup backend: the next first backend restores the generated migration
+    history from the database, so only the new migration is made and applied."""
+    backends = platform.names("backend")
+    (db,) = platform.names("db")
+    try:
+        assert rewrite_config(backends=["b"]).returncode == 0
+        models = (app_repo.work / "pedidos" / "models.py").read_text()
+        sha = app_repo.push_commit("Pedido: canal", {"pedidos/models.py": models.replace(
+            "    cantidad = models.PositiveIntegerField()\n",
+            "    cantidad = models.PositiveIntegerField()\n    canal = models.CharField(max_length=10, default='web')\n")})
+        deploy_ok(platform, run_deploy)
+        (only,) = platform.names("backend")
+        assert only == backends[1] and ssh(only, RUNNING)[1].strip() == sha
+        columns = ssh(db, "cd / && runuser -u postgres -- psql -XtA -d dispatch_db -c \"SELECT column_name FROM "
+                          "information_schema.columns WHERE table_name = 'pedidos_pedido'\"")[1].split()
+        assert "canal" in columns
+    finally:
+        assert rewrite_config().returncode == 0
+    deploy_ok(platform, run_deploy)
+    assert set(running(platform, ssh).values()) == {sha}
+    deploy_ok(platform, run_deploy).assert_no_changes(hosts=platform.names("db") + platform.names("backend"))
