@@ -119,7 +119,9 @@ _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
 def extra_requirements(requirements: str) -> list[str]:
-    """What the deploy adds to the app's requirements: gunicorn and psycopg2-binary, if absent."""
+    """What the deploy adds to the app's requirements, if absent: gunicorn, psycopg2-binary, and
+    whitenoise (the deploy's settings module serves static files with it; Sprint2's d1addfe lists
+    only Django, and a clean virtualenv then failed to start)."""
     names = set()
     for line in requirements.splitlines():
         match = _NAME.match(line.split("#", 1)[0])
@@ -130,4 +132,6 @@ def extra_requirements(requirements: str) -> list[str]:
         extras.append("gunicorn")
     if not names & {"psycopg2", "psycopg2-binary", "psycopg", "psycopg-binary"}:
         extras.append("psycopg2-binary")
+    if "whitenoise" not in names:
+        extras.append("whitenoise")
     return extras

@@ -165,6 +165,9 @@ def test_layout_keeps_the_deploys_files_outside_the_checkout():
 
 def test_extra_requirements_add_only_what_the_app_lacks():
     assert extra_requirements("Django==4.2.25\npsycopg2-binary==2.9.9\nwhitenoise\n") == ["gunicorn"]
-    assert extra_requirements("gunicorn>=21  # server\nPsycopg2==2.9\n") == []
-    assert extra_requirements("psycopg[binary]\n") == ["gunicorn"]
-    assert extra_requirements("# gunicorn\n") == ["gunicorn", "psycopg2-binary"]
+    assert extra_requirements("gunicorn>=21  # server\nPsycopg2==2.9\nWhiteNoise==6.7\n") == []
+    assert extra_requirements("psycopg[binary]\nwhitenoise\n") == ["gunicorn"]
+    assert extra_requirements("# gunicorn\n") == ["gunicorn", "psycopg2-binary", "whitenoise"]
+    # Sprint2 d1addfe: Django only
+    assert extra_requirements("asgiref==3.9.2\nDjango==4.2.25\nsqlparse==0.5.3\n") == [
+        "gunicorn", "psycopg2-binary", "whitenoise"]
