@@ -355,7 +355,10 @@ def app_switch(repo: str, ref: str, batch: list, backends: list, changes: list, 
     app, service = as_app(layout), layout.service
     link = f"{app} ln -sfn {{}} {layout.current}.next && {app} mv -T {layout.current}.next {layout.current}"
     probe = wait_healthy(address, port, path, statuses, wait)
-    yield (f"previous=$(readlink {layout.current} || true); {link.format(release)} && "
+    # What this backend serves now is what it goes back to (not `current`: an interrupted run may
+    # have moved the link without a restart).
+    previous = serving["running"] or serving["current"] or ""
+    yield (f"previous={shlex.quote(previous)}; {link.format(release)} && "
            # The first switch of a backend deployed before releases: its gunicorn held the port itself.
            f"{{ systemctl is-active --quiet {service}.socket || {{ systemctl stop {service}; "
            f"systemctl enable --now {service}.socket; }}; }} && systemctl restart {service} && "

@@ -194,13 +194,13 @@ def test_fresh_backend_mirrors_builds_sets_up_populates_and_switches():
     assert run.names.index(SETUP) < run.names.index(POPULATE) < run.names.index(SWITCH_A) < run.names.index(HEALTH)
 
 
-def switch_command(commit, previous_check=True):
+def switch_command(commit, previous=None):
     app = APP
     link = f"{app} ln -sfn {{}} /srv/sprint2/current.next && {app} mv -T /srv/sprint2/current.next /srv/sprint2/current"
     import shlex
     probe = f"python3 -c {shlex.quote(HEALTH_PROBE)} 10.0.1.11 8080 /despachos/reporte/ 200,302 60"
     return (
-        f"previous=$(readlink /srv/sprint2/current || true); {link.format(release(commit))} && "
+        f"previous={release(previous) if previous else chr(39) * 2}; {link.format(release(commit))} && "
         "{ systemctl is-active --quiet sprint2-app.socket || { systemctl stop sprint2-app; "
         "systemctl enable --now sprint2-app.socket; }; } && systemctl restart sprint2-app && "
         f"if status=$({probe}); then "
@@ -221,7 +221,7 @@ def test_a_new_commit_is_built_beside_the_running_release_then_switched_health_g
     assert all(release(OLD) not in command and "/srv/sprint2/current" not in command
                for command in run.op(BUILD).commands + run.op(SETUP).commands)
     switch = run.op(SWITCH_A).commands
-    assert switch[0] == switch_command(NEW)
+    assert switch[0] == switch_command(NEW, previous=OLD)
     assert "serving release" in switch[1]
     assert run.op(POPULATE).commands == []
 
@@ -261,6 +261,8 @@ def test_a_backend_running_another_release_than_current_is_restarted_though_noth
     settings = base()
     run = deploy(host_facts(settings, commit=NEW, remote=NEW, running=OLD, built=[OLD, NEW]), settings)
     assert run.changed == [SWITCH_A]
+    # Should NEW fail its health check, the backend goes back to what it served: OLD, not `current`.
+    assert run.op(SWITCH_A).commands[0] == switch_command(NEW, previous=OLD)
 
 
 def test_a_release_the_database_is_not_set_up_for_is_not_switched_to():
@@ -343,7 +345,7 @@ def test_a_rollback_switches_to_the_release_served_before_without_migrating():
     run = deploy(facts, settings, function=rollback_backend)
     assert run.names == [ROLLBACK_A, "Switch back to an earlier release, batch 2 of 2 (des-backend-b)"]
     switch = run.op(ROLLBACK_A).commands
-    assert switch[0] == switch_command(OLD)
+    assert switch[0] == switch_command(OLD, previous=NEW)
     assert not any("DeployMarkers" in call for call in run.fact_calls)  # never asks the database
 
 
