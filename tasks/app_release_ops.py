@@ -324,11 +324,12 @@ def wait_healthy(address: str, port: int, path: str, statuses: list[int], second
 @operation()
 def app_switch(repo: str, ref: str, batch: list, backends: list, changes: list, address: str, port: int,
                path: str, statuses: list[int], layout: Layout = LAYOUT, commit: str | None = None,
-               require_setup: bool = True, wait: int = 60):
+               require_setup: bool = True, wait: int = 60, setup_left_out: str | None = None):
     """Make the backends of `batch` serve `ref`'s release (or `commit`'s): move `current`, restart
     gunicorn behind systemd's socket, wait until `path` answers healthy. Also restarts a backend
     whose settings changed (`changes`) or whose running release is not `current`'s. A release that
-    does not answer healthy is switched back; then this backend fails and later batches do not switch."""
+    does not answer healthy is switched back; then this backend fails and later batches do not switch.
+    `setup_left_out`: the setup backend's name when this run does not reach it (`--limit`)."""
     if host not in batch:
         host.noop("switches in another batch")
         return
@@ -350,6 +351,9 @@ def app_switch(repo: str, ref: str, batch: list, backends: list, changes: list, 
         markers, error = read_markers(release)
         if (markers or {}).get("setup") != commit:
             reason = error or f"the database is set up for {((markers or {}).get('setup') or 'no commit')[:12]}"
+            if setup_left_out and not error:
+                reason += (f" and {setup_left_out}, which runs the migrations, is not in this run: deploy both "
+                           f"(e.g. --limit backends)")
             yield fail(f"{host.name}: not switched to {commit[:12]}: {reason}; it keeps serving its release")
             return
     app, service = as_app(layout), layout.service

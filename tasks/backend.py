@@ -24,7 +24,7 @@ reaches the backends, one batch at a time with the service up: tasks/app_release
 
 from io import StringIO
 
-from pyinfra import host, inventory
+from pyinfra import host, inventory, state
 from pyinfra.api import deploy
 from pyinfra.facts.hardware import Cpus
 from pyinfra.operations import files, server, systemd
@@ -189,8 +189,11 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
                   **release)
         app_populate(name="Populate the database, each command once in its life",
                      commands=list(settings.app_populate_commands), **release)
+    reached = {backend for backend in state.activated_hosts if state.is_host_in_limit(backend)}
+    first = setup_backend(backends)
     roll_out(settings, backends, title=f"Switch to the release of {settings.app_ref}",
-             changes=[environment, django_settings, gunicorn, unit, socket], **release)
+             changes=[environment, django_settings, gunicorn, unit, socket],
+             setup_left_out=backend_label(first) if reached and first not in reached else None, **release)
     systemd.service(
         name="Ensure the app and its socket start at boot",
         service=f"{layout.service}.socket", running=True, enabled=True,

@@ -250,8 +250,8 @@ def test_a_new_commit_is_deployed_migrated_once_and_restarted(platform, run_depl
 
 def test_a_limited_deploy_without_the_migrating_backend_keeps_the_old_code(platform, run_deploy, app_repo, deployed,
                                                                             ssh):
-    """backend-a migrates (its checkout holds the generated migration history). `--limit backend-b`
-    must not move b to code the database is not migrated for; the next full deploy migrates once."""
+    """backend-a sets the database up. `--limit backend-b` must not switch b to a release the
+    database is not set up for; the next full deploy migrates once."""
     first, second = platform.names("backend")[:2]
     head = RUNNING
     migrate_count = "grep -c 'run: python manage.py migrate' /var/log/backend.log"
@@ -266,8 +266,9 @@ def test_a_limited_deploy_without_the_migrating_backend_keeps_the_old_code(platf
     limited = run_deploy("--limit", second)
     assert limited.returncode != 0, limited.output[-3000:]
     refusal = [line.strip() for line in limited.output.splitlines()
-               if f"{second}: the database is not set up for {sha[:12]} and {first}, which runs the migrations, "
-                  "is not in this run: deploy both (e.g. --limit backends)" in line]
+               if f"{second}: not switched to {sha[:12]}: the database is set up for " in line
+               and f" and {first}, which runs the migrations, is not in this run: deploy both (e.g. --limit backends)"
+               in line]
     assert refusal, limited.output[-3000:]
     assert ssh(second, head)[1].strip() == old
     assert get(platform.address(second), "/health-check/") == (200, "ok")
