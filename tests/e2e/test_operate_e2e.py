@@ -117,7 +117,8 @@ def test_status_shows_healthy_backends_then_names_a_stopped_one(hosts, ssh):
     assert result.returncode == 1 and result.stdout.splitlines()[-1].startswith(f"UNHEALTHY: {kong} ")
 
     stopped = hosts.names("backend")[1]
-    code, out = ssh(stopped, "systemctl stop sprint2-app")
+    # The socket too: systemd would start the service again on the next connection (status's own probe).
+    code, out = ssh(stopped, "systemctl stop sprint2-app.socket sprint2-app")
     assert code == 0, out
     try:
         result = operate(hosts, "status")
@@ -128,7 +129,7 @@ def test_status_shows_healthy_backends_then_names_a_stopped_one(hosts, ssh):
         data = json.loads(operate(hosts, "status", "--json").stdout)
         assert f"{stopped}: sprint2-app is inactive" in data["problems"]
     finally:
-        ssh(stopped, "systemctl start sprint2-app")
+        ssh(stopped, "systemctl start sprint2-app.socket sprint2-app")
     for _ in range(30):
         result = operate(hosts, "status")
         if not any(line.startswith(f"! {stopped}") for line in result.stdout.splitlines()):
