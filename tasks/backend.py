@@ -180,17 +180,17 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
     )
 
     backends = inventory.get_group("backends")
+    first = setup_backend(backends)
     release = {"repo": settings.app_repo, "ref": settings.app_ref, "layout": layout}
     app_fetch(name=f"Fetch {settings.app_ref} of the app", **release)
     app_build(name=f"Build the release of {settings.app_ref} beside the running one", **release)
-    if setup_backend(backends).name == host.name:
+    if first.name == host.name:
         app_setup(name="Set the database up for the new release, from this backend only",
                   commands=list(settings.app_setup_commands), allow_destructive=settings.allow_destructive_migrations,
                   **release)
         app_populate(name="Populate the database, each command once in its life",
                      commands=list(settings.app_populate_commands), **release)
     reached = {backend for backend in state.activated_hosts if state.is_host_in_limit(backend)}
-    first = setup_backend(backends)
     roll_out(settings, backends, title=f"Switch to the release of {settings.app_ref}",
              changes=[environment, django_settings, gunicorn, unit, socket],
              setup_left_out=backend_label(first) if reached and first not in reached else None, **release)
