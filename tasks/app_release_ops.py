@@ -321,6 +321,30 @@ def wait_healthy(address: str, port: int, path: str, statuses: list[int], second
             f"{','.join(map(str, statuses))} {seconds}")
 
 
+def trial_port(port: int) -> int:
+    return port + 10000 if port <= 55535 else port - 10000
+
+
+def trial_run(layout: Layout, release: str, commit: str, port: int, path: str, statuses: list[int],
+              wait: int) -> str:
+    """A command that starts `release` in a gunicorn of its own on 127.0.0.1:<trial port> (one
+    worker, the deploy's settings and secrets), asks its health path, stops it, and fails in one
+    line when it did not answer healthy. Nothing the clients reach is touched."""
+    trial, pidfile = trial_port(port), f"{layout.home}/.trial.pid"
+    gunicorn = (f"exec gunicorn --config {layout.gunicorn_conf} --bind 127.0.0.1:{trial} --workers 1 "
+                f"--pid {pidfile} {layout.app_package}.wsgi:application")
+    probe = wait_healthy("127.0.0.1", trial, path, statuses, wait)
+    # [.]: the pattern must not match this very command's shell.
+    leftover = f"127[.]0[.]0[.]1:{trial} "
+    return (f"{as_app(layout)} rm -f {pidfile}; "
+            f"{layout.run_helper} --quiet --in {release} {shlex.quote(gunicorn)} > /dev/null 2>&1 & "
+            f"if status=$({probe}); then healthy=yes; else healthy=no; fi; "
+            f"[ -f {pidfile} ] && kill $(cat {pidfile}) 2>/dev/null; pkill -f {shlex.quote(leftover)}; wait; "
+            f"if [ $healthy = no ]; then echo \"{host.name}: release {commit[:12]} answered $status on {path} "
+            f"(tried on 127.0.0.1:{trial}, beside the running release); nothing switched; the roll stopped "
+            f"here\" >&2; exit 1; fi")
+
+
 @operation()
 def app_switch(repo: str, ref: str, batch: list, backends: list, changes: list, address: str, port: int,
                path: str, statuses: list[int], layout: Layout = LAYOUT, commit: str | None = None,
@@ -357,6 +381,9 @@ def app_switch(repo: str, ref: str, batch: list, backends: list, changes: list, 
             yield fail(f"{host.name}: not switched to {commit[:12]}: {reason}; it keeps serving its release")
             return
     app, service = as_app(layout), layout.service
+    if serving["running"] != release:
+        # A new release answers first beside the running one: a broken one never serves a request.
+        yield trial_run(layout, release, commit, port, path, statuses, wait)
     link = f"{app} ln -sfn {{}} {layout.current}.next && {app} mv -T {layout.current}.next {layout.current}"
     probe = wait_healthy(address, port, path, statuses, wait)
     # What this backend serves now is what it goes back to (not `current`: an interrupted run may

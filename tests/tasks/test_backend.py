@@ -194,6 +194,20 @@ def test_fresh_backend_mirrors_builds_sets_up_populates_and_switches():
     assert run.names.index(SETUP) < run.names.index(POPULATE) < run.names.index(SWITCH_A) < run.names.index(HEALTH)
 
 
+def trial_command(commit):
+    import shlex
+    probe = f"python3 -c {shlex.quote(HEALTH_PROBE)} 127.0.0.1 18080 /despachos/reporte/ 200,302 60"
+    gunicorn = ("exec gunicorn --config /srv/sprint2/conf/gunicorn.conf.py --bind 127.0.0.1:18080 --workers 1 "
+                "--pid /srv/sprint2/.trial.pid provesi.wsgi:application")
+    return (f"{APP} rm -f /srv/sprint2/.trial.pid; {RUN} --quiet --in {release(commit)} '{gunicorn}' > /dev/null 2>&1 & "
+            f"if status=$({probe}); then healthy=yes; else healthy=no; fi; "
+            "[ -f /srv/sprint2/.trial.pid ] && kill $(cat /srv/sprint2/.trial.pid) 2>/dev/null; "
+            "pkill -f '127[.]0[.]0[.]1:18080 '; wait; "
+            f"if [ $healthy = no ]; then echo \"@fake/target: release {commit[:12]} answered $status on "
+            "/despachos/reporte/ (tried on 127.0.0.1:18080, beside the running release); nothing switched; the roll "
+            "stopped here\" >&2; exit 1; fi")
+
+
 def switch_command(commit, previous=None):
     app = APP
     link = f"{app} ln -sfn {{}} /srv/sprint2/current.next && {app} mv -T /srv/sprint2/current.next /srv/sprint2/current"
@@ -221,8 +235,10 @@ def test_a_new_commit_is_built_beside_the_running_release_then_switched_health_g
     assert all(release(OLD) not in command and "/srv/sprint2/current" not in command
                for command in run.op(BUILD).commands + run.op(SETUP).commands)
     switch = run.op(SWITCH_A).commands
-    assert switch[0] == switch_command(NEW, previous=OLD)
-    assert "serving release" in switch[1]
+    # First a trial of the new release beside the running one: a broken release never serves.
+    assert switch[0] == trial_command(NEW)
+    assert switch[1] == switch_command(NEW, previous=OLD)
+    assert "serving release" in switch[2]
     assert run.op(POPULATE).commands == []
 
 
@@ -254,6 +270,8 @@ def test_changed_settings_restart_the_backend_in_its_batch():
     settings = base()
     run = deploy(host_facts(settings, env="DATABASE_PASSWORD=old\n"), settings)
     assert run.changed == ["Write the app's secrets to its root-only environment file", SWITCH_A]
+    # The same release: restarted behind the socket, no trial needed.
+    assert run.op(SWITCH_A).commands[0] == switch_command(OLD, previous=OLD)
 
 
 def test_a_backend_running_another_release_than_current_is_restarted_though_nothing_changed():
@@ -262,7 +280,7 @@ def test_a_backend_running_another_release_than_current_is_restarted_though_noth
     run = deploy(host_facts(settings, commit=NEW, remote=NEW, running=OLD, built=[OLD, NEW]), settings)
     assert run.changed == [SWITCH_A]
     # Should NEW fail its health check, the backend goes back to what it served: OLD, not `current`.
-    assert run.op(SWITCH_A).commands[0] == switch_command(NEW, previous=OLD)
+    assert run.op(SWITCH_A).commands[:2] == [trial_command(NEW), switch_command(NEW, previous=OLD)]
 
 
 def test_a_release_the_database_is_not_set_up_for_is_not_switched_to():
@@ -345,7 +363,7 @@ def test_a_rollback_switches_to_the_release_served_before_without_migrating():
     run = deploy(facts, settings, function=rollback_backend)
     assert run.names == [ROLLBACK_A, "Switch back to an earlier release, batch 2 of 2 (des-backend-b)"]
     switch = run.op(ROLLBACK_A).commands
-    assert switch[0] == switch_command(OLD, previous=NEW)
+    assert switch[:2] == [trial_command(OLD), switch_command(OLD, previous=NEW)]
     assert not any("DeployMarkers" in call for call in run.fact_calls)  # never asks the database
 
 
