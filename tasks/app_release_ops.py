@@ -334,12 +334,14 @@ def trial_run(layout: Layout, release: str, commit: str, port: int, path: str, s
     gunicorn = (f"exec gunicorn --config {layout.gunicorn_conf} --bind 127.0.0.1:{trial} --workers 1 "
                 f"--pid {pidfile} {layout.app_package}.wsgi:application")
     probe = wait_healthy("127.0.0.1", trial, path, statuses, wait)
-    # [.]: the pattern must not match this very command's shell.
-    leftover = f"127[.]0[.]0[.]1:{trial} "
+    # Whatever still listens on the trial port (a master that never wrote its pid file); not a
+    # pattern match on command lines, which would also match this command's own shell.
+    leftover = (f"for pid in $(ss -Hltnp 'sport = :{trial}' | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); "
+                "do kill $pid; done")
     return (f"{as_app(layout)} rm -f {pidfile}; "
             f"{layout.run_helper} --quiet --in {release} {shlex.quote(gunicorn)} > /dev/null 2>&1 & "
             f"if status=$({probe}); then healthy=yes; else healthy=no; fi; "
-            f"[ -f {pidfile} ] && kill $(cat {pidfile}) 2>/dev/null; pkill -f {shlex.quote(leftover)}; wait; "
+            f"if [ -f {pidfile} ]; then kill $(cat {pidfile}) 2>/dev/null; fi; {leftover}; wait; "
             f"if [ $healthy = no ]; then echo \"{host.name}: release {commit[:12]} answered $status on {path} "
             f"(tried on 127.0.0.1:{trial}, beside the running release); nothing switched; the roll stopped "
             f"here\" >&2; exit 1; fi")

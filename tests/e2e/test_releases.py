@@ -149,7 +149,7 @@ def test_a_release_failing_its_health_check_never_serves_and_stops_the_roll(plat
         # The broken release was tried beside the running one: no client request ever reached it.
         assert load.failed() == dict.fromkeys(backends, {}), load.report("broken")
         assert min(load.samples) == len(backends)
-        assert ssh(backends[0], "pgrep -f '127[.]0[.]0[.]1:18080'")[0] != 0, "the trial gunicorn was left running"
+        assert ssh(backends[0], "ss -Hltn 'sport = :18080'")[1].strip() == "", "the trial gunicorn was left running"
     finally:
         app_repo.push_commit("Report: fixed", {VIEWS: views})
     deploy_ok(platform, run_deploy)
