@@ -336,12 +336,14 @@ def trial_run(layout: Layout, release: str, commit: str, port: int, path: str, s
     probe = wait_healthy("127.0.0.1", trial, path, statuses, wait)
     # Whatever still listens on the trial port (a master that never wrote its pid file); not a
     # pattern match on command lines, which would also match this command's own shell.
+    # Killed as the app user: the pid file is that user's to write, and root must not kill what it names.
+    kill = f"{as_app(layout)} kill"
     leftover = (f"for pid in $(ss -Hltnp 'sport = :{trial}' | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); "
-                "do kill $pid; done")
+                f"do {kill} $pid; done")
     return (f"{as_app(layout)} rm -f {pidfile}; "
             f"{layout.run_helper} --quiet --in {release} {shlex.quote(gunicorn)} > /dev/null 2>&1 & "
             f"if status=$({probe}); then healthy=yes; else healthy=no; fi; "
-            f"if [ -f {pidfile} ]; then kill $(cat {pidfile}) 2>/dev/null; fi; {leftover}; wait; "
+            f"if [ -f {pidfile} ]; then {kill} $(cat {pidfile}) 2>/dev/null; fi; {leftover}; wait; "
             f"if [ $healthy = no ]; then echo \"{host.name}: release {commit[:12]} answered $status on {path} "
             f"(tried on 127.0.0.1:{trial}, beside the running release); nothing switched; the roll stopped "
             f"here\" >&2; exit 1; fi")

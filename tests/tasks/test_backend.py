@@ -201,9 +201,9 @@ def trial_command(commit):
                 "--pid /srv/sprint2/.trial.pid provesi.wsgi:application")
     return (f"{APP} rm -f /srv/sprint2/.trial.pid; {RUN} --quiet --in {release(commit)} '{gunicorn}' > /dev/null 2>&1 & "
             f"if status=$({probe}); then healthy=yes; else healthy=no; fi; "
-            "if [ -f /srv/sprint2/.trial.pid ]; then kill $(cat /srv/sprint2/.trial.pid) 2>/dev/null; fi; "
-            "for pid in $(ss -Hltnp 'sport = :18080' | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); do kill $pid; "
-            "done; wait; "
+            f"if [ -f /srv/sprint2/.trial.pid ]; then {APP} kill $(cat /srv/sprint2/.trial.pid) 2>/dev/null; fi; "
+            "for pid in $(ss -Hltnp 'sport = :18080' | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); "
+            f"do {APP} kill $pid; done; wait; "
             f"if [ $healthy = no ]; then echo \"@fake/target: release {commit[:12]} answered $status on "
             "/despachos/reporte/ (tried on 127.0.0.1:18080, beside the running release); nothing switched; the roll "
             "stopped here\" >&2; exit 1; fi")
