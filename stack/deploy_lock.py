@@ -89,6 +89,9 @@ def take(ref: str) -> None:
     _taken = host
     try:
         answer = _run(host, acquire_script(holder(ref)))
+    except subprocess.TimeoutExpired:
+        exit_with(UserError(f"the database host {host.name} did not answer for the deploy lock within 60 s: "
+                            "is it running? (python provision.py status)"))
     except UserError as error:
         exit_with(error)
     if answer.startswith("held "):

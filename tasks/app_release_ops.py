@@ -14,17 +14,20 @@ The migration files `makemigrations` writes (the app commits none) are kept in t
 """
 
 import hashlib
+import re
 import shlex
 
 from pyinfra import host
 from pyinfra.api import FactBase, operation
 from pyinfra.context import state
+from pyinfra.facts.files import Directory
 from pyinfra.facts.server import Which
 
 from stack.render.backend import LAYOUT, Layout, extra_requirements, requirements_key
 from tasks.app_ops import (HEX, DeployMarkers, FileText, GitRemoteRef, fail, log_event, resolve_ref, run_app,
                            write_as_app)
 
+COMMIT = re.compile(r"[0-9a-f]{40}")
 # The marker of the populate commands from before each had its own: all of them ran.
 LEGACY_POPULATED = "populated"
 
@@ -120,7 +123,10 @@ class BuiltReleases(FactBase):
                 "-printf '%T@ %h\\n' | sort -rn; fi")
 
     def process(self, output):
-        return [line.split()[1].rsplit("/", 1)[-1] for line in output if len(line.split()) == 2]
+        # Only full commit ids: the folder is the app user's, and a release name goes into root's
+        # commands (prune, rollback); anything else planted there is ignored.
+        names = [line.split()[1].rsplit("/", 1)[-1] for line in output if len(line.split()) == 2]
+        return [name for name in names if COMMIT.fullmatch(name)]
 
     @staticmethod
     def default():
@@ -254,7 +260,9 @@ def app_setup(repo: str, ref: str, commands: list[str], layout: Layout = LAYOUT,
     steps = [marker_script(layout, "restore-migrations")]
     for command in commands:
         if applies_migrations(command) and check not in steps:
-            steps.append(check)
+            # Saved before migrate applies them: a run interrupted after migrate must not find the
+            # database migrated by files it no longer has (makemigrations would name them anew).
+            steps += [check, marker_script(layout, "save-migrations")]
         steps.append(command)
     steps += [marker_script(layout, "save-migrations"), f"{marker_script(layout, 'set')} setup {commit}"]
     yield _wrapped([in_release(layout, release, step) for step in steps],
@@ -391,8 +399,9 @@ def app_switch(repo: str, ref: str, batch: list, backends: list, changes: list, 
     link = f"{app} ln -sfn {{}} {layout.current}.next && {app} mv -T {layout.current}.next {layout.current}"
     probe = wait_healthy(address, port, path, statuses, wait)
     # What this backend serves now is what it goes back to (not `current`: an interrupted run may
-    # have moved the link without a restart).
-    previous = serving["running"] or serving["current"] or ""
+    # have moved the link without a restart); never the layout of before releases (no .venv there).
+    previous = next((path for path in (serving["running"], serving["current"])
+                     if path and path.startswith(f"{layout.releases}/")), "")
     yield (f"previous={shlex.quote(previous)}; {link.format(release)} && "
            # The first switch of a backend deployed before releases: its gunicorn held the port itself.
            f"{{ systemctl is-active --quiet {service}.socket || {{ systemctl stop {service}; "
@@ -416,7 +425,7 @@ def app_prune(keep: int, layout: Layout = LAYOUT):
     serving = host.get_fact(ServiceRelease, current=layout.current, service=layout.service)
     live = {(serving[key] or "").rsplit("/", 1)[-1] for key in ("current", "running")}
     old = [commit for commit in built[keep:] if commit not in live]
-    legacy = [path for path in layout.legacy if host.get_fact(FileText, path=f"{path}/.") is not None] \
+    legacy = [path for path in layout.legacy if host.get_fact(Directory, path=path)] \
         if serving["running"] else []
     if not old and not legacy:
         host.noop(f"{len(built)} releases kept")

@@ -96,7 +96,7 @@ def rollback_target(release: str | None, layout) -> str:
                                 f"({', '.join(commit[:12] for commit in built) or 'none'})"))
         return matches[0]
     served = [line.split()[-1] for line in (host.get_fact(FileText, path=layout.history) or "").splitlines()
-              if line.strip()]
+              if line.strip()]  # only names among `built` (full commit ids) are ever used
     for commit in reversed(served):
         if commit != current and commit in built:
             return commit

@@ -113,7 +113,7 @@ def host_facts(settings, *, installed=True, commit=OLD, remote=OLD, setup=None, 
             f"path={LAYOUT.history}": history,
             f"path={release(remote)}/.deploy-built": ByOperation(
                 f"{remote}\n" if remote in built_commits else None, f"{remote}\n", until=BEFORE_BUILD)}
-    text.update({f"path={path}/.": None for path in LAYOUT.legacy})
+    directories.update({f"path={path}": None for path in LAYOUT.legacy})
     services = {"sprint2-app.service": True} if installed else {}
     sockets = {"sprint2-app.socket": True} if installed else {}
     return {
@@ -181,8 +181,10 @@ def test_fresh_backend_mirrors_builds_sets_up_populates_and_switches():
     # From the new release, before it serves: the saved migration history, a check that nothing
     # drops data before migrate, then the history and the commit recorded in the database.
     (setup,) = run.op(SETUP).commands
+    # The generated files are saved before migrate applies them (and again after, unchanged).
     steps = [f"{MARKER} restore-migrations", "python manage.py makemigrations --noinput", f"{MARKER} check-migrations",
-             "python manage.py migrate --noinput", f"{MARKER} save-migrations", f"{MARKER} set setup {NEW}"]
+             f"{MARKER} save-migrations", "python manage.py migrate --noinput", f"{MARKER} save-migrations",
+             f"{MARKER} set setup {NEW}"]
     assert setup.startswith("if reason=$({ " + " && ".join(f"{RUN} --in {release(NEW)} '{step}'" for step in steps))
     assert setup.endswith(f"cannot set the database up for {NEW[:12]}: $reason; every backend keeps serving its release: "
                           "commit the migrations in the app, or start from an empty database (README: Moving to another "
@@ -322,8 +324,25 @@ def test_old_releases_beyond_the_setting_are_pruned_never_the_live_one():
 def test_the_layout_of_before_releases_is_removed_once_a_release_serves():
     settings = base()
     facts = host_facts(settings)
-    facts[FileText]["path=/srv/sprint2/app/."] = ""
+    facts[Directory]["path=/srv/sprint2/app"] = {"mode": 755, "user": "sprint2", "group": "sprint2"}
     assert deploy(facts, settings).op(PRUNE).commands == ["rm -rf /srv/sprint2/app"]
+
+
+def test_only_full_commit_ids_are_releases_whatever_the_app_user_plants_there():
+    # The releases folder is the app user's; its names go into root's commands (prune, rollback).
+    output = ["1700000000.0 /srv/sprint2/releases/" + "a" * 40,
+              "1600000000.0 /srv/sprint2/releases/x;echo${IFS}owned|sh",
+              "1500000000.0 /srv/sprint2/releases/" + "b" * 39]
+    assert BuiltReleases().process(output) == ["a" * 40]
+
+
+def test_a_failing_first_release_never_goes_back_to_the_layout_of_before_releases():
+    settings = base()
+    facts = host_facts(settings, remote=NEW)
+    facts[ServiceRelease] = {f"current={LAYOUT.current}, service={LAYOUT.service}": {
+        "current": None, "running": "/srv/sprint2/app", "socket": False}}
+    switch = deploy(facts, settings).op(SWITCH_A).commands
+    assert switch[1].startswith(f"previous=''; ")
 
 
 def test_an_unreachable_repository_is_one_line_naming_it_and_what_to_check():
