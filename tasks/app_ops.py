@@ -1,8 +1,7 @@
 """Facts and operations for the Django backends that pyinfra does not do idempotently as-is.
 
 pyinfra 3 runs an operation's body when the operation executes, so each one here reads the host
-at that moment (the checkout after the clone, the requirements of the new commit) and yields no
-command when there is nothing to do: a converged host reports no change. Commands of the app
+at that moment and yields no command when there is nothing to do: a converged host reports no change. Commands of the app
 itself go through the run helper (stack/render/backend.py), which loads the root-only
 environment file, so no secret is ever in a command line.
 """
@@ -35,16 +34,23 @@ def fail(message: str) -> str:
     return f"echo {shlex.quote(message)} >&2; exit 1"
 
 
+def as_app(layout: Layout) -> str:
+    """The prefix that runs a command as the app user (its files, its processes)."""
+    return f"runuser -u {layout.user} --"
+
+
 def write_as_app(layout: Layout, text: str, path: str) -> str:
-    """A command writing `text` to `path` as the app user: its folders (venv, static) are the app
+    """A command writing `text` to `path` as the app user: its folders (releases, venvs) are the app
     user's, and root writing there would follow a link that user planted anywhere on the host.
     The old file goes first: deploys before this one wrote it as root."""
-    as_app = f"runuser -u {layout.user} --"
-    return f"{as_app} rm -f {path} && echo {shlex.quote(text)} | {as_app} tee {path} > /dev/null"
+    app = as_app(layout)
+    return f"{app} rm -f {path} && echo {shlex.quote(text)} | {app} tee {path} > /dev/null"
 
 
-def run_app(layout: Layout, command: str, quiet: bool = False) -> str:
-    return f"{layout.run_helper}{' --quiet' if quiet else ''} {shlex.quote(command)}"
+def run_app(layout: Layout, command: str, quiet: bool = False, release: str | None = None) -> str:
+    """The run helper's command line for one app command: in the live release, or in `release`."""
+    options = (" --quiet" if quiet else "") + (f" --in {release}" if release else "")
+    return f"{layout.run_helper}{options} {shlex.quote(command)}"
 
 
 # --- facts --------------------------------------------------------------------------------------
@@ -102,7 +108,7 @@ class DeployMarkers(FactBase):
     {"markers": {name: value}} or {"error": last line} when it cannot be read."""
 
     def command(self, release, layout=LAYOUT):
-        query = f"{layout.run_helper} --quiet --in {release} {shlex.quote(f'python {layout.marker_script} list')}"
+        query = run_app(layout, f"python {layout.marker_script} list", quiet=True, release=release)
         return (f"if [ -x {layout.run_helper} ] && [ -x {release}/.venv/bin/python ]; "
                 f"then {query} 2>&1 || echo 'marker failed'; else echo 'marker unavailable'; fi")
 

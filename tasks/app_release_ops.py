@@ -24,8 +24,8 @@ from pyinfra.facts.files import Directory
 from pyinfra.facts.server import Which
 
 from stack.render.backend import LAYOUT, Layout, extra_requirements, requirements_key
-from tasks.app_ops import (HEX, DeployMarkers, FileText, GitRemoteRef, fail, log_event, resolve_ref, run_app,
-                           write_as_app)
+from tasks.app_ops import (HEX, DeployMarkers, FileText, GitRemoteRef, as_app, fail, log_event, resolve_ref,
+                           run_app, write_as_app)
 
 COMMIT = re.compile(r"[0-9a-f]{40}")
 # The marker of the populate commands from before each had its own: all of them ran.
@@ -41,16 +41,8 @@ def applies_migrations(command: str) -> bool:
     return "migrate" in shlex.split(command)
 
 
-def as_app(layout: Layout) -> str:
-    return f"runuser -u {layout.user} --"
-
-
 def marker_script(layout: Layout, action: str) -> str:
     return f"python {layout.marker_script} {action}"
-
-
-def in_release(layout: Layout, release: str, command: str) -> str:
-    return f"{layout.run_helper} --in {release} {shlex.quote(command)}"
 
 
 def read_markers(release: str) -> tuple[dict | None, str | None]:
@@ -90,8 +82,8 @@ class VenvWorks(FactBase):
     (a stamp alone would not notice a deleted bin/gunicorn). Run as the app user: the virtualenv
     is that user's, and root must not run code it could change."""
 
-    def command(self, path, user=LAYOUT.user):
-        run = f"runuser -u {user} --"
+    def command(self, path):
+        run = as_app(LAYOUT)
         return (f"{run} {path}/bin/python -c 'import gunicorn' >/dev/null 2>&1 && "
                 f"{run} {path}/bin/gunicorn --version >/dev/null 2>&1 && echo works || echo broken")
 
@@ -225,7 +217,7 @@ def app_build(repo: str, ref: str, layout: Layout = LAYOUT):
             yield log_event(layout, f"rebuilt the virtualenv of release {commit[:12]} (its python or gunicorn did not run)")
     yield f"{app} ln -sfn {venv} {release}/.venv"
     if not built:
-        yield in_release(layout, release, "python manage.py collectstatic --noinput")
+        yield run_app(layout, "python manage.py collectstatic --noinput", release=release)
         yield write_as_app(layout, commit, layout.built_stamp(commit))
         yield log_event(layout, f"built release {commit[:12]} ({ref})")
 
@@ -265,7 +257,7 @@ def app_setup(repo: str, ref: str, commands: list[str], layout: Layout = LAYOUT,
             steps += [check, marker_script(layout, "save-migrations")]
         steps.append(command)
     steps += [marker_script(layout, "save-migrations"), f"{marker_script(layout, 'set')} setup {commit}"]
-    yield _wrapped([in_release(layout, release, step) for step in steps],
+    yield _wrapped([run_app(layout, step, release=release) for step in steps],
                    f"{host.name}: cannot set the database up for {commit[:12]}: $reason; every backend keeps "
                    f"serving its release: commit the migrations in the app, or start from an empty database "
                    f"(README: Moving to another commit)")
@@ -296,8 +288,8 @@ def app_populate(repo: str, ref: str, commands: list[str], layout: Layout = LAYO
         host.noop("every populate command ran once already")
         return
     for command in pending:
-        yield in_release(layout, release, f"{marker_script(layout, 'once')} {populate_marker(command)} "
-                                          f"{shlex.quote(command)}")
+        once = f"{marker_script(layout, 'once')} {populate_marker(command)} {shlex.quote(command)}"
+        yield run_app(layout, once, release=release)
 
 
 HEALTH_PROBE = (
@@ -349,7 +341,7 @@ def trial_run(layout: Layout, release: str, commit: str, port: int, path: str, s
     leftover = (f"for pid in $(ss -Hltnp 'sport = :{trial}' | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); "
                 f"do {kill} $pid; done")
     return (f"{as_app(layout)} rm -f {pidfile}; "
-            f"{layout.run_helper} --quiet --in {release} {shlex.quote(gunicorn)} > /dev/null 2>&1 & "
+            f"{run_app(layout, gunicorn, quiet=True, release=release)} > /dev/null 2>&1 & "
             f"if status=$({probe}); then healthy=yes; else healthy=no; fi; "
             f"if [ -f {pidfile} ]; then {kill} $(cat {pidfile}) 2>/dev/null; fi; {leftover}; wait; "
             f"if [ $healthy = no ]; then echo \"{host.name}: release {commit[:12]} answered $status on {path} "
