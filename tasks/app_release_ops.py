@@ -149,12 +149,17 @@ def release_commit(repo: str, ref: str, layout: Layout) -> str | None:
     return commit
 
 
-def no_commit(repo: str, ref: str, later: str):
-    """`ref` names no fetched commit: a failure when running; in a preview, what happens later."""
+def stop(problem: str, later: str):
+    """An operation that cannot go on: a failure with `problem` when running; in a preview (the
+    earlier steps have not run yet), `later` says when it will."""
     if state.is_executing:
-        yield fail(f"{host.name}: app_ref {ref!r} names no commit of {repo}")
+        yield fail(problem)
     else:
         host.noop(later)
+
+
+def no_commit(repo: str, ref: str, later: str):
+    yield from stop(f"{host.name}: app_ref {ref!r} names no commit of {repo}", later)
 
 
 @operation()
@@ -167,10 +172,7 @@ def app_fetch(repo: str, ref: str, layout: Layout = LAYOUT):
         return
     wanted, problem = remote_commit(repo, ref)
     if problem:
-        if state.is_executing:
-            yield fail(problem)
-        else:
-            host.noop(problem)
+        yield from stop(problem, problem)
         return
     if mirror and mirror["origin"] == repo and (mirror["commit"] or "").startswith(wanted):
         host.noop(f"{ref} = {mirror['commit'][:12]} is fetched")
@@ -237,17 +239,15 @@ def app_setup(repo: str, ref: str, commands: list[str], layout: Layout = LAYOUT,
     if commit is None:
         yield from no_commit(repo, ref, "the setup commands run after the build")
         return
-    markers, error = read_markers(layout.release(commit))
+    release = layout.release(commit)
+    markers, error = read_markers(release)
     if error:
-        if state.is_executing:
-            yield fail(f"{host.name}: cannot read the deploy marker from the database: {error}")
-        else:
-            host.noop("the setup commands run after the build")
+        yield from stop(f"{host.name}: cannot read the deploy marker from the database: {error}",
+                        "the setup commands run after the build")
         return
     if markers.get("setup") == commit:
         host.noop(f"the database is set up for {commit[:12]}")
         return
-    release = layout.release(commit)
     check = marker_script(layout, "check-migrations" + (" --allow-destructive" if allow_destructive else ""))
     steps = [marker_script(layout, "restore-migrations")]
     for command in commands:
@@ -275,10 +275,8 @@ def app_populate(repo: str, ref: str, commands: list[str], layout: Layout = LAYO
     release = layout.release(commit)
     markers, error = read_markers(release)
     if error:
-        if state.is_executing:
-            yield fail(f"{host.name}: cannot read the deploy marker from the database: {error}")
-            return
-        host.noop("the populate commands run after the install, once")
+        yield from stop(f"{host.name}: cannot read the deploy marker from the database: {error}",
+                        "the populate commands run after the build, once")
         return
     if LEGACY_POPULATED in markers:
         host.noop(f"the database was populated ({markers[LEGACY_POPULATED]})")
