@@ -20,6 +20,7 @@ import uuid
 
 from stack.errors import UserError, exit_with
 from stack.operate.commands import as_root, ssh_argv
+from stack.operate import session
 from stack.operate.hosts import Target, target
 from stack.state import load_state
 
@@ -70,11 +71,14 @@ def database_host() -> Target | None:
 
 
 def _run(host: Target, script: str) -> str:
-    completed = subprocess.run(ssh_argv(host, [as_root(host, f"sh -c {shlex.quote(script)}")]),
-                               stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
-    if completed.returncode != 0:
+    with session.ssh_log() as log:
+        completed = subprocess.run(ssh_argv(host, [as_root(host, f"sh -c {shlex.quote(script)}")], log_file=log),
+                                   stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        # ssh's own failure (no answer, key refused, host key changed) in the operate commands' words.
+        problem = session.failure(host, completed.returncode, log)
+    if problem or completed.returncode != 0:
         raise UserError(f"cannot read the deploy lock on {host.name}: "
-                        f"{(completed.stderr.strip().splitlines() or ['ssh failed'])[-1]}")
+                        f"{problem or (completed.stderr.strip().splitlines() or ['no message'])[-1]}")
     return completed.stdout.strip()
 
 
