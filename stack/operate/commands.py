@@ -41,7 +41,7 @@ def as_root(host: Target, command: str) -> str:
 
 
 def manage_command(host: Target, args: list[str]) -> str:
-    """Django's manage.py through the run helper: as the app user, in the checkout, with the
+    """Django's manage.py through the run helper: as the app user, in the live release, with the
     root-only env file loaded by the helper (never on a command line)."""
     django = shlex.join(["python", "manage.py", *args])
     return as_root(host, f"{LAYOUT.run_helper} --quiet {shlex.quote(django)}")

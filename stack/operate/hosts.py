@@ -72,8 +72,8 @@ def select_one(hosts: dict[str, dict], word: str, prefix: str | None = None) -> 
 
 
 def setup_backend_name(hosts: dict[str, dict]) -> str:
-    """The backend that ran the migrations: the first by name (tasks/backend.py setup_backend).
-    Its checkout holds the migration history makemigrations wrote, so manage.py runs there."""
+    """The backend that sets the database up: the first by name (tasks/backend.py setup_backend),
+    so manage.py runs where the migrations run."""
     backends = sorted(name for name, host in hosts.items() if host["role"] == "backend")
     if not backends:
         raise UserError("the state records no backend: run python provision.py to create them")

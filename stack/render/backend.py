@@ -28,9 +28,8 @@ class Layout:
     releases = property(lambda self: f"{self.home}/releases")
     current = property(lambda self: f"{self.home}/current")
     venvs = property(lambda self: f"{self.home}/venvs")
-    history = property(lambda self: f"{self.home}/releases/.history")
-    # The live tree and its virtualenv, through the `current` link.
-    checkout = property(lambda self: self.current)
+    history = property(lambda self: f"{self.releases}/.history")
+    # The live release's virtualenv, through the `current` link.
     venv = property(lambda self: f"{self.current}/.venv")
     conf_dir = property(lambda self: f"{self.home}/conf")
     env_file = property(lambda self: f"{self.secrets_dir}/env")

@@ -159,7 +159,7 @@ def test_run_helper_is_valid_shell_and_loads_the_env_file_before_dropping_to_the
 
 
 def test_layout_keeps_the_deploys_files_outside_the_checkout():
-    assert not LAYOUT.settings_path.startswith(LAYOUT.checkout + "/")
+    assert not LAYOUT.settings_path.startswith(LAYOUT.releases + "/")
     assert not LAYOUT.env_file.startswith(LAYOUT.home)
 
 
