@@ -41,6 +41,10 @@ DeployResult (from pyinfra's --json on stdout; human log and --diff output on st
   Platform.never_completed(result) -> ["host: operation", ...] the failed hosts' operations that
   did not succeed in `result` (a later --dry still plans them: Kong's image is never present here).
 
+Helpers for the e2e modules: deploy_ok(platform, run_deploy, *args) (a deploy that must succeed on every
+host but Kong), RUNNING (a command printing the release a backend's gunicorn runs), sql(ssh, db, query),
+TableLock(platform, ssh, table) (holds a table's ACCESS EXCLUSIVE lock on the db host: a writer waits there).
+
 Test order: test_platform.py runs first among e2e modules (it needs fresh hosts first); the other
 modules then share its deployed hosts through `deployed`.
 """
@@ -54,6 +58,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -352,6 +357,53 @@ def deploy_ok(platform: "Platform", run_deploy, *args) -> DeployResult:
     bad = [name for name in result.failed_hosts if name not in platform.names("kong")]
     assert not bad, result.output[-6000:]
     return result
+
+
+# The release the running gunicorn was started in (its working directory): what the backend serves.
+RUNNING = "basename \"$(readlink /proc/$(systemctl show -p MainPID --value sprint2-app)/cwd)\""
+
+
+def sql(ssh, db: str, query: str) -> str:
+    code, out = ssh(db, f"cd / && runuser -u postgres -- psql -X -d dispatch_db -tAc \"{query}\"")
+    assert code == 0, out
+    return out.strip()
+
+
+class TableLock:
+    """An ACCESS EXCLUSIVE lock on a table, held by a psql session on the db host: a populate that
+    reaches its first write to that table waits there, mid-way, its earlier rows not yet committed."""
+
+    def __init__(self, platform, ssh, table):
+        self.platform, self.ssh, self.table = platform, ssh, table
+        self.db = platform.names("db")[0]
+
+    def __enter__(self):
+        query = f"BEGIN; LOCK TABLE {self.table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(600);"
+        # A transient unit: the session outlives this ssh command, which returns at once.
+        command = (f"systemd-run --quiet --collect --unit=e2e-table-lock --working-directory=/ "
+                   f"runuser -u postgres -- psql -X -d dispatch_db -c \"{query}\"")
+        assert self.ssh(self.db, command)[0] == 0
+        self.wait_for(f"SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                      f"WHERE c.relname = '{self.table}' AND l.mode = 'AccessExclusiveLock' AND l.granted")
+        return self
+
+    def wait_for(self, query, timeout=300):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sql(self.ssh, self.db, query) not in ("", "0"):
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"timed out waiting for: {query}")
+
+    def wait_for_a_blocked_writer(self):
+        """Until the app's session waits on this lock: the populate is mid-way."""
+        self.wait_for("SELECT count(*) FROM pg_stat_activity WHERE usename = 'dispatch_user' "
+                      "AND wait_event_type = 'Lock'")
+
+    def __exit__(self, *problem):
+        self.ssh(self.db, "systemctl stop e2e-table-lock; true")
+        sql(self.ssh, self.db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(600)%' "
+                               "AND pid <> pg_backend_pid()")
 
 
 def _merge(base: dict, overrides: dict) -> dict:

@@ -13,13 +13,11 @@ import time
 import pytest
 import yaml
 
-from tests.e2e.conftest import PREFIX, ROOT, deploy_ok
+from tests.e2e.conftest import PREFIX, ROOT, RUNNING, deploy_ok
 
 pytestmark = pytest.mark.e2e
 
 APP_PORT = 8080
-# The release the running gunicorn was started in (its working directory): what the backend serves.
-RUNNING = "basename \"$(readlink /proc/$(systemctl show -p MainPID --value sprint2-app)/cwd)\""
 COUNTS_PATH = "/despachos/reporte/"
 PG_PROBE = r"""
 import socket, struct, sys

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import deploy_ok
+from tests.e2e.conftest import RUNNING, TableLock, deploy_ok, sql
 
 pytestmark = pytest.mark.e2e
 
@@ -25,8 +25,6 @@ WORKING = "b0abfcb9949fc9fd2eb30d50c22d591d4177dfa0"
 MODELS_CHANGED = "6f0b6d7"
 POPULATE, DESPACHOS = "python populate.py", "python populateDespachos.py"
 TABLES = ("pedidos_producto", "pedidos_pedido", "despachos_despacho")
-# The release the running gunicorn was started in (its working directory): what the backend serves.
-RUNNING = "basename \"$(readlink /proc/$(systemctl show -p MainPID --value sprint2-app)/cwd)\""
 
 
 def get(address: str, path: str) -> tuple[int, str]:
@@ -34,12 +32,6 @@ def get(address: str, path: str) -> tuple[int, str]:
     connection.request("GET", path, headers={"Host": address})
     response = connection.getresponse()
     return response.status, response.read().decode()
-
-
-def sql(ssh, db: str, query: str) -> str:
-    code, out = ssh(db, f"cd / && runuser -u postgres -- psql -X -d dispatch_db -tAc \"{query}\"")
-    assert code == 0, out
-    return out.strip()
 
 
 def counts(platform, ssh) -> dict:
@@ -145,43 +137,6 @@ def reset_population(platform, ssh):
     """The database as it was right after migrate: empty tables, no populate marker."""
     db = platform.names("db")[0]
     sql(ssh, db, f"TRUNCATE {', '.join(TABLES)} CASCADE; DELETE FROM sprint2_deploy_marker WHERE name LIKE 'populate:%'")
-
-
-class TableLock:
-    """An ACCESS EXCLUSIVE lock on a table, held by a psql session on the db host: a populate that
-    reaches its first write to that table waits there, mid-way, its earlier rows not yet committed."""
-
-    def __init__(self, platform, ssh, table):
-        self.platform, self.ssh, self.table = platform, ssh, table
-        self.db = platform.names("db")[0]
-
-    def __enter__(self):
-        query = f"BEGIN; LOCK TABLE {self.table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(600);"
-        # A transient unit: the session outlives this ssh command, which returns at once.
-        command = (f"systemd-run --quiet --collect --unit=e2e-table-lock --working-directory=/ "
-                   f"runuser -u postgres -- psql -X -d dispatch_db -c \"{query}\"")
-        assert self.ssh(self.db, command)[0] == 0
-        self.wait_for(f"SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-                      f"WHERE c.relname = '{self.table}' AND l.mode = 'AccessExclusiveLock' AND l.granted")
-        return self
-
-    def wait_for(self, query, timeout=300):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if sql(self.ssh, self.db, query) not in ("", "0"):
-                return
-            time.sleep(0.5)
-        raise AssertionError(f"timed out waiting for: {query}")
-
-    def wait_for_a_blocked_writer(self):
-        """Until the app's session waits on this lock: the populate is mid-way."""
-        self.wait_for("SELECT count(*) FROM pg_stat_activity WHERE usename = 'dispatch_user' "
-                      "AND wait_event_type = 'Lock'")
-
-    def __exit__(self, *problem):
-        self.ssh(self.db, "systemctl stop e2e-table-lock; true")
-        sql(self.ssh, self.db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(600)%' "
-                               "AND pid <> pg_backend_pid()")
 
 
 def kill_the_populate_on_the_host(platform, ssh):

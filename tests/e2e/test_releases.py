@@ -14,12 +14,11 @@ from collections import Counter
 
 import pytest
 
-from tests.e2e.conftest import PYINFRA, ROOT, deploy_ok
+from tests.e2e.conftest import PYINFRA, ROOT, RUNNING, TableLock, deploy_ok
 
 pytestmark = pytest.mark.e2e
 
 PORT = 8080
-RUNNING = "basename \"$(readlink /proc/$(systemctl show -p MainPID --value sprint2-app)/cwd)\""
 VIEWS = "despachos/views.py"
 
 
@@ -192,8 +191,6 @@ def test_a_deploy_killed_during_migrate_is_finished_by_the_next_one(platform, ru
     after unlock the next run migrates, switches every backend, and a further run changes nothing."""
     import os
     import signal
-
-    from tests.e2e.test_real_app import TableLock
 
     backends = platform.names("backend")
     before = running(platform, ssh)
