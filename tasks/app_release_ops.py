@@ -224,6 +224,21 @@ def app_build(repo: str, ref: str, layout: Layout = LAYOUT):
         yield log_event(layout, f"built release {commit[:12]} ({ref})")
 
 
+def built_release_and_markers(repo: str, ref: str, layout: Layout, later: str):
+    """(commit, its release, the database's markers read from it), or None once the operation has
+    failed, or noted in a preview that it runs `later`, because either is not there yet."""
+    commit = release_commit(repo, ref, layout)
+    if commit is None:
+        yield from no_commit(repo, ref, later)
+        return None
+    release = layout.release(commit)
+    markers, error = read_markers(release)
+    if error:
+        yield from stop(f"{host.name}: cannot read the deploy marker from the database: {error}", later)
+        return None
+    return commit, release, markers
+
+
 def _wrapped(steps: list[str], why: str) -> str:
     """Run `steps` in order; when one fails, print `why` with the run helper's one line in it."""
     return (f"if reason=$({{ {' && '.join(steps)}; }} 2>&1 >/dev/null); then :; "
@@ -235,16 +250,10 @@ def app_setup(repo: str, ref: str, commands: list[str], layout: Layout = LAYOUT,
     """Set the database up for `ref`'s release, from that release, before any backend serves it:
     the saved migration history, the setup commands with a check that no new migration drops data
     before anything is applied, then the history and the commit recorded, all in the database."""
-    commit = release_commit(repo, ref, layout)
-    if commit is None:
-        yield from no_commit(repo, ref, "the setup commands run after the build")
+    found = yield from built_release_and_markers(repo, ref, layout, "the setup commands run after the build")
+    if found is None:
         return
-    release = layout.release(commit)
-    markers, error = read_markers(release)
-    if error:
-        yield from stop(f"{host.name}: cannot read the deploy marker from the database: {error}",
-                        "the setup commands run after the build")
-        return
+    commit, release, markers = found
     if markers.get("setup") == commit:
         host.noop(f"the database is set up for {commit[:12]}")
         return
@@ -268,16 +277,10 @@ def app_populate(repo: str, ref: str, commands: list[str], layout: Layout = LAYO
     """Each populate command at most once in the life of the database: it runs inside one database
     transaction that also writes its marker, so an interrupted run leaves neither its rows nor its
     marker, and a finished one leaves both (files/deploy_marker.py `once`)."""
-    commit = release_commit(repo, ref, layout)
-    if commit is None:
-        yield from no_commit(repo, ref, "the populate commands run after the build, once")
+    found = yield from built_release_and_markers(repo, ref, layout, "the populate commands run after the build, once")
+    if found is None:
         return
-    release = layout.release(commit)
-    markers, error = read_markers(release)
-    if error:
-        yield from stop(f"{host.name}: cannot read the deploy marker from the database: {error}",
-                        "the populate commands run after the build, once")
-        return
+    _, release, markers = found
     if LEGACY_POPULATED in markers:
         host.noop(f"the database was populated ({markers[LEGACY_POPULATED]})")
         return
