@@ -9,7 +9,7 @@ the newest release left it, so the older code must work with it (add, don't drop
 from pyinfra import host
 
 from stack.deploy_lock import take
-from tasks.backend import rollback_backend
+from tasks.backend.deploy import rollback_backend
 
 take("a rollback")
 

@@ -10,8 +10,8 @@ import re
 import shlex
 
 from stack.operate.hosts import Target
-from stack.render.backend import LAYOUT
 from stack.settings import Settings
+from tasks.backend.layout import LAYOUT
 
 DEFAULT_LINES = 100
 KONG_CONTAINER = "kong"

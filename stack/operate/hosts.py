@@ -72,7 +72,7 @@ def select_one(hosts: dict[str, dict], word: str, prefix: str | None = None) -> 
 
 
 def setup_backend_name(hosts: dict[str, dict]) -> str:
-    """The backend that sets the database up: the first by name (tasks/backend.py setup_backend),
+    """The backend that sets the database up: the first by name (tasks/backend/deploy.py setup_backend),
     so manage.py runs where the migrations run."""
     backends = sorted(name for name, host in hosts.items() if host["role"] == "backend")
     if not backends:

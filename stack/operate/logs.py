@@ -12,8 +12,8 @@ import sys
 import threading
 from contextlib import ExitStack
 
-from stack.operate.commands import logs_command, ssh_argv
 from stack.errors import UserError
+from stack.operate.commands import logs_command, ssh_argv
 from stack.operate.hosts import Target
 from stack.operate.session import failure, ssh_log
 

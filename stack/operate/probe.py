@@ -9,12 +9,12 @@ state and the admin API (127.0.0.1 only, read from the host itself: nothing is e
 import json
 import shlex
 
-from stack.gateway_status import PATHS
 from stack.operate.commands import KONG_CONTAINER, as_root
 from stack.operate.hosts import Target
-from stack.render.backend import LAYOUT
-from stack.render.backup import BACKUP_DIRECTORY
 from stack.settings import Settings
+from tasks.backend.layout import LAYOUT
+from tasks.db.backup_render import BACKUP_DIRECTORY
+from tasks.kong.status import PATHS
 
 COMMON = (
     "cd /\n"

@@ -9,9 +9,9 @@ as such and counts as a problem: the exit status is 1 whenever anything is.
 import json
 from dataclasses import dataclass
 
-from stack.gateway_status import format_status
 from stack.operate.commands import KONG_CONTAINER
-from stack.render.backend import LAYOUT
+from tasks.backend.layout import LAYOUT
+from tasks.kong.status import format_status
 
 DISK_LIMIT_PCT = 90
 MEMORY_LIMIT_PCT = 95

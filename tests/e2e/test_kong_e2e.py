@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from stack.render.kong import container_spec, render_kong_yml, spec_hash
 from stack.settings import load_settings
-from tasks.kong import DockerContainer, DockerImage
+from tasks.kong.facts import DockerContainer, DockerImage
+from tasks.kong.render import container_spec, render_kong_yml, spec_hash
 
 pytestmark = pytest.mark.e2e
 

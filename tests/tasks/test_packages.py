@@ -9,7 +9,9 @@ from tasks.packages import LOCK_TIMEOUT_S, packages_installed, update_command
 from pyinfra.api import deploy
 from pyinfra.facts.deb import DebPackages
 from tests.harness import run_deploy
-from tests.tasks import test_backend, test_database, test_kong
+from tests.tasks.backend import test_backend_deploy as test_backend
+from tests.tasks.db import test_db_deploy as test_database
+from tests.tasks.kong import test_kong_deploy as test_kong
 
 APT_GET = re.compile(r"apt-get\b[^;&|]*")
 

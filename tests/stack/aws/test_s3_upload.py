@@ -1,4 +1,4 @@
-"""files/s3_upload.py, the database host's upload of each dump to backup_bucket, run here against
+"""files/db/s3_upload.py, the database host's upload of each dump to backup_bucket, run here against
 the moto server the AWS tests use (real HTTP), as the backup service runs it."""
 
 import os
@@ -9,7 +9,7 @@ import boto3
 
 from stack.settings import PROJECT_ROOT
 
-SCRIPT = PROJECT_ROOT / "files" / "s3_upload.py"
+SCRIPT = PROJECT_ROOT / "files" / "db" / "s3_upload.py"
 
 
 def run_upload(aws, *args):

@@ -1,0 +1,216 @@
+"""The backends: the Django application under systemd with gunicorn.
+
+Defaults (stack/settings.py SCHEMA): app_repo (Sprint2 on GitHub), app_ref b0abfcb (its newest
+commit that works), app_port 8080, app_setup_commands (makemigrations, migrate, both --noinput),
+app_populate_commands (populate.py, populateDespachos.py), allow_destructive_migrations (false),
+gateway.health_path and gateway.active.healthy_statuses. Layout on the host (tasks/backend/layout.py):
+
+  /srv/sprint2/repo.git            a mirror of app_repo (owned by the app user `sprint2`)
+  /srv/sprint2/releases/<commit>   one release per commit: its tree (never edited by the deploy),
+                                   .venv (-> /srv/sprint2/venvs/<requirements>), .static
+  /srv/sprint2/current             -> the live release
+  /srv/sprint2/conf                the deploy's settings module (imports provesi.settings), gunicorn.conf.py
+  /etc/sprint2/env                 root-only (0600) secrets for systemd's EnvironmentFile and sprint2-run
+  sprint2-app.socket / .service    the port, held by systemd; gunicorn in the release `current` named
+                                   when it started; journal + /var/log/django.log; deploy events in
+                                   /var/log/backend.log
+
+Setup and populate commands run from ONE backend (the first by name) while the others wait:
+pyinfra finishes an operation on every host before the next starts. Whether they are needed is
+recorded in the database (files/backend/deploy_marker.py), not on a backend, so a new backend or a
+redeploy never runs them again for the same commit (setup) or at all (populate). How a new commit
+reaches the backends, one batch at a time with the service up: tasks/backend/setup.py and switch.py.
+"""
+
+from io import StringIO
+
+from pyinfra import host, inventory, state
+from pyinfra.api import deploy
+from pyinfra.facts.hardware import Cpus
+from pyinfra.operations import files, server, systemd
+from pyinfra.operations.util import any_changed
+
+from stack.errors import UserError, exit_with
+from stack.secrets import deploy_secrets
+from stack.settings import PROJECT_ROOT, Settings, load_settings
+from tasks.backend.facts import BuiltReleases, FileText, ServiceRelease
+from tasks.backend.layout import LAYOUT
+from tasks.backend.operations import (
+    app_build,
+    app_fetch,
+    app_prune,
+    check_health,
+    secret_file,
+)
+from tasks.backend.render import (
+    allowed_hosts,
+    app_socket,
+    app_unit,
+    deploy_settings,
+    env_file,
+    gunicorn_conf,
+    gunicorn_workers,
+    run_helper,
+)
+from tasks.backend.setup import app_populate, app_setup
+from tasks.backend.switch import app_switch
+from tasks.packages import packages_installed
+from tasks.shared import UPSTREAM, db_private_ip
+
+# git for the checkout, python3-venv for the virtualenv (same names on Ubuntu 24.04 and Debian 12).
+PACKAGES = ["git", "python3-venv", "ca-certificates"]
+
+
+def backend_label(backend) -> str:
+    return backend.data.get("name") or backend.name
+
+
+def setup_backend(backends: list):
+    """The backend that runs migrations and populate: the first by name. Any backend can take the
+    role (after a scale-in, a replaced host): the migration history `makemigrations` wrote is kept in
+    the database and restored into its checkout before each setup (files/backend/deploy_marker.py)."""
+    return min(backends, key=backend_label)
+
+
+def batches(backends: list, size: int) -> list[list]:
+    """The backends in switch order (the setup backend first), `size` at a time."""
+    ordered = sorted(backends, key=backend_label)
+    return [ordered[start:start + size] for start in range(0, len(ordered), size)]
+
+
+def roll_out(settings: Settings, backends: list, title: str, **switch) -> None:
+    """One switch operation per batch: pyinfra finishes each on every host before the next starts,
+    so the batches go one after another, each waiting for its backends to answer healthy."""
+    groups = batches(backends, settings.switch_batch_size)
+    for number, batch in enumerate(groups, start=1):
+        names = ", ".join(backend_label(backend) for backend in batch)
+        app_switch(
+            name=f"{title}, batch {number} of {len(groups)} ({names})", batch=batch, backends=backends,
+            address=host.data.private_ip, port=settings.app_port, path=settings.gateway.health_path,
+            statuses=list(settings.gateway.active.healthy_statuses), **switch,
+        )
+
+
+def rollback_target(release: str | None, layout) -> str:
+    """The commit to roll back to: `release` (a commit, abbreviated or not) among the built
+    releases, else the newest release this backend served before its current one."""
+    built = host.get_fact(BuiltReleases, releases=layout.releases)
+    serving = host.get_fact(ServiceRelease, current=layout.current, service=layout.service)
+    current = (serving["current"] or "").rsplit("/", 1)[-1]
+    if release:
+        matches = [commit for commit in built if commit.startswith(release)]
+        if len(matches) != 1:
+            exit_with(UserError(f"{host.name}: release {release!r} is not one of the releases kept here "
+                                f"({', '.join(commit[:12] for commit in built) or 'none'})"))
+        return matches[0]
+    served = [line.split()[-1] for line in (host.get_fact(FileText, path=layout.history) or "").splitlines()
+              if line.strip()]  # only names among `built` (full commit ids) are ever used
+    for commit in reversed(served):
+        if commit != current and commit in built:
+            return commit
+    exit_with(UserError(f"{host.name}: no earlier release to roll back to (kept: "
+                        f"{', '.join(commit[:12] for commit in built) or 'none'}); name one with --data release=COMMIT"))
+
+
+@deploy("Roll the backend back")
+def rollback_backend(release: str | None = None, settings: Settings | None = None):
+    settings = settings or load_settings()
+    layout = LAYOUT
+    commit = rollback_target(release, layout)
+    roll_out(settings, inventory.get_group("backends"), title="Switch back to an earlier release",
+             repo=settings.app_repo, ref=commit[:12], commit=commit, changes=[], layout=layout, require_setup=False)
+
+
+@deploy("Configure the backend")
+def deploy_backend(settings: Settings | None = None, secrets: dict | None = None):
+    settings = settings or load_settings()
+    secrets = secrets or deploy_secrets()
+    layout = LAYOUT
+    db_host = db_private_ip()
+
+    packages_installed(name="Ensure git and Python's venv are installed", packages=PACKAGES)
+    server.group(name="Ensure the app group exists", group=layout.user, system=True)
+    server.user(
+        name="Ensure the app user exists",
+        user=layout.user, group=layout.user, system=True, home=layout.home, create_home=False,
+        shell="/usr/sbin/nologin",
+    )
+    for path, owner, mode in ((layout.home, layout.user, "755"), (layout.conf_dir, "root", "755"),
+                              (layout.secrets_dir, "root", "700")):
+        files.directory(name=f"Ensure {path} exists", path=path, user=owner, group=owner, mode=mode)
+    for path, owner in ((layout.django_log, layout.user), (layout.deploy_log, "root")):
+        files.file(name=f"Ensure {path} exists", path=path, user=owner, group="adm", mode="640")
+
+    files.put(
+        name="Install the helper that runs the app's commands", src=StringIO(run_helper(layout)),
+        dest=layout.run_helper, user="root", group="root", mode="755",
+    )
+    files.put(
+        name="Install the deploy-marker script", src=str(PROJECT_ROOT / "files" / "backend" / "deploy_marker.py"),
+        dest=layout.marker_script, user="root", group="root", mode="644",
+    )
+    environment = secret_file(
+        name="Write the app's secrets to its root-only environment file",
+        path=layout.env_file,
+        content=env_file(db_host=db_host, db_password=secrets["db_password"],
+                         secret_key=secrets["django_secret_key"], layout=layout),
+    )
+    django_settings = files.put(
+        name="Write the deploy's Django settings module",
+        src=StringIO(deploy_settings(
+            db_host=db_host, db_name=settings.db_name, db_user=settings.db_user,
+            hosts=allowed_hosts(host.data.private_ip, host.data.get("ssh_hostname"), UPSTREAM), layout=layout)),
+        dest=layout.settings_path, user="root", group="root", mode="644",
+    )
+    gunicorn = files.put(
+        name="Write gunicorn's config",
+        src=StringIO(gunicorn_conf(port=settings.app_port, workers=gunicorn_workers(host.get_fact(Cpus)),
+                                   layout=layout)),
+        dest=layout.gunicorn_conf, user="root", group="root", mode="644",
+    )
+
+    unit = files.put(
+        name="Install the app's systemd unit", src=StringIO(app_unit(layout=layout)),
+        dest=layout.unit_path, user="root", group="root", mode="644",
+    )
+    socket = files.put(
+        name="Install the app's systemd socket", src=StringIO(app_socket(port=settings.app_port, layout=layout)),
+        dest=layout.socket_path, user="root", group="root", mode="644",
+    )
+    systemd.daemon_reload(name="Reload systemd for the app's units", _if=any_changed(unit, socket))
+    server.shell(
+        name="Restart the app's socket for its new port",
+        # Only a socket that runs: a backend deployed before the socket has gunicorn on the port,
+        # and its first switch starts the socket in its place.
+        commands=[f"if systemctl is-active --quiet {layout.service}.socket; then "
+                  f"systemctl restart {layout.service}.socket; fi"],
+        _if=socket.did_change,
+    )
+
+    backends = inventory.get_group("backends")
+    first = setup_backend(backends)
+    release = {"repo": settings.app_repo, "ref": settings.app_ref, "layout": layout}
+    app_fetch(name=f"Fetch {settings.app_ref} of the app", **release)
+    app_build(name=f"Build the release of {settings.app_ref} beside the running one", **release)
+    if first.name == host.name:
+        app_setup(name="Set the database up for the new release, from this backend only",
+                  commands=list(settings.app_setup_commands), allow_destructive=settings.allow_destructive_migrations,
+                  **release)
+        app_populate(name="Populate the database, each command once in its life",
+                     commands=list(settings.app_populate_commands), **release)
+    reached = {backend for backend in state.activated_hosts if state.is_host_in_limit(backend)}
+    roll_out(settings, backends, title=f"Switch to the release of {settings.app_ref}",
+             changes=[environment, django_settings, gunicorn, unit, socket],
+             setup_left_out=backend_label(first) if reached and first not in reached else None, **release)
+    systemd.service(
+        name="Ensure the app and its socket start at boot",
+        service=f"{layout.service}.socket", running=True, enabled=True,
+    )
+    systemd.service(name="Ensure the app is running", service=layout.service, running=True, enabled=True)
+    app_prune(name=f"Keep the newest {settings.releases_keep} releases", keep=settings.releases_keep, layout=layout)
+    statuses = list(settings.gateway.active.healthy_statuses)
+    check_health(
+        name=f"Check that {settings.gateway.health_path} answers {' or '.join(map(str, statuses))}",
+        address=host.data.private_ip, port=settings.app_port, path=settings.gateway.health_path,
+        backend=host.data.get("name") or host.name, statuses=statuses,
+    )

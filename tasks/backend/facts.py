@@ -1,0 +1,187 @@
+"""What a backend has: the app's repository and releases, files, the database's deploy markers, health.
+
+Each fact builds one command and parses its output; none changes the host.
+"""
+
+import json
+import re
+import shlex
+
+from pyinfra.api import FactBase
+
+from tasks.backend.commands import as_app, run_app
+from tasks.backend.layout import LAYOUT
+
+HEX = re.compile(r"[0-9a-f]{7,40}")
+COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+class GitRemoteRef(FactBase):
+    """The commit `ref` names in `repo` (branch or tag, tags peeled), "" if it names none,
+    or {"error": text} when the repository cannot be read from this host."""
+
+    def requires_command(self, repo, ref):
+        return "git"
+
+    def command(self, repo, ref):
+        quoted = [shlex.quote(value) for value in (repo, ref, f"{ref}^{{}}")]
+        return f"GIT_TERMINAL_PROMPT=0 git ls-remote -- {' '.join(quoted)} 2>&1 || echo 'ls-remote failed'"
+
+    def process(self, output):
+        refs = {}
+        for line in output:
+            if "\t" in line:
+                sha, name = line.split("\t", 1)
+                refs[name.strip()] = sha.strip()
+            elif line.strip() == "ls-remote failed":
+                return {"error": " ".join(part.strip() for part in output if part.strip() != "ls-remote failed")}
+        return refs
+
+    @staticmethod
+    def default():
+        return {}
+
+
+def resolve_ref(refs: dict, ref: str) -> str | None:
+    """The commit for `ref` among ls-remote's answers: a peeled tag, a tag, a branch, then HEAD-like names."""
+    for name in (f"refs/tags/{ref}^{{}}", f"refs/tags/{ref}", f"refs/heads/{ref}", ref):
+        if name in refs:
+            return refs[name]
+    return None
+
+
+class FileText(FactBase):
+    """The text of a small file, or None when it does not exist."""
+
+    def command(self, path):
+        return f"if [ -f {path} ]; then cat {path}; else echo '<no such file>'; fi"
+
+    def process(self, output):
+        if list(output) == ["<no such file>"]:
+            return None
+        return "\n".join(output) + "\n"
+
+
+class DeployMarkers(FactBase):
+    """The deploy's markers stored in the application database (files/backend/deploy_marker.py), read with one
+    start of Django from `release` (a built one: it runs before any is live):
+    {"markers": {name: value}} or {"error": last line} when it cannot be read."""
+
+    def command(self, release, layout=LAYOUT):
+        query = run_app(layout, f"python {layout.marker_script} list", quiet=True, release=release)
+        return (f"if [ -x {layout.run_helper} ] && [ -x {release}/.venv/bin/python ]; "
+                f"then {query} 2>&1 || echo 'marker failed'; else echo 'marker unavailable'; fi")
+
+    def process(self, output):
+        lines = [line for line in output if line.strip()]
+        if lines and lines[-1] == "marker unavailable":
+            return {"error": "the app is not installed yet"}
+        if lines and lines[-1] == "marker failed":
+            return {"error": lines[-2] if len(lines) > 1 else "unknown error"}
+        try:
+            markers = json.loads(lines[-1]) if lines else {}
+        except ValueError:
+            return {"error": lines[-1]}
+        return {"markers": markers if isinstance(markers, dict) else {}}
+
+    @staticmethod
+    def default():
+        return {"markers": {}}
+
+
+class HttpStatus(FactBase):
+    """The status of GET http://address:port/path with Host: address (as Kong's probes send it),
+    without following redirects. Waits up to 30 s for the port to open (a restarted service)."""
+
+    PROBE = (
+        "import http.client, sys, time\n"
+        "address, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]\n"
+        "deadline = time.time() + 30\n"
+        "while True:\n"
+        "    try:\n"
+        "        connection = http.client.HTTPConnection(address, port, timeout=10)\n"
+        "        connection.request('GET', path, headers={'Host': address})\n"
+        "        print(connection.getresponse().status)\n"
+        "        break\n"
+        "    except OSError as error:\n"
+        "        if time.time() > deadline:\n"
+        "            print('no answer: %s' % error)\n"
+        "            break\n"
+        "        time.sleep(1)\n"
+    )
+
+    def command(self, address, port, path):
+        return f"python3 -c {shlex.quote(self.PROBE)} {address} {port} {shlex.quote(path)}"
+
+    def process(self, output):
+        text = " ".join(output).strip()
+        return int(text) if text.isdigit() else text
+
+
+class MirrorCommit(FactBase):
+    """{"origin": url, "commit": what `ref` names in the mirror (a branch, a tag or a commit id) or
+    None}, or None when there is no mirror."""
+
+    def requires_command(self, repo, ref):
+        return "git"
+
+    def command(self, repo, ref):
+        git = f"git -c safe.directory={repo} --git-dir={repo}"
+        names = [f"refs/heads/{ref}^{{commit}}", f"refs/tags/{ref}^{{commit}}", f"{ref}^{{commit}}"]
+        resolve = " || ".join(f"{git} rev-parse --verify --quiet {shlex.quote(name)}" for name in names)
+        return f"if [ -d {repo} ]; then {git} config remote.origin.url; {resolve} || true; fi"
+
+    def process(self, output):
+        lines = [line.strip() for line in output if line.strip()]
+        if not lines:
+            return None
+        commit = lines[1] if len(lines) > 1 and HEX.fullmatch(lines[1]) else None
+        return {"origin": lines[0], "commit": commit}
+
+
+class VenvWorks(FactBase):
+    """Whether the virtualenv at `path` runs: its python imports gunicorn and its gunicorn starts
+    (a stamp alone would not notice a deleted bin/gunicorn). Run as the app user: the virtualenv
+    is that user's, and root must not run code it could change."""
+
+    def command(self, path):
+        run = as_app(LAYOUT)
+        return (f"{run} {path}/bin/python -c 'import gunicorn' >/dev/null 2>&1 && "
+                f"{run} {path}/bin/gunicorn --version >/dev/null 2>&1 && echo works || echo broken")
+
+    def process(self, output):
+        return list(output)[-1:] == ["works"]
+
+
+class ServiceRelease(FactBase):
+    """What a backend serves: {"current": the release `current` names, "running": the release the
+    running gunicorn was started in (its working directory), "socket": whether systemd holds the port}."""
+
+    def command(self, current, service):
+        return (f"echo current=$(readlink -f {current} 2>/dev/null); "
+                f"pid=$(systemctl show -p MainPID --value {service} 2>/dev/null); "
+                f"echo running=$([ \"${{pid:-0}}\" != 0 ] && readlink /proc/$pid/cwd); "
+                f"echo socket=$(systemctl is-active {service}.socket 2>/dev/null)")
+
+    def process(self, output):
+        values = dict(line.split("=", 1) for line in output if "=" in line)
+        return {"current": values.get("current") or None, "running": values.get("running") or None,
+                "socket": values.get("socket") == "active"}
+
+
+class BuiltReleases(FactBase):
+    """The built releases, newest first: [commit, ...] (by the time each was completed)."""
+
+    def command(self, releases):
+        return (f"if [ -d {releases} ]; then find {releases} -mindepth 2 -maxdepth 2 -name .deploy-built "
+                "-printf '%T@ %h\\n' | sort -rn; fi")
+
+    def process(self, output):
+        # Only full commit ids: the folder is the app user's, and a release name goes into root's
+        # commands (prune, rollback); anything else planted there is ignored.
+        names = [line.split()[1].rsplit("/", 1)[-1] for line in output if len(line.split()) == 2]
+        return [name for name in names if COMMIT.fullmatch(name)]
+
+    @staticmethod
+    def default():
+        return []

@@ -1,0 +1,200 @@
+"""The backends' operations: the app's repository and releases, secrets, the health check.
+
+pyinfra 3 runs an operation's body when the operation executes, so each one here reads the host
+at that moment and yields no command when there is nothing to do: a converged host reports no
+change. How a release is set up and switched to: tasks/backend/setup.py and tasks/backend/switch.py.
+"""
+
+import hashlib
+import shlex
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import FileUploadCommand, operation
+from pyinfra.context import state
+from pyinfra.facts.files import Directory, File, Sha256File
+from pyinfra.facts.server import Which
+
+from tasks.backend.commands import as_app, fail, log_event, run_app, write_as_app
+from tasks.backend.facts import (
+    HEX,
+    BuiltReleases,
+    FileText,
+    GitRemoteRef,
+    HttpStatus,
+    MirrorCommit,
+    ServiceRelease,
+    VenvWorks,
+    resolve_ref,
+)
+from tasks.backend.layout import LAYOUT, Layout
+from tasks.backend.render import extra_requirements, requirements_key
+
+
+@operation()
+def secret_file(path: str, content: str, user: str = "root", group: str = "root", mode: str = "600"):
+    """Like files.put, but never prints the content (no --diff of secrets) and the file is
+    created with its final mode before the secret is written into it."""
+    info = host.get_fact(File, path=path)
+    digest = hashlib.sha256(content.encode()).hexdigest()
+    if info and host.get_fact(Sha256File, path=path) == digest and (
+        info.get("user"), info.get("group"), info.get("mode")) == (user, group, int(mode)):
+        host.noop(f"{path} is up to date")
+        return
+    yield f"install -m {mode} -o {user} -g {group} /dev/null {path}.new"
+    temporary = host.get_temp_filename(path)
+    ssh_user = host.data.get("ssh_user")
+    if ssh_user and ssh_user != "root":
+        # With sudo, pyinfra uploads to a temporary file first (SFTP as the SSH user) and copies it:
+        # create that file private beforehand, so the secret is never world-readable in /tmp.
+        yield f"install -m 600 -o {ssh_user} /dev/null {temporary}"
+    yield FileUploadCommand(StringIO(content), f"{path}.new", remote_temp_filename=temporary)
+    yield f"chmod {mode} {path}.new && chown {user}:{group} {path}.new && mv -f {path}.new {path}"
+
+
+@operation()
+def check_health(address: str, port: int, path: str, backend: str, statuses: list[int]):
+    """GET the health path like Kong's probes do; fail the deploy unless it answers one of `statuses`
+    (gateway.active.healthy_statuses: the deploy and Kong agree on what healthy means).
+
+    Reads only: it yields no command, so it never counts as a change.
+    """
+    if not state.is_executing:
+        host.noop(f"{path} is checked after the deploy")
+        return
+    status = host.get_fact(HttpStatus, address=address, port=port, path=path)
+    if status in statuses:
+        host.noop(f"{path} answered {status}")
+        return
+    logs = f"its error log: journalctl -u {LAYOUT.service}, {LAYOUT.django_log}"
+    if not isinstance(status, int):
+        hint = f"the app does not answer; see {logs}"
+    elif status >= 500:
+        hint = f"the app fails on this path; see {logs}"
+    elif status == 404:
+        hint = ("set gateway.health_path to a path this commit serves (Sprint2 commits after b0abfcb answer 404 "
+                "or 500 on /despachos/reporte/; /health-check/ answers 200), or pin app_ref")
+    else:
+        hint = f"set gateway.health_path to a path answering {' or '.join(map(str, statuses))}"
+    yield fail(f"{backend}: health check GET {path} answered {status}; {hint}")
+
+
+def remote_commit(repo: str, ref: str):
+    """(commit, None) for `ref` of `repo` as this host sees it, or (None, a one-line failure)."""
+    refs = host.get_fact(GitRemoteRef, repo=repo, ref=ref)
+    if isinstance(refs, dict) and refs.get("error"):
+        return None, (f"{host.name}: cannot read app_repo {repo}: {refs['error']}; check that this host can "
+                      f"reach it (outbound access, DNS, credentials) or set app_repo to a mirror it can reach")
+    target = resolve_ref(refs, ref)
+    if target is None and not HEX.fullmatch(ref):
+        return None, f"{host.name}: app_ref {ref!r} is neither a branch nor a tag of {repo}, nor a commit id"
+    return target or ref, None
+
+
+def release_commit(repo: str, ref: str, layout: Layout) -> str | None:
+    """The full commit `ref` names once fetched (a preview, before the fetch: what the remote says)."""
+    if state.is_executing:
+        mirror = host.get_fact(MirrorCommit, repo=layout.repo, ref=ref) or {}
+        return mirror.get("commit")
+    commit, _ = remote_commit(repo, ref)
+    return commit
+
+
+def stop(problem: str, later: str):
+    """An operation that cannot go on: a failure with `problem` when running; in a preview (the
+    earlier steps have not run yet), `later` says when it will."""
+    if state.is_executing:
+        yield fail(problem)
+    else:
+        host.noop(later)
+
+
+def no_commit(repo: str, ref: str, later: str):
+    yield from stop(f"{host.name}: app_ref {ref!r} names no commit of {repo}", later)
+
+
+@operation()
+def app_fetch(repo: str, ref: str, layout: Layout = LAYOUT):
+    """Bring `ref`'s commit into the backend's mirror of `repo` (a new repository: a new mirror).
+    The running release is not touched."""
+    mirror = host.get_fact(MirrorCommit, repo=layout.repo, ref=ref)
+    if not state.is_executing and mirror is None and not host.get_fact(Which, command="git"):
+        host.noop(f"{repo} is mirrored once git is installed")
+        return
+    wanted, problem = remote_commit(repo, ref)
+    if problem:
+        yield from stop(problem, problem)
+        return
+    if mirror and mirror["origin"] == repo and (mirror["commit"] or "").startswith(wanted):
+        host.noop(f"{ref} = {mirror['commit'][:12]} is fetched")
+        return
+    git = f"{as_app(layout)} git"
+    if mirror is None or mirror["origin"] != repo:
+        yield f"{as_app(layout)} rm -rf {layout.repo} && {git} clone --quiet --mirror {shlex.quote(repo)} {layout.repo}"
+    else:
+        yield f"{git} --git-dir={layout.repo} fetch --quiet --prune --force --tags origin"
+    yield log_event(layout, f"fetched {ref} from {repo}")
+
+
+@operation()
+def app_build(repo: str, ref: str, layout: Layout = LAYOUT):
+    """Build `ref`'s release beside the running one: its tree, a virtualenv for its requirements
+    (shared by releases that have the same, rebuilt if it does not run) and its static files.
+    Complete when its stamp is written, last."""
+    commit = release_commit(repo, ref, layout)
+    if commit is None:
+        yield from no_commit(repo, ref, f"the release of {ref} is built after the fetch")
+        return
+    release = layout.release(commit)
+    built = (host.get_fact(FileText, path=layout.built_stamp(commit)) or "").strip() == commit
+    if built and host.get_fact(VenvWorks, path=f"{release}/.venv"):
+        host.noop(f"release {commit[:12]} is built")
+        return
+    app, git = as_app(layout), f"{as_app(layout)} git --git-dir={layout.repo}"
+    if not built:
+        yield (f"{git} worktree prune && {app} mkdir -p {layout.releases} && {app} rm -rf {release} && "
+               f"{git} worktree add --quiet --detach --force {release} {commit}")
+    if not state.is_executing:
+        return
+    requirements = host.get_fact(FileText, path=f"{release}/requirements.txt") or ""
+    venv = f"{layout.venvs}/{requirements_key(requirements)}"
+    if not host.get_fact(VenvWorks, path=venv):
+        pip = f"{app} {venv}/bin/pip install --quiet --disable-pip-version-check"
+        yield f"{app} rm -rf {venv} && {app} mkdir -p {layout.venvs} && {app} python3 -m venv {venv}"
+        if requirements:
+            yield f"{pip} -r {release}/requirements.txt"
+        extras = extra_requirements(requirements)
+        if extras:
+            yield f"{pip} {' '.join(shlex.quote(extra) for extra in extras)}"
+        if built:
+            yield log_event(layout, f"rebuilt the virtualenv of release {commit[:12]} (its python or gunicorn did not run)")
+    yield f"{app} ln -sfn {venv} {release}/.venv"
+    if not built:
+        yield run_app(layout, "python manage.py collectstatic --noinput", release=release)
+        yield write_as_app(layout, commit, layout.built_stamp(commit))
+        yield log_event(layout, f"built release {commit[:12]} ({ref})")
+
+
+@operation()
+def app_prune(keep: int, layout: Layout = LAYOUT):
+    """Keep the newest `keep` built releases (and whatever is current or running); remove the rest,
+    the virtualenvs no kept release uses, and the layout of before releases."""
+    built = host.get_fact(BuiltReleases, releases=layout.releases)
+    serving = host.get_fact(ServiceRelease, current=layout.current, service=layout.service)
+    live = {(serving[key] or "").rsplit("/", 1)[-1] for key in ("current", "running")}
+    old = [commit for commit in built[keep:] if commit not in live]
+    legacy = [path for path in layout.legacy if host.get_fact(Directory, path=path)] \
+        if serving["running"] else []
+    if not old and not legacy:
+        host.noop(f"{len(built)} releases kept")
+        return
+    app = as_app(layout)
+    for commit in old:
+        yield f"{app} git --git-dir={layout.repo} worktree remove --force {layout.release(commit)} || " \
+              f"{app} rm -rf {layout.release(commit)}"
+    if old:
+        yield (f"for venv in {layout.venvs}/*; do used=no; for link in {layout.releases}/*/.venv; do "
+               f"[ \"$(readlink $link)\" = \"$venv\" ] && used=yes; done; [ $used = yes ] || {app} rm -rf \"$venv\"; "
+               f"done; {app} git --git-dir={layout.repo} worktree prune")
+    for path in legacy:
+        yield f"rm -rf {path}"

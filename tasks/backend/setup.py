@@ -1,0 +1,104 @@
+"""Releases: how a new commit of the app reaches the backends with the service up all along.
+
+Each commit is built beside the running one, in its own release (`/srv/sprint2/releases/<commit>`:
+a work tree of the mirrored repository, a virtualenv shared by releases of identical requirements,
+its static files). The setup backend migrates the database from the new release while every
+backend still serves the old one (so the app's migrations must keep the old code working: add
+columns with defaults, drop them a release later). Then the backends switch in batches: the
+`current` link moves, gunicorn restarts behind systemd's socket (no connection refused), and the
+next batch starts only when the health path answers; a release that does not answer healthy is
+switched back on that backend and the roll stops there.
+
+The migration files `makemigrations` writes (the app commits none) are kept in the database
+(files/backend/deploy_marker.py), so whichever backend sets the database up starts from the same history.
+"""
+
+import shlex
+
+from pyinfra import host
+from pyinfra.api import operation
+
+from tasks.backend.commands import (
+    applies_migrations,
+    marker_script,
+    populate_marker,
+    run_app,
+    wrapped,
+)
+from tasks.backend.facts import DeployMarkers
+from tasks.backend.layout import LAYOUT, Layout
+from tasks.backend.operations import no_commit, release_commit, stop
+
+# The marker of the populate commands from before each had its own: all of them ran.
+LEGACY_POPULATED = "populated"
+
+
+def read_markers(release: str) -> tuple[dict | None, str | None]:
+    """(markers, None), or (None, error) when the database cannot be read (from `release`)."""
+    answer = host.get_fact(DeployMarkers, release=release)
+    if answer.get("error"):
+        return None, answer["error"]
+    return answer.get("markers") or {}, None
+
+
+def built_release_and_markers(repo: str, ref: str, layout: Layout, later: str):
+    """(commit, its release, the database's markers read from it), or None once the operation has
+    failed, or noted in a preview that it runs `later`, because either is not there yet."""
+    commit = release_commit(repo, ref, layout)
+    if commit is None:
+        yield from no_commit(repo, ref, later)
+        return None
+    release = layout.release(commit)
+    markers, error = read_markers(release)
+    if error:
+        yield from stop(f"{host.name}: cannot read the deploy marker from the database: {error}", later)
+        return None
+    return commit, release, markers
+
+
+@operation()
+def app_setup(repo: str, ref: str, commands: list[str], layout: Layout = LAYOUT, allow_destructive: bool = False):
+    """Set the database up for `ref`'s release, from that release, before any backend serves it:
+    the saved migration history, the setup commands with a check that no new migration drops data
+    before anything is applied, then the history and the commit recorded, all in the database."""
+    found = yield from built_release_and_markers(repo, ref, layout, "the setup commands run after the build")
+    if found is None:
+        return
+    commit, release, markers = found
+    if markers.get("setup") == commit:
+        host.noop(f"the database is set up for {commit[:12]}")
+        return
+    check = marker_script(layout, "check-migrations" + (" --allow-destructive" if allow_destructive else ""))
+    steps = [marker_script(layout, "restore-migrations")]
+    for command in commands:
+        if applies_migrations(command) and check not in steps:
+            # Saved before migrate applies them: a run interrupted after migrate must not find the
+            # database migrated by files it no longer has (makemigrations would name them anew).
+            steps += [check, marker_script(layout, "save-migrations")]
+        steps.append(command)
+    steps += [marker_script(layout, "save-migrations"), f"{marker_script(layout, 'set')} setup {commit}"]
+    yield wrapped([run_app(layout, step, release=release) for step in steps],
+                   f"{host.name}: cannot set the database up for {commit[:12]}: $reason; every backend keeps "
+                   f"serving its release: commit the migrations in the app, or start from an empty database "
+                   f"(README: Moving to another commit)")
+
+
+@operation()
+def app_populate(repo: str, ref: str, commands: list[str], layout: Layout = LAYOUT):
+    """Each populate command at most once in the life of the database: it runs inside one database
+    transaction that also writes its marker, so an interrupted run leaves neither its rows nor its
+    marker, and a finished one leaves both (files/backend/deploy_marker.py `once`)."""
+    found = yield from built_release_and_markers(repo, ref, layout, "the populate commands run after the build, once")
+    if found is None:
+        return
+    _, release, markers = found
+    if LEGACY_POPULATED in markers:
+        host.noop(f"the database was populated ({markers[LEGACY_POPULATED]})")
+        return
+    pending = [command for command in commands if populate_marker(command) not in markers]
+    if not pending:
+        host.noop("every populate command ran once already")
+        return
+    for command in pending:
+        once = f"{marker_script(layout, 'once')} {populate_marker(command)} {shlex.quote(command)}"
+        yield run_app(layout, once, release=release)

@@ -1,0 +1,72 @@
+"""The database host: PostgreSQL from the distribution, reachable only by the backends.
+
+Defaults (from stack/settings.py SCHEMA): db_name dispatch_db, db_user dispatch_user,
+max_connections 2000, backup_keep 7. The password is generated once (stack/secrets.py).
+
+- The version and config folder come from the host (pg_lsclusters): 16 on Ubuntu 24.04, 15 on
+  Debian 12. The deploy owns conf.d/90-deploy.conf and pg_hba.conf; nothing else is edited.
+- pg_hba.conf: peer for local admins; the app role to the app database only from each
+  backend's private address with scram-sha-256. No trust, no 0.0.0.0/0.
+- A changed file reloads PostgreSQL; it restarts only if a changed setting needs it
+  (pg_settings.pending_restart, e.g. listen_addresses or max_connections).
+- The role and database are created once; the role's password is compared with its stored SCRAM
+  verifier, so an unchanged password is no change and the password never reaches a command line.
+"""
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import server, systemd
+from pyinfra.operations.util import any_changed
+
+from stack.secrets import deploy_secrets
+from stack.settings import Settings, load_settings
+from tasks.db.backup import deploy_backup
+from tasks.db.operations import AS_POSTGRES, app_database, app_role, cluster_file
+from tasks.db.render import pg_hba_conf, postgresql_conf
+from tasks.packages import packages_installed
+from tasks.shared import backend_addresses
+
+PACKAGES = ["postgresql", "gzip"]
+
+# After a reload, restart only when a changed setting cannot take effect without one.
+RELOAD_OR_RESTART = (
+    "systemctl reload postgresql && sleep 2 && "
+    "if [ \"$(cd / && runuser -u postgres -- psql -XtAc 'SELECT count(*) FROM pg_settings WHERE pending_restart')\" != 0 ]; "
+    "then systemctl restart postgresql; fi"
+)
+
+
+@deploy("Configure the database host")
+def deploy_db(settings: Settings | None = None, secrets: dict | None = None):
+    settings = settings or load_settings()
+    secrets = secrets or deploy_secrets()
+
+    packages_installed(name="Ensure PostgreSQL is installed", packages=PACKAGES)
+    conf = cluster_file(
+        name="Configure PostgreSQL's listen address, connections and memory",
+        filename="conf.d/90-deploy.conf",
+        content=postgresql_conf(host.data.private_ip, settings.max_connections),
+    )
+    hba = cluster_file(
+        name="Allow the app user in from the backends only (pg_hba.conf)",
+        filename="pg_hba.conf", mode="640",
+        content=pg_hba_conf(settings.db_name, settings.db_user, backend_addresses()),
+    )
+    server.shell(
+        name="Reload PostgreSQL, restarting it only for settings that need it",
+        commands=[RELOAD_OR_RESTART],
+        _if=any_changed(conf, hba),
+    )
+    systemd.service(
+        name="Ensure PostgreSQL is running and starts at boot",
+        service="postgresql", running=True, enabled=True,
+    )
+    app_role(
+        name=f"Ensure the role {settings.db_user} exists with its password",
+        role=settings.db_user, password=secrets["db_password"], **AS_POSTGRES,
+    )
+    app_database(
+        name=f"Ensure the database {settings.db_name} exists",
+        database=settings.db_name, owner=settings.db_user, **AS_POSTGRES,
+    )
+    deploy_backup(settings)

@@ -1,0 +1,26 @@
+"""PostgreSQL's files, as the deploy writes them: a conf.d snippet and pg_hba.conf."""
+
+from tasks.templating import render_template
+
+
+def postgresql_conf(private_ip: str, max_connections: int) -> str:
+    """conf.d/90-deploy.conf: listen on the private address and localhost; memory for a 512 MB host."""
+    return render_template(
+        "db/deploy.conf.j2",
+        listen_addresses=f"localhost,{private_ip}",
+        max_connections=max_connections,
+    )
+
+
+def pg_hba_conf(db_name: str, db_user: str, backend_addresses: list[str]) -> str:
+    """Local peer for admins; the app user to the app database from each backend's /32, scram only."""
+    return render_template(
+        "db/pg_hba.conf.j2",
+        db_name=db_name,
+        db_user=db_user,
+        backend_addresses=sorted(set(backend_addresses), key=_address_order),
+    )
+
+
+def _address_order(address: str) -> tuple:
+    return tuple(int(part) for part in address.split("."))

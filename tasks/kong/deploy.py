@@ -1,0 +1,51 @@
+"""The `kong` group: Docker from the distribution, a DB-less Kong container, its declarative config.
+
+Settings: `gateway:` in stack/settings.py SCHEMA (documented in config.example.yml) and
+`kong_admin_cidr`. Files and names: tasks/kong/render.py.
+
+Steps, each reporting "no change" when the host already matches:
+1. docker.io installed, the docker service running and enabled.
+2. The rendered config uploaded as a candidate (kong.next.yml); on a host with no config yet it
+   also becomes kong.yml at once (nothing is serving, so nothing needs protecting).
+3. The image pulled when missing (a failure is one line: Docker's reason and what to do).
+4. The container (re)created when its spec label differs from the wanted spec or it is not
+   running, after checking that its ports are free (or held by the container it replaces) and
+   `kong config parse` of the candidate in a throw-away container.
+5. Otherwise, when the candidate differs from kong.yml: parse it inside the running container,
+   install it, `kong reload`. A parse failure stops the deploy and leaves kong.yml serving.
+"""
+
+import hashlib
+from io import StringIO
+
+from pyinfra.api import deploy
+from pyinfra.operations import files, systemd
+
+from stack.settings import load_settings
+from tasks.kong.operations import (
+    config_applied,
+    container_runs,
+    first_config,
+    image_present,
+)
+from tasks.kong.render import CANDIDATE, HOST_DIR, container_spec, render_kong_yml
+from tasks.packages import packages_installed
+from tasks.shared import backend_addresses
+
+
+@deploy("Deploy Kong")
+def deploy_kong(settings=None):
+    settings = settings or load_settings()
+    text = render_kong_yml(settings, backend_addresses())
+    spec = container_spec(settings)
+
+    packages_installed(name="Ensure the Docker engine is installed", packages=["docker.io"])
+    systemd.service(name="Ensure Docker runs and starts at boot", service="docker.service",
+                    running=True, enabled=True)
+    files.directory(name="Ensure Kong's config folder exists", path=HOST_DIR, mode="755")
+    files.put(name="Upload the candidate Kong config", src=StringIO(text), dest=CANDIDATE, mode="644")
+    first_config(name="Install the first Kong config")
+    image_present(name="Ensure the Kong image is present", image=spec["image"])
+    container_runs(name="Ensure the Kong container runs the current spec", spec=spec)
+    config_applied(name="Apply a changed Kong config (parse, then reload)", spec=spec,
+                   config_sha256=hashlib.sha256(text.encode()).hexdigest())

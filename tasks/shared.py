@@ -1,0 +1,27 @@
+"""What the components share: the name Kong balances over, and where the other hosts are.
+
+The backends accept requests addressed to the upstream's name (Kong sends it as the Host
+header), the database lets in the backends' addresses, Kong lists them as targets: each reads
+them here, from the inventory, rather than from another component's module.
+"""
+
+from pyinfra import inventory
+
+from stack.errors import UserError, exit_with
+
+# Kong's upstream (tasks/kong/render.py), and the Host header of the requests it proxies.
+UPSTREAM = "backend-cluster"
+
+
+def backend_addresses() -> list[str]:
+    """Private addresses of the `backends` group, ordered by host name so files are stable."""
+    backends = sorted(inventory.get_group("backends", default=[]), key=lambda backend: backend.name)
+    return [backend.data.get("private_ip") for backend in backends]
+
+
+def db_private_ip() -> str:
+    databases = inventory.get_group("db", [])
+    if not databases:
+        # e.g. after `destroy --only <prefix>-db`: say what to do rather than pyinfra's "No such group".
+        exit_with(UserError("no database host is recorded: run python provision.py to create it, then deploy"))
+    return databases[0].data.private_ip

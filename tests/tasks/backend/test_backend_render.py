@@ -1,0 +1,174 @@
+"""The backends' files, by exact output."""
+
+import subprocess
+
+from tasks.backend.layout import LAYOUT
+from tasks.backend.render import (allowed_hosts, app_socket, app_unit, deploy_settings, env_file, extra_requirements,
+                                  gunicorn_conf, gunicorn_workers, requirements_key, run_helper)
+
+
+def test_deploy_settings_import_the_apps_and_override_what_production_needs():
+    text = deploy_settings(db_host="10.0.1.10", db_name="dispatch_db", db_user="dispatch_user",
+                           hosts=allowed_hosts("10.0.1.11", "3.80.1.11", "backend-cluster"))
+    assert text == '''\
+"""Managed by the deploy (tasks/backend/): the application's settings with production overrides.
+
+The application's own settings are imported unchanged (the deploy never edits its tracked files).
+Secrets come from the environment (/etc/sprint2/env, read by systemd), never from this file.
+"""
+import os
+from pathlib import Path
+
+from provesi.settings import *  # noqa: F401,F403
+
+DEBUG = False
+SECRET_KEY = os.environ["DJANGO_SECRET_KEY"]
+# This backend's addresses (Kong probes and proxies to the private one) and local checks.
+ALLOWED_HOSTS = ['10.0.1.11', '3.80.1.11', 'backend-cluster', 'localhost', '127.0.0.1']
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "dispatch_db",
+        "USER": "dispatch_user",
+        "PASSWORD": os.environ["DATABASE_PASSWORD"],
+        "HOST": "10.0.1.10",
+        "PORT": "5432",
+        # A new connection per request: nothing to go stale when PostgreSQL restarts.
+        "CONN_MAX_AGE": 0,
+    }
+}
+
+# Collected by `manage.py collectstatic` and served by whitenoise from gunicorn itself.
+# Per release: beside the release's own tree (the package's folder, resolved through `current`).
+STATIC_ROOT = str(Path(__import__("provesi").__file__).resolve().parent.parent / ".static")
+_WHITENOISE = "whitenoise.middleware.WhiteNoiseMiddleware"
+if _WHITENOISE not in MIDDLEWARE:
+    # Right after SecurityMiddleware, where whitenoise's documentation puts it.
+    MIDDLEWARE = [*MIDDLEWARE[:1], _WHITENOISE, *MIDDLEWARE[1:]]
+'''
+    compile(text, "sprint2_deploy_settings.py", "exec")
+
+
+def test_allowed_hosts_do_not_repeat_an_address():
+    assert allowed_hosts("10.77.0.20", "10.77.0.20", "up") == ["10.77.0.20", "up", "localhost", "127.0.0.1"]
+    assert allowed_hosts("10.0.1.11", None, "up") == ["10.0.1.11", "up", "localhost", "127.0.0.1"]
+
+
+def test_env_file_holds_the_secrets_and_the_settings_module():
+    assert env_file(db_host="10.0.1.10", db_password="pw-0123456789abcdef", secret_key="key-0123456789") == """\
+# Managed by the deploy (tasks/backend/). Root-only (0600): read by systemd for sprint2-app
+# and by /usr/local/sbin/sprint2-run; the processes get the values in their environment, never in argv.
+DJANGO_SETTINGS_MODULE=sprint2_deploy_settings
+PYTHONPATH=/srv/sprint2/conf
+DATABASE_HOST=10.0.1.10
+DATABASE_PASSWORD=pw-0123456789abcdef
+DJANGO_SECRET_KEY=key-0123456789
+"""
+
+
+def test_gunicorn_workers_follow_the_cpus():
+    assert [gunicorn_workers(cpus) for cpus in (None, 0, 1, 2, 4)] == [3, 3, 3, 5, 9]
+
+
+def test_gunicorn_conf_binds_the_port_and_logs_to_journal_and_file():
+    text = gunicorn_conf(port=8080, workers=3)
+    assert 'bind = "0.0.0.0:8080"' in text and "workers = 3\n" in text
+    namespace = {}
+    exec(compile(text, "gunicorn.conf.py", "exec"), namespace)
+    handlers = namespace["logconfig_dict"]["handlers"]
+    assert handlers["file"]["filename"] == "/var/log/django.log" and handlers["file"]["mode"] == "a"
+    assert handlers["journal"]["stream"] == "ext://sys.stderr"
+    for logger in ("gunicorn.error", "gunicorn.access"):
+        assert namespace["logconfig_dict"]["loggers"][logger]["handlers"] == ["journal", "file"]
+
+
+def test_unit_runs_the_current_release_behind_its_socket_and_reads_secrets_from_the_env_file():
+    assert app_unit() == """\
+# Managed by the deploy (tasks/backend/).
+[Unit]
+Description=Sprint2 Django application (gunicorn, on sprint2-app.socket)
+Requires=sprint2-app.socket
+After=network-online.target sprint2-app.socket
+Wants=network-online.target
+# Keep restarting however often it dies (the default gives up after 5 starts in 10 s).
+StartLimitIntervalSec=0
+
+[Service]
+Type=notify
+NotifyAccess=main
+User=sprint2
+Group=sprint2
+# Root-only file, read by systemd before it drops to sprint2: the secrets never appear in argv.
+EnvironmentFile=/etc/sprint2/env
+# systemd resolves the link when the service starts: gunicorn runs the release `current` named
+# then (its working directory shows which), whatever the link says later.
+WorkingDirectory=/srv/sprint2/current
+ExecStart=/srv/sprint2/current/.venv/bin/gunicorn --config /srv/sprint2/conf/gunicorn.conf.py provesi.wsgi:application
+ExecReload=/bin/kill -HUP $MAINPID
+# TERM to the master only: it stops accepting and lets its workers finish their requests.
+KillMode=mixed
+# A crashed or killed master is back within a couple of seconds.
+Restart=always
+RestartSec=1
+TimeoutStopSec=30
+NoNewPrivileges=true
+PrivateTmp=true
+ProtectSystem=full
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def test_the_socket_holds_the_port_so_a_restart_refuses_no_connection():
+    assert app_socket(port=8080) == """\
+# Managed by the deploy (tasks/backend/).
+[Unit]
+Description=Sprint2 Django application's port 8080
+
+[Socket]
+# systemd holds the listening socket, so a restart of sprint2-app.service (a new release, new
+# settings) refuses no connection: they wait in the queue until the new gunicorn accepts them.
+ListenStream=0.0.0.0:8080
+Backlog=4096
+NoDelay=true
+
+[Install]
+WantedBy=sockets.target
+"""
+
+
+def test_gunicorn_does_not_reuse_the_port():
+    namespace = {}
+    exec(compile(gunicorn_conf(port=8080, workers=3), "gunicorn.conf.py", "exec"), namespace)
+    assert namespace["reuse_port"] is False
+
+
+def test_requirements_key_names_one_virtualenv_per_requirements():
+    assert requirements_key("Django==4.2\n") == requirements_key("Django==4.2\n")
+    assert requirements_key("Django==4.2\n") != requirements_key("Django==4.2\nrequests\n")
+    assert len(requirements_key("")) == 16
+
+
+def test_run_helper_is_valid_shell_and_loads_the_env_file_before_dropping_to_the_app_user():
+    text = run_helper()
+    assert subprocess.run(["sh", "-n"], input=text, text=True).returncode == 0
+    assert text.index(". /etc/sprint2/env") < text.index("runuser -u sprint2")
+    assert "PATH=$2/.venv/bin:$PATH" in text and 'tree=$(cd "$tree" && pwd -P)' in text
+    assert ">> /var/log/backend.log" in text
+
+
+def test_layout_keeps_the_deploys_files_outside_the_checkout():
+    assert not LAYOUT.settings_path.startswith(LAYOUT.releases + "/")
+    assert not LAYOUT.env_file.startswith(LAYOUT.home)
+
+
+def test_extra_requirements_add_only_what_the_app_lacks():
+    assert extra_requirements("Django==4.2.25\npsycopg2-binary==2.9.9\nwhitenoise\n") == ["gunicorn"]
+    assert extra_requirements("gunicorn>=21  # server\nPsycopg2==2.9\nWhiteNoise==6.7\n") == []
+    assert extra_requirements("psycopg[binary]\nwhitenoise\n") == ["gunicorn"]
+    assert extra_requirements("# gunicorn\n") == ["gunicorn", "psycopg2-binary", "whitenoise"]
+    # Sprint2 d1addfe: Django only
+    assert extra_requirements("asgiref==3.9.2\nDjango==4.2.25\nsqlparse==0.5.3\n") == [
+        "gunicorn", "psycopg2-binary", "whitenoise"]

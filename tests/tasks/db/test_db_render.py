@@ -1,0 +1,54 @@
+"""PostgreSQL's files, by exact output."""
+
+from tasks.db.render import pg_hba_conf, postgresql_conf
+
+
+def test_conf_snippet_listens_privately_and_fits_2000_connections_in_512_mb():
+    assert postgresql_conf("10.0.1.10", 2000) == """\
+# Managed by the deploy (tasks/db/); edits here are overwritten.
+# Loaded after postgresql.conf through its include_dir = 'conf.d'.
+
+# The backends connect over the private network; the admin uses the local socket.
+listen_addresses = 'localhost,10.0.1.10'
+port = 5432
+max_connections = 2000
+
+# Sized so that 2000 connection slots still fit a 512 MB host (t2.nano):
+# shared memory stays small and per-query memory is modest, since every slot may use it.
+shared_buffers = 64MB
+work_mem = 1MB
+maintenance_work_mem = 32MB
+effective_cache_size = 256MB
+huge_pages = off
+
+password_encryption = scram-sha-256
+log_connections = on
+log_disconnections = off
+"""
+
+
+def test_pg_hba_allows_the_app_user_only_from_each_backend_with_scram():
+    assert pg_hba_conf("dispatch_db", "dispatch_user", ["10.0.1.12", "10.0.1.9", "10.0.1.12"]) == """\
+# Managed by the deploy (tasks/db/); edits here are overwritten.
+# TYPE  DATABASE        USER            ADDRESS                 METHOD
+
+# Administration: only through the local socket, as the matching system user.
+local   all             postgres                                peer
+local   all             all                                     peer
+host    all             all             127.0.0.1/32            scram-sha-256
+host    all             all             ::1/128                 scram-sha-256
+
+# The application database, only from each backend's private address.
+host    dispatch_db     dispatch_user   10.0.1.9/32             scram-sha-256
+host    dispatch_db     dispatch_user   10.0.1.12/32            scram-sha-256
+"""
+
+
+def test_pg_hba_never_trusts_and_never_opens_to_everyone():
+    text = pg_hba_conf("db", "user", ["10.0.0.5"])
+    assert "trust" not in text and "0.0.0.0/0" not in text and "md5" not in text
+
+
+def test_pg_hba_without_backends_lets_nobody_in_over_the_network():
+    text = pg_hba_conf("dispatch_db", "dispatch_user", [])
+    assert "dispatch_db" not in text
