@@ -5,22 +5,27 @@ header), the database lets in the backends' addresses, Kong lists them as target
 them here, from the inventory, rather than from another component's module.
 """
 
-from pyinfra import inventory
-
 from stack.errors import UserError, exit_with
 
 # Kong's upstream (tasks/kong/render.py), and the Host header of the requests it proxies.
 UPSTREAM = "backend-cluster"
 
 
+def _inventory():
+    # Imported when deploying only: provision.py status reads UPSTREAM and should not pay for pyinfra.
+    from pyinfra import inventory
+
+    return inventory
+
+
 def backend_addresses() -> list[str]:
     """Private addresses of the `backends` group, ordered by host name so files are stable."""
-    backends = sorted(inventory.get_group("backends", default=[]), key=lambda backend: backend.name)
+    backends = sorted(_inventory().get_group("backends", default=[]), key=lambda backend: backend.name)
     return [backend.data.get("private_ip") for backend in backends]
 
 
 def db_private_ip() -> str:
-    databases = inventory.get_group("db", [])
+    databases = _inventory().get_group("db", [])
     if not databases:
         # e.g. after `destroy --only <prefix>-db`: say what to do rather than pyinfra's "No such group".
         exit_with(UserError("no database host is recorded: run python provision.py to create it, then deploy"))

@@ -12,9 +12,9 @@ import shlex
 from stack.operate.hosts import Target
 from stack.settings import Settings
 from tasks.backend.layout import LAYOUT
+from tasks.kong.render import CONTAINER as KONG_CONTAINER
 
 DEFAULT_LINES = 100
-KONG_CONTAINER = "kong"
 POSTGRES_LOGS = "/var/log/postgresql/postgresql-*-main.log"
 SINCE = re.compile(r"^(\d+)([smhd])$")
 SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -9,11 +9,12 @@ state and the admin API (127.0.0.1 only, read from the host itself: nothing is e
 import json
 import shlex
 
-from stack.operate.commands import KONG_CONTAINER, as_root
+from stack.operate.commands import as_root
 from stack.operate.hosts import Target
 from stack.settings import Settings
 from tasks.backend.layout import LAYOUT
 from tasks.db.backup_render import BACKUP_DIRECTORY
+from tasks.kong.render import CONTAINER as KONG_CONTAINER
 from tasks.kong.status import PATHS
 
 COMMON = (

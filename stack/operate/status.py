@@ -9,8 +9,8 @@ as such and counts as a problem: the exit status is 1 whenever anything is.
 import json
 from dataclasses import dataclass
 
-from stack.operate.commands import KONG_CONTAINER
 from tasks.backend.layout import LAYOUT
+from tasks.kong.render import CONTAINER as KONG_CONTAINER
 from tasks.kong.status import format_status
 
 DISK_LIMIT_PCT = 90
