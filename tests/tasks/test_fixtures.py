@@ -6,6 +6,8 @@ what the components share in tests/tasks/fixtures/ (e.g. packages.packages_insta
 tasks.packages.packages_installed). Facts give the command's output and the parsed value;
 operations give the facts they read and the exact commands (or the noop description) they must
 produce. Whether a folder holds fact or operation cases follows from what it names.
+A fact case with no output ([]) is only meaningful when process([]) equals the fact's default():
+pyinfra does not call process() when the command prints nothing, it answers default().
 
 Two keys pyinfra-testing does not know, for operation cases only:
 - "executing": true runs the operation as during `pyinfra` (state.is_executing); pyinfra-testing's
