@@ -21,19 +21,13 @@ from pyinfra.operations.util import any_changed
 from stack.secrets import deploy_secrets
 from stack.settings import Settings, load_settings
 from tasks.db.backup import deploy_backup
-from tasks.db.operations import AS_POSTGRES, app_database, app_role, cluster_file
+from tasks.db.commands import AS_POSTGRES, RELOAD_OR_RESTART
+from tasks.db.operations import app_database, app_role, cluster_file
 from tasks.db.render import pg_hba_conf, postgresql_conf
 from tasks.packages import packages_installed
 from tasks.shared import backend_addresses
 
 PACKAGES = ["postgresql", "gzip"]
-
-# After a reload, restart only when a changed setting cannot take effect without one.
-RELOAD_OR_RESTART = (
-    "systemctl reload postgresql && sleep 2 && "
-    "if [ \"$(cd / && runuser -u postgres -- psql -XtAc 'SELECT count(*) FROM pg_settings WHERE pending_restart')\" != 0 ]; "
-    "then systemctl restart postgresql; fi"
-)
 
 
 @deploy("Configure the database host")

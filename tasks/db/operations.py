@@ -1,4 +1,4 @@
-"""Facts and operations for PostgreSQL that pyinfra's own postgres module does not do idempotently.
+"""Operations for PostgreSQL that pyinfra's own postgres module does not do idempotently (facts: tasks/db/facts.py).
 
 Each operation reads the host when it runs (pyinfra 3 evaluates operation bodies at execution
 time), so steps that depend on an earlier step (the cluster's version after the install, a role

@@ -6,12 +6,7 @@ from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.facts.files import File, Sha256File
 
-from tasks.kong.facts import DockerContainer, DockerImage
-from tasks.kong.render import (
-    CANDIDATE,
-    CONFIG,
-    CONTAINER,
-    SPEC_LABEL,
+from tasks.kong.commands import (
     checked,
     docker_run_argv,
     install_candidate_command,
@@ -21,8 +16,9 @@ from tasks.kong.render import (
     ports_free_command,
     pull_command,
     reload_argv,
-    spec_hash,
 )
+from tasks.kong.facts import DockerContainer, DockerImage
+from tasks.kong.render import CANDIDATE, CONFIG, CONTAINER, SPEC_LABEL, spec_hash
 
 
 def _serves(spec: dict) -> bool:

@@ -10,7 +10,8 @@ from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from stack.secrets import scram_verifier, verifier_matches
 from stack.settings import settings_from
 from tasks.db.backup_render import backup_script, backup_service, backup_timer
-from tasks.db.deploy import RELOAD_OR_RESTART, deploy_db
+from tasks.db.commands import RELOAD_OR_RESTART
+from tasks.db.deploy import deploy_db
 from tasks.db.facts import PostgresCluster, PostgresDatabaseOwner, PostgresRolePassword
 from tasks.db.render import pg_hba_conf, postgresql_conf
 from tests.harness import run_deploy

@@ -12,8 +12,8 @@ from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from stack.settings import settings_from
 from tasks.kong.deploy import deploy_kong
 from tasks.kong.facts import DockerContainer, DockerImage
-from tasks.kong.render import (CANDIDATE, CONFIG, container_spec, docker_run_argv, ports_free_command, render_kong_yml,
-                               spec_hash)
+from tasks.kong.commands import docker_run_argv, ports_free_command
+from tasks.kong.render import CANDIDATE, CONFIG, container_spec, render_kong_yml, spec_hash
 from tests.harness import run_deploy
 
 NOW = datetime(2026, 11, 28, 1, 0, 0)

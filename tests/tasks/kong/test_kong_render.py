@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tasks.kong.render import (
-    checked, container_spec, docker_run_argv, listen_ports, parse_in_new_container_argv, ports_free_command,
-    pull_command, render_kong_yml, spec_hash,
+from tasks.kong.commands import (
+    checked, docker_run_argv, listen_ports, parse_in_new_container_argv, ports_free_command, pull_command,
 )
+from tasks.kong.render import container_spec, render_kong_yml, spec_hash
 from stack.settings import settings_from
 
 FOUR = ["10.0.1.11", "10.0.1.12", "10.0.1.13", "10.0.1.14"]
