@@ -71,8 +71,10 @@ def load_settings(path: Path | None = None) -> Settings:
     except OSError as problem:
         raise SettingsError(f"{path}: cannot read it ({problem.strerror})") from None
     except UnicodeDecodeError as problem:
-        raise SettingsError(f"{path}: not UTF-8 text (byte 0x{problem.object[problem.start]:02x} at offset "
-                            f"{problem.start}): save it as UTF-8") from None
+        raise SettingsError(
+            f"{path}: not UTF-8 text (byte 0x{problem.object[problem.start]:02x} at offset "
+            f"{problem.start}): save it as UTF-8"
+        ) from None
     given = _parse_yaml(path, text)
     try:
         return settings_from(given)
@@ -87,8 +89,9 @@ def _parse_yaml(path: Path, text: str) -> Any:
         return yaml.safe_load(text)
     except yaml.reader.ReaderError as problem:
         # Raised for raw control characters (a NUL byte...); its own text spans two lines.
-        raise SettingsError(f"{path}: control character 0x{problem.character:02x} at character "
-                            f"{problem.position}: remove it") from None
+        raise SettingsError(
+            f"{path}: control character 0x{problem.character:02x} at character {problem.position}: remove it"
+        ) from None
     except yaml.YAMLError as problem:
         mark = getattr(problem, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
@@ -105,8 +108,10 @@ def _refuse_duplicate_keys(path: Path, node: Any, where: str) -> None:
     for key, value in node.value:
         name = key.value if isinstance(key, yaml.ScalarNode) else None
         if name is not None and name in seen:
-            raise SettingsError(f"{path} line {key.start_mark.line + 1}: {where}{name} is given twice "
-                                "(the last would win silently): keep one")
+            raise SettingsError(
+                f"{path} line {key.start_mark.line + 1}: {where}{name} is given twice "
+                "(the last would win silently): keep one"
+            )
         seen.add(name)
         _refuse_duplicate_keys(path, value, f"{where}{name}/")
 
@@ -126,7 +131,7 @@ def defaults() -> Settings:
 def host_names(settings: Settings) -> dict[str, tuple[str, str | None]]:
     """Every host of the design, name -> (role, backend key): db first, then backends, then kong."""
     prefix = settings.project_prefix
-    names = {f"{prefix}-db": ("db", None)}
+    names: dict[str, tuple[str, str | None]] = {f"{prefix}-db": ("db", None)}
     for key in settings.backends:
         names[f"{prefix}-backend-{key}"] = ("backend", key)
     names[f"{prefix}-kong"] = ("kong", None)

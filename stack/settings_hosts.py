@@ -23,34 +23,51 @@ class LocalSubnet(Cidr):
             return problem or f"expected a /24 such as 10.77.0.0/24, got {value}"
         # Public, loopback or link-local addresses on a bridge would capture someone else's traffic.
         if not is_private(ipaddress.IPv4Network(value)):
-            return (f"expected a private range (inside {', '.join(map(str, PRIVATE_RANGES[:-1]))} or "
-                    f"{PRIVATE_RANGES[-1]}), got {value}")
+            return (
+                f"expected a private range (inside {', '.join(map(str, PRIVATE_RANGES[:-1]))} or "
+                f"{PRIVATE_RANGES[-1]}), got {value}"
+            )
         return None
 
 
 class HostSettings(Section):
-    project_prefix: Annotated[str, Text(NAME, "lower-case letters, digits and '-', starting with a letter, "
-                                              "at most 20 characters")] = Field(
-        "des", description="Prefix of every host and resource name: <prefix>-db, <prefix>-backend-a, <prefix>-kong.")
+    project_prefix: Annotated[
+        str, Text(NAME, "lower-case letters, digits and '-', starting with a letter, at most 20 characters")
+    ] = Field(
+        default="des",
+        description="Prefix of every host and resource name: <prefix>-db, <prefix>-backend-a, <prefix>-kong.",
+    )
     region: Annotated[str, Text(REGION, "an AWS region such as us-east-1")] = Field(
-        "us-east-1", description="AWS region (Learner Lab allows us-east-1 and us-west-2).")
+        default="us-east-1", description="AWS region (Learner Lab allows us-east-1 and us-west-2)."
+    )
     instance_type: Annotated[str, Text(INSTANCE_TYPE, "an EC2 instance type such as t2.nano")] = Field(
-        "t2.nano", description="EC2 type of the database and backend hosts.")
+        default="t2.nano", description="EC2 type of the database and backend hosts."
+    )
     kong_instance_type: Annotated[str, Text(INSTANCE_TYPE, "an EC2 instance type such as t2.small")] = Field(
-        "t2.small", description="EC2 type of the Kong host (Kong needs about 1 GB of memory).")
+        default="t2.small", description="EC2 type of the Kong host (Kong needs about 1 GB of memory)."
+    )
     ami_id: Annotated[str, Text(AMI, "an AMI id such as ami-0123456789abcdef0")] | None = Field(
-        None, description="AMI for every host; unset = newest Canonical Ubuntu 24.04 amd64 image.")
+        default=None, description="AMI for every host; unset = newest Canonical Ubuntu 24.04 amd64 image."
+    )
     key_name: Annotated[str, Text()] | None = Field(
-        None, description="Existing EC2 key pair (Learner Lab: vockey); unset = a project key generated locally.")
+        default=None,
+        description="Existing EC2 key pair (Learner Lab: vockey); unset = a project key generated locally.",
+    )
     ssh_key_path: Annotated[str, Text()] | None = Field(
-        None, description="Private key for key_name (e.g. ~/.ssh/labsuser.pem); unused with a generated key.")
+        default=None, description="Private key for key_name (e.g. ~/.ssh/labsuser.pem); unused with a generated key."
+    )
     ssh_user: Annotated[str, Text(NAME, "a user name")] = Field(
-        "ubuntu", description="SSH user on the AWS hosts (Ubuntu images: ubuntu).")
+        default="ubuntu", description="SSH user on the AWS hosts (Ubuntu images: ubuntu)."
+    )
     admin_cidr: Annotated[str, Cidr()] | None = Field(
-        None, description="Who may SSH to the hosts (your IP/32); unset = anywhere, with a warning.")
+        default=None, description="Who may SSH to the hosts (your IP/32); unset = anywhere, with a warning."
+    )
     manager_email: Annotated[str, Text(EMAIL, "an e-mail address")] | None = Field(
-        None, description="Address subscribed to status-check alarms (SNS); unset = no alerts.")
+        default=None, description="Address subscribed to status-check alarms (SNS); unset = no alerts."
+    )
     backends: Annotated[list[Annotated[str, Text(BACKEND_KEY, "1-10 lower-case letters or digits")]], Items()] = Field(
-        ["a", "b"], description="Backend keys: one host <prefix>-backend-<key> each.")
+        default=["a", "b"], description="Backend keys: one host <prefix>-backend-<key> each."
+    )
     local_subnet: Annotated[str, LocalSubnet()] = Field(
-        "10.77.0.0/24", description="--provider local: the /24 of the local hosts' bridge (the host takes .1).")
+        default="10.77.0.0/24", description="--provider local: the /24 of the local hosts' bridge (the host takes .1)."
+    )

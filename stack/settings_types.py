@@ -10,8 +10,9 @@ keyword for (a whole-string pattern, no control characters, no duplicates...).
 import ipaddress
 import re
 import unicodedata
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, NoReturn, cast
+from typing import Any, NoReturn, cast
 
 from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, ValidationError, model_validator
 from pydantic.fields import FieldInfo
@@ -33,7 +34,8 @@ def refuse(problem: str) -> NoReturn:
 def refused_at(key: str, problem: str, value: Any, kind: str = REFUSED) -> ValidationError:
     """A refusal of the key `key` inside the section being validated (its path then ends in key)."""
     return ValidationError.from_exception_data(
-        "settings", [InitErrorDetails(type=PydanticCustomError(kind, problem), loc=(key,), input=value)])
+        "settings", [InitErrorDetails(type=PydanticCustomError(kind, problem), loc=(key,), input=value)]
+    )
 
 
 def is_private(network: ipaddress.IPv4Network) -> bool:

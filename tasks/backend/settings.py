@@ -43,27 +43,39 @@ class PythonScript(Command):
             return problem
         words = shlex.split(value)
         if len(words) < 2 or words[0] not in ("python", "python3") or words[1].startswith("-"):
-            return (f"expected 'python SCRIPT [ARGUMENTS]' (run once, inside one database transaction with its "
-                    f"marker), got {value!r}")
+            return (
+                f"expected 'python SCRIPT [ARGUMENTS]' (run once, inside one database transaction with its "
+                f"marker), got {value!r}"
+            )
         return None
 
 
 class BackendSettings(Section):
     app_repo: Annotated[str, Text()] = Field(
-        "https://github.com/mr-torres-d-ojedas/Sprint2.git", description="Git URL of the Django application.")
+        default="https://github.com/mr-torres-d-ojedas/Sprint2.git", description="Git URL of the Django application."
+    )
     app_ref: Annotated[str, Text()] = Field(
-        SPRINT2_WORKING_COMMIT,
-        description="Branch, tag or commit of app_repo to deploy (default: Sprint2's newest commit that works).")
-    app_port: Annotated[int, Whole(1024, 65535)] = Field(8080, description="Port gunicorn listens on, on each backend.")
+        default=SPRINT2_WORKING_COMMIT,
+        description="Branch, tag or commit of app_repo to deploy (default: Sprint2's newest commit that works).",
+    )
+    app_port: Annotated[int, Whole(1024, 65535)] = Field(
+        default=8080, description="Port gunicorn listens on, on each backend."
+    )
     app_setup_commands: Annotated[list[Annotated[str, Command()]], Items(unique=False)] = Field(
-        ["python manage.py makemigrations --noinput", "python manage.py migrate --noinput"],
-        description="Run on one backend at every deploy that changes the code (in the checkout, with the venv).")
+        default=["python manage.py makemigrations --noinput", "python manage.py migrate --noinput"],
+        description="Run on one backend at every deploy that changes the code (in the checkout, with the venv).",
+    )
     app_populate_commands: Annotated[list[Annotated[str, PythonScript()]], Items()] = Field(
-        ["python populate.py", "python populateDespachos.py"],
-        description="Each run at most once in the life of the database, inside one transaction with its marker.")
+        default=["python populate.py", "python populateDespachos.py"],
+        description="Each run at most once in the life of the database, inside one transaction with its marker.",
+    )
     allow_destructive_migrations: Annotated[bool, Flag()] = Field(
-        False, description="Apply new migrations that drop a field or a model (their data is lost).")
+        default=False, description="Apply new migrations that drop a field or a model (their data is lost)."
+    )
     releases_keep: Annotated[int, Whole(2, 50)] = Field(
-        3, description="Releases kept on each backend (the live one and those to roll back to).")
+        default=3, description="Releases kept on each backend (the live one and those to roll back to)."
+    )
     switch_batch_size: Annotated[int, Whole(1, 100)] = Field(
-        1, description="Backends switched to a new release at a time, each batch after the last answers healthy.")
+        default=1,
+        description="Backends switched to a new release at a time, each batch after the last answers healthy.",
+    )

@@ -34,9 +34,11 @@ class AdminCidr(Cidr):
             return problem
         network = ipaddress.IPv4Network(value)
         if network.prefixlen < WIDEST_ADMIN_PREFIX and not is_private(network):
-            return (f"{value} would open Kong's admin API (full control of the gateway) to "
-                    f"{network.num_addresses} addresses; give your own address (x.x.x.x/32) or a range no wider "
-                    f"than /{WIDEST_ADMIN_PREFIX}, or leave it unset and use the SSH tunnel")
+            return (
+                f"{value} would open Kong's admin API (full control of the gateway) to "
+                f"{network.num_addresses} addresses; give your own address (x.x.x.x/32) or a range no wider "
+                f"than /{WIDEST_ADMIN_PREFIX}, or leave it unset and use the SSH tunnel"
+            )
         return None
 
 
@@ -50,50 +52,63 @@ Milliseconds = Annotated[int, Whole(1, 2147483646)]
 class ActiveChecks(Section):
     """Kong probing each backend's health_path itself."""
 
-    interval: Seconds = Field(10, description="Seconds between probes of a healthy backend.")
-    timeout: Seconds = Field(5, description="Seconds before a probe times out.")
-    concurrency: Annotated[int, Whole(1, 2147483648)] = Field(10, description="Probes run at once.")
-    healthy_successes: Probes = Field(2, description="Successful probes that mark a backend healthy.")
+    interval: Seconds = Field(default=10, description="Seconds between probes of a healthy backend.")
+    timeout: Seconds = Field(default=5, description="Seconds before a probe times out.")
+    concurrency: Annotated[int, Whole(1, 2147483648)] = Field(default=10, description="Probes run at once.")
+    healthy_successes: Probes = Field(default=2, description="Successful probes that mark a backend healthy.")
     healthy_statuses: Annotated[list[Annotated[int, Whole(100, 599)]], Items()] = Field(
-        [200, 302], description="Statuses that count as success.")
+        default=[200, 302], description="Statuses that count as success."
+    )
     unhealthy_interval: Seconds = Field(
-        10, description="Seconds between probes of an unhealthy backend (to bring it back).")
-    unhealthy_http_failures: Probes = Field(3, description="Failed probes that eject a backend.")
-    unhealthy_timeouts: Probes = Field(3, description="Timed-out probes that eject a backend.")
-    unhealthy_tcp_failures: Probes = Field(3, description="Refused connections that eject a backend.")
+        default=10, description="Seconds between probes of an unhealthy backend (to bring it back)."
+    )
+    unhealthy_http_failures: Probes = Field(default=3, description="Failed probes that eject a backend.")
+    unhealthy_timeouts: Probes = Field(default=3, description="Timed-out probes that eject a backend.")
+    unhealthy_tcp_failures: Probes = Field(default=3, description="Refused connections that eject a backend.")
 
 
 class PassiveChecks(Section):
     """Kong judging each backend by the answers to proxied requests (the circuit breaker)."""
 
-    healthy_successes: Probes = Field(5, description="Successful proxied responses that mark a backend healthy.")
-    unhealthy_http_failures: Probes = Field(5, description="Failed proxied responses that eject a backend.")
-    unhealthy_timeouts: Probes = Field(2, description="Timed-out proxied requests that eject a backend.")
-    unhealthy_tcp_failures: Probes = Field(2, description="Refused proxied connections that eject a backend.")
+    healthy_successes: Probes = Field(
+        default=5, description="Successful proxied responses that mark a backend healthy."
+    )
+    unhealthy_http_failures: Probes = Field(default=5, description="Failed proxied responses that eject a backend.")
+    unhealthy_timeouts: Probes = Field(default=2, description="Timed-out proxied requests that eject a backend.")
+    unhealthy_tcp_failures: Probes = Field(default=2, description="Refused proxied connections that eject a backend.")
 
 
 class Gateway(Section):
     """The `gateway:` section: Kong's container, its ports and how it balances the backends."""
 
     image: Annotated[str, Text()] = Field(
-        "kong:2.7.2-alpine", description="Kong Docker image (open-source tags: kong:2.7.2-alpine).")
-    proxy_port: Port = Field(8000, description="Kong proxy port (1024-65535), open to everyone.")
-    admin_port: Port = Field(8001, description="Kong admin API port, on the Kong host's 127.0.0.1 only.")
+        default="kong:2.7.2-alpine", description="Kong Docker image (open-source tags: kong:2.7.2-alpine)."
+    )
+    proxy_port: Port = Field(default=8000, description="Kong proxy port (1024-65535), open to everyone.")
+    admin_port: Port = Field(default=8001, description="Kong admin API port, on the Kong host's 127.0.0.1 only.")
     health_path: UrlPath = Field(
-        "/despachos/reporte/",
-        description="Path probed on each backend by Kong and by the deploy (200 or 302 = healthy).")
+        default="/despachos/reporte/",
+        description="Path probed on each backend by Kong and by the deploy (200 or 302 = healthy).",
+    )
     algorithm: Annotated[str, OneOf(("round-robin", "least-connections", "consistent-hashing"))] = Field(
-        "round-robin", description="Kong load-balancing algorithm.")
-    target_weight: Annotated[int, Whole(0, 65535)] = Field(100, description="Weight of every backend target.")
-    retries: Annotated[int, Whole(0, 32767)] = Field(5, description="Retries of a failed request on another backend.")
-    connect_timeout_ms: Milliseconds = Field(60000, description="Kong connect timeout to a backend.")
-    read_timeout_ms: Milliseconds = Field(60000, description="Kong read timeout from a backend.")
-    write_timeout_ms: Milliseconds = Field(60000, description="Kong write timeout to a backend.")
-    route_paths: Annotated[list[UrlPath], Items()] = Field(["/"], description="Paths routed to the backends (not stripped).")
+        default="round-robin", description="Kong load-balancing algorithm."
+    )
+    target_weight: Annotated[int, Whole(0, 65535)] = Field(default=100, description="Weight of every backend target.")
+    retries: Annotated[int, Whole(0, 32767)] = Field(
+        default=5, description="Retries of a failed request on another backend."
+    )
+    connect_timeout_ms: Milliseconds = Field(default=60000, description="Kong connect timeout to a backend.")
+    read_timeout_ms: Milliseconds = Field(default=60000, description="Kong read timeout from a backend.")
+    write_timeout_ms: Milliseconds = Field(default=60000, description="Kong write timeout to a backend.")
+    route_paths: Annotated[list[UrlPath], Items()] = Field(
+        default=["/"], description="Paths routed to the backends (not stripped)."
+    )
     rate_limit_per_minute: Annotated[int, Whole(1, 1000000)] = Field(
-        100, description="Requests per minute per client IP.")
+        default=100, description="Requests per minute per client IP."
+    )
     request_id_header: Annotated[str, Text(HEADER, "an HTTP header name")] = Field(
-        "X-Kong-Request-ID", description="Correlation id header added to every request and response.")
+        default="X-Kong-Request-ID", description="Correlation id header added to every request and response."
+    )
     active: ActiveChecks = Field(default_factory=ActiveChecks)
     passive: PassiveChecks = Field(default_factory=PassiveChecks)
 
@@ -102,12 +117,17 @@ class Gateway(Section):
         # Both are published on the Kong host: the same port fails `docker run` after the old
         # container was removed, taking the gateway down.
         if self.admin_port == self.proxy_port:
-            raise refused_at("admin_port", f"expected a port other than gateway/proxy_port ({self.proxy_port})",
-                             self.admin_port, kind=CONFLICT)
+            raise refused_at(
+                "admin_port",
+                f"expected a port other than gateway/proxy_port ({self.proxy_port})",
+                self.admin_port,
+                kind=CONFLICT,
+            )
         return self
 
 
 class KongSettings(Section):
     kong_admin_cidr: Annotated[str, AdminCidr()] | None = Field(
-        None, description="Who may reach Kong's admin API on 8001; unset = nobody (SSH tunnel only).")
+        default=None, description="Who may reach Kong's admin API on 8001; unset = nobody (SSH tunnel only)."
+    )
     gateway: Gateway = Field(default_factory=Gateway)
