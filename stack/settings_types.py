@@ -207,10 +207,17 @@ class Cidr(Check):
         return None
 
 
+def subsection(field: FieldInfo) -> type[Section] | None:
+    """The section model a field holds (`gateway`, `gateway/active`...), None for a single setting."""
+    kind = field.annotation
+    return kind if isinstance(kind, type) and issubclass(kind, Section) else None
+
+
 def leaves(section: type[Section], prefix: str = "") -> Iterator[tuple[str, FieldInfo]]:
     """Every setting of `section` as ("gateway/active/interval", its field), in the models' order."""
     for name, field in section.model_fields.items():
-        if isinstance(field.annotation, type) and issubclass(field.annotation, Section):
-            yield from leaves(field.annotation, f"{prefix}{name}/")
+        inner = subsection(field)
+        if inner:
+            yield from leaves(inner, f"{prefix}{name}/")
         else:
             yield f"{prefix}{name}", field
