@@ -20,8 +20,6 @@ from pydantic_core import CoreSchema, InitErrorDetails, PydanticCustomError, cor
 
 # The error type of every refusal told here; stack/settings.py prints its text as it is.
 REFUSED = "setting"
-# A refusal that compares two settings: told only when nothing else is wrong (each may be the typo).
-CONFLICT = "setting_conflict"
 
 PRIVATE_RANGES = [ipaddress.IPv4Network(range_) for range_ in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
 
@@ -31,10 +29,10 @@ def refuse(problem: str) -> NoReturn:
     raise PydanticCustomError(REFUSED, problem)
 
 
-def refused_at(key: str, problem: str, value: Any, kind: str = REFUSED) -> ValidationError:
+def refused_at(key: str, problem: str, value: Any) -> ValidationError:
     """A refusal of the key `key` inside the section being validated (its path then ends in key)."""
     return ValidationError.from_exception_data(
-        "settings", [InitErrorDetails(type=PydanticCustomError(kind, problem), loc=(key,), input=value)]
+        "settings", [InitErrorDetails(type=PydanticCustomError(REFUSED, problem), loc=(key,), input=value)]
     )
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
-from stack.settings_types import CONFLICT, Cidr, Items, OneOf, Section, Text, Whole, is_private, refused_at
+from stack.settings_types import Cidr, Items, OneOf, Section, Text, Whole, is_private, refused_at
 
 # Kong 2.7 (typedefs.path) rejects empty segments: "//" would pass here and fail at deploy.
 URL_PATH = re.compile(r"(?!.*//)/[A-Za-z0-9._~/-]*")
@@ -112,6 +112,7 @@ class Gateway(Section):
     active: ActiveChecks = Field(default_factory=ActiveChecks)
     passive: PassiveChecks = Field(default_factory=PassiveChecks)
 
+    # Runs only when every gateway value is fine on its own, so it never hides a plainer mistake.
     @model_validator(mode="after")
     def _ports_differ(self) -> "Gateway":
         # Both are published on the Kong host: the same port fails `docker run` after the old
@@ -121,7 +122,6 @@ class Gateway(Section):
                 "admin_port",
                 f"expected a port other than gateway/proxy_port ({self.proxy_port})",
                 self.admin_port,
-                kind=CONFLICT,
             )
         return self
 
