@@ -1,6 +1,6 @@
 """The backends: the Django application under systemd with gunicorn.
 
-Defaults (stack/settings.py SCHEMA): app_repo (Sprint2 on GitHub), app_ref b0abfcb (its newest
+Defaults (tasks/backend/settings.py): app_repo (Sprint2 on GitHub), app_ref b0abfcb (its newest
 commit that works), app_port 8080, app_setup_commands (makemigrations, migrate, both --noinput),
 app_populate_commands (populate.py, populateDespachos.py), allow_destructive_migrations (false),
 gateway.health_path and gateway.active.healthy_statuses. Layout on the host (tasks/backend/layout.py):
@@ -23,6 +23,7 @@ reaches the backends, one batch at a time with the service up: tasks/backend/set
 """
 
 from io import StringIO
+from typing import Any
 
 from pyinfra import host, inventory, state
 from pyinfra.api import deploy
@@ -189,7 +190,7 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
 
     backends = inventory.get_group("backends")
     first = setup_backend(backends)
-    release = {"repo": settings.app_repo, "ref": settings.app_ref, "layout": layout}
+    release: dict[str, Any] = {"repo": settings.app_repo, "ref": settings.app_ref, "layout": layout}
     app_fetch(name=f"Fetch {settings.app_ref} of the app", **release)
     app_build(name=f"Build the release of {settings.app_ref} beside the running one", **release)
     if first.name == host.name:

@@ -1,6 +1,6 @@
 """The database host: PostgreSQL from the distribution, reachable only by the backends.
 
-Defaults (from stack/settings.py SCHEMA): db_name dispatch_db, db_user dispatch_user,
+Defaults (tasks/db/settings.py): db_name dispatch_db, db_user dispatch_user,
 max_connections 2000, backup_keep 7. The password is generated once (stack/secrets.py).
 
 - The version and config folder come from the host (pg_lsclusters): 16 on Ubuntu 24.04, 15 on

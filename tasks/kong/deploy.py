@@ -1,7 +1,7 @@
 """The `kong` group: Docker from the distribution, a DB-less Kong container, its declarative config.
 
-Settings: `gateway:` in stack/settings.py SCHEMA (documented in config.example.yml) and
-`kong_admin_cidr`. Files and names: tasks/kong/render.py.
+Settings: `gateway:` and `kong_admin_cidr` in tasks/kong/settings.py (documented in config.example.yml).
+Files and names: tasks/kong/render.py.
 
 Steps, each reporting "no change" when the host already matches:
 1. docker.io installed, the docker service running and enabled.

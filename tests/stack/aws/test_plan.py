@@ -8,7 +8,7 @@ from stack.settings import Settings, defaults
 def settings(**changes) -> Settings:
     values = defaults().as_dict()
     values.update(changes)
-    return Settings(values)
+    return Settings(**values)
 
 
 def converged(config: Settings) -> Actual:

@@ -7,7 +7,7 @@ from stack.settings import Settings, defaults
 def settings(**changes) -> Settings:
     values = defaults().as_dict()
     values.update(changes)
-    return Settings(values)
+    return Settings(**values)
 
 
 def test_defaults_open_only_what_each_role_needs():
