@@ -4,7 +4,6 @@ Shares the session's deployed hosts (tests/e2e/conftest.py). Tests that change t
 (a new commit, a third backend, a bad health path) put it back in a converged state.
 """
 
-import http.client
 import json
 import re
 import subprocess
@@ -13,12 +12,11 @@ import time
 import pytest
 import yaml
 
-from tests.e2e.conftest import PREFIX, ROOT, RUNNING, deploy_ok
+from tests.e2e.host_checks import RUNNING, counts, get, wait_for_health
+from tests.e2e.local_platform import PREFIX, ROOT, deploy_ok
 
 pytestmark = pytest.mark.e2e
 
-APP_PORT = 8080
-COUNTS_PATH = "/despachos/reporte/"
 PG_PROBE = r"""
 import socket, struct, sys
 user, database, host = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -33,36 +31,6 @@ if kind == b"R":
 else:
     print("refused", rest.decode(errors="replace"))
 """
-
-
-def get(address: str, path: str, host_header: str | None = None) -> tuple[int, str]:
-    connection = http.client.HTTPConnection(address, APP_PORT, timeout=15)
-    connection.request("GET", path, headers={"Host": host_header or address})
-    response = connection.getresponse()
-    return response.status, response.read().decode()
-
-
-def counts(platform) -> dict:
-    """The row counts every backend reads from PostgreSQL (they must agree)."""
-    answers = {}
-    for name in platform.names("backend"):
-        status, body = get(platform.address(name), COUNTS_PATH)
-        assert status == 200, f"{name}: {COUNTS_PATH} answered {status}: {body[:300]}"
-        answers[name] = json.loads(body)
-    assert len({json.dumps(value, sort_keys=True) for value in answers.values()}) == 1, answers
-    return next(iter(answers.values()))
-
-
-def wait_for_health(platform, name, seconds=60):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if get(platform.address(name), "/health-check/")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"{name}: /health-check/ does not answer 200 within {seconds} s")
 
 
 def ours(platform):

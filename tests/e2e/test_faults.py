@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from tests.e2e.test_database_backends import counts, deploy_ok, get, wait_for_health
+from tests.e2e.host_checks import counts, get, wait_for_health
+from tests.e2e.local_platform import deploy_ok
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from stack.local import network
-from tests.e2e.conftest import BRIDGE_ADDRESS, PREFIX, PYINFRA, PYTHON, ROOT
+from tests.e2e.local_platform import BRIDGE_ADDRESS, PREFIX, PYINFRA, PYTHON, ROOT
 from tests.e2e.raw_syn import probe
 
 pytestmark = pytest.mark.e2e

@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from tests.e2e.conftest import PYTHON, ROOT
+from tests.e2e.local_platform import PYTHON, ROOT
 
 pytestmark = pytest.mark.e2e
 

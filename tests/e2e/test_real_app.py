@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import RUNNING, TableLock, deploy_ok, sql
+from tests.e2e.host_checks import RUNNING, TableLock, sql
+from tests.e2e.local_platform import deploy_ok
 
 pytestmark = pytest.mark.e2e
 

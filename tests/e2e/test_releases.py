@@ -14,7 +14,8 @@ from collections import Counter
 
 import pytest
 
-from tests.e2e.conftest import PYINFRA, ROOT, RUNNING, TableLock, deploy_ok
+from tests.e2e.host_checks import RUNNING, TableLock
+from tests.e2e.local_platform import PYINFRA, ROOT, deploy_ok
 
 pytestmark = pytest.mark.e2e
 
