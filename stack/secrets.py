@@ -74,8 +74,9 @@ def _read(path: Path) -> dict:
         mark = getattr(problem, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         reason = getattr(problem, "problem", None) or getattr(problem, "strerror", None) or problem
-        raise UserError(f"{path}{where}: unreadable secrets file ({reason}); fix it or remove it to generate "
-                        "new ones") from None
+        raise UserError(
+            f"{path}{where}: unreadable secrets file ({reason}); fix it or remove it to generate new ones"
+        ) from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of secrets")
     return data

@@ -1,10 +1,10 @@
 """The operate subcommands of provision.py: ssh, logs, manage, psql and status.
 
-  python provision.py ssh NAME [-- COMMAND ...]     a shell, or one command, on a host (NAME or its role)
-  python provision.py logs [NAME|ROLE ...] [-f] [--since 10m] [--lines N]
-  python provision.py manage COMMAND ...            manage.py on the setup backend (interactive on a terminal)
-  python provision.py psql [PSQL ARGS ...]          psql to the app database as the app user, on the db host
-  python provision.py status [--json]               everything on one screen; exit 1 when anything is unhealthy
+python provision.py ssh NAME [-- COMMAND ...]     a shell, or one command, on a host (NAME or its role)
+python provision.py logs [NAME|ROLE ...] [-f] [--since 10m] [--lines N]
+python provision.py manage COMMAND ...            manage.py on the setup backend (interactive on a terminal)
+python provision.py psql [PSQL ARGS ...]          psql to the app database as the app user, on the db host
+python provision.py status [--json]               everything on one screen; exit 1 when anything is unhealthy
 """
 
 import argparse
@@ -108,9 +108,14 @@ def _probe(name: str, host: dict, provider: str | None, settings: Settings) -> A
         return Answer(name, host["role"], address, {}, str(problem))
     with session.ssh_log() as log:
         try:
-            result = subprocess.run(ssh_argv(found, [probe_script(found, settings)], log_file=log),
-                                    stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
-                                    timeout=PROBE_TIMEOUT_S)
+            result = subprocess.run(
+                ssh_argv(found, [probe_script(found, settings)], log_file=log),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=PROBE_TIMEOUT_S,
+            )
         except subprocess.TimeoutExpired:
             return Answer(name, host["role"], address, {}, f"no answer within {PROBE_TIMEOUT_S} s")
         except OSError as problem:

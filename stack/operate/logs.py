@@ -29,8 +29,15 @@ def _prefixed(name: str, width: int, line: str) -> str:
 def _start(host: Target, lines: int | None, since: int | None, follow: bool, log: str) -> subprocess.Popen:
     argv = ssh_argv(host, [logs_command(host, lines, since, follow)], force_tty=follow, log_file=log)
     try:
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, errors="replace", bufsize=1)
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            bufsize=1,
+        )
     except OSError as problem:
         raise UserError(f"cannot run ssh ({problem.strerror}): install openssh-client") from None
 

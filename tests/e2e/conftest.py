@@ -40,6 +40,7 @@ from tests.e2e.local_platform import PREFIX, SUBNET, Platform, session_lock
 
 def pytest_collection_modifyitems(items):
     """Fast tests first, then test_platform.py (it wants fresh hosts), then the other e2e modules."""
+
     def rank(item):
         if "e2e" not in item.keywords:
             return 0

@@ -50,11 +50,11 @@ def wait_for_health(platform, name, seconds=60):
 
 
 # The release the running gunicorn was started in (its working directory): what the backend serves.
-RUNNING = "basename \"$(readlink /proc/$(systemctl show -p MainPID --value sprint2-app)/cwd)\""
+RUNNING = 'basename "$(readlink /proc/$(systemctl show -p MainPID --value sprint2-app)/cwd)"'
 
 
 def sql(ssh, db: str, query: str) -> str:
-    code, out = ssh(db, f"cd / && runuser -u postgres -- psql -X -d dispatch_db -tAc \"{query}\"")
+    code, out = ssh(db, f'cd / && runuser -u postgres -- psql -X -d dispatch_db -tAc "{query}"')
     assert code == 0, out
     return out.strip()
 
@@ -70,11 +70,15 @@ class TableLock:
     def __enter__(self):
         query = f"BEGIN; LOCK TABLE {self.table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(600);"
         # A transient unit: the session outlives this ssh command, which returns at once.
-        command = (f"systemd-run --quiet --collect --unit=e2e-table-lock --working-directory=/ "
-                   f"runuser -u postgres -- psql -X -d dispatch_db -c \"{query}\"")
+        command = (
+            f"systemd-run --quiet --collect --unit=e2e-table-lock --working-directory=/ "
+            f'runuser -u postgres -- psql -X -d dispatch_db -c "{query}"'
+        )
         assert self.ssh(self.db, command)[0] == 0
-        self.wait_for(f"SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-                      f"WHERE c.relname = '{self.table}' AND l.mode = 'AccessExclusiveLock' AND l.granted")
+        self.wait_for(
+            f"SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+            f"WHERE c.relname = '{self.table}' AND l.mode = 'AccessExclusiveLock' AND l.granted"
+        )
         return self
 
     def wait_for(self, query, timeout=300):
@@ -87,10 +91,15 @@ class TableLock:
 
     def wait_for_a_blocked_writer(self):
         """Until the app's session waits on this lock: the populate is mid-way."""
-        self.wait_for("SELECT count(*) FROM pg_stat_activity WHERE usename = 'dispatch_user' "
-                      "AND wait_event_type = 'Lock'")
+        self.wait_for(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = 'dispatch_user' AND wait_event_type = 'Lock'"
+        )
 
     def __exit__(self, *problem):
         self.ssh(self.db, "systemctl stop e2e-table-lock; true")
-        sql(self.ssh, self.db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(600)%' "
-                               "AND pid <> pg_backend_pid()")
+        sql(
+            self.ssh,
+            self.db,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(600)%' "
+            "AND pid <> pg_backend_pid()",
+        )

@@ -65,8 +65,12 @@ BASE_CONFIG = {
     "app_repo": f"git://{BRIDGE_ADDRESS}/testapp.git",
     "app_ref": "main",
 }
-GIT_IDENTITY = {"GIT_AUTHOR_NAME": "e2e", "GIT_AUTHOR_EMAIL": "e2e@localhost",
-                "GIT_COMMITTER_NAME": "e2e", "GIT_COMMITTER_EMAIL": "e2e@localhost"}
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "e2e",
+    "GIT_AUTHOR_EMAIL": "e2e@localhost",
+    "GIT_COMMITTER_NAME": "e2e",
+    "GIT_COMMITTER_EMAIL": "e2e@localhost",
+}
 
 
 @dataclass
@@ -121,8 +125,12 @@ class DeployResult(CommandResult):
         return set(self.changed.get(host, [])) | set(self.no_change.get(host, []))
 
     def changed_operations(self, hosts=None) -> list[str]:
-        return [f"{host}: {name}" for host, names in sorted(self.changed.items())
-                if hosts is None or host in hosts for name in names]
+        return [
+            f"{host}: {name}"
+            for host, names in sorted(self.changed.items())
+            if hosts is None or host in hosts
+            for name in names
+        ]
 
     def assert_no_changes(self, hosts=None, ignore=()) -> None:
         """Fails naming every changed operation ("host: name"), except those listed in `ignore`."""
@@ -143,8 +151,9 @@ class AppRepo:
         self.url = f"git://{address}/testapp.git"
         self.sprint2_url = f"git://{address}/sprint2.git"
         self.served.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["git", "clone", "-q", "--bare", str(SPRINT2_BUNDLE), str(self.served / "sprint2.git")],
-                       check=True)
+        subprocess.run(
+            ["git", "clone", "-q", "--bare", str(SPRINT2_BUNDLE), str(self.served / "sprint2.git")], check=True
+        )
         self.daemon: subprocess.Popen | None = None
         shutil.copytree(TESTAPP, self.work, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         self._git("init", "-q", "-b", "main")
@@ -154,8 +163,14 @@ class AppRepo:
         self._git("push", "-q", str(self.bare), "main")
 
     def _git(self, *args) -> str:
-        completed = subprocess.run(["git", *args], cwd=self.work, env={**os.environ, **GIT_IDENTITY},
-                                   check=True, stdout=subprocess.PIPE, text=True)
+        completed = subprocess.run(
+            ["git", *args],
+            cwd=self.work,
+            env={**os.environ, **GIT_IDENTITY},
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         return completed.stdout.strip()
 
     def head(self) -> str:
@@ -179,12 +194,21 @@ class AppRepo:
         """(Re)start git daemon on the bridge address (the bridge must exist)."""
         self.stop()
         self.daemon = subprocess.Popen(
-            ["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={self.served}",
-             f"--listen={self.address}", str(self.served)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "git",
+                "daemon",
+                "--reuseaddr",
+                "--export-all",
+                f"--base-path={self.served}",
+                f"--listen={self.address}",
+                str(self.served),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for _ in range(50):
-            probe = subprocess.run(["git", "ls-remote", self.url], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+            probe = subprocess.run(["git", "ls-remote", self.url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             if probe.returncode == 0:
                 return
             if self.daemon.poll() is not None:
@@ -209,8 +233,12 @@ class Platform:
         self.config_path = base / "config.yml"
         self.prefix = PREFIX
         self.base_config = copy.deepcopy(BASE_CONFIG)
-        self.env = {**os.environ, "DEPLOY_HOME": str(self.home), "DEPLOY_CONFIG": str(self.config_path),
-                    "PYTHONUNBUFFERED": "1"}
+        self.env = {
+            **os.environ,
+            "DEPLOY_HOME": str(self.home),
+            "DEPLOY_CONFIG": str(self.config_path),
+            "PYTHONUNBUFFERED": "1",
+        }
         self.app_repo = AppRepo(base)
         self._deployed: DeployResult | None = None
         self.fresh = False  # True while no real deploy has run on the current hosts
@@ -219,8 +247,9 @@ class Platform:
     # --- commands --------------------------------------------------------------------------
 
     def _run(self, command, timeout) -> subprocess.CompletedProcess:
-        return subprocess.run(command, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, capture_output=True,
-                              text=True, timeout=timeout)
+        return subprocess.run(
+            command, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
+        )
 
     def provision(self, *args) -> CommandResult:
         completed = self._run([PYTHON, "provision.py", "--provider", "local", *args], timeout=900)
@@ -235,17 +264,41 @@ class Platform:
     def start_deploy(self, *extra_args) -> subprocess.Popen:
         """A deploy running in the background (to interrupt it): its own process group."""
         self.fresh = False
-        return subprocess.Popen([PYINFRA, "-y", "inventory.py", "deploy.py", *extra_args], cwd=ROOT, env=self.env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, start_new_session=True)
+        return subprocess.Popen(
+            [PYINFRA, "-y", "inventory.py", "deploy.py", *extra_args],
+            cwd=ROOT,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
 
     def ssh(self, host_name: str, command: str, timeout: float = 300) -> tuple[int, str]:
         host = self.hosts[host_name]
         completed = subprocess.run(
-            ["ssh", "-i", host["ssh_key"], "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-             "-o", f"UserKnownHostsFile={self.home / 'ssh' / 'known_hosts'}", "-o", "LogLevel=ERROR",
-             f"root@{host['private_ip']}", command],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+            [
+                "ssh",
+                "-i",
+                host["ssh_key"],
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                f"UserKnownHostsFile={self.home / 'ssh' / 'known_hosts'}",
+                "-o",
+                "LogLevel=ERROR",
+                f"root@{host['private_ip']}",
+                command,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+        )
         return completed.returncode, completed.stdout
 
     # --- configuration and hosts -------------------------------------------------------------
@@ -307,8 +360,12 @@ class Platform:
 
     def never_completed(self, result: DeployResult) -> list[str]:
         plan = self.run_deploy("--dry").changed
-        return [f"{host}: {name}" for host in result.failed_hosts for name in plan.get(host, [])
-                if name not in result.completed(host)]
+        return [
+            f"{host}: {name}"
+            for host in result.failed_hosts
+            for name in plan.get(host, [])
+            if name not in result.completed(host)
+        ]
 
     def ensure_deployed(self) -> DeployResult:
         if self._deployed is None:
@@ -316,7 +373,8 @@ class Platform:
         result = self._deployed
         bad = [name for name in result.failed_hosts if name not in self.names("kong")]
         assert result.payload is not None and not bad, (
-            f"first deploy failed on {bad or 'all hosts'}:\n{result.output[-6000:]}")
+            f"first deploy failed on {bad or 'all hosts'}:\n{result.output[-6000:]}"
+        )
         return result
 
 
@@ -329,7 +387,6 @@ def deploy_ok(platform: "Platform", run_deploy, *args) -> DeployResult:
     return result
 
 
-
 def _merge(base: dict, overrides: dict) -> dict:
     merged = copy.deepcopy(base)
     for key, value in overrides.items():
@@ -338,7 +395,6 @@ def _merge(base: dict, overrides: dict) -> dict:
         else:
             merged[key] = copy.deepcopy(value)
     return merged
-
 
 
 def session_lock(what: str) -> IO[str]:
@@ -350,8 +406,11 @@ def session_lock(what: str) -> IO[str]:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.seek(0)
-        pytest.exit(f"another e2e session (pid {handle.read().strip() or '?'}) uses {what}: wait for it, or "
-                    f"set E2E_PREFIX and E2E_SUBNET (e.g. E2E_PREFIX=e2e2 E2E_SUBNET=10.88.0.0/24)", returncode=3)
+        pytest.exit(
+            f"another e2e session (pid {handle.read().strip() or '?'}) uses {what}: wait for it, or "
+            f"set E2E_PREFIX and E2E_SUBNET (e.g. E2E_PREFIX=e2e2 E2E_SUBNET=10.88.0.0/24)",
+            returncode=3,
+        )
     handle.truncate(0)
     handle.write(str(os.getpid()))
     handle.flush()
