@@ -58,7 +58,9 @@ def parse_args(command: str, rest: list[str]) -> argparse.Namespace:
 
 def _state_and_hosts() -> tuple[dict, dict]:
     state = load_state()
-    return state, recorded.recorded_hosts(state)
+    hosts = recorded.recorded_hosts(state)  # without a state, one line saying to provision first
+    assert state is not None
+    return state, hosts
 
 
 def _one(word: str) -> recorded.Target:
@@ -104,8 +106,8 @@ def _probe(name: str, host: dict, provider: str | None, settings: Settings) -> A
     address = host.get("public_ip") or host["private_ip"]
     try:
         found = recorded.target(name, host, provider)
-    except UserError as problem:
-        return Answer(name, host["role"], address, {}, str(problem))
+    except UserError as error:
+        return Answer(name, host["role"], address, {}, str(error))
     with session.ssh_log() as log:
         try:
             result = subprocess.run(
@@ -118,8 +120,8 @@ def _probe(name: str, host: dict, provider: str | None, settings: Settings) -> A
             )
         except subprocess.TimeoutExpired:
             return Answer(name, host["role"], address, {}, f"no answer within {PROBE_TIMEOUT_S} s")
-        except OSError as problem:
-            raise UserError(f"cannot run ssh ({problem.strerror}): install openssh-client") from None
+        except OSError as error:
+            raise UserError(f"cannot run ssh ({error.strerror}): install openssh-client") from None
         problem = session.failure(found, result.returncode, log)
     if problem:
         return Answer(name, host["role"], address, {}, problem)
@@ -129,7 +131,7 @@ def _probe(name: str, host: dict, provider: str | None, settings: Settings) -> A
 def run_status(args, settings: Settings) -> int:
     state, hosts = _state_and_hosts()
     with ThreadPoolExecutor(max_workers=min(len(hosts), 8)) as pool:
-        answers = list(pool.map(lambda item: _probe(*item, state.get("provider"), settings), hosts.items()))
+        answers = list(pool.map(lambda name: _probe(name, hosts[name], state.get("provider"), settings), hosts))
     data = report(answers)
     print(json.dumps(data, indent=2) if args.json else render(data, settings.gateway.health_path))
     return 0 if data["healthy"] else 1

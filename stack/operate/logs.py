@@ -70,7 +70,7 @@ def _show(hosts: list[Target], lines: int | None, since: int | None, follow: boo
     lock = threading.Lock()
 
     def pump(name: str, process: subprocess.Popen) -> None:
-        for line in process.stdout:
+        for line in process.stdout or ():  # always a pipe (see _start)
             with lock:
                 sys.stdout.write(_prefixed(name, width, line))
                 sys.stdout.flush()

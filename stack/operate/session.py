@@ -64,8 +64,8 @@ def interactive(host: Target, argv_for_log) -> int:
         previous = signal.signal(signal.SIGINT, lambda *_: None)  # a handler, not SIG_IGN: ssh gets the default
         try:
             returncode = subprocess.call(argv)
-        except OSError as problem:
-            raise UserError(f"cannot run ssh ({problem.strerror}): install openssh-client") from None
+        except OSError as error:
+            raise UserError(f"cannot run ssh ({error.strerror}): install openssh-client") from None
         finally:
             signal.signal(signal.SIGINT, previous)
         problem = failure(host, returncode, log)

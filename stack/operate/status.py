@@ -8,6 +8,7 @@ as such and counts as a problem: the exit status is 1 whenever anything is.
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from stack.operate.commands import KONG_CONTAINER
 from tasks.backend.layout import LAYOUT
@@ -43,7 +44,7 @@ def _int(facts: dict, key: str) -> int | None:
 
 def _host(answer: Answer) -> dict:
     facts = answer.facts
-    entry = {
+    entry: dict[str, Any] = {
         "role": answer.role,
         "address": answer.address,
         "reachable": answer.error is None,
@@ -71,7 +72,7 @@ def _host(answer: Answer) -> dict:
 
 def _backend(facts: dict) -> dict:
     health = facts.get("health") or "not read"
-    entry = {
+    entry: dict[str, Any] = {
         "service": facts.get("service") or "unknown",
         "commit": facts.get("commit") or None,
         "health": int(health) if health.isdigit() else health,
@@ -88,7 +89,7 @@ def _backend(facts: dict) -> dict:
 
 def _database(facts: dict) -> dict:
     used, _, most = facts.get("connections", "").partition("/")
-    entry = {
+    entry: dict[str, Any] = {
         "up": used.isdigit(),
         "error": facts.get("db_error"),
         "connections": int(used) if used.isdigit() else None,
@@ -99,10 +100,11 @@ def _database(facts: dict) -> dict:
     }
     if not entry["up"]:
         entry["problems"].append(f"PostgreSQL does not answer: {entry['error'] or 'not read'}")
-    elif entry["max_connections"] and _pct(entry["connections"], entry["max_connections"]) >= CONNECTIONS_LIMIT_PCT:
+    elif (_pct(entry["connections"], entry["max_connections"]) or 0) >= CONNECTIONS_LIMIT_PCT:
         entry["problems"].append(f"{entry['connections']} of {entry['max_connections']} connections used")
-    if entry["last_backup"] and _int(facts, "backup_time") is not None and _int(facts, "now") is not None:
-        entry["backup_age_s"] = _int(facts, "now") - _int(facts, "backup_time")
+    now, backup_time = _int(facts, "now"), _int(facts, "backup_time")
+    if entry["last_backup"] and now is not None and backup_time is not None:
+        entry["backup_age_s"] = now - backup_time
         if entry["backup_age_s"] > BACKUP_MAX_AGE_S:
             entry["problems"].append(f"last backup is {_duration(entry['backup_age_s'])} old")
     return entry
@@ -110,7 +112,7 @@ def _database(facts: dict) -> dict:
 
 def _kong(facts: dict) -> dict:
     container = facts.get("container") or "unknown"
-    entry = {
+    entry: dict[str, Any] = {
         "container": "docker is not installed" if container == "no-docker" else container,
         "targets": None,
         "counters": None,
@@ -229,10 +231,8 @@ def _render_database(name: str, part: dict | None) -> list[str]:
     if part is None:
         return out + [_line(True, "not read (host does not answer)")]
     if part["up"]:
-        full = part["max_connections"] and _pct(part["connections"], part["max_connections"]) >= CONNECTIONS_LIMIT_PCT
-        out.append(
-            _line(bool(full), f"PostgreSQL up, {part['connections']} of {part['max_connections']} connections used")
-        )
+        full = (_pct(part["connections"], part["max_connections"]) or 0) >= CONNECTIONS_LIMIT_PCT
+        out.append(_line(full, f"PostgreSQL up, {part['connections']} of {part['max_connections']} connections used"))
     else:
         out.append(_line(True, f"PostgreSQL does not answer: {part['error'] or 'not read'}"))
     if part["last_backup"]:
