@@ -25,7 +25,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.conftest import AppRepo  # noqa: E402
+from tests.e2e.local_platform import AppRepo  # noqa: E402
 
 SUBNET = "10.85.0.0/24"
 ADDRESS = "10.85.0.1"

@@ -19,8 +19,8 @@ import time
 import uuid
 
 from stack.errors import UserError, exit_with
-from stack.operate.commands import as_root, ssh_argv
 from stack.operate import session
+from stack.operate.commands import as_root, ssh_argv
 from stack.operate.hosts import Target, target
 from stack.state import load_state
 
@@ -41,11 +41,13 @@ def acquire_script(line: str, expires_s: int = EXPIRES_S) -> str:
     """Create the lock only if there is none (noclobber: atomic), or take over one older than
     `expires_s`. Prints `acquired`, `expired <old holder>` or `held <holder>`."""
     folder, quoted = os.path.dirname(LOCK_FILE), shlex.quote(line)
-    return (f"mkdir -p {folder} && chmod 700 {folder} && "
-            f"if (set -C; printf '%s\\n' {quoted} > {LOCK_FILE}) 2>/dev/null; then echo acquired; "
-            f"elif [ $(( $(date +%s) - $(stat -c %Y {LOCK_FILE}) )) -gt {expires_s} ]; then "
-            f"echo \"expired $(cat {LOCK_FILE})\"; printf '%s\\n' {quoted} > {LOCK_FILE}; "
-            f"else echo \"held $(cat {LOCK_FILE})\"; fi")
+    return (
+        f"mkdir -p {folder} && chmod 700 {folder} && "
+        f"if (set -C; printf '%s\\n' {quoted} > {LOCK_FILE}) 2>/dev/null; then echo acquired; "
+        f"elif [ $(( $(date +%s) - $(stat -c %Y {LOCK_FILE}) )) -gt {expires_s} ]; then "
+        f"echo \"expired $(cat {LOCK_FILE})\"; printf '%s\\n' {quoted} > {LOCK_FILE}; "
+        f'else echo "held $(cat {LOCK_FILE})"; fi'
+    )
 
 
 def release_script(run: str = RUN) -> str:
@@ -54,7 +56,7 @@ def release_script(run: str = RUN) -> str:
 
 
 def unlock_script() -> str:
-    return f"if [ -f {LOCK_FILE} ]; then echo \"released $(cat {LOCK_FILE})\"; rm -f {LOCK_FILE}; else echo none; fi"
+    return f'if [ -f {LOCK_FILE} ]; then echo "released $(cat {LOCK_FILE})"; rm -f {LOCK_FILE}; else echo none; fi'
 
 
 def database_host() -> Target | None:
@@ -72,13 +74,20 @@ def database_host() -> Target | None:
 
 def _run(host: Target, script: str) -> str:
     with session.ssh_log() as log:
-        completed = subprocess.run(ssh_argv(host, [as_root(host, f"sh -c {shlex.quote(script)}")], log_file=log),
-                                   stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        completed = subprocess.run(
+            ssh_argv(host, [as_root(host, f"sh -c {shlex.quote(script)}")], log_file=log),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         # ssh's own failure (no answer, key refused, host key changed) in the operate commands' words.
         problem = session.failure(host, completed.returncode, log)
     if problem or completed.returncode != 0:
-        raise UserError(f"cannot read the deploy lock on {host.name}: "
-                        f"{problem or (completed.stderr.strip().splitlines() or ['no message'])[-1]}")
+        raise UserError(
+            f"cannot read the deploy lock on {host.name}: "
+            f"{problem or (completed.stderr.strip().splitlines() or ['no message'])[-1]}"
+        )
     return completed.stdout.strip()
 
 
@@ -94,14 +103,22 @@ def take(ref: str) -> None:
     try:
         answer = _run(host, acquire_script(holder(ref)))
     except subprocess.TimeoutExpired:
-        exit_with(UserError(f"the database host {host.name} did not answer for the deploy lock within 60 s: "
-                            "is it running? (python provision.py status)"))
+        exit_with(
+            UserError(
+                f"the database host {host.name} did not answer for the deploy lock within 60 s: "
+                "is it running? (python provision.py status)"
+            )
+        )
     except UserError as error:
         exit_with(error)
     if answer.startswith("held "):
         _taken = None
-        exit_with(UserError(f"another deploy holds the lock on {host.name}: {answer[5:]}; wait for it to end, "
-                            f"or if that run is dead: python provision.py unlock"))
+        exit_with(
+            UserError(
+                f"another deploy holds the lock on {host.name}: {answer[5:]}; wait for it to end, "
+                f"or if that run is dead: python provision.py unlock"
+            )
+        )
     if answer.startswith("expired "):
         print(f"deploy lock: took over an expired lock ({answer[8:]})", file=sys.stderr)
     atexit.register(give_back)

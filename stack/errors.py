@@ -1,6 +1,7 @@
 """User-facing errors: one clear line, a non-zero exit, never a traceback."""
 
 import sys
+from typing import NoReturn
 
 
 class UserError(Exception):
@@ -15,6 +16,6 @@ class SettingsError(UserError):
     exit_code = 2
 
 
-def exit_with(error: UserError) -> "NoReturn":  # noqa: F821
+def exit_with(error: UserError) -> NoReturn:
     print(f"error: {error}", file=sys.stderr)
     raise SystemExit(error.exit_code)

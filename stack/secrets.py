@@ -74,8 +74,9 @@ def _read(path: Path) -> dict:
         mark = getattr(problem, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         reason = getattr(problem, "problem", None) or getattr(problem, "strerror", None) or problem
-        raise UserError(f"{path}{where}: unreadable secrets file ({reason}); fix it or remove it to generate "
-                        "new ones") from None
+        raise UserError(
+            f"{path}{where}: unreadable secrets file ({reason}); fix it or remove it to generate new ones"
+        ) from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of secrets")
     return data
@@ -113,8 +114,9 @@ def new_verifier(password: str) -> str:
 
 def verifier_matches(verifier: str | None, password: str) -> bool:
     """Whether a stored verifier (any salt and iteration count) was made from `password`."""
-    match = re.fullmatch(r"SCRAM-SHA-256\$(\d+):([^$]+)\$([^:]+):(.+)", (verifier or "").strip())
+    stored = (verifier or "").strip()
+    match = re.fullmatch(r"SCRAM-SHA-256\$(\d+):([^$]+)\$([^:]+):(.+)", stored)
     if not match:
         return False
     iterations, salt = int(match.group(1)), base64.b64decode(match.group(2))
-    return hmac.compare_digest(scram_verifier(password, salt, iterations), verifier.strip())
+    return hmac.compare_digest(scram_verifier(password, salt, iterations), stored)

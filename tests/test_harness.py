@@ -15,8 +15,7 @@ from tests.harness import MissingFact, run_deploy
 @deploy("Demo")
 def demo(word="hello"):
     addresses = ",".join(backend.data.private_ip for backend in inventory.get_group("backends"))
-    upload = files.put(name="Upload the demo file", src=StringIO(f"{word} {addresses}\n"), dest="/etc/demo",
-                       mode="644")
+    upload = files.put(name="Upload the demo file", src=StringIO(f"{word} {addresses}\n"), dest="/etc/demo", mode="644")
     server.shell(name="Reload the demo", commands=["systemctl reload demo"], _if=upload.did_change, _sudo=True)
 
 
@@ -24,9 +23,12 @@ BACKENDS = {"backends": [("b1", {"private_ip": "10.0.0.11"}), ("b2", {"private_i
 
 
 def test_fresh_host_uploads_and_reloads():
-    run = run_deploy(demo, facts={File: {"path=/etc/demo": None}, Directory: {"path=/etc/demo": None,
-                                                                               "path=/etc": {"mode": 755}}},
-                     other_hosts=BACKENDS, kwargs={"word": "hi"})
+    run = run_deploy(
+        demo,
+        facts={File: {"path=/etc/demo": None}, Directory: {"path=/etc/demo": None, "path=/etc": {"mode": 755}}},
+        other_hosts=BACKENDS,
+        kwargs={"word": "hi"},
+    )
     assert run.names == ["Upload the demo file", "Reload the demo"]
     upload = run.op("Upload the demo file")
     assert upload.changes and upload.full_name == "Demo | Upload the demo file"

@@ -8,22 +8,30 @@ from stack.state import new_state, save_state
 
 
 def run(tmp_path, *args):
-    env = {"DEPLOY_HOME": str(tmp_path / "home"), "DEPLOY_CONFIG": str(tmp_path / "config.yml"), "PATH": "/usr/bin:/bin"}
+    env = {
+        "DEPLOY_HOME": str(tmp_path / "home"),
+        "DEPLOY_CONFIG": str(tmp_path / "config.yml"),
+        "PATH": "/usr/bin:/bin",
+    }
     (tmp_path / "config.yml").write_text("project_prefix: des\n")
-    return subprocess.run([sys.executable, "provision.py", *args], cwd=PROJECT_ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "provision.py", *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_another_provider_than_the_recorded_one_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("DEPLOY_HOME", str(tmp_path / "home"))
     state = new_state("local", "des")
-    state["hosts"] = {"des-db": {"role": "db", "private_ip": "10.77.0.10", "public_ip": "10.77.0.10", "ssh_user": "root"}}
+    state["hosts"] = {
+        "des-db": {"role": "db", "private_ip": "10.77.0.10", "public_ip": "10.77.0.10", "ssh_user": "root"}
+    }
     save_state(state)
     result = run(tmp_path, "--provider", "aws", "--dry")
     assert result.returncode == 1
     assert result.stderr.strip() == (
         "error: the state records local hosts; run python provision.py --provider local destroy first, "
-        "or set DEPLOY_HOME to another folder")
+        "or set DEPLOY_HOME to another folder"
+    )
 
 
 def test_outputs_without_state_says_to_provision_first(tmp_path):

@@ -31,20 +31,48 @@ def home(tmp_path):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     port = free_port()
     (home / "ssh" / "known_hosts").write_text(f"[127.0.0.1]:{port} {KEY_LINE}\n")
-    hosts = {"des-db": {"role": "db", "key": None, "private_ip": "127.0.0.1", "public_ip": "127.0.0.1",
-                        "ssh_user": "root", "ssh_key": str(key), "ssh_port": port},
-             "des-backend-a": {"role": "backend", "key": "a", "private_ip": "127.0.0.1", "public_ip": "127.0.0.1",
-                               "ssh_user": "root", "ssh_key": str(key), "ssh_port": port}}
-    (home / "state.json").write_text(json.dumps({"version": 1, "provider": "local", "prefix": "des",
-                                                 "region": None, "hosts": hosts}))
+    hosts = {
+        "des-db": {
+            "role": "db",
+            "key": None,
+            "private_ip": "127.0.0.1",
+            "public_ip": "127.0.0.1",
+            "ssh_user": "root",
+            "ssh_key": str(key),
+            "ssh_port": port,
+        },
+        "des-backend-a": {
+            "role": "backend",
+            "key": "a",
+            "private_ip": "127.0.0.1",
+            "public_ip": "127.0.0.1",
+            "ssh_user": "root",
+            "ssh_key": str(key),
+            "ssh_port": port,
+        },
+    }
+    (home / "state.json").write_text(
+        json.dumps({"version": 1, "provider": "local", "prefix": "des", "region": None, "hosts": hosts})
+    )
     return SimpleNamespace(path=home, port=port)
 
 
 def run(tmp_path, home, *args):
     (tmp_path / "config.yml").write_text("project_prefix: des\n")
-    env = {"DEPLOY_HOME": str(getattr(home, "path", home)), "DEPLOY_CONFIG": str(tmp_path / "config.yml"), "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, "provision.py", *args], cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=60)
+    env = {
+        "DEPLOY_HOME": str(getattr(home, "path", home)),
+        "DEPLOY_CONFIG": str(tmp_path / "config.yml"),
+        "PATH": "/usr/bin:/bin",
+    }
+    return subprocess.run(
+        [sys.executable, "provision.py", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def one_line(result, text):
@@ -58,10 +86,14 @@ def test_no_state_is_one_line(tmp_path, args):
 
 
 def test_an_unknown_host_is_one_line(tmp_path, home):
-    one_line(run(tmp_path, home, "ssh", "des-kong"),
-             "no host or role 'des-kong' in the state (hosts: des-backend-a, des-db; roles: db, backend, kong)")
-    one_line(run(tmp_path, home, "logs", "db", "web"),
-             "no host or role 'web' in the state (hosts: des-backend-a, des-db; roles: db, backend, kong)")
+    one_line(
+        run(tmp_path, home, "ssh", "des-kong"),
+        "no host or role 'des-kong' in the state (hosts: des-backend-a, des-db; roles: db, backend, kong)",
+    )
+    one_line(
+        run(tmp_path, home, "logs", "db", "web"),
+        "no host or role 'web' in the state (hosts: des-backend-a, des-db; roles: db, backend, kong)",
+    )
 
 
 def test_a_host_that_does_not_answer_is_one_line(tmp_path, home):
@@ -69,27 +101,35 @@ def test_a_host_that_does_not_answer_is_one_line(tmp_path, home):
         result = run(tmp_path, home, *args)
         name = "des-backend-a" if args[0] in ("manage", "logs") else "des-db"
         assert result.returncode == 1, (args, result)
-        assert result.stderr == (f"error: {name} (root@127.0.0.1:{home.port}) does not answer (Connection refused): "
-                                 "is it running? (python provision.py starts stopped hosts)\n"), (args, result.stderr)
+        assert result.stderr == (
+            f"error: {name} (root@127.0.0.1:{home.port}) does not answer (Connection refused): "
+            "is it running? (python provision.py starts stopped hosts)\n"
+        ), (args, result.stderr)
 
 
 def test_a_missing_key_or_pinned_host_key_is_one_line_before_any_connection(tmp_path, home):
     (home.path / "ssh" / "known_hosts").write_text(f"10.9.9.9 {KEY_LINE}\n")
-    one_line(run(tmp_path, home, "ssh", "des-db"),
-             f"{home.path}/ssh/known_hosts has no host key for des-db ([127.0.0.1]:{home.port}); nothing is trusted on "
-             "first use here: re-create it: python provision.py --provider local destroy --only des-db && "
-             "python provision.py --provider local")
+    one_line(
+        run(tmp_path, home, "ssh", "des-db"),
+        f"{home.path}/ssh/known_hosts has no host key for des-db ([127.0.0.1]:{home.port}); nothing is trusted on "
+        "first use here: re-create it: python provision.py --provider local destroy --only des-db && "
+        "python provision.py --provider local",
+    )
     (home.path / "ssh" / "id_ed25519").unlink()
-    one_line(run(tmp_path, home, "psql"),
-             f"the SSH key {home.path}/ssh/id_ed25519 for des-db is missing: restore it (or set ssh_key_path)")
+    one_line(
+        run(tmp_path, home, "psql"),
+        f"the SSH key {home.path}/ssh/id_ed25519 for des-db is missing: restore it (or set ssh_key_path)",
+    )
 
 
 def test_status_says_what_it_could_not_read_and_exits_1(tmp_path, home):
     result = run(tmp_path, home, "status")
     assert result.returncode == 1 and result.stderr == "", result
     lines = result.stdout.splitlines()
-    assert f"! des-db         127.0.0.1        does not answer: des-db (root@127.0.0.1:{home.port}) does not answer " \
-           "(Connection refused): is it running? (python provision.py starts stopped hosts)" in lines
+    assert (
+        f"! des-db         127.0.0.1        does not answer: des-db (root@127.0.0.1:{home.port}) does not answer "
+        "(Connection refused): is it running? (python provision.py starts stopped hosts)" in lines
+    )
     assert "! des-backend-a  not read (host does not answer)" in lines
     assert lines[-1] == "UNHEALTHY: des-backend-a, des-db (the lines marked !; --json lists each problem)"
     data = json.loads(run(tmp_path, home, "status", "--json").stdout)
@@ -97,11 +137,14 @@ def test_status_says_what_it_could_not_read_and_exits_1(tmp_path, home):
     assert data["hosts"]["des-db"]["reachable"] is False
 
 
-@pytest.mark.parametrize("args, message", [
-    (["logs", "--since", "ten"], "--since ten: expected a number and s, m, h or d (e.g. 10m)"),
-    (["logs", "--lines", "0"], "--lines: expected a whole number of at least 1"),
-    (["manage"], "name a management command, e.g. manage check, manage createsuperuser, manage shell"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["logs", "--since", "ten"], "--since ten: expected a number and s, m, h or d (e.g. 10m)"),
+        (["logs", "--lines", "0"], "--lines: expected a whole number of at least 1"),
+        (["manage"], "name a management command, e.g. manage check, manage createsuperuser, manage shell"),
+    ],
+)
 def test_bad_arguments_are_usage_errors(tmp_path, home, args, message):
     result = run(tmp_path, home, *args)
     assert result.returncode == 2 and result.stderr.splitlines()[-1].endswith(message), result.stderr

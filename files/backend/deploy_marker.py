@@ -13,6 +13,7 @@ database was migrated to, and the migration files `makemigrations` generated (th
 outlive the backend that wrote them. Run by the run helper: the deploy's Django settings, the
 checkout as working directory.
 """
+
 import json
 import os
 import runpy
@@ -41,10 +42,14 @@ def table_exists(cursor, table):
 
 
 def create_tables(cursor):
-    cursor.execute(f"CREATE TABLE IF NOT EXISTS {MARKERS} ("
-                   "name varchar(64) PRIMARY KEY, value text NOT NULL, updated timestamptz NOT NULL DEFAULT now())")
-    cursor.execute(f"CREATE TABLE IF NOT EXISTS {MIGRATIONS} ("
-                   "path text PRIMARY KEY, content text NOT NULL, updated timestamptz NOT NULL DEFAULT now())")
+    cursor.execute(
+        f"CREATE TABLE IF NOT EXISTS {MARKERS} ("
+        "name varchar(64) PRIMARY KEY, value text NOT NULL, updated timestamptz NOT NULL DEFAULT now())"
+    )
+    cursor.execute(
+        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS} ("
+        "path text PRIMARY KEY, content text NOT NULL, updated timestamptz NOT NULL DEFAULT now())"
+    )
 
 
 def markers(cursor):
@@ -57,8 +62,11 @@ def markers(cursor):
 
 def set_marker(cursor, name, value):
     create_tables(cursor)
-    cursor.execute(f"INSERT INTO {MARKERS} (name, value) VALUES (%s, %s) "
-                   "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated = now()", [name, value])
+    cursor.execute(
+        f"INSERT INTO {MARKERS} (name, value) VALUES (%s, %s) "
+        "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated = now()",
+        [name, value],
+    )
 
 
 def run_python(command):
@@ -95,13 +103,14 @@ def once(name, command):
     except Exception as error:  # the script's own failure: its traceback, then one line naming it
         traceback.print_exc()
         reason = str(error).strip().splitlines()[-1:] or [""]
-        raise SystemExit(f"{command} failed: {type(error).__name__}: {reason[0]}; nothing it wrote was kept")
+        raise SystemExit(f"{command} failed: {type(error).__name__}: {reason[0]}; nothing it wrote was kept") from error
 
 
 def generated_files():
     """Migration files in this checkout that git does not track: the ones makemigrations wrote."""
-    listed = subprocess.run(["git", "ls-files", "--others", "-z", "--", "*/migrations/*.py"],
-                            check=True, stdout=subprocess.PIPE).stdout.decode()
+    listed = subprocess.run(
+        ["git", "ls-files", "--others", "-z", "--", "*/migrations/*.py"], check=True, stdout=subprocess.PIPE
+    ).stdout.decode()
     return sorted(path for path in listed.split("\0") if path)
 
 
@@ -111,8 +120,11 @@ def save_migrations():
         create_tables(cursor)
         for path in generated_files():
             with open(path, encoding="utf-8") as handle:
-                cursor.execute(f"INSERT INTO {MIGRATIONS} (path, content) VALUES (%s, %s) ON CONFLICT (path) "
-                               "DO UPDATE SET content = EXCLUDED.content, updated = now()", [path, handle.read()])
+                cursor.execute(
+                    f"INSERT INTO {MIGRATIONS} (path, content) VALUES (%s, %s) ON CONFLICT (path) "
+                    "DO UPDATE SET content = EXCLUDED.content, updated = now()",
+                    [path, handle.read()],
+                )
 
 
 def restore_migrations():
@@ -157,16 +169,23 @@ def check_migrations(allow_destructive):
     loader = MigrationLoader(connection)
     migrated_apps = {app for app, _ in loader.applied_migrations}
     pending = pending_migrations(loader)
-    losses = [f"{app}.{name}: {operation.describe()}" for app, name in pending if app in migrated_apps
-              for operation in loader.graph.nodes[(app, name)].operations
-              if type(operation).__name__ in DESTRUCTIVE]
+    losses = [
+        f"{app}.{name}: {operation.describe()}"
+        for app, name in pending
+        if app in migrated_apps
+        for operation in loader.graph.nodes[(app, name)].operations
+        if type(operation).__name__ in DESTRUCTIVE
+    ]
     if losses and not allow_destructive:
         raise SystemExit(
             f"the new migrations would drop data ({'; '.join(losses)}): makemigrations --noinput turns a renamed "
             "field into a removal plus an addition; commit migrations in the app (RenameField), start from an "
-            "empty database, or set allow_destructive_migrations: true")
-    print(f"{len(pending)} migrations to apply" + (f", dropping data as allowed: {'; '.join(losses)}" if losses
-                                                  else ", none drops data"))
+            "empty database, or set allow_destructive_migrations: true"
+        )
+    print(
+        f"{len(pending)} migrations to apply"
+        + (f", dropping data as allowed: {'; '.join(losses)}" if losses else ", none drops data")
+    )
 
 
 def main(arguments):
@@ -186,8 +205,10 @@ def main(arguments):
     elif action == "check-migrations":
         check_migrations("--allow-destructive" in arguments[1:])
     else:
-        raise SystemExit(f"unknown action {action!r}: expected list, set, once, save-migrations, "
-                         "restore-migrations or check-migrations")
+        raise SystemExit(
+            f"unknown action {action!r}: expected list, set, once, save-migrations, "
+            "restore-migrations or check-migrations"
+        )
 
 
 if __name__ == "__main__":

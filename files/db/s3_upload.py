@@ -13,19 +13,24 @@ import boto3
 from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
 
-HINT = {"NoCredentialsError": " (attach an instance profile that may s3:PutObject to the database host; "
-                              "Learner Lab: LabInstanceProfile)"}
+HINT = {
+    "NoCredentialsError": " (attach an instance profile that may s3:PutObject to the database host; "
+    "Learner Lab: LabInstanceProfile)"
+}
 
 
 def main(argv: list[str]) -> int:
     path, bucket, key, region = argv
     try:
-        boto3.client("s3", region_name=region).upload_file(path, bucket, key,
-                                                           ExtraArgs={"ServerSideEncryption": "AES256"})
+        boto3.client("s3", region_name=region).upload_file(
+            path, bucket, key, ExtraArgs={"ServerSideEncryption": "AES256"}
+        )
     except (Boto3Error, BotoCoreError, ClientError, OSError) as error:
         reason = " ".join(str(error).split())
-        print(f"upload of {path} to s3://{bucket}/{key} failed: {reason}{HINT.get(type(error).__name__, '')}",
-              file=sys.stderr)
+        print(
+            f"upload of {path} to s3://{bucket}/{key} failed: {reason}{HINT.get(type(error).__name__, '')}",
+            file=sys.stderr,
+        )
         return 1
     print(f"uploaded {path} to s3://{bucket}/{key}")
     return 0

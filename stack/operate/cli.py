@@ -1,10 +1,10 @@
 """The operate subcommands of provision.py: ssh, logs, manage, psql and status.
 
-  python provision.py ssh NAME [-- COMMAND ...]     a shell, or one command, on a host (NAME or its role)
-  python provision.py logs [NAME|ROLE ...] [-f] [--since 10m] [--lines N]
-  python provision.py manage COMMAND ...            manage.py on the setup backend (interactive on a terminal)
-  python provision.py psql [PSQL ARGS ...]          psql to the app database as the app user, on the db host
-  python provision.py status [--json]               everything on one screen; exit 1 when anything is unhealthy
+python provision.py ssh NAME [-- COMMAND ...]     a shell, or one command, on a host (NAME or its role)
+python provision.py logs [NAME|ROLE ...] [-f] [--since 10m] [--lines N]
+python provision.py manage COMMAND ...            manage.py on the setup backend (interactive on a terminal)
+python provision.py psql [PSQL ARGS ...]          psql to the app database as the app user, on the db host
+python provision.py status [--json]               everything on one screen; exit 1 when anything is unhealthy
 """
 
 import argparse
@@ -58,7 +58,9 @@ def parse_args(command: str, rest: list[str]) -> argparse.Namespace:
 
 def _state_and_hosts() -> tuple[dict, dict]:
     state = load_state()
-    return state, recorded.recorded_hosts(state)
+    hosts = recorded.recorded_hosts(state)  # without a state, one line saying to provision first
+    assert state is not None
+    return state, hosts
 
 
 def _one(word: str) -> recorded.Target:
@@ -104,17 +106,22 @@ def _probe(name: str, host: dict, provider: str | None, settings: Settings) -> A
     address = host.get("public_ip") or host["private_ip"]
     try:
         found = recorded.target(name, host, provider)
-    except UserError as problem:
-        return Answer(name, host["role"], address, {}, str(problem))
+    except UserError as error:
+        return Answer(name, host["role"], address, {}, str(error))
     with session.ssh_log() as log:
         try:
-            result = subprocess.run(ssh_argv(found, [probe_script(found, settings)], log_file=log),
-                                    stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
-                                    timeout=PROBE_TIMEOUT_S)
+            result = subprocess.run(
+                ssh_argv(found, [probe_script(found, settings)], log_file=log),
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=PROBE_TIMEOUT_S,
+            )
         except subprocess.TimeoutExpired:
             return Answer(name, host["role"], address, {}, f"no answer within {PROBE_TIMEOUT_S} s")
-        except OSError as problem:
-            raise UserError(f"cannot run ssh ({problem.strerror}): install openssh-client") from None
+        except OSError as error:
+            raise UserError(f"cannot run ssh ({error.strerror}): install openssh-client") from None
         problem = session.failure(found, result.returncode, log)
     if problem:
         return Answer(name, host["role"], address, {}, problem)
@@ -124,7 +131,7 @@ def _probe(name: str, host: dict, provider: str | None, settings: Settings) -> A
 def run_status(args, settings: Settings) -> int:
     state, hosts = _state_and_hosts()
     with ThreadPoolExecutor(max_workers=min(len(hosts), 8)) as pool:
-        answers = list(pool.map(lambda item: _probe(*item, state.get("provider"), settings), hosts.items()))
+        answers = list(pool.map(lambda name: _probe(name, hosts[name], state.get("provider"), settings), hosts))
     data = report(answers)
     print(json.dumps(data, indent=2) if args.json else render(data, settings.gateway.health_path))
     return 0 if data["healthy"] else 1

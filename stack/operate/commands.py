@@ -20,17 +20,41 @@ SINCE = re.compile(r"^(\d+)([smhd])$")
 SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def ssh_argv(host: Target, remote: list[str] | None = None, tty: bool = False, force_tty: bool = False,
-             log_file: str | None = None) -> list[str]:
+def ssh_argv(
+    host: Target,
+    remote: list[str] | None = None,
+    tty: bool = False,
+    force_tty: bool = False,
+    log_file: str | None = None,
+) -> list[str]:
     """ssh to `host`; `remote` words are joined by ssh with spaces and run by the remote shell.
     `tty`: a terminal for an interactive program. `force_tty` (-tt) even without a local terminal,
     so that the remote reader gets SIGHUP when the connection ends (logs -f). `log_file`: ssh's own
     messages go there (-E), apart from the remote command's stderr, to be told in one line."""
-    argv = ["ssh", "-i", host.key, "-p", str(host.port), *(["-E", log_file] if log_file else []),
-            "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-            "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={host.known_hosts}",
-            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10",
-            "-o", "ServerAliveInterval=15", "-o", "LogLevel=ERROR"]
+    argv = [
+        "ssh",
+        "-i",
+        host.key,
+        "-p",
+        str(host.port),
+        *(["-E", log_file] if log_file else []),
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        f"UserKnownHostsFile={host.known_hosts}",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "ConnectTimeout=10",
+        "-o",
+        "ServerAliveInterval=15",
+        "-o",
+        "LogLevel=ERROR",
+    ]
     argv += ["-tt"] if force_tty else ["-t"] if tty else ["-T"]
     argv.append(f"{host.user}@{host.address}")
     return argv + list(remote or [])
@@ -51,8 +75,11 @@ def psql_command(host: Target, settings: Settings, args: list[str]) -> str:
     """psql on the db host through the local socket (no port opened), as the app user: postgres
     connects by peer and the session takes the app user's role, so no password is needed."""
     role = shlex.quote(f"-c role={settings.db_user}")
-    return as_root(host, f"runuser -u postgres -- env --chdir=/ PGOPTIONS={role} psql -d {settings.db_name}"
-                         + "".join(f" {shlex.quote(arg)}" for arg in args))
+    return as_root(
+        host,
+        f"runuser -u postgres -- env --chdir=/ PGOPTIONS={role} psql -d {settings.db_name}"
+        + "".join(f" {shlex.quote(arg)}" for arg in args),
+    )
 
 
 def since_seconds(since: str | None) -> int | None:
@@ -77,23 +104,30 @@ def logs_command(host: Target, lines: int | None, since: int | None, follow: boo
         # The app's journal holds every line gunicorn appends to django.log (its config writes
         # each line to both), plus systemd's start/stop/crash lines and output before logging starts.
         # journalctl applies --lines before --since (the first N), hence the tail for a cap.
-        source = (f"env SYSTEMD_COLORS=0 journalctl --unit={LAYOUT.service}.service --no-pager --output=short-iso"
-                  + (f" --lines={count}" if count is not None and since is None else "")
-                  + (f" --since=-{since}s" if since is not None else "")
-                  + (" --follow" if follow else ""))
+        source = (
+            f"env SYSTEMD_COLORS=0 journalctl --unit={LAYOUT.service}.service --no-pager --output=short-iso"
+            + (f" --lines={count}" if count is not None and since is None else "")
+            + (f" --since=-{since}s" if since is not None else "")
+            + (" --follow" if follow else "")
+        )
     elif host.role == "kong":
-        source = (f"docker logs --tail={count if count is not None else 'all'}"
-                  + (f" --since={since}s" if since is not None else "")
-                  + (" --follow" if follow else "") + f" {KONG_CONTAINER} 2>&1")
+        source = (
+            f"docker logs --tail={count if count is not None else 'all'}"
+            + (f" --since={since}s" if since is not None else "")
+            + (" --follow" if follow else "")
+            + f" {KONG_CONTAINER} 2>&1"
+        )
         cap = False  # docker applies --tail to the lines since --since itself
     else:
         source = f"tail -q -n {'+1' if since is not None else count}" + (" -F" if follow else "") + f" {POSTGRES_LOGS}"
         if since is not None:
             # PostgreSQL lines start with the server's local time (log_timezone = the system's); a line
             # without a time (a statement's continuation) follows the fate of the line before it.
-            source = (f"cutoff=$(date -d @$(( $(date +%s) - {since} )) '+%Y-%m-%d %H:%M:%S'); {source} | awk -v "
-                      "c=\"$cutoff\" '/^[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] / {keep = substr($0, 1, 19) >= c} "
-                      "keep {print; fflush()}'")
+            source = (
+                f"cutoff=$(date -d @$(( $(date +%s) - {since} )) '+%Y-%m-%d %H:%M:%S'); {source} | awk -v "
+                'c="$cutoff" \'/^[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] / {keep = substr($0, 1, 19) >= c} '
+                "keep {print; fflush()}'"
+            )
     if cap:
         source += f" | tail -n {count}"
     if "|" in source or ";" in source:

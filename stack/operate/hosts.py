@@ -59,8 +59,9 @@ def select(hosts: dict[str, dict], wanted: list[str], prefix: str | None = None)
         elif role in ROLES and any(host["role"] == role for host in hosts.values()):
             chosen.update(name for name, host in hosts.items() if host["role"] == role)
         else:
-            raise UserError(f"no host or role {word!r} in the state (hosts: {', '.join(sorted(hosts))}; "
-                            f"roles: {', '.join(ROLES)})")
+            raise UserError(
+                f"no host or role {word!r} in the state (hosts: {', '.join(sorted(hosts))}; roles: {', '.join(ROLES)})"
+            )
     return sorted(chosen)
 
 
@@ -87,20 +88,38 @@ def target(name: str, host: dict, provider: str | None) -> Target:
         raise UserError(f"{name} has no public address (stopped?): start it with python provision.py")
     key = host.get("ssh_key")
     if not key:
-        raise UserError(f"no SSH key is recorded for {name}: set ssh_key_path in config.yml and run "
-                        f"python provision.py")
+        raise UserError(
+            f"no SSH key is recorded for {name}: set ssh_key_path in config.yml and run python provision.py"
+        )
     key = str(Path(key).expanduser())
     if not Path(key).is_file():
         raise UserError(f"the SSH key {key} for {name} is missing: restore it (or set ssh_key_path)")
     known_hosts = deploy_home() / "ssh" / "known_hosts"
-    found = Target(name, host["role"], address, host["ssh_user"], key, str(known_hosts),
-                   int(host.get("ssh_port") or 22), host["private_ip"], host.get("key"))
+    found = Target(
+        name,
+        host["role"],
+        address,
+        host["ssh_user"],
+        key,
+        str(known_hosts),
+        int(host.get("ssh_port") or 22),
+        host["private_ip"],
+        host.get("key"),
+    )
     if not _is_pinned(known_hosts, found.known_hosts_name):
-        how = ("re-create it: python provision.py --provider local destroy --only " + name +
-               " && python provision.py --provider local") if provider == "local" else (
-               "deploy once (pyinfra -y inventory.py deploy.py records it on first contact)")
-        raise UserError(f"{known_hosts} has no host key for {name} ({found.known_hosts_name}); "
-                        f"nothing is trusted on first use here: {how}")
+        how = (
+            (
+                "re-create it: python provision.py --provider local destroy --only "
+                + name
+                + " && python provision.py --provider local"
+            )
+            if provider == "local"
+            else ("deploy once (pyinfra -y inventory.py deploy.py records it on first contact)")
+        )
+        raise UserError(
+            f"{known_hosts} has no host key for {name} ({found.known_hosts_name}); "
+            f"nothing is trusted on first use here: {how}"
+        )
     return found
 
 

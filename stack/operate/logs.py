@@ -29,8 +29,15 @@ def _prefixed(name: str, width: int, line: str) -> str:
 def _start(host: Target, lines: int | None, since: int | None, follow: bool, log: str) -> subprocess.Popen:
     argv = ssh_argv(host, [logs_command(host, lines, since, follow)], force_tty=follow, log_file=log)
     try:
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, errors="replace", bufsize=1)
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            bufsize=1,
+        )
     except OSError as problem:
         raise UserError(f"cannot run ssh ({problem.strerror}): install openssh-client") from None
 
@@ -63,7 +70,7 @@ def _show(hosts: list[Target], lines: int | None, since: int | None, follow: boo
     lock = threading.Lock()
 
     def pump(name: str, process: subprocess.Popen) -> None:
-        for line in process.stdout:
+        for line in process.stdout or ():  # always a pipe (see _start)
             with lock:
                 sys.stdout.write(_prefixed(name, width, line))
                 sys.stdout.flush()

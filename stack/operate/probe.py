@@ -21,8 +21,8 @@ COMMON = (
     "cd /\n"
     "echo now=$(date +%s)\n"
     "echo uptime_s=$(cut -d. -f1 /proc/uptime)\n"
-    "df -Pk / | awk 'NR == 2 {print \"disk_used_kb=\" $3; print \"disk_size_kb=\" $2}'\n"
-    "awk '/^MemTotal:/ {print \"mem_total_kb=\" $2} /^MemAvailable:/ {print \"mem_available_kb=\" $2}' /proc/meminfo\n"
+    'df -Pk / | awk \'NR == 2 {print "disk_used_kb=" $3; print "disk_size_kb=" $2}\'\n'
+    'awk \'/^MemTotal:/ {print "mem_total_kb=" $2} /^MemAvailable:/ {print "mem_available_kb=" $2}\' /proc/meminfo\n'
 )
 
 # GET path with Host: address, as Kong's active probes send it; no redirect followed, no retry.
@@ -58,29 +58,31 @@ def _python(program: str, *args: str) -> str:
 def probe_script(host: Target, settings: Settings) -> str:
     script = COMMON
     if host.role == "backend":
+        health = _python(HTTP_PROBE, host.private_ip, str(settings.app_port), settings.gateway.health_path)
         # The release gunicorn runs (its working directory), which is what serves, whatever
         # `current` says meanwhile.
         script += (
             f"echo service=$(systemctl is-active {LAYOUT.service}.service)\n"
             f"pid=$(systemctl show -p MainPID --value {LAYOUT.service}.service)\n"
-            f"echo commit=$(basename \"$(readlink /proc/${{pid:-0}}/cwd 2>/dev/null)\" 2>/dev/null)\n"
-            f"echo health=$({_python(HTTP_PROBE, host.private_ip, str(settings.app_port), settings.gateway.health_path)}"
-            " 2>&1 | tail -n 1)\n")
+            f'echo commit=$(basename "$(readlink /proc/${{pid:-0}}/cwd 2>/dev/null)" 2>/dev/null)\n'
+            f"echo health=$({health} 2>&1 | tail -n 1)\n"
+        )
     elif host.role == "db":
-        query = ("select count(*) from pg_stat_activity where backend_type = 'client backend'",
-                 "show max_connections")
+        query = ("select count(*) from pg_stat_activity where backend_type = 'client backend'", "show max_connections")
         psql = "runuser -u postgres -- psql -XAtq -d postgres " + " ".join(f"-c {shlex.quote(q)}" for q in query)
         script += (
             f"if out=$({psql} 2>&1); then echo connections=$(echo $out | tr ' ' /); "
-            "else echo \"db_error=$(echo \"$out\" | tail -n 1)\"; fi\n"
+            'else echo "db_error=$(echo "$out" | tail -n 1)"; fi\n'
             f"latest=$(ls -1t {BACKUP_DIRECTORY}/{settings.db_name}-*.sql.gz 2>/dev/null | head -n 1)\n"
-            "if [ -n \"$latest\" ]; then echo \"backup=$latest\"; echo backup_time=$(stat -c %Y \"$latest\"); fi\n")
+            'if [ -n "$latest" ]; then echo "backup=$latest"; echo backup_time=$(stat -c %Y "$latest"); fi\n'
+        )
     elif host.role == "kong":
         script += (
             "if command -v docker >/dev/null; then echo container=$(docker inspect --format "
             f"'{{{{.State.Status}}}}' {KONG_CONTAINER} 2>/dev/null || echo absent); "
             "else echo container=no-docker; fi\n"
-            f"{_python(ADMIN_PROBE, str(settings.gateway.admin_port), ADMIN_PATHS_JSON)}\n")
+            f"{_python(ADMIN_PROBE, str(settings.gateway.admin_port), ADMIN_PATHS_JSON)}\n"
+        )
     return as_root(host, f"sh -c {shlex.quote(script)}")
 
 

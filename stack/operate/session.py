@@ -35,9 +35,11 @@ def explain(host: Target, log_text: str) -> str:
     text = " ".join(lines)
     where = f"{host.name} ({host.user}@{host.address}:{host.port})"
     if "REMOTE HOST IDENTIFICATION HAS CHANGED" in log_text or "Host key verification failed" in text:
-        return (f"{where}: its host key does not match the one pinned in {host.known_hosts}; if the host "
-                f"was re-created on purpose, delete its line there (ssh-keygen -R {host.known_hosts_name} "
-                f"-f {host.known_hosts}), otherwise do not connect")
+        return (
+            f"{where}: its host key does not match the one pinned in {host.known_hosts}; if the host "
+            f"was re-created on purpose, delete its line there (ssh-keygen -R {host.known_hosts_name} "
+            f"-f {host.known_hosts}), otherwise do not connect"
+        )
     if "Permission denied" in text:
         return f"{where}: the host refused the key {host.key} (is it the key this host was created with?)"
     if "connect to host" in text or "Connection timed out" in text or "Connection refused" in text:
@@ -62,8 +64,8 @@ def interactive(host: Target, argv_for_log) -> int:
         previous = signal.signal(signal.SIGINT, lambda *_: None)  # a handler, not SIG_IGN: ssh gets the default
         try:
             returncode = subprocess.call(argv)
-        except OSError as problem:
-            raise UserError(f"cannot run ssh ({problem.strerror}): install openssh-client") from None
+        except OSError as error:
+            raise UserError(f"cannot run ssh ({error.strerror}): install openssh-client") from None
         finally:
             signal.signal(signal.SIGINT, previous)
         problem = failure(host, returncode, log)

@@ -8,6 +8,7 @@ as such and counts as a problem: the exit status is 1 whenever anything is.
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from tasks.backend.layout import LAYOUT
 from tasks.kong.render import CONTAINER as KONG_CONTAINER
@@ -43,16 +44,25 @@ def _int(facts: dict, key: str) -> int | None:
 
 def _host(answer: Answer) -> dict:
     facts = answer.facts
-    entry = {"role": answer.role, "address": answer.address, "reachable": answer.error is None,
-             "error": answer.error, "problems": []}
+    entry: dict[str, Any] = {
+        "role": answer.role,
+        "address": answer.address,
+        "reachable": answer.error is None,
+        "error": answer.error,
+        "problems": [],
+    }
     if answer.error:
         entry["problems"].append(f"does not answer: {answer.error}")
         return entry
     disk_used, disk_size = _int(facts, "disk_used_kb"), _int(facts, "disk_size_kb")
     mem_total, mem_free = _int(facts, "mem_total_kb"), _int(facts, "mem_available_kb")
-    entry.update(uptime_s=_int(facts, "uptime_s"), disk_size_kb=disk_size, memory_total_kb=mem_total,
-                 disk_used_pct=_pct(disk_used or 0, disk_size or 0),
-                 memory_used_pct=_pct((mem_total or 0) - (mem_free or 0), mem_total or 0))
+    entry.update(
+        uptime_s=_int(facts, "uptime_s"),
+        disk_size_kb=disk_size,
+        memory_total_kb=mem_total,
+        disk_used_pct=_pct(disk_used or 0, disk_size or 0),
+        memory_used_pct=_pct((mem_total or 0) - (mem_free or 0), mem_total or 0),
+    )
     if (entry["disk_used_pct"] or 0) >= DISK_LIMIT_PCT:
         entry["problems"].append(f"disk {entry['disk_used_pct']}% used")
     if (entry["memory_used_pct"] or 0) >= MEMORY_LIMIT_PCT:
@@ -62,8 +72,12 @@ def _host(answer: Answer) -> dict:
 
 def _backend(facts: dict) -> dict:
     health = facts.get("health") or "not read"
-    entry = {"service": facts.get("service") or "unknown", "commit": facts.get("commit") or None,
-             "health": int(health) if health.isdigit() else health, "problems": []}
+    entry: dict[str, Any] = {
+        "service": facts.get("service") or "unknown",
+        "commit": facts.get("commit") or None,
+        "health": int(health) if health.isdigit() else health,
+        "problems": [],
+    }
     if entry["service"] != "active":
         entry["problems"].append(f"{LAYOUT.service} is {entry['service']}")
     if health not in HEALTHY_STATUSES:
@@ -75,15 +89,22 @@ def _backend(facts: dict) -> dict:
 
 def _database(facts: dict) -> dict:
     used, _, most = facts.get("connections", "").partition("/")
-    entry = {"up": used.isdigit(), "error": facts.get("db_error"), "connections": int(used) if used.isdigit() else None,
-             "max_connections": int(most) if most.isdigit() else None, "last_backup": facts.get("backup"),
-             "backup_age_s": None, "problems": []}
+    entry: dict[str, Any] = {
+        "up": used.isdigit(),
+        "error": facts.get("db_error"),
+        "connections": int(used) if used.isdigit() else None,
+        "max_connections": int(most) if most.isdigit() else None,
+        "last_backup": facts.get("backup"),
+        "backup_age_s": None,
+        "problems": [],
+    }
     if not entry["up"]:
         entry["problems"].append(f"PostgreSQL does not answer: {entry['error'] or 'not read'}")
-    elif entry["max_connections"] and _pct(entry["connections"], entry["max_connections"]) >= CONNECTIONS_LIMIT_PCT:
+    elif (_pct(entry["connections"], entry["max_connections"]) or 0) >= CONNECTIONS_LIMIT_PCT:
         entry["problems"].append(f"{entry['connections']} of {entry['max_connections']} connections used")
-    if entry["last_backup"] and _int(facts, "backup_time") is not None and _int(facts, "now") is not None:
-        entry["backup_age_s"] = _int(facts, "now") - _int(facts, "backup_time")
+    now, backup_time = _int(facts, "now"), _int(facts, "backup_time")
+    if entry["last_backup"] and now is not None and backup_time is not None:
+        entry["backup_age_s"] = now - backup_time
         if entry["backup_age_s"] > BACKUP_MAX_AGE_S:
             entry["problems"].append(f"last backup is {_duration(entry['backup_age_s'])} old")
     return entry
@@ -91,8 +112,13 @@ def _database(facts: dict) -> dict:
 
 def _kong(facts: dict) -> dict:
     container = facts.get("container") or "unknown"
-    entry = {"container": "docker is not installed" if container == "no-docker" else container, "targets": None, "counters": None,
-             "admin_error": None, "problems": []}
+    entry: dict[str, Any] = {
+        "container": "docker is not installed" if container == "no-docker" else container,
+        "targets": None,
+        "counters": None,
+        "admin_error": None,
+        "problems": [],
+    }
     if entry["container"] != "running":
         entry["problems"].append(f"container {entry['container']}")
     answers = {}
@@ -102,15 +128,19 @@ def _kong(facts: dict) -> dict:
         except (KeyError, ValueError):
             entry["admin_error"] = entry["admin_error"] or facts.get(f"kong_{key}_error") or "no answer"
     if "health" in answers:
-        entry["targets"] = [{"target": t.get("target"), "weight": t.get("weight"), "health": t.get("health")}
-                            for t in answers["health"].get("data", [])]
+        entry["targets"] = [
+            {"target": t.get("target"), "weight": t.get("weight"), "health": t.get("health")}
+            for t in answers["health"].get("data", [])
+        ]
         entry["admin"] = {key: answers.get(key, {}) for key in ("health", "services", "plugins")}
         bad = [t["target"] for t in entry["targets"] if t["health"] != "HEALTHY"]
         if bad or not entry["targets"]:
             entry["problems"].append(f"Kong sees {', '.join(bad) + ' not HEALTHY' if bad else 'no targets'}")
     if "status" in answers:
-        entry["counters"] = {**answers["status"].get("server", {}),
-                             "database_reachable": answers["status"].get("database", {}).get("reachable")}
+        entry["counters"] = {
+            **answers["status"].get("server", {}),
+            "database_reachable": answers["status"].get("database", {}).get("reachable"),
+        }
     if entry["admin_error"]:
         entry["problems"].append(f"admin API not read: {entry['admin_error']}")
     return entry
@@ -144,7 +174,7 @@ def _duration(seconds: int | None) -> str:
 
 
 def _size(kb: int | None) -> str:
-    return "?" if kb is None else f"{kb / 1024 ** 2:.1f}G"
+    return "?" if kb is None else f"{kb / 1024**2:.1f}G"
 
 
 def _line(problem: bool, text: str) -> str:
@@ -160,9 +190,14 @@ def render(data: dict, health_path: str) -> str:
             out.append(_line(True, f"{name:<{width}}  {entry['address']:<15}  does not answer: {entry['error']}"))
             continue
         own = [p for p in entry["problems"] if p.startswith(("disk ", "memory "))]
-        out.append(_line(bool(own), f"{name:<{width}}  {entry['address']:<15}  up {_duration(entry['uptime_s']):>6}"
-                                    f"  disk {entry['disk_used_pct']}% of {_size(entry['disk_size_kb'])}"
-                                    f"  memory {entry['memory_used_pct']}% of {_size(entry['memory_total_kb'])}"))
+        out.append(
+            _line(
+                bool(own),
+                f"{name:<{width}}  {entry['address']:<15}  up {_duration(entry['uptime_s']):>6}"
+                f"  disk {entry['disk_used_pct']}% of {_size(entry['disk_size_kb'])}"
+                f"  memory {entry['memory_used_pct']}% of {_size(entry['memory_total_kb'])}",
+            )
+        )
     backends = {name: entry for name, entry in hosts.items() if entry["role"] == "backend"}
     out.append(f"BACKENDS  ({LAYOUT.service}.service, GET {health_path})")
     for name, entry in backends.items():
@@ -171,8 +206,13 @@ def render(data: dict, health_path: str) -> str:
             out.append(_line(True, f"{name:<{width}}  not read (host does not answer)"))
             continue
         bad = part["service"] != "active" or str(part["health"]) not in HEALTHY_STATUSES or not part["commit"]
-        out.append(_line(bad, f"{name:<{width}}  {part['service']:<8}  commit {(part['commit'] or 'none')[:12]:<12}"
-                              f"  health {part['health']}"))
+        out.append(
+            _line(
+                bad,
+                f"{name:<{width}}  {part['service']:<8}  commit {(part['commit'] or 'none')[:12]:<12}"
+                f"  health {part['health']}",
+            )
+        )
     for name, entry in hosts.items():
         if entry["role"] == "db":
             out += _render_database(name, entry.get("db"))
@@ -191,14 +231,17 @@ def _render_database(name: str, part: dict | None) -> list[str]:
     if part is None:
         return out + [_line(True, "not read (host does not answer)")]
     if part["up"]:
-        full = part["max_connections"] and _pct(part["connections"], part["max_connections"]) >= CONNECTIONS_LIMIT_PCT
-        out.append(_line(bool(full), f"PostgreSQL up, {part['connections']} of {part['max_connections']} connections used"))
+        full = (_pct(part["connections"], part["max_connections"]) or 0) >= CONNECTIONS_LIMIT_PCT
+        out.append(_line(full, f"PostgreSQL up, {part['connections']} of {part['max_connections']} connections used"))
     else:
         out.append(_line(True, f"PostgreSQL does not answer: {part['error'] or 'not read'}"))
     if part["last_backup"]:
         age = part["backup_age_s"]
-        out.append(_line(age is not None and age > BACKUP_MAX_AGE_S,
-                         f"last backup {part['last_backup']}, {_duration(age)} old"))
+        out.append(
+            _line(
+                age is not None and age > BACKUP_MAX_AGE_S, f"last backup {part['last_backup']}, {_duration(age)} old"
+            )
+        )
     else:
         out.append(_line(False, "no backup yet (the daily timer writes the first at 03:15)"))
     return out
@@ -220,7 +263,11 @@ def _render_kong(name: str, part: dict | None) -> list[str]:
             out.append(_line(marked, text.strip() if target is None else f"target {text.strip()}"))
     if part["counters"]:
         counters = part["counters"]
-        out.append(_line(False, "gateway /status: " + ", ".join(
-            f"{key.replace('_', ' ')} {value}" for key, value in counters.items() if value is not None)))
+        out.append(
+            _line(
+                False,
+                "gateway /status: "
+                + ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in counters.items() if value is not None),
+            )
+        )
     return out
-

@@ -11,6 +11,7 @@ import os
 import socket
 import struct
 import time
+from pathlib import Path
 
 ETH_P_IP = 0x0800
 SYN, RST, ACK = 0x02, 0x04, 0x10
@@ -34,15 +35,16 @@ def syn_frame(src_mac: str, dst_mac: str, src_ip: str, dst_ip: str, sport: int, 
     tcp = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 5 << 4, SYN, 64240, 0, 0)
     pseudo = source + destination + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(tcp))
     tcp = tcp[:16] + struct.pack("!H", _checksum(pseudo + tcp)) + tcp[18:]
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), os.getpid() & 0xFFFF, 0, 64,
-                     socket.IPPROTO_TCP, 0, source, destination)
+    ip = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), os.getpid() & 0xFFFF, 0, 64, socket.IPPROTO_TCP, 0, source, destination
+    )
     ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
     return _mac(dst_mac) + _mac(src_mac) + struct.pack("!H", ETH_P_IP) + ip + tcp
 
 
 def probe(interface: str, dst_mac: str, src_ip: str, dst_ip: str, dport: int, timeout: float = 3) -> str | None:
     """'syn-ack' (a socket accepted), 'rst' (a host stack answered: nothing listens) or None (no answer)."""
-    src_mac = open(f"/sys/class/net/{interface}/address").read().strip()
+    src_mac = Path(f"/sys/class/net/{interface}/address").read_text().strip()
     sport = 40000 + int.from_bytes(os.urandom(2), "big") % 20000
     seq = int.from_bytes(os.urandom(4), "big")
     with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IP)) as sock:
@@ -53,12 +55,12 @@ def probe(interface: str, dst_mac: str, src_ip: str, dst_ip: str, dport: int, ti
             sock.settimeout(left)
             try:
                 frame = sock.recv(65535)
-            except socket.timeout:
+            except TimeoutError:
                 break
             ip = frame[14:]
             if len(ip) < 40 or ip[9] != socket.IPPROTO_TCP:
                 continue
-            tcp = ip[(ip[0] & 0x0F) * 4:]
+            tcp = ip[(ip[0] & 0x0F) * 4 :]
             their_port, our_port, _, acked = struct.unpack("!HHII", tcp[:12])
             if (socket.inet_ntoa(ip[12:16]), their_port, our_port) != (dst_ip, dport, sport):
                 continue

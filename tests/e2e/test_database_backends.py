@@ -4,7 +4,6 @@ Shares the session's deployed hosts (tests/e2e/conftest.py). Tests that change t
 (a new commit, a third backend, a bad health path) put it back in a converged state.
 """
 
-import http.client
 import json
 import re
 import subprocess
@@ -13,12 +12,11 @@ import time
 import pytest
 import yaml
 
-from tests.e2e.conftest import PREFIX, ROOT, RUNNING, deploy_ok
+from tests.e2e.host_checks import RUNNING, counts, get, wait_for_health
+from tests.e2e.local_platform import PREFIX, ROOT, deploy_ok
 
 pytestmark = pytest.mark.e2e
 
-APP_PORT = 8080
-COUNTS_PATH = "/despachos/reporte/"
 PG_PROBE = r"""
 import socket, struct, sys
 user, database, host = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -33,36 +31,6 @@ if kind == b"R":
 else:
     print("refused", rest.decode(errors="replace"))
 """
-
-
-def get(address: str, path: str, host_header: str | None = None) -> tuple[int, str]:
-    connection = http.client.HTTPConnection(address, APP_PORT, timeout=15)
-    connection.request("GET", path, headers={"Host": host_header or address})
-    response = connection.getresponse()
-    return response.status, response.read().decode()
-
-
-def counts(platform) -> dict:
-    """The row counts every backend reads from PostgreSQL (they must agree)."""
-    answers = {}
-    for name in platform.names("backend"):
-        status, body = get(platform.address(name), COUNTS_PATH)
-        assert status == 200, f"{name}: {COUNTS_PATH} answered {status}: {body[:300]}"
-        answers[name] = json.loads(body)
-    assert len({json.dumps(value, sort_keys=True) for value in answers.values()}) == 1, answers
-    return next(iter(answers.values()))
-
-
-def wait_for_health(platform, name, seconds=60):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if get(platform.address(name), "/health-check/")[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"{name}: /health-check/ does not answer 200 within {seconds} s")
 
 
 def ours(platform):
@@ -108,8 +76,7 @@ def test_only_backends_reach_postgresql_as_the_app_user(platform, deployed, ssh)
         code, out = ssh(name, probe)
         assert out.strip() == "auth-requested 10", out  # 10 = SASL: scram-sha-256, no trust
         # And the app's own credentials work from there (a real query through Django).
-        code, out = ssh(name, "/usr/local/sbin/sprint2-run --quiet "
-                              "'python /srv/sprint2/conf/deploy_marker.py list'")
+        code, out = ssh(name, "/usr/local/sbin/sprint2-run --quiet 'python /srv/sprint2/conf/deploy_marker.py list'")
         assert code == 0, out
         markers = json.loads(out.strip().splitlines()[-1])
         assert "python populate.py" in markers.values(), markers
@@ -130,8 +97,11 @@ def test_secrets_are_in_no_tracked_file_no_command_line_and_a_root_only_env_file
         code, out = ssh(name, "runuser -u sprint2 -- cat /etc/sprint2/env")
         assert code != 0, "the app user can read the env file"
     (db,) = platform.names("db")
-    code, out = ssh(db, "cd / && runuser -u postgres -- psql -XtAc "
-                        "\"SELECT rolpassword FROM pg_authid WHERE rolname = 'dispatch_user'\"")
+    code, out = ssh(
+        db,
+        "cd / && runuser -u postgres -- psql -XtAc "
+        "\"SELECT rolpassword FROM pg_authid WHERE rolname = 'dispatch_user'\"",
+    )
     assert out.startswith("SCRAM-SHA-256$"), out
 
 
@@ -210,8 +180,11 @@ def test_a_wrong_health_path_fails_the_deploy_with_one_line(platform, run_deploy
     finally:
         platform.write_config()
     assert result.returncode != 0
-    lines = [line.strip() for line in result.output.splitlines()
-             if re.search(rf"\] {PREFIX}-backend-\w+: health check GET /no-such-page/ answered 404; ", line)]
+    lines = [
+        line.strip()
+        for line in result.output.splitlines()
+        if re.search(rf"\] {PREFIX}-backend-\w+: health check GET /no-such-page/ answered 404; ", line)
+    ]
     assert lines, result.output[-3000:]
     assert "gateway.health_path" in lines[0] and "/health-check/" in lines[0]
 
@@ -220,13 +193,20 @@ def test_a_new_commit_is_deployed_migrated_once_and_restarted(platform, run_depl
     backends = platform.names("backend")
     rows = counts(platform)
     pids = {name: main_pid(ssh, name) for name in backends}
-    migrations = {name: ssh(name, "grep -c 'run: python manage.py migrate' /var/log/backend.log")[1].strip()
-                  for name in backends}
+    migrations = {
+        name: ssh(name, "grep -c 'run: python manage.py migrate' /var/log/backend.log")[1].strip() for name in backends
+    }
     models = (app_repo.work / "pedidos" / "models.py").read_text()
-    sha = app_repo.push_commit("Pedido: nota", {"pedidos/models.py": models.replace(
-        "    creado = models.DateTimeField(auto_now_add=True)",
-        "    creado = models.DateTimeField(auto_now_add=True)\n"
-        "    nota = models.CharField(max_length=50, blank=True, default='')")})
+    sha = app_repo.push_commit(
+        "Pedido: nota",
+        {
+            "pedidos/models.py": models.replace(
+                "    creado = models.DateTimeField(auto_now_add=True)",
+                "    creado = models.DateTimeField(auto_now_add=True)\n"
+                "    nota = models.CharField(max_length=50, blank=True, default='')",
+            )
+        },
+    )
 
     deploy_ok(platform, run_deploy)
 
@@ -237,8 +217,11 @@ def test_a_new_commit_is_deployed_migrated_once_and_restarted(platform, run_depl
         expected = int(migrations[name] or 0) + (1 if name == backends[0] else 0)
         assert int(after or 0) == expected, f"{name}: migrate ran {after} times, expected {expected}"
     (db,) = platform.names("db")
-    code, out = ssh(db, "cd / && runuser -u postgres -- psql -XtA -d dispatch_db -c "
-                        "\"SELECT column_name FROM information_schema.columns WHERE table_name = 'pedidos_pedido'\"")
+    code, out = ssh(
+        db,
+        "cd / && runuser -u postgres -- psql -XtA -d dispatch_db -c "
+        "\"SELECT column_name FROM information_schema.columns WHERE table_name = 'pedidos_pedido'\"",
+    )
     assert "nota" in out.split(), out
     assert counts(platform) == rows  # populate did not run again
 
@@ -246,8 +229,9 @@ def test_a_new_commit_is_deployed_migrated_once_and_restarted(platform, run_depl
     again.assert_no_changes(hosts=ours(platform))
 
 
-def test_a_limited_deploy_without_the_migrating_backend_keeps_the_old_code(platform, run_deploy, app_repo, deployed,
-                                                                            ssh):
+def test_a_limited_deploy_without_the_migrating_backend_keeps_the_old_code(
+    platform, run_deploy, app_repo, deployed, ssh
+):
     """backend-a sets the database up. `--limit backend-b` must not switch b to a release the
     database is not set up for; the next full deploy migrates once."""
     first, second = platform.names("backend")[:2]
@@ -256,25 +240,35 @@ def test_a_limited_deploy_without_the_migrating_backend_keeps_the_old_code(platf
     old = ssh(second, head)[1].strip()
     before = {name: int(ssh(name, migrate_count)[1].strip() or 0) for name in (first, second)}
     models = (app_repo.work / "pedidos" / "models.py").read_text()
-    sha = app_repo.push_commit("Pedido: prioridad", {"pedidos/models.py": models.replace(
-        "    creado = models.DateTimeField(auto_now_add=True)",
-        "    creado = models.DateTimeField(auto_now_add=True)\n"
-        "    prioridad = models.IntegerField(default=0)")})
+    sha = app_repo.push_commit(
+        "Pedido: prioridad",
+        {
+            "pedidos/models.py": models.replace(
+                "    creado = models.DateTimeField(auto_now_add=True)",
+                "    creado = models.DateTimeField(auto_now_add=True)\n    prioridad = models.IntegerField(default=0)",
+            )
+        },
+    )
 
     limited = run_deploy("--limit", second)
     assert limited.returncode != 0, limited.output[-3000:]
-    refusal = [line.strip() for line in limited.output.splitlines()
-               if f"{second}: not switched to {sha[:12]}: the database is set up for " in line
-               and f" and {first}, which runs the migrations, is not in this run: deploy both (e.g. --limit backends)"
-               in line]
+    refusal = [
+        line.strip()
+        for line in limited.output.splitlines()
+        if f"{second}: not switched to {sha[:12]}: the database is set up for " in line
+        and f" and {first}, which runs the migrations, is not in this run: deploy both (e.g. --limit backends)" in line
+    ]
     assert refusal, limited.output[-3000:]
     assert ssh(second, head)[1].strip() == old
     assert get(platform.address(second), "/health-check/") == (200, "ok")
 
     deploy_ok(platform, run_deploy)
     (db,) = platform.names("db")
-    code, out = ssh(db, "cd / && runuser -u postgres -- psql -XtA -d dispatch_db -c "
-                        "\"SELECT column_name FROM information_schema.columns WHERE table_name = 'pedidos_pedido'\"")
+    code, out = ssh(
+        db,
+        "cd / && runuser -u postgres -- psql -XtA -d dispatch_db -c "
+        "\"SELECT column_name FROM information_schema.columns WHERE table_name = 'pedidos_pedido'\"",
+    )
     assert "prioridad" in out.split(), out
     for name in (first, second):
         assert ssh(name, head)[1].strip() == sha
@@ -325,15 +319,17 @@ def test_pg_hba_drift_is_repaired_with_a_reload_not_a_restart(platform, run_depl
     assert "trust" not in ssh(db, "grep -v '^#' /etc/postgresql/*/main/pg_hba.conf")[1]
 
 
-def test_a_migration_that_drops_a_field_is_refused_before_any_backend_moves(platform, run_deploy, rewrite_config,
-                                                                             app_repo, deployed, ssh):
+def test_a_migration_that_drops_a_field_is_refused_before_any_backend_moves(
+    platform, run_deploy, rewrite_config, app_repo, deployed, ssh
+):
     """makemigrations --noinput writes RemoveField for a removed (or renamed) field: the deploy refuses
     it in one line, every backend keeps its code and the column its data, until it is allowed."""
     head = RUNNING
     models = (app_repo.work / "pedidos" / "models.py").read_text()
-    added = models.replace("    cantidad = models.PositiveIntegerField()\n",
-                           "    cantidad = models.PositiveIntegerField()\n"
-                           "    temporal = models.CharField(max_length=20, default='x')\n")
+    added = models.replace(
+        "    cantidad = models.PositiveIntegerField()\n",
+        "    cantidad = models.PositiveIntegerField()\n    temporal = models.CharField(max_length=20, default='x')\n",
+    )
     app_repo.push_commit("Pedido: temporal", {"pedidos/models.py": added})
     deploy_ok(platform, run_deploy)
     kept = app_repo.head()
@@ -344,15 +340,19 @@ def test_a_migration_that_drops_a_field_is_refused_before_any_backend_moves(plat
     refused = run_deploy()
     lines = [line for line in refused.stderr.splitlines() if "cannot set the database up" in line]
     assert lines and f"cannot set the database up for {sha[:12]}:" in lines[0], refused.output[-4000:]
-    assert "the new migrations would drop data (pedidos.0" in lines[0] and "Remove field temporal from pedido" in lines[0]
+    assert (
+        "the new migrations would drop data (pedidos.0" in lines[0] and "Remove field temporal from pedido" in lines[0]
+    )
     assert "allow_destructive_migrations: true" in lines[0]
     for name in platform.names("backend"):
         assert ssh(name, head)[1].strip() == kept, f"{name} moved"
         assert main_pid(ssh, name) == pids[name], f"{name} restarted"
     assert counts(platform) == rows
     (db,) = platform.names("db")
-    columns = "cd / && runuser -u postgres -- psql -XtA -d dispatch_db -c \"SELECT column_name FROM " \
-              "information_schema.columns WHERE table_name = 'pedidos_pedido'\""
+    columns = (
+        'cd / && runuser -u postgres -- psql -XtA -d dispatch_db -c "SELECT column_name FROM '
+        "information_schema.columns WHERE table_name = 'pedidos_pedido'\""
+    )
     assert "temporal" in ssh(db, columns)[1].split()
 
     try:
@@ -367,7 +367,8 @@ def test_a_migration_that_drops_a_field_is_refused_before_any_backend_moves(plat
 
 
 def test_a_backend_left_on_new_code_by_a_failed_setup_is_restarted_by_the_next_deploy(
-        platform, run_deploy, app_repo, deployed, ssh):
+    platform, run_deploy, app_repo, deployed, ssh
+):
     """PostgreSQL stops during the deploy: the setup backend fails, no backend restarts onto the
     unmigrated commit; once PostgreSQL is back, the next run brings every backend to it."""
     (db,) = platform.names("db")
@@ -375,9 +376,15 @@ def test_a_backend_left_on_new_code_by_a_failed_setup_is_restarted_by_the_next_d
     running = RUNNING
     before = {name: ssh(name, running)[1].strip() for name in backends}
     models = (app_repo.work / "pedidos" / "models.py").read_text()
-    sha = app_repo.push_commit("Pedido: urgente", {"pedidos/models.py": models.replace(
-        "    cantidad = models.PositiveIntegerField()\n",
-        "    cantidad = models.PositiveIntegerField()\n    urgente = models.BooleanField(default=False)\n")})
+    sha = app_repo.push_commit(
+        "Pedido: urgente",
+        {
+            "pedidos/models.py": models.replace(
+                "    cantidad = models.PositiveIntegerField()\n",
+                "    cantidad = models.PositiveIntegerField()\n    urgente = models.BooleanField(default=False)\n",
+            )
+        },
+    )
     assert ssh(db, "systemctl stop postgresql")[0] == 0
     try:
         failed = run_deploy("--limit", "backends")

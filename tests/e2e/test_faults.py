@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from tests.e2e.test_database_backends import counts, deploy_ok, get, wait_for_health
+from tests.e2e.host_checks import counts, get, wait_for_health
+from tests.e2e.local_platform import deploy_ok
 
 pytestmark = pytest.mark.e2e
 
@@ -19,7 +20,7 @@ HOLD_S = 20
 # apt takes fcntl locks (not flock): hold dpkg's frontend lock the same way, as a running apt does,
 # from a unit of the host's own systemd (a process left behind by an ssh session did not outlive it).
 HOLD_LOCK = (
-    "systemd-run --quiet --collect --unit=e2e-hold-apt python3 -c \"import fcntl, time; "
+    'systemd-run --quiet --collect --unit=e2e-hold-apt python3 -c "import fcntl, time; '
     "h = open('/var/lib/dpkg/lock-frontend', 'a'); fcntl.lockf(h, fcntl.LOCK_EX); "
     "open('/tmp/apt-held', 'w').write('held'); time.sleep({seconds})\" && "
     "for i in $(seq 50); do [ -f /tmp/apt-held ] && break; sleep 0.1; done; cat /tmp/apt-held"
@@ -32,8 +33,11 @@ def changed(result, host, operation) -> bool:
 
 def test_a_deploy_waits_for_apt_held_by_another_run_then_converges(platform, run_deploy, deployed, ssh):
     name = platform.names("backend")[0]
-    code, out = ssh(name, "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q python3-venv >/dev/null && "
-                          "rm -f /tmp/apt-held && " + HOLD_LOCK.format(seconds=HOLD_S))
+    code, out = ssh(
+        name,
+        "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q python3-venv >/dev/null && "
+        "rm -f /tmp/apt-held && " + HOLD_LOCK.format(seconds=HOLD_S),
+    )
     assert code == 0 and out.strip() == "held", out
     started = time.monotonic()
     result = deploy_ok(platform, run_deploy, "--limit", name)
@@ -47,8 +51,11 @@ def test_a_deploy_waits_for_apt_held_by_another_run_then_converges(platform, run
 
 def test_a_venv_without_gunicorn_is_rebuilt_and_the_app_serves(platform, run_deploy, deployed, ssh):
     name = platform.names("backend")[-1]
-    code, out = ssh(name, "rm /srv/sprint2/current/.venv/bin/gunicorn && systemctl restart sprint2-app; "
-                          "sleep 2; systemctl is-active sprint2-app")
+    code, out = ssh(
+        name,
+        "rm /srv/sprint2/current/.venv/bin/gunicorn && systemctl restart sprint2-app; "
+        "sleep 2; systemctl is-active sprint2-app",
+    )
     assert out.strip() != "active", out
     result = deploy_ok(platform, run_deploy, "--limit", name)
     assert changed(result, name, "Build the release of main beside the running one"), result.changed
@@ -63,8 +70,11 @@ def test_the_app_logs_rotate_with_a_valid_config_and_the_app_keeps_logging(platf
     name = platform.names("backend")[0]
     code, out = ssh(name, "logrotate -d /etc/logrotate.d/sprint2 2>&1")
     assert code == 0 and "error" not in out.lower(), out
-    code, out = ssh(name, "logrotate -f /etc/logrotate.d/sprint2 && stat -c %s /var/log/django.log "
-                          "/var/log/django.log.1 && stat -c '%U:%G %a' /var/log/django.log")
+    code, out = ssh(
+        name,
+        "logrotate -f /etc/logrotate.d/sprint2 && stat -c %s /var/log/django.log "
+        "/var/log/django.log.1 && stat -c '%U:%G %a' /var/log/django.log",
+    )
     assert code == 0, out
     size, rotated, owner = out.split()[0], out.split()[1], " ".join(out.split()[2:])
     assert int(size) == 0 and int(rotated) > 0 and owner == "sprint2:adm 640", out
@@ -81,24 +91,43 @@ def test_backup_pulls_a_dump_that_restores_into_an_empty_database(platform, prov
     assert stat.S_IMODE(target.stat().st_mode) == 0o600 and target.read_bytes()[:5] == b"PGDMP"
     again = provision("backup", str(target))
     assert again.returncode == 1 and again.stderr.strip() == (
-        f"error: backup {target}: the file exists; choose a new name (backups are never overwritten)")
+        f"error: backup {target}: the file exists; choose a new name (backups are never overwritten)"
+    )
 
     (db,) = platform.names("db")
     host = platform.hosts[db]
     copy = subprocess.run(
-        ["ssh", "-i", host["ssh_key"], "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-         "-o", f"UserKnownHostsFile={platform.home / 'ssh' / 'known_hosts'}", f"root@{host['private_ip']}",
-         "install -m 600 -o postgres /dev/stdin /tmp/restore.dump"],
-        stdin=target.open("rb"), capture_output=True, timeout=60)
+        [
+            "ssh",
+            "-i",
+            host["ssh_key"],
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            f"UserKnownHostsFile={platform.home / 'ssh' / 'known_hosts'}",
+            f"root@{host['private_ip']}",
+            "install -m 600 -o postgres /dev/stdin /tmp/restore.dump",
+        ],
+        stdin=target.open("rb"),
+        capture_output=True,
+        timeout=60,
+    )
     assert copy.returncode == 0, copy.stderr
     # Every table's row count, as a query over the catalog, for the original and the restored copy.
-    count_rows = ("runuser -u postgres -- psql -XtA -d {db} -c \"SELECT format('SELECT %L, count(*) FROM %I', "
-                  "tablename, tablename) || ';' FROM pg_tables WHERE schemaname = 'public' ORDER BY 1\" "
-                  "| runuser -u postgres -- psql -XtA -d {db}")
-    code, restored = ssh(db, "cd / && runuser -u postgres -- dropdb --if-exists restored 2>/dev/null && "
-                             "runuser -u postgres -- createdb restored && "
-                             "runuser -u postgres -- pg_restore --no-owner --exit-on-error -d restored /tmp/restore.dump && "
-                             + count_rows.format(db="restored"))
+    count_rows = (
+        "runuser -u postgres -- psql -XtA -d {db} -c \"SELECT format('SELECT %L, count(*) FROM %I', "
+        "tablename, tablename) || ';' FROM pg_tables WHERE schemaname = 'public' ORDER BY 1\" "
+        "| runuser -u postgres -- psql -XtA -d {db}"
+    )
+    code, restored = ssh(
+        db,
+        "cd / && runuser -u postgres -- dropdb --if-exists restored 2>/dev/null && "
+        "runuser -u postgres -- createdb restored && "
+        "runuser -u postgres -- pg_restore --no-owner --exit-on-error -d restored /tmp/restore.dump && "
+        + count_rows.format(db="restored"),
+    )
     assert code == 0, restored
     code, original = ssh(db, "cd / && " + count_rows.format(db="dispatch_db"))
     assert code == 0 and restored == original and "pedidos_producto|" in original, (original, restored)

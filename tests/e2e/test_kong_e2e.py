@@ -22,9 +22,16 @@ pytestmark = pytest.mark.e2e
 STANDIN = Path(__file__).with_name("kong_standin.sh")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 DEPLOY = "Deploy Kong | "
-BEFORE_PULL = [DEPLOY + name for name in (
-    "Ensure the Docker engine is installed", "Ensure Docker runs and starts at boot",
-    "Ensure Kong's config folder exists", "Upload the candidate Kong config", "Install the first Kong config")]
+BEFORE_PULL = [
+    DEPLOY + name
+    for name in (
+        "Ensure the Docker engine is installed",
+        "Ensure Docker runs and starts at boot",
+        "Ensure Kong's config folder exists",
+        "Upload the candidate Kong config",
+        "Install the first Kong config",
+    )
+]
 PULL = DEPLOY + "Ensure the Kong image is present"
 CONTAINER = DEPLOY + "Ensure the Kong container runs the current spec"
 RELOAD = DEPLOY + "Apply a changed Kong config (parse, then reload)"
@@ -57,7 +64,9 @@ def test_the_pull_failure_is_one_clear_line(first, kong):
     assert len(failure) == 1, "\n".join(failure)
     assert re.fullmatch(
         rf"\s*\[{kong}\]\s+cannot pull kong:2\.7\.2-alpine: \S.*; check the host's internet access or set "
-        r"gateway\.image", failure[0]), failure[0]
+        r"gateway\.image",
+        failure[0],
+    ), failure[0]
     assert sum("docker.io" in line for line in output) == 1  # Docker's own words appear once, in that line
     # pyinfra also counts the operations a failed host never reached as errors.
     assert first.errors.get(kong) == [PULL, CONTAINER, RELOAD]
@@ -66,20 +75,21 @@ def test_the_pull_failure_is_one_clear_line(first, kong):
 
 
 def test_docker_engine_is_installed_enabled_and_active(ssh, kong, first):
-    code, out = ssh(kong, "dpkg-query -W -f='${Status}\\n' docker.io; systemctl is-enabled docker; "
-                          "systemctl is-active docker")
+    code, out = ssh(
+        kong, "dpkg-query -W -f='${Status}\\n' docker.io; systemctl is-enabled docker; systemctl is-active docker"
+    )
     assert (code, out.split("\n")[:3]) == (0, ["install ok installed", "enabled", "active"]), out
 
 
 def test_kong_yml_is_the_rendered_config_readable_by_the_container_user(platform, ssh, kong, first):
-    expected = render_kong_yml(load_settings(platform.config_path),
-                               [platform.address(name) for name in platform.names("backend")])
+    expected = render_kong_yml(
+        load_settings(platform.config_path), [platform.address(name) for name in platform.names("backend")]
+    )
     code, out = ssh(kong, "stat -c '%a %U' /opt/kong /opt/kong/declarative /opt/kong/declarative/kong.yml")
     assert (code, out.split()) == (0, ["755", "root", "755", "root", "644", "root"]), out
     # The image's kong user is not root (uid 100 in the alpine image, 1000 in others): both can read.
     for uid in (100, 1000):
-        code, out = ssh(kong, f"setpriv --reuid={uid} --regid={uid} --clear-groups "
-                              "cat /opt/kong/declarative/kong.yml")
+        code, out = ssh(kong, f"setpriv --reuid={uid} --regid={uid} --clear-groups cat /opt/kong/declarative/kong.yml")
         assert code == 0 and out == expected, f"uid {uid}: {out[:300]}"
 
 
@@ -98,10 +108,14 @@ def test_status_without_a_running_kong_says_so(provision, kong, again):
 
 # --- with a stand-in image, when the host can run containers ----------------------------------
 
+
 def _build_standin(ssh, kong, tag):
-    code, out = ssh(kong, "command -v busybox >/dev/null || DEBIAN_FRONTEND=noninteractive "
-                          "apt-get install -y -q busybox-static >/dev/null 2>&1; "
-                          f"sh -s {tag} <<'STANDIN'\n{STANDIN.read_text()}\nSTANDIN")
+    code, out = ssh(
+        kong,
+        "command -v busybox >/dev/null || DEBIAN_FRONTEND=noninteractive "
+        "apt-get install -y -q busybox-static >/dev/null 2>&1; "
+        f"sh -s {tag} <<'STANDIN'\n{STANDIN.read_text()}\nSTANDIN",
+    )
     assert code == 0, out
 
 
@@ -109,8 +123,9 @@ def test_docker_facts_read_real_docker_output(ssh, kong, again):
     """The deploy's facts against this host's real Docker (creating a container needs no cgroups)."""
     _build_standin(ssh, kong, "kong-fact-check:1")
     try:
-        code, out = ssh(kong, "docker create --name kong-fact-check --label stack.kong.spec=0123abcd "
-                              "kong-fact-check:1 >/dev/null")
+        code, out = ssh(
+            kong, "docker create --name kong-fact-check --label stack.kong.spec=0123abcd kong-fact-check:1 >/dev/null"
+        )
         assert code == 0, out
         fact = DockerContainer()
         code, out = ssh(kong, fact.command("kong-fact-check", "stack.kong.spec"))
@@ -143,8 +158,10 @@ def test_container_life_with_a_stand_in_image(platform, ssh, kong, provision, ag
     code, out = ssh(kong, "docker run --rm kong:2.7.2-alpine kong config parse /kong-standin-check 2>&1")
     if "cgroup" in out or "keyring" in out:
         ssh(kong, "docker rmi kong:2.7.2-alpine")
-        pytest.skip("this Kong host cannot run containers (booted without the nspawn flags of "
-                    "stack/local/docker-in-nspawn.md); the pull-failure tests above still ran")
+        pytest.skip(
+            "this Kong host cannot run containers (booted without the nspawn flags of "
+            "stack/local/docker-in-nspawn.md); the pull-failure tests above still ran"
+        )
     try:
         settings = load_settings(platform.config_path)
         created = _kong_deploy(platform, kong)
@@ -157,7 +174,8 @@ def test_container_life_with_a_stand_in_image(platform, ssh, kong, provision, ag
         assert container["HostConfig"]["NetworkMode"] == "host" and not container["HostConfig"]["PortBindings"]
         assert {"KONG_PROXY_LISTEN=0.0.0.0:8000", "KONG_ADMIN_LISTEN=127.0.0.1:8001"} <= set(container["Config"]["Env"])
         assert [(m["Source"], m["Destination"], m["RW"]) for m in container["Mounts"]] == [
-            ("/opt/kong/declarative", "/kong/declarative", False)]
+            ("/opt/kong/declarative", "/kong/declarative", False)
+        ]
         assert "KONG_DATABASE=off" in container["Config"]["Env"]
 
         _kong_deploy(platform, kong).assert_no_changes(hosts=[kong])
@@ -165,8 +183,9 @@ def test_container_life_with_a_stand_in_image(platform, ssh, kong, provision, ag
         status = provision("status")
         assert status.returncode == 0, status.output
         for name in platform.names("backend"):
-            assert re.search(rf"^  target {re.escape(platform.address(name))}:8080\s+HEALTHY", status.stdout, re.M), \
+            assert re.search(rf"^  target {re.escape(platform.address(name))}:8080\s+HEALTHY", status.stdout, re.M), (
                 status.stdout
+            )
         assert "  container kong: running" in status.stdout and "  gateway /status: " in status.stdout
 
         platform.rewrite_config(gateway={"rate_limit_per_minute": 60})
@@ -179,8 +198,10 @@ def test_container_life_with_a_stand_in_image(platform, ssh, kong, provision, ag
         platform.rewrite_config(gateway={"rate_limit_per_minute": 60, "health_path": "/BROKEN/"})
         refused = _kong_deploy(platform, kong)
         assert refused.returncode != 0
-        assert "Kong rejected /opt/kong/declarative/kong.next.yml; the old /opt/kong/declarative/kong.yml " \
-               "keeps serving:" in ANSI.sub("", refused.output)
+        assert (
+            "Kong rejected /opt/kong/declarative/kong.next.yml; the old /opt/kong/declarative/kong.yml "
+            "keeps serving:" in ANSI.sub("", refused.output)
+        )
         serving = ssh(kong, "cat /opt/kong/declarative/kong.yml")[1]
         assert "/BROKEN/" not in serving and "minute: 60\n" in serving
         assert ssh(kong, "docker exec kong cat /tmp/reloads")[1] == "reload\n"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from stack.local import network
-from tests.e2e.conftest import BRIDGE_ADDRESS, PREFIX, PYINFRA, PYTHON, ROOT
+from tests.e2e.local_platform import BRIDGE_ADDRESS, PREFIX, PYINFRA, PYTHON, ROOT
 from tests.e2e.raw_syn import probe
 
 pytestmark = pytest.mark.e2e
@@ -30,9 +30,12 @@ def kong(platform):
 def serving(platform, ssh, kong):
     """The stand-in Kong container, deployed by the real deploy (Kong's group only)."""
     platform.run_deploy("--limit", kong)  # installs Docker, then stops at the pull (no image here)
-    code, out = ssh(kong, "command -v busybox >/dev/null || DEBIAN_FRONTEND=noninteractive "
-                          "apt-get install -y -q busybox-static >/dev/null 2>&1; "
-                          f"sh -s kong:2.7.2-alpine <<'STANDIN'\n{STANDIN.read_text()}\nSTANDIN")
+    code, out = ssh(
+        kong,
+        "command -v busybox >/dev/null || DEBIAN_FRONTEND=noninteractive "
+        "apt-get install -y -q busybox-static >/dev/null 2>&1; "
+        f"sh -s kong:2.7.2-alpine <<'STANDIN'\n{STANDIN.read_text()}\nSTANDIN",
+    )
     assert code == 0, out
     try:
         deployed = platform.run_deploy("--limit", kong)
@@ -66,15 +69,17 @@ def test_the_admin_api_answers_only_on_the_kong_host_itself(platform, ssh, kong,
     assert _syn(platform, ssh, kong, "127.0.0.1", 8001) is None
     assert _syn(platform, ssh, kong, platform.address(kong), 8001) in (None, "rst")
     # ...while on the Kong host itself the admin API answers.
-    code, out = ssh(kong, "python3 -c \"import urllib.request as u; "
-                          "print(u.urlopen('http://127.0.0.1:8001/services', timeout=5).status)\"")
+    code, out = ssh(
+        kong,
+        'python3 -c "import urllib.request as u; '
+        "print(u.urlopen('http://127.0.0.1:8001/services', timeout=5).status)\"",
+    )
     assert (code, out.strip()) == (0, "200"), out
 
 
 def test_a_taken_proxy_port_fails_the_deploy_before_the_serving_container_goes(platform, ssh, kong, serving):
     before = _container_id(ssh, kong)
-    code, out = ssh(kong, "systemd-run --unit=e2e-port-holder python3 -m http.server --bind 0.0.0.0 8090 "
-                          "&& sleep 1")
+    code, out = ssh(kong, "systemd-run --unit=e2e-port-holder python3 -m http.server --bind 0.0.0.0 8090 && sleep 1")
     assert code == 0, out
     try:
         assert platform.rewrite_config(gateway={"proxy_port": 8090}).returncode == 0
@@ -82,8 +87,11 @@ def test_a_taken_proxy_port_fails_the_deploy_before_the_serving_container_goes(p
         assert refused.returncode != 0
         said = [line for line in ANSI.sub("", refused.output).splitlines() if "8090" in line and "taken" in line]
         assert len(said) == 1, refused.output[-3000:]
-        assert re.search(r"port 8090 is taken on the Kong host by python3 \(pid \d+\): choose another "
-                         r"gateway\.proxy_port; the running Kong container was left as it is", said[0]), said[0]
+        assert re.search(
+            r"port 8090 is taken on the Kong host by python3 \(pid \d+\): choose another "
+            r"gateway\.proxy_port; the running Kong container was left as it is",
+            said[0],
+        ), said[0]
         assert _container_id(ssh, kong) == before
         assert _syn(platform, ssh, kong, platform.address(kong), 8000) == "syn-ack"
     finally:
@@ -100,8 +108,14 @@ def test_a_changed_host_key_names_the_projects_known_hosts_file(platform, kong):
         # Every key of the Kong host replaced by another host's: what a re-created host looks like.
         kept = [line for line in saved.splitlines() if not line.startswith(f"{address} ")]
         known_hosts.write_text("\n".join(kept + [f"{address} {other.split(' ', 1)[1]}"]) + "\n")
-        result = subprocess.run([PYINFRA, "-y", "inventory.py", "deploy.py", "--limit", kong], cwd=ROOT,
-                                env=platform.env, capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [PYINFRA, "-y", "inventory.py", "deploy.py", "--limit", kong],
+            cwd=ROOT,
+            env=platform.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         output = ANSI.sub("", result.stdout + result.stderr)
         assert result.returncode != 0
         assert f"ssh-keygen -R {address} -f {known_hosts}" in output, output[-2000:]
@@ -113,12 +127,18 @@ def test_a_second_project_on_a_subnet_in_use_is_refused_in_one_line(platform, tm
     config = tmp_path / "config.yml"
     config.write_text(f"project_prefix: {PREFIX}x\nlocal_subnet: {platform.base_config['local_subnet']}\n")
     env = {**platform.env, "DEPLOY_HOME": str(tmp_path / "home"), "DEPLOY_CONFIG": str(config)}
-    result = subprocess.run([PYTHON, "provision.py",
-                             "--provider", "local", "--dry"], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [PYTHON, "provision.py", "--provider", "local", "--dry"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith(
         f"error: local_subnet {platform.base_config['local_subnet']} overlaps {BRIDGE_ADDRESS}/24 on "
-        f"{network.bridge_name(PREFIX)}"), result.stderr
+        f"{network.bridge_name(PREFIX)}"
+    ), result.stderr
     assert not network.bridge_exists(network.bridge_name(f"{PREFIX}x"))

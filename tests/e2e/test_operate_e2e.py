@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from tests.e2e.conftest import PYTHON, ROOT
+from tests.e2e.local_platform import PYTHON, ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -27,8 +27,15 @@ def hosts(platform):
 
 def operate(platform, *args):
     """provision.py with the session's DEPLOY_HOME; no --provider: the state says which."""
-    return subprocess.run([PYTHON, "provision.py", *args], cwd=ROOT, env=platform.env, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [PYTHON, "provision.py", *args],
+        cwd=ROOT,
+        env=platform.env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def no_traceback(result):
@@ -47,8 +54,9 @@ def test_ssh_runs_a_command_on_every_host(hosts):
 def test_logs_show_a_request_just_made_to_a_backend(hosts):
     backend = hosts.names("backend")[1]
     marker = uuid.uuid4().hex
-    with urllib.request.urlopen(f"http://{hosts.address(backend)}:8080/despachos/reporte/?e2e={marker}",
-                                timeout=30) as answer:
+    with urllib.request.urlopen(
+        f"http://{hosts.address(backend)}:8080/despachos/reporte/?e2e={marker}", timeout=30
+    ) as answer:
         assert answer.status == 200
     result = operate(hosts, "logs", "backend", "--since", "5m")
     assert result.returncode == 0, result.stderr
@@ -62,8 +70,15 @@ def test_logs_show_a_request_just_made_to_a_backend(hosts):
 
 def test_logs_follow_ends_on_sigint_without_a_traceback(hosts, ssh):
     backend = hosts.names("backend")[0]
-    process = subprocess.Popen([PYTHON, "provision.py", "logs", "-f", backend, "db"], cwd=ROOT, env=hosts.env,
-                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [PYTHON, "provision.py", "logs", "-f", backend, "db"],
+        cwd=ROOT,
+        env=hosts.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         time.sleep(4)
         marker = uuid.uuid4().hex
@@ -107,13 +122,16 @@ def test_status_shows_healthy_backends_then_names_a_stopped_one(hosts, ssh):
     result = operate(hosts, "status")
     no_traceback(result)
     for name in hosts.names("backend"):
-        assert any(line.startswith(f"  {name}  ") and " active " in line and line.endswith("health 200")
-                   for line in result.stdout.splitlines()), result.stdout
+        assert any(
+            line.startswith(f"  {name}  ") and " active " in line and line.endswith("health 200")
+            for line in result.stdout.splitlines()
+        ), result.stdout
     assert "  PostgreSQL up, " in result.stdout
     # Honest about Kong: no container can run its image here, and status says so.
-    assert _marked(result.stdout) == ["! container kong: absent",
-                                      "! admin API: could not read it (<urlopen error [Errno 111] Connection refused>)"], \
-        result.stdout
+    assert _marked(result.stdout) == [
+        "! container kong: absent",
+        "! admin API: could not read it (<urlopen error [Errno 111] Connection refused>)",
+    ], result.stdout
     assert result.returncode == 1 and result.stdout.splitlines()[-1].startswith(f"UNHEALTHY: {kong} ")
 
     stopped = hosts.names("backend")[1]

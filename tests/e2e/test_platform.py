@@ -68,11 +68,14 @@ def test_adding_a_backend_creates_only_it_and_removing_it_needs_confirmation(pla
     assert sorted(platform.hosts) == [f"{p}-backend-a", f"{p}-backend-b", f"{p}-db", f"{p}-kong"]
 
 
-@pytest.mark.parametrize("config, key", [
-    ({"colour": "blue"}, "colour: unknown setting"),
-    ({"backends": "a"}, "backends: expected a non-empty list"),
-    ({"gateway": {"retries": "many"}}, "gateway/retries: expected a whole number"),
-])
+@pytest.mark.parametrize(
+    "config, key",
+    [
+        ({"colour": "blue"}, "colour: unknown setting"),
+        ({"backends": "a"}, "backends: expected a non-empty list"),
+        ({"gateway": {"retries": "many"}}, "gateway/retries: expected a whole number"),
+    ],
+)
 def test_bad_config_is_refused_naming_the_key(platform, run_deploy, provision, config, key):
     platform.write_config(**config)
     try:
@@ -100,7 +103,8 @@ def test_dry_diff_on_fresh_hosts_shows_the_files_and_changes_nothing(platform, r
     for name in names:
         assert result.changed.get(name), f"{name}: a fresh host should need changes"
         assert re.search(rf"\[{re.escape(name)}\]\s+Will (create|modify) ", result.stderr), (
-            f"{name}: no file diff shown by --dry --diff")
+            f"{name}: no file diff shown by --dry --diff"
+        )
         assert untouched_since_mark(ssh, name) == [], f"{name}: --dry changed files"
 
 

@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import RUNNING, TableLock, deploy_ok, sql
+from tests.e2e.host_checks import RUNNING, TableLock, sql
+from tests.e2e.local_platform import deploy_ok
 
 pytestmark = pytest.mark.e2e
 
@@ -50,8 +51,9 @@ def populate_markers(platform, ssh) -> list[str]:
 def real(platform, run_deploy, ssh):
     """Fresh hosts with the default settings and the real app, deployed once; the clean counts."""
     saved = platform.base_config
-    platform.use_base_config({key: saved[key] for key in ("project_prefix", "local_subnet")}
-                             | {"app_repo": platform.app_repo.sprint2_url})
+    platform.use_base_config(
+        {key: saved[key] for key in ("project_prefix", "local_subnet")} | {"app_repo": platform.app_repo.sprint2_url}
+    )
     platform.recreate_hosts()
     try:
         started = time.monotonic()
@@ -69,8 +71,14 @@ def test_defaults_deploy_the_working_commit_and_every_backend_serves_the_populat
     assert clean["pedidos_producto"] == 125 and clean["pedidos_pedido"] == 5000, clean
     assert clean["despachos_despacho"] == clean["despachado"] > 0, clean
     db = platform.names("db")[0]
-    reported = int(sql(ssh, db, "SELECT count(DISTINCT p.producto_id) FROM despachos_despacho d JOIN pedidos_pedido p "
-                                "ON p.id = d.pedido_id WHERE d.completado_en >= now() - interval '90 days'"))
+    reported = int(
+        sql(
+            ssh,
+            db,
+            "SELECT count(DISTINCT p.producto_id) FROM despachos_despacho d JOIN pedidos_pedido p "
+            "ON p.id = d.pedido_id WHERE d.completado_en >= now() - interval '90 days'",
+        )
+    )
     assert reported > 0
     for name in platform.names("backend"):
         code, head = ssh(name, RUNNING)
@@ -99,8 +107,7 @@ def test_a_third_backend_serves_without_populating_again(platform, real, rewrite
         assert rewrite_config().returncode == 0  # back to a and b (removes c, with --yes)
 
 
-def test_a_commit_whose_requirements_lack_psycopg2_gets_it_and_serves(platform, real, rewrite_config, run_deploy,
-                                                                     ssh):
+def test_a_commit_whose_requirements_lack_psycopg2_gets_it_and_serves(platform, real, rewrite_config, run_deploy, ssh):
     lacking = "d1addfe"  # Sprint2's requirements.txt has no psycopg2 at this commit
     try:
         assert rewrite_config(app_ref=lacking).returncode == 0
@@ -136,7 +143,9 @@ def test_an_unreachable_app_repo_is_one_line_naming_it(platform, real, rewrite_c
 def reset_population(platform, ssh):
     """The database as it was right after migrate: empty tables, no populate marker."""
     db = platform.names("db")[0]
-    sql(ssh, db, f"TRUNCATE {', '.join(TABLES)} CASCADE; DELETE FROM sprint2_deploy_marker WHERE name LIKE 'populate:%'")
+    sql(
+        ssh, db, f"TRUNCATE {', '.join(TABLES)} CASCADE; DELETE FROM sprint2_deploy_marker WHERE name LIKE 'populate:%'"
+    )
 
 
 def kill_the_populate_on_the_host(platform, ssh):
@@ -146,13 +155,17 @@ def kill_the_populate_on_the_host(platform, ssh):
     ssh(setup_backend, "pkill -KILL -f 'deploy_marker[.]py once' ; true")
 
 
-@pytest.mark.parametrize("where, table, how", [
-    ("in populate.py", "pedidos_pedido", "SIGKILL of pyinfra and of the populate on the host"),
-    ("in populate.py", "pedidos_pedido", "SIGINT of pyinfra only"),
-    ("in populateDespachos.py", "despachos_despacho", "SIGKILL of pyinfra and of the populate on the host"),
-])
+@pytest.mark.parametrize(
+    "where, table, how",
+    [
+        ("in populate.py", "pedidos_pedido", "SIGKILL of pyinfra and of the populate on the host"),
+        ("in populate.py", "pedidos_pedido", "SIGINT of pyinfra only"),
+        ("in populateDespachos.py", "despachos_despacho", "SIGKILL of pyinfra and of the populate on the host"),
+    ],
+)
 def test_an_interrupted_populate_leaves_the_counts_of_a_clean_run_after_a_re_run(
-        platform, real, run_deploy, ssh, where, table, how):
+    platform, real, run_deploy, ssh, where, table, how
+):
     reset_population(platform, ssh)
     with TableLock(platform, ssh, table) as lock:
         deploy = platform.start_deploy("--limit", platform.names("backend")[0])
@@ -199,7 +212,9 @@ def test_an_interrupted_populate_leaves_the_counts_of_a_clean_run_after_a_re_run
     # As after one clean run: every product and order once, one dispatch per dispatched order
     # (which orders are dispatched is random in populate.py, so that count itself varies).
     assert (final["pedidos_producto"], final["pedidos_pedido"]) == (
-        real["counts"]["pedidos_producto"], real["counts"]["pedidos_pedido"]), final
+        real["counts"]["pedidos_producto"],
+        real["counts"]["pedidos_pedido"],
+    ), final
     assert final["despachos_despacho"] == final["despachado"] > 0, final
     assert populate_markers(platform, ssh) == [POPULATE, DESPACHOS]
     print(f"\ninterrupted {where} ({how}): after the interruption {after}, after the re-run {final}")
@@ -209,10 +224,13 @@ def test_an_interrupted_populate_leaves_the_counts_of_a_clean_run_after_a_re_run
 
 
 def test_moving_to_a_commit_with_changed_models_fails_in_one_line_and_nothing_moves(
-        platform, real, rewrite_config, run_deploy, ssh):
+    platform, real, rewrite_config, run_deploy, ssh
+):
     before = counts(platform, ssh)
-    pids = {name: ssh(name, "systemctl show -p MainPID --value sprint2-app")[1].strip()
-            for name in platform.names("backend")}
+    pids = {
+        name: ssh(name, "systemctl show -p MainPID --value sprint2-app")[1].strip()
+        for name in platform.names("backend")
+    }
     try:
         assert rewrite_config(app_ref=MODELS_CHANGED).returncode == 0
         started = time.monotonic()
@@ -222,8 +240,10 @@ def test_moving_to_a_commit_with_changed_models_fails_in_one_line_and_nothing_mo
         assert setup_backend in result.failed_hosts
         lines = [line for line in result.stderr.splitlines() if "cannot set the database up" in line]
         assert len(lines) >= 1, result.stderr[-4000:]
-        assert ("makemigrations --noinput failed (exit 3): Field 'descripcion' on model 'producto' not migrated: "
-                "it is impossible to add a non-nullable field without specifying a default") in lines[0], lines[0]
+        assert (
+            "makemigrations --noinput failed (exit 3): Field 'descripcion' on model 'producto' not migrated: "
+            "it is impossible to add a non-nullable field without specifying a default"
+        ) in lines[0], lines[0]
         print(f"\nmove to {MODELS_CHANGED}: failed in {took:.0f} s with: {lines[0].strip()}")
         assert took < 600
         # Nothing lost, nothing moved, nothing restarted.

@@ -14,7 +14,8 @@ from collections import Counter
 
 import pytest
 
-from tests.e2e.conftest import PYINFRA, ROOT, RUNNING, TableLock, deploy_ok
+from tests.e2e.host_checks import RUNNING, TableLock
+from tests.e2e.local_platform import PYINFRA, ROOT, deploy_ok
 
 pytestmark = pytest.mark.e2e
 
@@ -75,14 +76,19 @@ class Load:
             thread.join(timeout=30)
 
     def failed(self, names=None) -> dict:
-        return {name: {status: count for status, count in counter.items() if status != "200"}
-                for name, counter in self.results.items() if names is None or name in names}
+        return {
+            name: {status: count for status, count in counter.items() if status != "200"}
+            for name, counter in self.results.items()
+            if names is None or name in names
+        }
 
     def report(self, what: str) -> str:
         total = sum(sum(counter.values()) for counter in self.results.values())
         failures = sum(sum(values.values()) for values in self.failed().values())
-        return (f"{what}: {total} requests, {failures} failed {self.failed()}, "
-                f"healthy backends per sample min {min(self.samples)} of {len(self.addresses)}")
+        return (
+            f"{what}: {total} requests, {failures} failed {self.failed()}, "
+            f"healthy backends per sample min {min(self.samples)} of {len(self.addresses)}"
+        )
 
 
 def running(platform, ssh) -> dict:
@@ -90,8 +96,15 @@ def running(platform, ssh) -> dict:
 
 
 def rollback(platform, *args) -> subprocess.CompletedProcess:
-    return subprocess.run([PYINFRA, "-y", "inventory.py", "rollback.py", *args], cwd=ROOT, env=platform.env,
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [PYINFRA, "-y", "inventory.py", "rollback.py", *args],
+        cwd=ROOT,
+        env=platform.env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def test_a_release_and_a_rollback_under_load_drop_no_request(platform, run_deploy, app_repo, deployed, ssh):
@@ -102,13 +115,14 @@ def test_a_release_and_a_rollback_under_load_drop_no_request(platform, run_deplo
     sha = app_repo.push_commit("Report: a release marker", {VIEWS: views + "\n# release under load\n"})
 
     preview = run_deploy("--dry")
-    assert any("Switch to the release of main" in name for name in preview.changed.get(backends[0], [])), \
+    assert any("Switch to the release of main" in name for name in preview.changed.get(backends[0], [])), (
         preview.changed
+    )
 
     with Load({name: platform.address(name) for name in backends}) as load:
         deploy_ok(platform, run_deploy)
     print("\n" + load.report(f"deploy of {sha[:12]}"))
-    assert load.failed() == dict.fromkeys(backends, {}), load.report("deploy")
+    assert load.failed() == {name: {} for name in backends}, load.report("deploy")
     assert min(load.samples) >= len(backends) - 1
     assert set(running(platform, ssh).values()) == {sha}
 
@@ -116,7 +130,7 @@ def test_a_release_and_a_rollback_under_load_drop_no_request(platform, run_deplo
         result = rollback(platform)
     print(load.report("rollback"))
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert load.failed() == dict.fromkeys(backends, {}), load.report("rollback")
+    assert load.failed() == {name: {} for name in backends}, load.report("rollback")
     assert min(load.samples) >= len(backends) - 1
     assert running(platform, ssh) == before
 
@@ -126,8 +140,9 @@ def test_a_release_and_a_rollback_under_load_drop_no_request(platform, run_deplo
     deploy_ok(platform, run_deploy).assert_no_changes(hosts=platform.names("db") + backends)
 
 
-def test_a_release_failing_its_health_check_never_serves_and_stops_the_roll(platform, run_deploy, app_repo, deployed,
-                                                                         ssh):
+def test_a_release_failing_its_health_check_never_serves_and_stops_the_roll(
+    platform, run_deploy, app_repo, deployed, ssh
+):
     backends = platform.names("backend")
     before = running(platform, ssh)
     views = (app_repo.work / VIEWS).read_text()
@@ -142,11 +157,13 @@ def test_a_release_failing_its_health_check_never_serves_and_stops_the_roll(plat
         assert result.returncode != 0
         lines = [line for line in result.stderr.splitlines() if f"release {bad[:12]} answered" in line]
         assert lines, result.stderr[-4000:]
-        assert f"{backends[0]}: release {bad[:12]} answered 500 on /despachos/reporte/ (tried on 127.0.0.1:18080, " \
-               "beside the running release); nothing switched; the roll stopped here" in lines[0], lines[0]
+        assert (
+            f"{backends[0]}: release {bad[:12]} answered 500 on /despachos/reporte/ (tried on 127.0.0.1:18080, "
+            "beside the running release); nothing switched; the roll stopped here" in lines[0]
+        ), lines[0]
         assert running(platform, ssh) == before
         # The broken release was tried beside the running one: no client request ever reached it.
-        assert load.failed() == dict.fromkeys(backends, {}), load.report("broken")
+        assert load.failed() == {name: {} for name in backends}, load.report("broken")
         assert min(load.samples) == len(backends)
         assert ssh(backends[0], "ss -Hltn 'sport = :18080'")[1].strip() == "", "the trial gunicorn was left running"
     finally:
@@ -156,7 +173,8 @@ def test_a_release_failing_its_health_check_never_serves_and_stops_the_roll(plat
 
 
 def test_a_second_deploy_meanwhile_stops_naming_the_holder_and_unlock_clears_a_dead_ones(
-        platform, run_deploy, provision, app_repo, deployed, ssh):
+    platform, run_deploy, provision, app_repo, deployed, ssh
+):
     (db,) = platform.names("db")
     views = (app_repo.work / VIEWS).read_text()
     app_repo.push_commit("Report: a release to roll out", {VIEWS: views + "\n# rolled out while locked\n"})
@@ -177,8 +195,14 @@ def test_a_second_deploy_meanwhile_stops_naming_the_holder_and_unlock_clears_a_d
         assert first.wait(timeout=900) == 0, first.stdout.read()[-4000:]
     assert ssh(db, "test -f /var/lib/sprint2-deploy/lock")[0] != 0, "the finished deploy left its lock"
     # A run that died holding it: unlock says whose it was and removes it.
-    assert ssh(db, "mkdir -p /var/lib/sprint2-deploy && echo 'ghost@gone (pid 9, run dead) deploying main "
-                   "since then' > /var/lib/sprint2-deploy/lock")[0] == 0
+    assert (
+        ssh(
+            db,
+            "mkdir -p /var/lib/sprint2-deploy && echo 'ghost@gone (pid 9, run dead) deploying main "
+            "since then' > /var/lib/sprint2-deploy/lock",
+        )[0]
+        == 0
+    )
     blocked = run_deploy()
     assert blocked.returncode != 0 and "ghost@gone" in blocked.stderr
     released = provision("unlock")
@@ -195,9 +219,15 @@ def test_a_deploy_killed_during_migrate_is_finished_by_the_next_one(platform, ru
     backends = platform.names("backend")
     before = running(platform, ssh)
     models = (app_repo.work / "pedidos" / "models.py").read_text()
-    sha = app_repo.push_commit("Pedido: prioridad", {"pedidos/models.py": models.replace(
-        "    cantidad = models.PositiveIntegerField()\n",
-        "    cantidad = models.PositiveIntegerField()\n    prioridad = models.IntegerField(default=0)\n")})
+    sha = app_repo.push_commit(
+        "Pedido: prioridad",
+        {
+            "pedidos/models.py": models.replace(
+                "    cantidad = models.PositiveIntegerField()\n",
+                "    cantidad = models.PositiveIntegerField()\n    prioridad = models.IntegerField(default=0)\n",
+            )
+        },
+    )
     with TableLock(platform, ssh, "django_migrations") as lock:
         deploy = platform.start_deploy()
         try:
@@ -213,7 +243,8 @@ def test_a_deploy_killed_during_migrate_is_finished_by_the_next_one(platform, ru
 
 
 def test_without_backend_a_a_model_change_migrates_from_the_history_kept_in_the_database(
-        platform, run_deploy, rewrite_config, app_repo, deployed, ssh):
+    platform, run_deploy, rewrite_config, app_repo, deployed, ssh
+):
     """Scale-in removing the setup backend: the next first backend restores the generated migration
     history from the database, so only the new migration is made and applied."""
     backends = platform.names("backend")
@@ -221,14 +252,24 @@ def test_without_backend_a_a_model_change_migrates_from_the_history_kept_in_the_
     try:
         assert rewrite_config(backends=["b"]).returncode == 0
         models = (app_repo.work / "pedidos" / "models.py").read_text()
-        sha = app_repo.push_commit("Pedido: canal", {"pedidos/models.py": models.replace(
-            "    cantidad = models.PositiveIntegerField()\n",
-            "    cantidad = models.PositiveIntegerField()\n    canal = models.CharField(max_length=10, default='web')\n")})
+        sha = app_repo.push_commit(
+            "Pedido: canal",
+            {
+                "pedidos/models.py": models.replace(
+                    "    cantidad = models.PositiveIntegerField()\n",
+                    "    cantidad = models.PositiveIntegerField()\n"
+                    "    canal = models.CharField(max_length=10, default='web')\n",
+                )
+            },
+        )
         deploy_ok(platform, run_deploy)
         (only,) = platform.names("backend")
         assert only == backends[1] and ssh(only, RUNNING)[1].strip() == sha
-        columns = ssh(db, "cd / && runuser -u postgres -- psql -XtA -d dispatch_db -c \"SELECT column_name FROM "
-                          "information_schema.columns WHERE table_name = 'pedidos_pedido'\"")[1].split()
+        columns = ssh(
+            db,
+            'cd / && runuser -u postgres -- psql -XtA -d dispatch_db -c "SELECT column_name FROM '
+            "information_schema.columns WHERE table_name = 'pedidos_pedido'\"",
+        )[1].split()
         assert "canal" in columns
     finally:
         assert rewrite_config().returncode == 0

@@ -18,7 +18,8 @@ from urllib.parse import parse_qs
 
 import pytest
 
-_SCRATCH = Path(tempfile.mkdtemp(prefix="moto-"))
+_SCRATCH_DIR = tempfile.TemporaryDirectory(prefix="moto-")  # removed when the test run ends
+_SCRATCH = Path(_SCRATCH_DIR.name)
 CANONICAL = "099720109477"
 NEWEST_NOBLE = "ami-0aa0000000000000a"
 
