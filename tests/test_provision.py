@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 from stack.settings import PROJECT_ROOT
-from stack.state import new_state, save_state
+from stack.state import Host, State, save_state
 
 
 def run(tmp_path, *args):
@@ -16,9 +16,7 @@ def run(tmp_path, *args):
 
 def test_another_provider_than_the_recorded_one_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("DEPLOY_HOME", str(tmp_path / "home"))
-    state = new_state("local", "des")
-    state["hosts"] = {"des-db": {"role": "db", "private_ip": "10.77.0.10", "public_ip": "10.77.0.10", "ssh_user": "root"}}
-    save_state(state)
+    save_state(State("local", "des", hosts={"des-db": Host("db", "10.77.0.10", "10.77.0.10", "root")}))
     result = run(tmp_path, "--provider", "aws", "--dry")
     assert result.returncode == 1
     assert result.stderr.strip() == (

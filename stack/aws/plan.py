@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 
 from stack.aws.rules import Rule, desired_rules, group_names
+from stack.provider import plan_summary
 from stack.settings import Settings, host_names
 
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
@@ -191,7 +192,7 @@ def plan_destroy(settings: Settings, actual: Actual, only: tuple[str, ...] = ())
 
 def summary(actions: list[Action]) -> str:
     counts = {op: sum(1 for action in actions if action.op == op) for op in "+~-"}
-    return f"Plan: {counts['+']} to add, {counts['~']} to change, {counts['-']} to destroy."
+    return plan_summary({"to add": counts["+"], "to change": counts["~"], "to destroy": counts["-"]})
 
 
 def render(actions: list[Action]) -> str:
