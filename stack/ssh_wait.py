@@ -18,7 +18,7 @@ def wait_for_ssh(addresses: dict[str, str], answers: Callable[[str], bool], prog
     while True:
         for name, address in list(pending.items()):
             if alive(name) and answers(name):
-                progress(f"  {name} answers SSH ({address}) after {time.monotonic() - started:.0f} s")
+                progress(f"  {name} ({address}) answers SSH after {time.monotonic() - started:.0f} s")
                 del pending[name]
         if not pending:
             return

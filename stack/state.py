@@ -74,8 +74,8 @@ class Host(_ReadByKey):
     (AWS: instance_id, instance_type, zone, state; local: "local": {pid, dir, root, ...})."""
 
     role: str  # one of ROLES
-    private_ip: str | None
-    public_ip: str | None
+    private_ip: str
+    public_ip: str | None  # None while an EC2 instance is stopped
     ssh_user: str
     key: str | None = None  # a backend's key ("a" for des-backend-a)
     ssh_key: str | None = None  # the private key's path; None: the operator's own ssh setup
@@ -117,7 +117,8 @@ class State(_ReadByKey):
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> "State":
         known = {"version", "provider", "prefix", "region", "hosts", "aws", "local"}
-        return cls(provider=raw.get("provider"), prefix=raw.get("prefix"), region=raw.get("region"),
+        # Only hand-written files lack provider or prefix (provision.py always writes both).
+        return cls(provider=raw.get("provider") or "", prefix=raw.get("prefix") or "", region=raw.get("region"),
                    hosts={name: Host.from_json(host) for name, host in raw["hosts"].items()},
                    aws=raw.get("aws"), local=raw.get("local"), version=raw["version"],
                    extra={key: value for key, value in raw.items() if key not in known})

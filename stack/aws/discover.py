@@ -42,7 +42,8 @@ def discover(aws, settings: Settings, alerts: bool = True) -> Actual:
 def aws_host(settings: Settings, instance: Instance, role: str, key: str | None) -> Host:
     """One instance as the state file (and so inventory.py) records it."""
     ssh_key = private_key_path(settings)
-    return Host(role=role, key=key, private_ip=instance.private_ip, public_ip=instance.public_ip,
+    # EC2 gives every instance its private address at launch: only a terminated one has none.
+    return Host(role=role, key=key, private_ip=instance.private_ip or "", public_ip=instance.public_ip,
                 ssh_user=settings.ssh_user, ssh_key=str(ssh_key) if ssh_key else None, ssh_port=22,
                 extra={"instance_id": instance.id, "instance_type": instance.instance_type, "zone": instance.zone,
                        "state": instance.state})

@@ -5,6 +5,7 @@
 """
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from stack.aws.rules import Rule, desired_rules, group_names
@@ -87,7 +88,7 @@ def instance_type_of(settings: Settings, role: str) -> str:
     return settings.kong_instance_type if role == "kong" else settings.instance_type
 
 
-def desired_alarms(settings: Settings, region: str, topic_arn: str, ids: dict[str, str | None]) -> dict[str, Alarm]:
+def desired_alarms(settings: Settings, region: str, topic_arn: str, ids: Mapping[str, str | None]) -> dict[str, Alarm]:
     """Alarm name -> Alarm for each host: status checks mail the manager; system checks also recover."""
     alarms = {}
     for name, (role, _key) in host_names(settings).items():

@@ -131,14 +131,18 @@ class Run:
         progress(f"  created SNS topic {action.name}")
 
     def _create_sns_subscription(self, action: Action) -> None:
-        alerts.subscribe(self.aws.sns, self.actual.topic_arn, action.name)
+        alerts.subscribe(self.aws.sns, self._topic_arn(), action.name)
         progress(f"  subscribed {action.name}: AWS sends a confirmation link to that address")
 
     def _create_alarm(self, action: Action) -> None:
         ids = {name: instance.id for name, instance in self.actual.instances.items()}
-        alarm = desired_alarms(self.settings, self.aws.region, self.actual.topic_arn, ids)[action.name]
+        alarm = desired_alarms(self.settings, self.aws.region, self._topic_arn(), ids)[action.name]
         alerts.put_alarm(self.aws.cloudwatch, self.prefix, action.name, alarm)
         progress(f"  {'created' if action.op == '+' else 'updated'} alarm {action.name}")
+
+    def _topic_arn(self) -> str:
+        assert self.actual.topic_arn, "the plan creates the topic before the subscription and alarms"
+        return self.actual.topic_arn
 
     # "~" ------------------------------------------------------------------------------------------
     def _change_instance(self, action: Action) -> None:

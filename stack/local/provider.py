@@ -79,6 +79,11 @@ def _machine(host: Host) -> dict:
     return host.extra.setdefault("local", {})
 
 
+def _key_of(host: Host) -> str:
+    assert host.ssh_key, "every local host records the project key it was made with"
+    return host.ssh_key
+
+
 def _running(state: State) -> set[str]:
     return {name for name, host in state.hosts.items() if machines.is_running(name, _machine(host).get("pid"))}
 
@@ -91,7 +96,7 @@ def _silent(state: State, running: set[str]) -> set[str]:
 
     def answers_ssh(name: str) -> bool:
         host = state.hosts[name]
-        return machines.ssh_answers(host.private_ip, host.ssh_key, known_hosts)
+        return machines.ssh_answers(host.private_ip, _key_of(host), known_hosts)
 
     names = sorted(running)
     with ThreadPoolExecutor(max_workers=len(names)) as pool:
@@ -247,7 +252,7 @@ def _backup(state: State, settings: Settings, path: str, if_failed: str = "nothi
         raise UserError(f"{label}: no database host is recorded: run python provision.py --provider local first")
     name, host = db[0]
     target = check_backup_path(path, label)
-    command = ["ssh", "-i", host.ssh_key, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+    command = ["ssh", "-i", _key_of(host), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
                "-o", f"UserKnownHostsFile={known_hosts_file()}", "-o", "ConnectTimeout=10", f"root@{host.private_ip}",
                f"runuser -u postgres -- pg_dump --format=custom {settings.db_name}"]
     pull_dump(command, target, name, settings.db_name, lambda line: print(line, flush=True), if_failed, label)
