@@ -13,25 +13,23 @@ Add --provider local to run the hosts on this Linux machine instead of AWS.
 """
 
 import argparse
-import importlib
 import sys
 
 from stack.errors import UserError, exit_with
 from stack.options import Options
+from stack.provider import PROVIDERS, chosen_provider_name, provider_named
 from stack.settings import load_settings
-from stack.state import load_state
 
 COMMANDS = ("apply", "plan", "destroy", "outputs", "backup", "unlock", "status", "ssh", "logs", "manage", "psql")
 # Their own arguments (a host, a remote command, psql's options) follow them untouched.
 OPERATE_COMMANDS = ("status", "ssh", "logs", "manage", "psql")
-PROVIDERS = ("aws", "local")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="provision.py", description=__doc__.splitlines()[0])
     parser.add_argument("command", nargs="?", default="apply", choices=COMMANDS)
     parser.add_argument("path", nargs="?", help="backup: the new file (default .deploy/backups/<db>-<UTC time>.dump)")
-    parser.add_argument("--provider", choices=PROVIDERS,
+    parser.add_argument("--provider", choices=tuple(PROVIDERS),
                         help="where the hosts run (default: the provider in the state, else aws)")
     parser.add_argument("--dry", action="store_true", help="print the plan; make no change")
     parser.add_argument("--yes", "-y", action="store_true", help="approve destructive changes without asking")
@@ -46,17 +44,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.path and args.command != "backup":
         parser.error(f"unexpected argument {args.path!r}: only backup takes a PATH")
     return args
-
-
-def choose_provider(asked: str | None) -> str:
-    state = load_state()
-    recorded = state.get("provider") if state else None
-    if asked and recorded and asked != recorded:
-        raise UserError(
-            f"the state records {recorded} hosts; run python provision.py --provider {recorded} destroy "
-            f"first, or set DEPLOY_HOME to another folder"
-        )
-    return asked or recorded or "aws"
 
 
 def split_operate(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -78,21 +65,23 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         if operate:
             from stack.operate.cli import main as operate_main
-            choose_provider(args.provider)  # a --provider that contradicts the state is refused
+            chosen_provider_name(args.provider)  # a --provider that contradicts the state is refused
             return operate_main(operate[0], operate[1:], settings)
-        if args.command == "outputs":
-            from stack.outputs import print_outputs
-            return print_outputs(settings)
         if args.command == "unlock":
             from stack.deploy_lock import unlock
             return unlock()
-        provider = importlib.import_module(f"stack.{choose_provider(args.provider)}.provider")
-        options = Options(dry=args.dry or args.command == "plan", yes=args.yes, wait=not args.no_wait,
-                          only=tuple(args.only), backup=args.backup)
+        provider = provider_named(chosen_provider_name(args.provider))
+        options = Options(dry=args.dry, yes=args.yes, wait=not args.no_wait, only=tuple(args.only),
+                          backup=args.backup)
+        if args.command == "outputs":
+            return provider.outputs(settings)
         if args.command == "backup":
-            return provider.backup(settings, args.path) or 0
-        command = "destroy" if args.command == "destroy" else "apply"
-        return getattr(provider, command)(settings, options) or 0
+            return provider.backup(settings, args.path)
+        if args.command == "plan":
+            return provider.plan(settings, options)
+        if args.command == "destroy":
+            return provider.destroy(settings, options)
+        return provider.apply(settings, options)
     except UserError as error:
         exit_with(error)
     except KeyboardInterrupt:

@@ -26,11 +26,12 @@ def check_backup_path(path: str, label: str = "--backup") -> Path:
     return target
 
 
-def pull_dump(command: list[str], target: Path, host_name: str, progress, if_failed: str = "",
+def pull_dump(command: list[str], target: Path, host_name: str, db_name: str, progress, if_failed: str = "",
               label: str = "--backup") -> None:
     """Run `command` (ssh ... pg_dump) with its output going into `target`, created 0600 and exclusively.
     `if_failed`: what the caller did not do, added to a failure's line ("nothing was terminated")."""
     tail = f"; {if_failed}" if if_failed else ""
+    progress(f"  pulling pg_dump of {db_name} from {host_name} to {target}")
     try:
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -47,3 +48,7 @@ def pull_dump(command: list[str], target: Path, host_name: str, progress, if_fai
         reason = (result.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
         raise UserError(f"backup of {host_name} failed ({reason}){tail}")
     progress(f"  saved {target} ({target.stat().st_size} bytes)")
+
+
+def restore_hint(target: str) -> str:
+    return f"restore into an empty database: pg_restore --no-owner --dbname=<empty database> {target}"

@@ -1,28 +1,27 @@
-"""Terraform-style outputs, printed from the state: python provision.py outputs."""
+"""Terraform-style outputs, rendered from the state (printed by apply and `provision.py outputs`)."""
 
 import shlex
 
-from stack.errors import UserError
 from stack.settings import Settings
-from stack.state import known_hosts_file, load_state
+from stack.state import Host, State, known_hosts_file
 
 
-def tunnel_command(host: dict, address: str, port: int) -> str:
+def tunnel_command(host: Host, address: str, port: int) -> str:
     """ssh -L to Kong's admin API, checking the host's key against the project's known_hosts only."""
-    identity = ["-i", host["ssh_key"]] if host.get("ssh_key") else []
+    identity = ["-i", host.ssh_key] if host.ssh_key else []
     return shlex.join(["ssh", *identity, "-o", f"UserKnownHostsFile={known_hosts_file()}",
                        "-o", "StrictHostKeyChecking=yes", "-L", f"{port}:127.0.0.1:{port}",
-                       f"{host['ssh_user']}@{address}"])
+                       f"{host.ssh_user}@{address}"])
 
 
-def render_outputs(state: dict, settings: Settings) -> str:
+def render_outputs(state: State, settings: Settings) -> str:
     lines = ["Outputs:", ""]
-    width = max(len(name) for name in state["hosts"])
-    for name, host in sorted(state["hosts"].items()):
-        lines.append(f"  {name:<{width}}  private {host['private_ip']:<15}  public {host.get('public_ip') or '-'}")
-    kong = [host for host in state["hosts"].values() if host["role"] == "kong"]
+    width = max(len(name) for name in state.hosts)
+    for name, host in sorted(state.hosts.items()):
+        lines.append(f"  {name:<{width}}  private {host.private_ip:<15}  public {host.public_ip or '-'}")
+    kong = [host for host in state.hosts.values() if host.role == "kong"]
     if kong:
-        address = kong[0].get("public_ip") or kong[0]["private_ip"]
+        address = kong[0].public_ip or kong[0].private_ip
         gateway = settings.gateway
         lines += [
             "",
@@ -32,11 +31,3 @@ def render_outputs(state: dict, settings: Settings) -> str:
             "  gateway_status = python provision.py status",
         ]
     return "\n".join(lines)
-
-
-def print_outputs(settings: Settings) -> int:
-    state = load_state()
-    if not state or not state.get("hosts"):
-        raise UserError("no hosts recorded yet: run python provision.py first")
-    print(render_outputs(state, settings))
-    return 0

@@ -5,7 +5,7 @@ Everything the project keeps on the operator's machine sits in one git-ignored f
   state.json    what provision.py created; inventory.py reads it
   secrets.yml   generated passwords and keys (mode 0600)
   ssh/          the project's SSH key pair and known_hosts
-State shape (version 1):
+State shape (version 1), as the records State and Host below:
   {"version": 1, "provider": "local" | "aws", "prefix": "des", "region": "us-east-1",
    "hosts": {"des-db": {"role": "db", "key": null, "private_ip": "...", "public_ip": "...",
                         "ssh_user": "...", "ssh_key": "/abs/path", "ssh_port": 22, ...provider extras}},
@@ -14,6 +14,7 @@ State shape (version 1):
 
 import json
 import os
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,81 @@ def private_dir(*parts: str) -> Path:
     return path
 
 
-def load_state() -> dict[str, Any] | None:
+class _ReadByKey:
+    """Read access by the JSON's key names, for the readers that still index the state like the
+    JSON it is stored as (stack/operate, stack/deploy_lock): `state.get("hosts")`, `host["role"]`."""
+
+    extra: dict[str, Any]
+
+    def __getitem__(self, key: str) -> Any:
+        if key != "extra" and key in {item.name for item in fields(self)}:  # type: ignore[arg-type]
+            return getattr(self, key)
+        return self.extra[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+
+@dataclass
+class Host(_ReadByKey):
+    """One recorded host: how to reach it and what it is. `extra` holds what its provider adds
+    (AWS: instance_id, instance_type, zone, state; local: "local": {pid, dir, root, ...})."""
+
+    role: str  # one of ROLES
+    private_ip: str
+    public_ip: str | None  # None while an EC2 instance is stopped
+    ssh_user: str
+    key: str | None = None  # a backend's key ("a" for des-backend-a)
+    ssh_key: str | None = None  # the private key's path; None: the operator's own ssh setup
+    ssh_port: int = 22
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"role": self.role, "key": self.key, "private_ip": self.private_ip, "public_ip": self.public_ip,
+                "ssh_user": self.ssh_user, "ssh_key": self.ssh_key, "ssh_port": self.ssh_port, **self.extra}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> "Host":
+        common = {item.name for item in fields(cls)} - {"extra"}
+        return cls(**{key: raw[key] for key in common if key in raw},
+                   extra={key: value for key, value in raw.items() if key not in common})
+
+
+@dataclass
+class State(_ReadByKey):
+    """What provision.py created. `aws` and `local` are the provider-owned sections."""
+
+    provider: str  # "aws" | "local"
+    prefix: str
+    region: str | None = None
+    hosts: dict[str, Host] = field(default_factory=dict)
+    aws: dict[str, Any] | None = None
+    local: dict[str, Any] | None = None
+    version: int = STATE_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = {"version": self.version, "provider": self.provider, "prefix": self.prefix, "region": self.region,
+                "hosts": {name: host.to_json() for name, host in self.hosts.items()}, **self.extra}
+        for section in ("aws", "local"):
+            if getattr(self, section) is not None:
+                data[section] = getattr(self, section)
+        return data
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> "State":
+        known = {"version", "provider", "prefix", "region", "hosts", "aws", "local"}
+        # Only hand-written files lack provider or prefix (provision.py always writes both).
+        return cls(provider=raw.get("provider") or "", prefix=raw.get("prefix") or "", region=raw.get("region"),
+                   hosts={name: Host.from_json(host) for name, host in raw["hosts"].items()},
+                   aws=raw.get("aws"), local=raw.get("local"), version=raw["version"],
+                   extra={key: value for key, value in raw.items() if key not in known})
+
+
+def load_state() -> State | None:
     """The recorded state, or None when nothing was provisioned yet."""
     path = state_path()
     if not path.exists():
@@ -71,21 +146,17 @@ def load_state() -> dict[str, Any] | None:
                 key in host for key in ("private_ip", "public_ip", "ssh_user")):
             raise UserError(f"{path}: host {name!r} lacks role ({'/'.join(ROLES)}), private_ip, public_ip "
                             f"or ssh_user; restore it or re-run provision.py")
-    return state
+    return State.from_json(state)
 
 
-def new_state(provider: str, prefix: str, region: str | None = None) -> dict[str, Any]:
-    return {"version": STATE_VERSION, "provider": provider, "prefix": prefix, "region": region, "hosts": {}}
-
-
-def save_state(state: dict[str, Any]) -> None:
+def save_state(state: State) -> None:
     """Write atomically (a crash never leaves half a file), readable by the owner only."""
     private_dir()
     path = state_path()
     temporary = path.with_suffix(".tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        json.dump(state, handle, indent=2, sort_keys=True)
+        json.dump(state.to_json(), handle, indent=2, sort_keys=True)
         handle.write("\n")
     os.replace(temporary, path)
 

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 from stack.settings import PROJECT_ROOT
-from stack.state import new_state, save_state
+from stack.state import Host, State, save_state
 
 
 def run(tmp_path, *args):
@@ -21,11 +21,7 @@ def run(tmp_path, *args):
 
 def test_another_provider_than_the_recorded_one_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("DEPLOY_HOME", str(tmp_path / "home"))
-    state = new_state("local", "des")
-    state["hosts"] = {
-        "des-db": {"role": "db", "private_ip": "10.77.0.10", "public_ip": "10.77.0.10", "ssh_user": "root"}
-    }
-    save_state(state)
+    save_state(State("local", "des", hosts={"des-db": Host("db", "10.77.0.10", "10.77.0.10", "root")}))
     result = run(tmp_path, "--provider", "aws", "--dry")
     assert result.returncode == 1
     assert result.stderr.strip() == (
@@ -50,3 +46,35 @@ def test_only_with_plan_is_refused_rather_than_ignored(tmp_path):
     result = run(tmp_path, "plan", "--only", "des-db")
     assert result.returncode == 2
     assert "--only and --backup go with destroy; apply and plan always cover every host" in result.stderr
+
+
+def test_every_registered_provider_implements_the_contract():
+    from stack.provider import PROVIDERS, Provider, provider_named
+
+    assert sorted(PROVIDERS) == ["aws", "local"]
+    for name in PROVIDERS:
+        provider = provider_named(name)
+        assert isinstance(provider, Provider) and provider.name == name
+
+
+def test_outputs_of_local_hosts_never_import_boto3(tmp_path, monkeypatch):
+    # boto3 and botocore cost about a second: only commands that call AWS may pay it.
+    monkeypatch.setenv("DEPLOY_HOME", str(tmp_path / "home"))
+    save_state(State("local", "des", hosts={"des-db": Host("db", "10.77.0.10", "10.77.0.10", "root")}))
+    env = {"DEPLOY_HOME": str(tmp_path / "home"), "DEPLOY_CONFIG": str(tmp_path / "config.yml"), "PATH": "/usr/bin:/bin"}
+    (tmp_path / "config.yml").write_text("project_prefix: des\n")
+    result = subprocess.run([sys.executable, "-X", "importtime", "provision.py", "outputs"], cwd=PROJECT_ROOT,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "des-db  private 10.77.0.10" in result.stdout
+    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time")]
+    assert "stack.provider" in imported
+    assert not [name for name in imported if name.startswith(("boto", "stack.aws.clients"))]
+
+
+def test_outputs_for_another_provider_than_the_recorded_one_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEPLOY_HOME", str(tmp_path / "home"))
+    save_state(State("local", "des", hosts={"des-db": Host("db", "10.77.0.10", "10.77.0.10", "root")}))
+    result = run(tmp_path, "--provider", "aws", "outputs")
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith("error: the state records local hosts;")

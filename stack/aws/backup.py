@@ -1,18 +1,39 @@
 """`backup [PATH]` and `destroy --backup PATH`: pull a pg_dump of the database over SSH (before its
 host is terminated)."""
 
+from stack.aws import instances
+from stack.aws.errors import aws_errors
 from stack.aws.keys import private_key_path
 from stack.aws.plan import Instance
-from stack.dump import check_backup_path, pull_dump
+from stack.aws.run import connect, progress
+from stack.dump import check_backup_path, default_backup_path, pull_dump, restore_hint
 from stack.errors import UserError
+from stack.provider import check_recorded_project
 from stack.settings import Settings
-from stack.state import private_dir
+from stack.state import known_hosts_file, load_state, private_dir
+
+
+def backup(settings: Settings, path: str | None) -> int:
+    """`provision.py backup [PATH]`: a fresh pg_dump of the database host, read-only on AWS."""
+    with aws_errors():
+        check_recorded_project(load_state(), settings)
+        aws = connect(settings)
+        found, _ = instances.find_instances(aws.ec2, settings.project_prefix)
+        database = found.get(f"{settings.project_prefix}-db")
+        if database is None or database.state in ("terminated", "shutting-down"):
+            raise UserError(f"no database host {settings.project_prefix}-db in this account and region: "
+                            "run python provision.py first")
+        target = path or str(default_backup_path(settings.db_name))
+        pull_backup(settings, database, target, progress, if_failed="", label="backup")
+        progress(restore_hint(target))
+    return 0
 
 
 def ssh_command(settings: Settings, address: str) -> list[str]:
     key = private_key_path(settings)
+    private_dir("ssh")  # ssh records the host's key there on first contact
     command = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new",
-               "-o", f"UserKnownHostsFile={private_dir('ssh') / 'known_hosts'}", "-o", "ConnectTimeout=15"]
+               "-o", f"UserKnownHostsFile={known_hosts_file()}", "-o", "ConnectTimeout=15"]
     if key:
         command += ["-i", str(key)]
     # Custom format: compressed, and pg_restore can pick single tables out of it.
@@ -26,5 +47,5 @@ def pull_backup(settings: Settings, database: Instance, path: str, progress,
     if not database.public_ip:
         raise UserError(f"{database.name} has no public address (stopped?): start it with python provision.py"
                         + (", or destroy without --backup" if if_failed else ""))
-    progress(f"  pulling pg_dump of {settings.db_name} from {database.name} to {target}")
-    pull_dump(ssh_command(settings, database.public_ip), target, database.name, progress, if_failed, label)
+    pull_dump(ssh_command(settings, database.public_ip), target, database.name, settings.db_name, progress,
+              if_failed, label)

@@ -5,9 +5,6 @@ Retries use botocore's "standard" mode: throttling and transient errors are retr
 no network from hanging for minutes.
 """
 
-import os
-from pathlib import Path
-
 import boto3
 import botocore.loaders
 import botocore.session
@@ -46,16 +43,6 @@ def check_region(region: str, where: boto3.session.Session) -> None:
             f"{', '.join(sorted(r for r in known if r.startswith(('us-', 'eu-'))))}, ... "
             f"(Learner Lab: us-east-1 or us-west-2)"
         )
-
-
-def credentials_configured() -> bool:
-    """Whether this machine names AWS credentials (variables or ~/.aws files), without asking
-    anything on the network (botocore's own search ends at the EC2 metadata address)."""
-    if os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"):
-        return True
-    files = (os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
-             os.environ.get("AWS_CONFIG_FILE", "~/.aws/config"))
-    return any(Path(name).expanduser().exists() for name in files)
 
 
 class Clients:

@@ -3,7 +3,8 @@
 from botocore.exceptions import ClientError
 
 from stack.aws.alerts import find_alarms, find_subscriptions, find_topic
-from stack.aws.clients import QUICK, Clients, credentials_configured
+from stack.aws.clients import QUICK, Clients
+from stack.aws.credentials import credentials_configured
 from stack.aws.errors import aws_errors
 from stack.aws.groups import actual_rules, find_groups
 from stack.aws.instances import find_instances
@@ -12,7 +13,7 @@ from stack.aws.network import default_vpc
 from stack.aws.plan import Actual, Instance, key_pair_name, topic_name
 from stack.errors import UserError
 from stack.settings import Settings
-from stack.state import new_state
+from stack.state import ROLES, Host, State
 
 DENIED = ("AccessDenied", "AccessDeniedException", "AuthorizationError", "UnauthorizedOperation")
 
@@ -38,19 +39,18 @@ def discover(aws, settings: Settings, alerts: bool = True) -> Actual:
     return actual
 
 
-def host_record(settings: Settings, instance: Instance, role: str, key: str | None) -> dict:
-    """One host as the state file (and so inventory.py) holds it."""
+def aws_host(settings: Settings, instance: Instance, role: str, key: str | None) -> Host:
+    """One instance as the state file (and so inventory.py) records it."""
     ssh_key = private_key_path(settings)
-    return {
-        "role": role, "key": key, "private_ip": instance.private_ip, "public_ip": instance.public_ip,
-        "ssh_user": settings.ssh_user, "ssh_key": str(ssh_key) if ssh_key else None, "ssh_port": 22,
-        "instance_id": instance.id, "instance_type": instance.instance_type, "zone": instance.zone,
-        "state": instance.state,
-    }
+    # EC2 gives every instance its private address at launch: only a terminated one has none.
+    return Host(role=role, key=key, private_ip=instance.private_ip or "", public_ip=instance.public_ip,
+                ssh_user=settings.ssh_user, ssh_key=str(ssh_key) if ssh_key else None, ssh_port=22,
+                extra={"instance_id": instance.id, "instance_type": instance.instance_type, "zone": instance.zone,
+                       "state": instance.state})
 
 
-def state_from_tags(settings: Settings) -> dict | None:
-    """A state rebuilt from EC2 tags alone, for inventory.py when state.json is missing.
+def state_from_tags(settings: Settings) -> State | None:
+    """A state rebuilt from EC2 tags alone, for `provision.py outputs` when state.json is missing.
 
     None when there are no AWS credentials here or no tagged hosts; an AWS failure is a UserError.
     """
@@ -65,11 +65,11 @@ def state_from_tags(settings: Settings) -> dict | None:
                         "run python provision.py first") from None
 
 
-def _state_from_tags(aws, settings: Settings) -> dict | None:
-    state = new_state("aws", settings.project_prefix, aws.region)
+def _state_from_tags(aws, settings: Settings) -> State | None:
+    state = State("aws", settings.project_prefix, aws.region)
     instances, _duplicates = find_instances(aws.ec2, settings.project_prefix)
     for name, instance in sorted(instances.items()):
-        if instance.role in ("db", "backend", "kong"):
-            state["hosts"][name] = host_record(settings, instance, instance.role, instance.key)
-    state["aws"] = {"region": aws.region, "key_name": key_pair_name(settings), "rebuilt_from_tags": True}
-    return state if state["hosts"] else None
+        if instance.role in ROLES:
+            state.hosts[name] = aws_host(settings, instance, instance.role, instance.key)
+    state.aws = {"region": aws.region, "key_name": key_pair_name(settings), "rebuilt_from_tags": True}
+    return state if state.hosts else None

@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 from stack.aws.plan import LIVE_STATES, Instance
 from stack.aws.tags import project_filters, tag_map, tag_specs
 from stack.errors import UserError
+from stack import ssh_wait
 
 POLL_SECONDS = 5
 
@@ -88,21 +89,11 @@ def wait_for_states(ec2, ids: list[str], wanted: str, progress, timeout: float =
 
 def wait_for_ssh(hosts: dict[str, tuple[str, int]], progress, timeout: float = 600) -> None:
     """Wait until each (address, port) answers with an SSH banner (cloud-init starts sshd late)."""
-    deadline = time.monotonic() + timeout
-    pending = dict(hosts)
-    while pending:
-        for name, (address, port) in list(pending.items()):
-            if _ssh_answers(address, port):
-                progress(f"  {name} answers on SSH ({address})")
-                del pending[name]
-        if not pending:
-            return
-        if time.monotonic() > deadline:
-            raise UserError(f"{', '.join(sorted(pending))} did not answer on SSH in {int(timeout)} s: "
-                            "check that admin_cidr matches your address (curl -s https://checkip.amazonaws.com), "
-                            "then re-run")
-        progress(f"  waiting for SSH: {', '.join(sorted(pending))}")
-        time.sleep(POLL_SECONDS)
+    ssh_wait.wait_for_ssh(
+        {name: address for name, (address, _port) in hosts.items()}, lambda name: _ssh_answers(*hosts[name]),
+        progress, timeout=timeout, poll=POLL_SECONDS, report_every=POLL_SECONDS,
+        hint=lambda names: "check that admin_cidr matches your address (curl -s https://checkip.amazonaws.com), "
+                           "then re-run")
 
 
 def _ssh_answers(address: str, port: int) -> bool:

@@ -5,9 +5,11 @@
 """
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from stack.aws.rules import Rule, desired_rules, group_names
+from stack.provider import plan_summary
 from stack.settings import Settings, host_names
 
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
@@ -86,7 +88,7 @@ def instance_type_of(settings: Settings, role: str) -> str:
     return settings.kong_instance_type if role == "kong" else settings.instance_type
 
 
-def desired_alarms(settings: Settings, region: str, topic_arn: str, ids: dict[str, str | None]) -> dict[str, Alarm]:
+def desired_alarms(settings: Settings, region: str, topic_arn: str, ids: Mapping[str, str | None]) -> dict[str, Alarm]:
     """Alarm name -> Alarm for each host: status checks mail the manager; system checks also recover."""
     alarms = {}
     for name, (role, _key) in host_names(settings).items():
@@ -191,7 +193,7 @@ def plan_destroy(settings: Settings, actual: Actual, only: tuple[str, ...] = ())
 
 def summary(actions: list[Action]) -> str:
     counts = {op: sum(1 for action in actions if action.op == op) for op in "+~-"}
-    return f"Plan: {counts['+']} to add, {counts['~']} to change, {counts['-']} to destroy."
+    return plan_summary({"to add": counts["+"], "to change": counts["~"], "to destroy": counts["-"]})
 
 
 def render(actions: list[Action]) -> str:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from stack.errors import UserError
+from stack import ssh_wait
 
 MACHINES = Path("/var/lib/sprint2-stack/machines")
 SUPERVISOR = Path(__file__).with_name("supervise.py")
@@ -332,36 +333,25 @@ def read_inotify_limit() -> int | None:
 
 def wait_for_ssh(addresses: dict[str, str], key: str, known_hosts: str, pids: dict[str, int],
                  timeout: float = 180, restart: Callable[[str], int] | None = None, retries: int = 2) -> None:
-    """Block until every host answers SSH, printing a line as each does and every 10 s.
+    """Block until every host answers SSH (a real login with the project's key).
     A host whose systemd-nspawn exits meanwhile is started again through `restart` (at most
     `retries` times: an nspawn booted beside the Docker-capable Kong host, which shares this
     machine's cgroup tree, was once seen to die at once), then fails with its console's last line."""
-    started = time.monotonic()
-    waiting = dict(addresses)
     restarts = {name: 0 for name in addresses}
-    last_report = started
-    print(f"waiting for {', '.join(waiting)} to answer SSH...", flush=True)
-    while waiting:
-        for name, address in list(waiting.items()):
-            if not is_running(name, pids[name]):
-                cause = console_cause(name)
-                if restart and restarts[name] < retries:
-                    restarts[name] += 1
-                    print(f"  {name} stopped while booting ({cause}); starting it again", flush=True)
-                    pids[name] = restart(name)
-                    continue
-                raise UserError(f"{name} stopped while booting: {cause}{inotify_hint(cause)} "
-                                f"(see {machine_dir(name)}/console.log)")
-            if ssh_answers(address, key, known_hosts):
-                print(f"  {name} ({address}) answers SSH after {time.monotonic() - started:.0f} s", flush=True)
-                del waiting[name]
-        now = time.monotonic()
-        if waiting and now - started > timeout:
-            names = ", ".join(waiting)
-            raise UserError(f"{names} did not answer SSH within {timeout:.0f} s; see "
-                            f"{machine_dir(next(iter(waiting)))}/console.log")
-        if waiting and now - last_report >= 10:
-            print(f"  still waiting for {', '.join(waiting)} ({now - started:.0f} s)", flush=True)
-            last_report = now
-        if waiting:
-            time.sleep(0.5)
+
+    def alive(name: str) -> bool:
+        if is_running(name, pids[name]):
+            return True
+        cause = console_cause(name)
+        if restart and restarts[name] < retries:
+            restarts[name] += 1
+            print(f"  {name} stopped while booting ({cause}); starting it again", flush=True)
+            pids[name] = restart(name)
+            return False
+        raise UserError(f"{name} stopped while booting: {cause}{inotify_hint(cause)} "
+                        f"(see {machine_dir(name)}/console.log)")
+
+    ssh_wait.wait_for_ssh(
+        addresses, lambda name: ssh_answers(addresses[name], key, known_hosts), lambda line: print(line, flush=True),
+        timeout=timeout, poll=0.5, report_every=10, alive=alive,
+        hint=lambda names: f"see {machine_dir(names[0])}/console.log")

@@ -2,6 +2,9 @@
 
 from dataclasses import dataclass
 
+from stack.provider import plan_summary
+from stack.state import Host
+
 SYMBOL = {"create": "+", "start": "~", "restart": "~", "keep": " ", "destroy": "-"}
 
 
@@ -14,12 +17,12 @@ class Step:
 
 
 def make_plan(wanted: dict[str, tuple[str, str | None]], addresses: dict[str, str],
-              recorded: dict[str, dict], running: set[str], silent: frozenset[str] | set[str] = frozenset()) -> list[Step]:
+              recorded: dict[str, Host], running: set[str], silent: frozenset[str] | set[str] = frozenset()) -> list[Step]:
     """Wanted hosts in settings order (create, start, restart or keep), then recorded hosts no longer
     wanted. `silent`: running hosts that do not answer SSH (e.g. booted without starting sshd)."""
     steps = []
     for name, (role, _key) in wanted.items():
-        if name not in recorded or recorded[name].get("local", {}).get("incomplete"):
+        if name not in recorded or recorded[name].extra.get("local", {}).get("incomplete"):
             action = "create"
         elif name in running:
             action = "restart" if name in silent else "keep"
@@ -28,7 +31,7 @@ def make_plan(wanted: dict[str, tuple[str, str | None]], addresses: dict[str, st
         steps.append(Step(action, name, role, addresses[name]))
     for name, host in sorted(recorded.items()):
         if name not in wanted:
-            steps.append(Step("destroy", name, host["role"], host["private_ip"]))
+            steps.append(Step("destroy", name, host.role, host.private_ip))
     return steps
 
 
@@ -47,7 +50,17 @@ def render_plan(steps: list[Step], network: list[str]) -> str:
     if not network and counts["keep"] == len(steps):
         lines.append(f"No changes: {len(steps)} hosts running.")
     else:
-        restart = f"{counts['restart']} to restart, " if counts["restart"] else ""
-        lines.append(f"Plan: {counts['create']} to create, {counts['start']} to start, {restart}"
-                     f"{counts['destroy']} to destroy, {counts['keep']} unchanged.")
+        shown = {"to create": counts["create"], "to start": counts["start"], "to restart": counts["restart"],
+                 "to destroy": counts["destroy"], "unchanged": counts["keep"]}
+        if not counts["restart"]:
+            del shown["to restart"]
+        lines.append(plan_summary(shown))
     return "\n".join(lines)
+
+
+def render_destroy_plan(hosts: dict[str, Host], bridge: str | None) -> str:
+    """`- destroy des-db  (db, 10.77.0.10)` for each host, the bridge when it goes too, the summary."""
+    lines = [f"- destroy {name}  ({host.role}, {host.private_ip})" for name, host in hosts.items()]
+    if bridge:
+        lines.append(f"- remove bridge {bridge} and its NAT rule")
+    return "\n".join(lines + [plan_summary({"to destroy": len(hosts)})])

@@ -14,13 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from stack.confirm import confirm
-from stack.dump import check_backup_path, default_backup_path, pull_dump
+from stack.dump import check_backup_path, default_backup_path, pull_dump, restore_hint
 from stack.errors import UserError
 from stack.local import image, machines, network
-from stack.local.plan import make_plan, render_plan
+from stack.local.plan import make_plan, render_destroy_plan, render_plan
 from stack.options import Options
+from stack.provider import Provider, check_recorded_project
 from stack.settings import Settings, host_names
-from stack.state import load_state, new_state, private_dir, remove_state, save_state
+from stack.state import Host, State, known_hosts_file, load_state, private_dir, remove_state, save_state
 
 # command -> Debian package that provides it
 REQUIRED = {"systemd-nspawn": "systemd-container", "debootstrap": "debootstrap", "iptables": "iptables",
@@ -47,39 +48,55 @@ def ssh_key() -> Path:
     return key
 
 
-def known_hosts_path() -> Path:
-    return private_dir("ssh") / "known_hosts"
+class LocalProvider(Provider):
+    name = "local"
+
+    def apply(self, settings: Settings, options: Options) -> int:
+        return apply(settings, options)
+
+    def destroy(self, settings: Settings, options: Options) -> int:
+        return destroy(settings, options)
+
+    def backup(self, settings: Settings, path: str | None) -> int:
+        return backup(settings, path)
 
 
-def _current_state(settings: Settings) -> dict:
+def _current_state(settings: Settings) -> State:
     state = load_state()
     if state is None:
-        return new_state("local", settings.project_prefix)
-    if state.get("hosts") and state.get("prefix") != settings.project_prefix:
-        raise UserError(f"the state holds project {state.get('prefix')!r} but project_prefix is "
-                        f"{settings.project_prefix!r}: destroy the old hosts first, or set DEPLOY_HOME to another folder")
-    recorded_subnet = state.get("local", {}).get("subnet")
-    if state.get("hosts") and recorded_subnet and recorded_subnet != settings.local_subnet:
+        return State("local", settings.project_prefix)
+    check_recorded_project(state, settings)
+    recorded_subnet = (state.local or {}).get("subnet")
+    if state.hosts and recorded_subnet and recorded_subnet != settings.local_subnet:
         raise UserError(f"local_subnet changed from {recorded_subnet} to {settings.local_subnet} while hosts "
                         f"exist: run python provision.py --provider local destroy first")
-    state["prefix"] = settings.project_prefix
+    state.prefix = settings.project_prefix
     return state
 
 
-def _running(state: dict) -> set[str]:
-    return {name for name, host in state["hosts"].items()
-            if machines.is_running(name, host.get("local", {}).get("pid"))}
+def _machine(host: Host) -> dict:
+    """The local provider's part of a host record: pid, dir, root, and "incomplete" while it is made."""
+    return host.extra.setdefault("local", {})
 
 
-def _silent(state: dict, running: set[str]) -> set[str]:
+def _key_of(host: Host) -> str:
+    assert host.ssh_key, "every local host records the project key it was made with"
+    return host.ssh_key
+
+
+def _running(state: State) -> set[str]:
+    return {name for name, host in state.hosts.items() if machines.is_running(name, _machine(host).get("pid"))}
+
+
+def _silent(state: State, running: set[str]) -> set[str]:
     """The running hosts that do not answer SSH (asked all at once: a silent one costs its timeout)."""
     if not running:
         return set()
-    known_hosts = str(known_hosts_path())
+    known_hosts = str(known_hosts_file())
 
     def answers_ssh(name: str) -> bool:
-        host = state["hosts"][name]
-        return machines.ssh_answers(host["private_ip"], host["ssh_key"], known_hosts)
+        host = state.hosts[name]
+        return machines.ssh_answers(host.private_ip, _key_of(host), known_hosts)
 
     names = sorted(running)
     with ThreadPoolExecutor(max_workers=len(names)) as pool:
@@ -113,8 +130,8 @@ def apply(settings: Settings, options: Options) -> int:
     bridge = network.bridge_name(settings.project_prefix)
     network.check_subnet_free(subnet, bridge)
     wanted = host_names(settings)
-    recorded = state["hosts"]
-    addresses = network.assign_addresses(subnet, wanted, {name: host["private_ip"] for name, host in recorded.items()})
+    recorded = state.hosts
+    addresses = network.assign_addresses(subnet, wanted, {name: host.private_ip for name, host in recorded.items()})
     running = _running(state)
     steps = make_plan(wanted, addresses, recorded, running, _silent(state, running))
 
@@ -139,7 +156,7 @@ def apply(settings: Settings, options: Options) -> int:
     base = image.ensure_image()
     key = ssh_key()
     network.ensure_network(bridge, subnet)
-    state["local"] = {"bridge": bridge, "subnet": subnet, "gateway": network.gateway_address(subnet),
+    state.local = {"bridge": bridge, "subnet": subnet, "gateway": network.gateway_address(subnet),
                       "image": str(base)}
     save_state(state)
 
@@ -158,12 +175,11 @@ def apply(settings: Settings, options: Options) -> int:
         role, backend_key = wanted[step.name]
         # Recorded before anything exists, so an interrupted run leaves nothing unrecorded;
         # "incomplete" makes the next apply create it again and destroy remove it.
-        record = state["hosts"][step.name] = {
-            "role": role, "key": backend_key, "private_ip": step.address, "public_ip": step.address,
-            "ssh_user": "root", "ssh_key": str(key), "ssh_port": 22,
-            "local": {"pid": None, "dir": str(machines.machine_dir(step.name)),
-                      "root": str(machines.machine_dir(step.name) / "root"), "incomplete": True},
-        }
+        record = state.hosts[step.name] = Host(
+            role=role, key=backend_key, private_ip=step.address, public_ip=step.address, ssh_user="root",
+            ssh_key=str(key), ssh_port=22,
+            extra={"local": {"pid": None, "dir": str(machines.machine_dir(step.name)),
+                             "root": str(machines.machine_dir(step.name) / "root"), "incomplete": True}})
         save_state(state)
         root = machines.mount_root(step.name, base)
         if step.action == "create":
@@ -171,25 +187,24 @@ def apply(settings: Settings, options: Options) -> int:
                 root, step.name, step.address, ipaddress.IPv4Network(subnet).prefixlen,
                 network.gateway_address(subnet), nameservers, Path(f"{key}.pub").read_text())
             _trust_host_keys(step.address, public_keys)
-        del record["local"]["incomplete"]
-        record["local"]["pid"] = machines.start(step.name, root, bridge, step.role)
-        pid = record["local"]["pid"]
+        del _machine(record)["incomplete"]
+        pid = _machine(record)["pid"] = machines.start(step.name, root, bridge, step.role)
         save_state(state)
         booted[step.name] = step.address
         print(f"{PAST[step.action]} {step.name} ({step.address}), pid {pid}, in {time.monotonic() - host_started:.1f} s",
               flush=True)
 
     if booted and options.wait:
-        pids = {name: state["hosts"][name]["local"]["pid"] for name in booted}
+        pids = {name: _machine(state.hosts[name])["pid"] for name in booted}
 
         def restart(name: str) -> int:
             machines.stop({name: None})
-            record = state["hosts"][name]
-            record["local"]["pid"] = machines.start(name, Path(record["local"]["root"]), bridge, record["role"])
+            record = state.hosts[name]
+            pid = _machine(record)["pid"] = machines.start(name, Path(_machine(record)["root"]), bridge, record.role)
             save_state(state)
-            return record["local"]["pid"]
+            return pid
 
-        machines.wait_for_ssh(booted, str(key), str(known_hosts_path()), pids, restart=restart)
+        machines.wait_for_ssh(booted, str(key), str(known_hosts_file()), pids, restart=restart)
     restarted = sum(s.action == "restart" for s in steps)
     print(f"Apply complete in {time.monotonic() - started:.0f} s: "
           f"{sum(s.action == 'create' for s in steps)} created, {sum(s.action == 'start' for s in steps)} started, "
@@ -199,58 +214,58 @@ def apply(settings: Settings, options: Options) -> int:
 
 def _trust_host_keys(address: str, public_keys: list[str]) -> None:
     """Record the new host's keys, replacing a re-created host's old ones (no trust-on-first-use)."""
-    path = known_hosts_path()
+    private_dir("ssh")
+    path = known_hosts_file()
     text = path.read_text() if path.exists() else ""
     path.write_text(machines.replace_known_hosts(text, address, machines.known_hosts_lines(address, public_keys)))
     os.chmod(path, 0o600)
 
 
 def _forget_host_keys(address: str) -> None:
-    path = known_hosts_path()
+    path = known_hosts_file()
     if path.exists():
         path.write_text(machines.replace_known_hosts(path.read_text(), address, []))
 
 
-def _destroy_hosts(state: dict, names: list[str]) -> None:
-    hosts = {name: state["hosts"][name] for name in names}
+def _destroy_hosts(state: State, names: list[str]) -> None:
+    hosts = {name: state.hosts[name] for name in names}
     print(f"shutting down {', '.join(hosts)} (systemd stops every service; killed after "
           f"{machines.STOP_TIMEOUT_S} s)...", flush=True)
     started = time.monotonic()
-    machines.stop({name: host.get("local", {}).get("pid") for name, host in hosts.items()})
+    machines.stop({name: _machine(host).get("pid") for name, host in hosts.items()})
     print(f"  shut down in {time.monotonic() - started:.1f} s", flush=True)
     for name, host in hosts.items():
         started = time.monotonic()
         machines.remove(name)
-        _forget_host_keys(host["private_ip"])
-        del state["hosts"][name]
+        _forget_host_keys(host.private_ip)
+        del state.hosts[name]
         save_state(state)
-        print(f"destroyed {name} ({host['private_ip']}): its files removed in {time.monotonic() - started:.1f} s",
+        print(f"destroyed {name} ({host.private_ip}): its files removed in {time.monotonic() - started:.1f} s",
               flush=True)
 
 
-def _backup(state: dict, settings: Settings, path: str, if_failed: str = "nothing was destroyed",
+def _backup(state: State, settings: Settings, path: str, if_failed: str = "nothing was destroyed",
             label: str = "--backup") -> None:
     """pg_dump (custom format) of the application database to `path`."""
-    db = [(name, host) for name, host in state["hosts"].items() if host["role"] == "db"]
+    db = [(name, host) for name, host in state.hosts.items() if host.role == "db"]
     if not db:
         raise UserError(f"{label}: no database host is recorded: run python provision.py --provider local first")
     name, host = db[0]
     target = check_backup_path(path, label)
-    command = ["ssh", "-i", host["ssh_key"], "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-               "-o", f"UserKnownHostsFile={known_hosts_path()}", "-o", "ConnectTimeout=10", f"root@{host['private_ip']}",
+    command = ["ssh", "-i", _key_of(host), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+               "-o", f"UserKnownHostsFile={known_hosts_file()}", "-o", "ConnectTimeout=10", f"root@{host.private_ip}",
                f"runuser -u postgres -- pg_dump --format=custom {settings.db_name}"]
-    print(f"pulling pg_dump of {settings.db_name} from {name} to {target}", flush=True)
-    pull_dump(command, target, name, lambda line: print(line, flush=True), if_failed, label)
+    pull_dump(command, target, name, settings.db_name, lambda line: print(line, flush=True), if_failed, label)
 
 
 def backup(settings: Settings, path: str | None) -> int:
     """`provision.py backup [PATH]`: a fresh pg_dump of the database host."""
     state = load_state()
-    if not state or not state.get("hosts"):
+    if not state or not state.hosts:
         raise UserError("backup: no database host is recorded: run python provision.py --provider local first")
     target = path or str(default_backup_path(settings.db_name))
     _backup(state, settings, target, if_failed="", label="backup")
-    print(f"restore into an empty database: pg_restore --no-owner --dbname=<empty database> {target}")
+    print(restore_hint(target))
     return 0
 
 
@@ -260,19 +275,15 @@ def destroy(settings: Settings, options: Options) -> int:
     if state is None:
         print("Nothing to destroy: no local hosts are recorded.")
         return 0
-    local = state.get("local", {})
-    names = sorted(state["hosts"])
-    unknown = [name for name in options.only if name not in state["hosts"]]
+    local = state.local or {}
+    names = sorted(state.hosts)
+    unknown = [name for name in options.only if name not in state.hosts]
     if unknown:
         raise UserError(f"--only: {', '.join(unknown)} not recorded; recorded hosts: {', '.join(names) or 'none'}")
     targets = list(options.only) or names
     everything = len(targets) == len(names)
-    for name in targets:
-        host = state["hosts"][name]
-        print(f"- destroy {name}  ({host['role']}, {host['private_ip']})")
-    if everything and local.get("bridge"):
-        print(f"- remove bridge {local['bridge']} and its NAT rule")
-    print(f"Plan: {len(targets)} to destroy.")
+    bridge = local.get("bridge") if everything else None
+    print(render_destroy_plan({name: state.hosts[name] for name in targets}, bridge), flush=True)
     if options.dry:
         print("(dry run: nothing was changed)")
         return 0

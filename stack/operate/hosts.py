@@ -12,7 +12,7 @@ from pathlib import Path
 import paramiko
 
 from stack.errors import UserError
-from stack.state import ROLES, deploy_home
+from stack.state import ROLES, known_hosts_file
 
 # Group names of inventory.py are accepted too: `logs backends`.
 ROLE_ALIASES = {"backends": "backend", "database": "db"}
@@ -94,18 +94,9 @@ def target(name: str, host: dict, provider: str | None) -> Target:
     key = str(Path(key).expanduser())
     if not Path(key).is_file():
         raise UserError(f"the SSH key {key} for {name} is missing: restore it (or set ssh_key_path)")
-    known_hosts = deploy_home() / "ssh" / "known_hosts"
-    found = Target(
-        name,
-        host["role"],
-        address,
-        host["ssh_user"],
-        key,
-        str(known_hosts),
-        int(host.get("ssh_port") or 22),
-        host["private_ip"],
-        host.get("key"),
-    )
+    known_hosts = known_hosts_file()
+    found = Target(name, host["role"], address, host["ssh_user"], key, str(known_hosts),
+                   int(host.get("ssh_port") or 22), host["private_ip"], host.get("key"))
     if not _is_pinned(known_hosts, found.known_hosts_name):
         how = (
             (

@@ -10,7 +10,7 @@ import pytest
 from stack.errors import UserError
 from stack.inventory import groups_from_state
 from stack.settings import PROJECT_ROOT
-from stack.state import new_state, save_state
+from stack.state import Host, State, save_state
 
 
 @pytest.fixture
@@ -22,14 +22,11 @@ def home(tmp_path, monkeypatch):
 
 
 def record(hosts: dict, prefix="des"):
-    state = new_state("aws", prefix, "us-east-1")
-    state["hosts"] = hosts
-    save_state(state)
+    save_state(State("aws", prefix, "us-east-1", hosts=hosts))
 
 
 def host(role, private_ip, key=None, user="ubuntu"):
-    return {"role": role, "key": key, "private_ip": private_ip, "public_ip": "198.51.100." + private_ip.split(".")[-1],
-            "ssh_user": user, "ssh_key": "/keys/id", "ssh_port": 22}
+    return Host(role, private_ip, "198.51.100." + private_ip.split(".")[-1], user, key=key, ssh_key="/keys/id")
 
 
 def test_hosts_become_groups_with_their_data(home):
@@ -64,7 +61,7 @@ def test_no_state_says_to_provision_first(home):
 
 def test_a_state_of_another_project_is_refused(home):
     record({"old-db": host("db", "172.31.0.4")}, prefix="old")
-    with pytest.raises(UserError, match="the state holds project 'old' but project_prefix is 'des'"):
+    with pytest.raises(UserError, match="the state holds the hosts of project 'old' but project_prefix is 'des'"):
         groups_from_state()
 
 

@@ -2,14 +2,14 @@
 
 from stack.outputs import render_outputs
 from stack.settings import settings_from
-from stack.state import deploy_home
+from stack.state import Host, State, deploy_home
 
 
 def test_outputs_list_hosts_and_the_kong_urls():
-    state = {"hosts": {
-        "des-db": {"role": "db", "private_ip": "172.31.0.4", "public_ip": "198.51.100.4", "ssh_user": "ubuntu"},
-        "des-kong": {"role": "kong", "private_ip": "172.31.0.9", "public_ip": "198.51.100.9", "ssh_user": "ubuntu"},
-    }}
+    state = State("aws", "des", hosts={
+        "des-db": Host("db", "172.31.0.4", "198.51.100.4", "ubuntu"),
+        "des-kong": Host("kong", "172.31.0.9", "198.51.100.9", "ubuntu"),
+    })
     text = render_outputs(state, settings_from({"gateway": {"health_path": "/health-check/"}}))
     assert "  des-db    private 172.31.0.4       public 198.51.100.4" in text
     assert "kong_proxy_url = http://198.51.100.9:8000/health-check/" in text
@@ -21,8 +21,8 @@ def test_outputs_list_hosts_and_the_kong_urls():
 
 def test_the_tunnel_command_quotes_a_home_with_spaces(monkeypatch, tmp_path):
     monkeypatch.setenv("DEPLOY_HOME", str(tmp_path / "my deploy"))
-    state = {"hosts": {"des-kong": {"role": "kong", "private_ip": "172.31.0.9", "public_ip": "198.51.100.9",
-                                    "ssh_user": "ubuntu", "ssh_key": "/keys/my key.pem"}}}
+    state = State("aws", "des", hosts={
+        "des-kong": Host("kong", "172.31.0.9", "198.51.100.9", "ubuntu", ssh_key="/keys/my key.pem")})
     text = render_outputs(state, settings_from({}))
     assert (f"ssh -i '/keys/my key.pem' -o 'UserKnownHostsFile={tmp_path}/my deploy/ssh/known_hosts' "
             "-o StrictHostKeyChecking=yes -L 8001:127.0.0.1:8001 ubuntu@198.51.100.9") in text

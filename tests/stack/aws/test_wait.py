@@ -33,9 +33,9 @@ def test_waits_until_each_host_shows_an_ssh_banner(monkeypatch):
     ssh, web = listener(b"SSH-2.0-OpenSSH_9.6\r\n"), listener(b"HTTP/1.1 400 Bad Request\r\n")
     lines = []
     instances.wait_for_ssh({"des-db": ("127.0.0.1", ssh.getsockname()[1])}, lines.append, timeout=5)
-    assert lines == ["  des-db answers on SSH (127.0.0.1)"]
-    with pytest.raises(UserError, match="des-kong did not answer on SSH in 0 s: check that admin_cidr matches"):
+    assert lines == ["  des-db (127.0.0.1) answers SSH after 0 s"]
+    with pytest.raises(UserError, match="des-kong did not answer SSH within 0 s: check that admin_cidr matches"):
         instances.wait_for_ssh({"des-kong": ("127.0.0.1", web.getsockname()[1])}, lines.append, timeout=0.05)
-    assert "  waiting for SSH: des-kong" in lines
+    assert "  waiting for SSH: des-kong (0 s)" in lines
     ssh.close()
     web.close()

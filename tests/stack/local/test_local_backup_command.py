@@ -7,16 +7,13 @@ import pytest
 from stack.errors import UserError
 from stack.local import provider
 from stack.settings import defaults
-from stack.state import new_state, save_state
+from stack.state import Host, State, save_state
 
 
 @pytest.fixture
 def recorded(tmp_path, monkeypatch):
     monkeypatch.setenv("DEPLOY_HOME", str(tmp_path / "home"))
-    state = new_state("local", "des")
-    state["hosts"] = {"des-db": {"role": "db", "private_ip": "10.77.0.10", "public_ip": "10.77.0.10",
-                                 "ssh_user": "root", "ssh_key": "/k"}}
-    save_state(state)
+    save_state(State("local", "des", hosts={"des-db": Host("db", "10.77.0.10", "10.77.0.10", "root", ssh_key="/k")}))
 
 
 def stand_in(monkeypatch, script):

@@ -9,10 +9,11 @@ import time
 
 from stack.local import machines
 from stack.local.plan import Step, make_plan, render_plan
+from stack.state import Host
 
 WANTED = {"h-db": ("db", None), "h-kong": ("kong", None)}
 ADDRESSES = {"h-db": "10.9.0.10", "h-kong": "10.9.0.11"}
-RECORDED = {name: {"role": role, "private_ip": ADDRESSES[name], "local": {"pid": 1}}
+RECORDED = {name: Host(role, ADDRESSES[name], ADDRESSES[name], "root", extra={"local": {"pid": 1}})
             for name, (role, _) in WANTED.items()}
 
 

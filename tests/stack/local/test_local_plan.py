@@ -1,14 +1,15 @@
 from stack.local.plan import Step, make_plan, render_plan
 from stack.settings import host_names, settings_from
+from stack.state import Host
 
 WANTED = host_names(settings_from({"backends": ["b", "c"]}))
 ADDRESSES = {"des-db": "10.77.0.10", "des-backend-b": "10.77.0.21", "des-backend-c": "10.77.0.20",
              "des-kong": "10.77.0.11"}
 RECORDED = {
-    "des-db": {"role": "db", "private_ip": "10.77.0.10"},
-    "des-backend-a": {"role": "backend", "private_ip": "10.77.0.20"},
-    "des-backend-b": {"role": "backend", "private_ip": "10.77.0.21"},
-    "des-kong": {"role": "kong", "private_ip": "10.77.0.11"},
+    "des-db": Host("db", "10.77.0.10", "10.77.0.10", "root"),
+    "des-backend-a": Host("backend", "10.77.0.20", "10.77.0.20", "root"),
+    "des-backend-b": Host("backend", "10.77.0.21", "10.77.0.21", "root"),
+    "des-kong": Host("kong", "10.77.0.11", "10.77.0.11", "root"),
 }
 
 
@@ -51,6 +52,7 @@ def test_a_missing_bridge_is_a_change_even_with_every_host_running():
 
 
 def test_a_host_recorded_but_interrupted_while_created_is_created_again():
-    recorded = {**RECORDED, "des-kong": {"role": "kong", "private_ip": "10.77.0.11", "local": {"incomplete": True}}}
+    recorded = {**RECORDED, "des-kong": Host("kong", "10.77.0.11", "10.77.0.11", "root",
+                                             extra={"local": {"incomplete": True}})}
     steps = make_plan(WANTED, ADDRESSES, recorded, running=set())
     assert Step("create", "des-kong", "kong", "10.77.0.11") in steps

@@ -28,7 +28,9 @@ def test_debootstrap_command():
 
 
 def _db_state():
-    return {"hosts": {"des-db": {"role": "db", "private_ip": "10.77.0.10", "ssh_key": "/k"}}}
+    from stack.state import Host, State
+
+    return State("local", "des", hosts={"des-db": Host("db", "10.77.0.10", "10.77.0.10", "root", ssh_key="/k")})
 
 
 def test_backup_is_owner_only_and_never_overwrites(tmp_path, monkeypatch):
