@@ -6,16 +6,25 @@ Everything is looked up first: create_topic and put_metric_alarm are upserts, bu
 
 import re
 
+from botocore.exceptions import ClientError
+
 from stack.aws.plan import Alarm
 from stack.aws.tags import tags
 
 
-def find_topic(sns, name: str) -> str | None:
-    for page in sns.get_paginator("list_topics").paginate():
-        for topic in page["Topics"]:
-            if topic["TopicArn"].rsplit(":", 1)[-1] == name:
-                return topic["TopicArn"]
-    return None
+def topic_arn(partition: str, region: str, account: str, name: str) -> str:
+    return f"arn:{partition}:sns:{region}:{account}:{name}"
+
+
+def find_topic(sns, arn: str) -> dict[str, str] | None:
+    """The topic's e-mail subscriptions (see find_subscriptions), or None when it does not exist.
+    Asked by its ARN: one call, where listing every topic of the account takes one or more."""
+    try:
+        return find_subscriptions(sns, arn)
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "NotFound":
+            return None
+        raise
 
 
 def find_subscriptions(sns, topic_arn: str) -> dict[str, str]:

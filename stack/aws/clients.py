@@ -54,6 +54,7 @@ class Clients:
         self.region = region
         self.config = config
         self._made: dict[str, object] = {}
+        self._identity: tuple[str, str] | None = None
 
     def make(self, service: str):
         if service not in self._made:
@@ -75,3 +76,11 @@ class Clients:
     @property
     def sts(self):
         return self.make("sts")
+
+    def identity(self) -> tuple[str, str]:
+        """(account id, partition) of the credentials, asked once per run."""
+        if self._identity is None:
+            arn = self.sts.get_caller_identity()["Arn"]  # arn:<partition>:sts::<account>:...
+            _, partition, _, _, account = arn.split(":", 5)[:5]
+            self._identity = (account, partition)
+        return self._identity

@@ -2,7 +2,7 @@
 
 from botocore.exceptions import ClientError
 
-from stack.aws.alerts import find_alarms, find_subscriptions, find_topic
+from stack.aws.alerts import find_alarms, find_topic, topic_arn
 from stack.aws.clients import QUICK, Clients
 from stack.aws.credentials import credentials_configured
 from stack.aws.errors import aws_errors
@@ -28,9 +28,11 @@ def discover(aws, settings: Settings, alerts: bool = True) -> Actual:
     if not alerts:
         return actual
     try:
-        actual.topic_arn = find_topic(aws.sns, topic_name(settings))
-        if actual.topic_arn:
-            actual.subscriptions = find_subscriptions(aws.sns, actual.topic_arn)
+        account, partition = aws.identity()
+        arn = topic_arn(partition, aws.region, account, topic_name(settings))
+        subscriptions = find_topic(aws.sns, arn)
+        if subscriptions is not None:
+            actual.topic_arn, actual.subscriptions = arn, subscriptions
         actual.alarms = find_alarms(aws.cloudwatch, prefix)
     except ClientError as error:
         # An account without SNS/CloudWatch rights can still run hosts when no alerts are wanted.

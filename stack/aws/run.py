@@ -35,7 +35,7 @@ def warn(line: str) -> None:
 
 def connect(settings: Settings) -> Clients:
     aws = Clients(settings.region)
-    account = aws.sts.get_caller_identity()["Account"]  # cheap check of the credentials first
+    account, _ = aws.identity()  # cheap check of the credentials first
     progress(f"AWS account {account}, region {settings.region}, project {settings.project_prefix}")
     return aws
 

@@ -96,6 +96,9 @@ def test_second_run_plans_nothing_and_makes_no_mutating_call(aws):
     assert code == 0, err
     calls = aws.recorder.operations()
     assert calls and aws.recorder.mutating() == []  # the recorder saw the reads, and nothing else
+    # Each read once, the topic asked by its ARN (not by listing every topic of the account): 8 calls.
+    assert sorted(calls) == ["DescribeAlarms", "DescribeInstances", "DescribeKeyPairs", "DescribeSecurityGroupRules",
+                             "DescribeSecurityGroups", "DescribeVpcs", "GetCallerIdentity", "ListSubscriptionsByTopic"]
     assert "No changes" in out
     assert err == ""  # admin_cidr set: no warning
 
