@@ -9,14 +9,14 @@ import pytest
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import Directory, File, Sha1File, Sha256File
 from pyinfra.facts.hardware import Cpus
-from pyinfra.facts.server import Groups, Os, Users, Which
+from pyinfra.facts.server import Which
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
 from stack.settings import PROJECT_ROOT, settings_from
 from tasks.backend.commands import HEALTH_PROBE, populate_marker
 from tasks.backend.deploy import batches, deploy_backend, rollback_backend
 from tasks.backend.facts import (BuiltReleases, DeployMarkers, FileText, GitRemoteRef, HttpStatus, MirrorCommit,
-                                 ServiceRelease, VenvWorks)
+                                 ServiceRelease, SystemAccount, VenvWorks)
 from tasks.backend.layout import LAYOUT
 from tasks.backend.render import (allowed_hosts, app_socket, app_unit, deploy_settings, env_file, gunicorn_conf,
                                   requirements_key, run_helper)
@@ -47,8 +47,10 @@ RUN = "/usr/local/sbin/sprint2-run"
 MARKER = "python /srv/sprint2/conf/deploy_marker.py"
 APP = "runuser -u sprint2 --"
 # What the operations before each step see: the host as the earlier steps leave it.
+BEFORE_ACCOUNT = ("app group", "app user")
+ACCOUNT = {"uid": 998, "gid": 998, "home": LAYOUT.home, "shell": "/usr/sbin/nologin"}
 BEFORE_FETCH, BEFORE_BUILD = ("Fetch",), ("Fetch", "Build")
-BEFORE_SETUP = ("Fetch", "Build", "Set the database up", "Populate")
+BEFORE_SETUP = ("Fetch", "Build", "Set the database up")
 BEFORE_SWITCH = BEFORE_SETUP + ("Switch",)
 
 
@@ -110,7 +112,8 @@ def host_facts(settings, *, installed=True, commit=OLD, remote=OLD, setup=None, 
     directories.update({f"path={path}": None for path in managed_files(settings)})
     mirror_before = {"origin": REPO, "commit": commit} if installed else None
     built_commits = built if built is not None else ([commit] if installed else [])
-    text = {f"path={release(remote)}/requirements.txt": REQUIREMENTS,
+    text = {f"path={release(commit)}/.deploy-built": f"{commit}\n" if commit in built_commits else None,
+            f"path={release(remote)}/requirements.txt": REQUIREMENTS,
             f"path={LAYOUT.history}": history,
             f"path={release(remote)}/.deploy-built": ByOperation(
                 f"{remote}\n" if remote in built_commits else None, f"{remote}\n", until=BEFORE_BUILD)}
@@ -119,27 +122,28 @@ def host_facts(settings, *, installed=True, commit=OLD, remote=OLD, setup=None, 
     sockets = {"sprint2-app.socket": True} if installed else {}
     return {
         DebPackages: {"git": {"1"}, "python3-venv": {"1"}, "ca-certificates": {"1"}} if installed else {},
-        Groups: {"root", "adm", LAYOUT.user} if installed else {"root", "adm"},
-        Users: {LAYOUT.user: {"home": LAYOUT.home, "shell": "/usr/sbin/nologin", "group": LAYOUT.user,
-                              "groups": [], "uid": 998, "gid": 998, "comment": None}} if installed else {},
+        SystemAccount: {f"account={LAYOUT.user}": ByOperation(
+            {"user": None, "group": None}, {"user": ACCOUNT, "group": 998}, until=BEFORE_ACCOUNT)
+            if not installed else {"user": ACCOUNT, "group": 998}},
         File: files,
         Directory: directories,
         Sha1File: {f"path={path}": hashlib.sha1(text.encode()).hexdigest() for path, (text, _) in uploads.items()},
         Sha256File: {f"path={LAYOUT.env_file}": hashlib.sha256(env_text.encode()).hexdigest()},
         Cpus: 2,
-        Os: "Linux",
-        Which: {"command=useradd": "/usr/sbin/useradd", "command=groupadd": "/usr/sbin/groupadd",
-                "command=git": "/usr/bin/git" if installed else None},
+        Which: {"command=git": "/usr/bin/git" if installed else None},
         GitRemoteRef: {f"ref=main, repo={REPO}": {"refs/heads/main": remote, "HEAD": remote}},
         MirrorCommit: {f"ref=main, repo={LAYOUT.repo}": ByOperation(
             mirror_before, {"origin": REPO, "commit": remote}, until=BEFORE_FETCH)},
         FileText: text,
-        VenvWorks: {f"path={release(remote)}/.venv": venv_works, f"path={VENV}": venv_works and installed},
+        VenvWorks: {f"path={release(remote)}/.venv": venv_works, f"path={release(commit)}/.venv": venv_works,
+                    f"path={VENV}": venv_works and installed},
         ServiceRelease: {f"current={LAYOUT.current}, service={LAYOUT.service}": ByOperation(
             serving(commit if installed else None, running), serving(remote), until=BEFORE_SWITCH)},
         BuiltReleases: {f"releases={LAYOUT.releases}": sorted(set(built_commits) | {remote}, reverse=True)},
-        DeployMarkers: {f"release={release(remote)}": ByOperation(
-            markers(setup if installed else None, populated, settings), markers(remote, True, settings),
+        # The release served before (a deploy that stops early goes on with it in the harness).
+        DeployMarkers: {f"release={release(commit)}": markers(setup if installed else None, populated, settings),
+                        f"release={release(remote)}": ByOperation(
+            markers(setup if installed else None, populated, settings), markers(remote, populated, settings),
             until=BEFORE_SETUP)},
         SystemdStatus: {SERVICES[0]: services, SERVICES[1]: sockets},
         SystemdEnabled: {SERVICES[0]: services, SERVICES[1]: sockets},
