@@ -90,7 +90,8 @@ class DeployMarkers(FactBase):
     start of Django from `release` (a built one: it runs before any is live):
     {"markers": {name: value}} or {"error": last line} when it cannot be read."""
 
-    def command(self, release, layout=LAYOUT):
+    def command(self, release):
+        layout = LAYOUT
         query = run_app(layout, f"python {layout.marker_script} list", quiet=True, release=release)
         return (f"if [ -x {layout.run_helper} ] && [ -x {release}/.venv/bin/python ]; "
                 f"then {query} 2>&1 || echo 'marker failed'; else echo 'marker unavailable'; fi")
