@@ -7,12 +7,15 @@ DPkg::Lock::Timeout, `apt-get update` (which ignores that option for /var/lib/ap
 measured with apt 2.6) by trying again every few seconds. An install that dpkg itself was
 interrupted in is finished first.
 The package lists are refreshed only when something is missing: a converged host changes nothing,
-however old its apt cache is.
+however old its apt cache is. The installed packages are read once per host per run, however many
+components ask (tasks/asked_once.py).
 """
 
 from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.facts.deb import DebPackages
+
+from tasks import asked_once
 
 # Long enough for an unattended-upgrades run or an interrupted install of docker.io to finish.
 LOCK_TIMEOUT_S = 600
@@ -33,13 +36,14 @@ def update_command() -> str:
 
 @operation()
 def packages_installed(packages: list[str]):
-    installed = host.get_fact(DebPackages) or {}
+    installed = asked_once.fact(DebPackages) or {}
     missing = [package for package in packages if package not in installed]
     if not missing:
         host.noop(f"{', '.join(packages)} installed")
         return
     install = (f"{NONINTERACTIVE} apt-get -y {WAIT} -o Dpkg::Options::=--force-confdef "
                f"-o Dpkg::Options::=--force-confold install {' '.join(missing)}")
+    asked_once.forget(DebPackages)
     yield update_command()
     # After a killed dpkg, apt refuses everything until `dpkg --configure -a`. When the first
     # install fails the lock was free (apt waited for it), so the repair runs alone.

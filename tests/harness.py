@@ -28,6 +28,9 @@ every command succeeds.
     run.op("Upload the candidate Kong config").uploads  # -> {"/opt/kong/...": "...file text..."}
     run.changed                                       # names of the operations that change
 
+With `yes=True` the deploy is not previewed first, as with `pyinfra -y`: each operation's body runs
+once, when it executes, so `fact_calls` lists exactly what one real run asks each host.
+
 Fact keys: a fact called with arguments is looked up by "name=value" pairs of the arguments that
 differ from the fact's defaults, joined with ", " and sorted by name (e.g. "path=/etc/x" or
 "command=docker"). The MissingFact message prints the key, so copying it is enough.
@@ -178,6 +181,7 @@ def run_deploy(
     other_hosts: dict[str, list[tuple[str, dict]]] | None = None,
     args: tuple = (),
     kwargs: dict[str, Any] | None = None,
+    yes: bool = False,
 ) -> Run:
     """Prepare and simulate `deploy_func` on one fake host; see the module docstring."""
     other_hosts = other_hosts or {}
@@ -196,7 +200,7 @@ def run_deploy(
         (names, {}),
         **{group: (members, {}) for group, members in group_members.items()},
     )
-    state = State(inventory, Config(TEMP_DIR="/tmp"))
+    state = State(inventory, Config(TEMP_DIR="/tmp"), check_for_changes=not yes)
     target = inventory.get_host(TARGET)
     fact_calls: list[str] = []
     target.get_fact = _fact_answerer(facts, fact_calls)  # shadows Host.get_fact on this host only

@@ -54,3 +54,18 @@ def test_unchanged_file_skips_the_handler():
 def test_a_fact_left_out_names_the_key_to_add():
     with pytest.raises(MissingFact, match=r'facts\[File\] = \{"path=/etc/demo": value\}'):
         run_deploy(demo, facts={}, other_hosts=BACKENDS)
+
+
+def test_yes_asks_each_fact_as_one_real_run_does():
+    text = "hello 10.0.0.11,10.0.0.12\n"
+    facts = {
+        File: {"path=/etc/demo": {"mode": 644, "user": "root", "group": "root", "size": len(text)}},
+        Sha1File: {"path=/etc/demo": hashlib.sha1(text.encode()).hexdigest()},
+        Directory: {"path=/etc": {"mode": 755}},
+    }
+    previewed = run_deploy(demo, facts=facts, other_hosts=BACKENDS)
+    once = run_deploy(demo, facts=facts, other_hosts=BACKENDS, yes=True)
+    assert once.changed == previewed.changed == []
+    # Without a preview (pyinfra -y) the upload's body runs once: half the reads.
+    assert len(previewed.fact_calls) == 2 * len(once.fact_calls)
+    assert once.fact_calls.count("files.File(path=/etc/demo)") == 1

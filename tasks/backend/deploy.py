@@ -34,6 +34,7 @@ from pyinfra.operations.util import any_changed
 from stack.errors import UserError, exit_with
 from stack.secrets import deploy_secrets
 from stack.settings import PROJECT_ROOT, Settings, load_settings
+from tasks.backend.account import system_group, system_user
 from tasks.backend.facts import BuiltReleases, FileText, ServiceRelease
 from tasks.backend.layout import LAYOUT
 from tasks.backend.operations import (
@@ -130,25 +131,23 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
     db_host = db_private_ip()
 
     packages_installed(name="Ensure git and Python's venv are installed", packages=PACKAGES)
-    server.group(name="Ensure the app group exists", group=layout.user, system=True)
-    server.user(
-        name="Ensure the app user exists",
-        user=layout.user, group=layout.user, system=True, home=layout.home, create_home=False,
-        shell="/usr/sbin/nologin",
-    )
+    system_group(name="Ensure the app group exists", group=layout.user)
+    system_user(name="Ensure the app user exists", user=layout.user, home=layout.home, shell="/usr/sbin/nologin")
     for path, owner, mode in ((layout.home, layout.user, "755"), (layout.conf_dir, "root", "755"),
                               (layout.secrets_dir, "root", "700")):
         files.directory(name=f"Ensure {path} exists", path=path, user=owner, group=owner, mode=mode)
     for path, owner in ((layout.django_log, layout.user), (layout.deploy_log, "root")):
         files.file(name=f"Ensure {path} exists", path=path, user=owner, group="adm", mode="640")
+    # Every file below goes into a folder that exists by now (the conf folder just above, or
+    # /usr/local/sbin and /etc/systemd/system of the OS): create_remote_dir=False spares a check each.
 
     files.put(
         name="Install the helper that runs the app's commands", src=StringIO(run_helper(layout)),
-        dest=layout.run_helper, user="root", group="root", mode="755",
+        dest=layout.run_helper, user="root", group="root", mode="755", create_remote_dir=False,
     )
     files.put(
         name="Install the deploy-marker script", src=str(PROJECT_ROOT / "files" / "backend" / "deploy_marker.py"),
-        dest=layout.marker_script, user="root", group="root", mode="644",
+        dest=layout.marker_script, user="root", group="root", mode="644", create_remote_dir=False,
     )
     environment = secret_file(
         name="Write the app's secrets to its root-only environment file",
@@ -161,22 +160,22 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
         src=StringIO(deploy_settings(
             db_host=db_host, db_name=settings.db_name, db_user=settings.db_user,
             hosts=allowed_hosts(host.data.private_ip, host.data.get("ssh_hostname"), UPSTREAM), layout=layout)),
-        dest=layout.settings_path, user="root", group="root", mode="644",
+        dest=layout.settings_path, user="root", group="root", mode="644", create_remote_dir=False,
     )
     gunicorn = files.put(
         name="Write gunicorn's config",
         src=StringIO(gunicorn_conf(port=settings.app_port, workers=gunicorn_workers(host.get_fact(Cpus)),
                                    layout=layout)),
-        dest=layout.gunicorn_conf, user="root", group="root", mode="644",
+        dest=layout.gunicorn_conf, user="root", group="root", mode="644", create_remote_dir=False,
     )
 
     unit = files.put(
         name="Install the app's systemd unit", src=StringIO(app_unit(layout=layout)),
-        dest=layout.unit_path, user="root", group="root", mode="644",
+        dest=layout.unit_path, user="root", group="root", mode="644", create_remote_dir=False,
     )
     socket = files.put(
         name="Install the app's systemd socket", src=StringIO(app_socket(port=settings.app_port, layout=layout)),
-        dest=layout.socket_path, user="root", group="root", mode="644",
+        dest=layout.socket_path, user="root", group="root", mode="644", create_remote_dir=False,
     )
     systemd.daemon_reload(name="Reload systemd for the app's units", _if=any_changed(unit, socket))
     server.shell(

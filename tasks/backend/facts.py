@@ -62,12 +62,36 @@ class FileText(FactBase):
         return "\n".join(output) + "\n"
 
 
+class SystemAccount(FactBase):
+    """The user `account` and the group `account`, looked up alone (pyinfra's Users fact reads every user
+    and runs lastlog for each, ~0.5 s): {"user": {"uid", "gid", "home", "shell"} or None, "group":
+    the group's gid or None}."""
+
+    def command(self, account):
+        return f"echo \"group=$(getent group {account})\"; echo \"user=$(getent passwd {account})\""
+
+    def process(self, output):
+        values = dict(line.split("=", 1) for line in output if "=" in line)
+        group = values.get("group", "").split(":")
+        user = values.get("user", "").split(":")
+        return {
+            "user": {"uid": int(user[2]), "gid": int(user[3]), "home": user[5], "shell": user[6]}
+            if len(user) == 7 else None,
+            "group": int(group[2]) if len(group) == 4 else None,
+        }
+
+    @staticmethod
+    def default():
+        return {"user": None, "group": None}
+
+
 class DeployMarkers(FactBase):
     """The deploy's markers stored in the application database (files/backend/deploy_marker.py), read with one
     start of Django from `release` (a built one: it runs before any is live):
     {"markers": {name: value}} or {"error": last line} when it cannot be read."""
 
-    def command(self, release, layout=LAYOUT):
+    def command(self, release):
+        layout = LAYOUT
         query = run_app(layout, f"python {layout.marker_script} list", quiet=True, release=release)
         return (f"if [ -x {layout.run_helper} ] && [ -x {release}/.venv/bin/python ]; "
                 f"then {query} 2>&1 || echo 'marker failed'; else echo 'marker unavailable'; fi")

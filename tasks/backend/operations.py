@@ -3,6 +3,8 @@
 pyinfra 3 runs an operation's body when the operation executes, so each one here reads the host
 at that moment and yields no command when there is nothing to do: a converged host reports no
 change. How a release is set up and switched to: tasks/backend/setup.py and tasks/backend/switch.py.
+What the mirror holds and what the remote names are asked once per run (tasks/asked_once.py): the
+fetch, the build, the setup, the populate and the switch all need the same commit.
 """
 
 import hashlib
@@ -15,10 +17,12 @@ from pyinfra.context import state
 from pyinfra.facts.files import Directory, File, Sha256File
 from pyinfra.facts.server import Which
 
+from tasks import asked_once
 from tasks.backend.commands import as_app, fail, log_event, run_app, write_as_app
 from tasks.backend.facts import (
     HEX,
     BuiltReleases,
+    DeployMarkers,
     FileText,
     GitRemoteRef,
     HttpStatus,
@@ -81,7 +85,7 @@ def check_health(address: str, port: int, path: str, backend: str, statuses: lis
 
 def remote_commit(repo: str, ref: str):
     """(commit, None) for `ref` of `repo` as this host sees it, or (None, a one-line failure)."""
-    refs = host.get_fact(GitRemoteRef, repo=repo, ref=ref)
+    refs = asked_once.fact(GitRemoteRef, repo=repo, ref=ref)
     if isinstance(refs, dict) and refs.get("error"):
         return None, (f"{host.name}: cannot read app_repo {repo}: {refs['error']}; check that this host can "
                       f"reach it (outbound access, DNS, credentials) or set app_repo to a mirror it can reach")
@@ -94,7 +98,7 @@ def remote_commit(repo: str, ref: str):
 def release_commit(repo: str, ref: str, layout: Layout) -> str | None:
     """The full commit `ref` names once fetched (a preview, before the fetch: what the remote says)."""
     if state.is_executing:
-        mirror = host.get_fact(MirrorCommit, repo=layout.repo, ref=ref) or {}
+        mirror = asked_once.fact(MirrorCommit, repo=layout.repo, ref=ref) or {}
         return mirror.get("commit")
     commit, _ = remote_commit(repo, ref)
     return commit
@@ -117,7 +121,7 @@ def no_commit(repo: str, ref: str, later: str):
 def app_fetch(repo: str, ref: str, layout: Layout = LAYOUT):
     """Bring `ref`'s commit into the backend's mirror of `repo` (a new repository: a new mirror).
     The running release is not touched."""
-    mirror = host.get_fact(MirrorCommit, repo=layout.repo, ref=ref)
+    mirror = asked_once.fact(MirrorCommit, repo=layout.repo, ref=ref)
     if not state.is_executing and mirror is None and not host.get_fact(Which, command="git"):
         host.noop(f"{repo} is mirrored once git is installed")
         return
@@ -129,6 +133,7 @@ def app_fetch(repo: str, ref: str, layout: Layout = LAYOUT):
         host.noop(f"{ref} = {mirror['commit'][:12]} is fetched")
         return
     git = f"{as_app(layout)} git"
+    asked_once.forget(MirrorCommit)
     if mirror is None or mirror["origin"] != repo:
         yield f"{as_app(layout)} rm -rf {layout.repo} && {git} clone --quiet --mirror {shlex.quote(repo)} {layout.repo}"
     else:
@@ -151,6 +156,7 @@ def app_build(repo: str, ref: str, layout: Layout = LAYOUT):
         host.noop(f"release {commit[:12]} is built")
         return
     app, git = as_app(layout), f"{as_app(layout)} git --git-dir={layout.repo}"
+    asked_once.forget(DeployMarkers)  # read with the release's python, which this (re)builds
     if not built:
         yield (f"{git} worktree prune && {app} mkdir -p {layout.releases} && {app} rm -rf {release} && "
                f"{git} worktree add --quiet --detach --force {release} {commit}")

@@ -18,6 +18,7 @@ import shlex
 from pyinfra import host
 from pyinfra.api import operation
 
+from tasks import asked_once
 from tasks.backend.commands import (
     applies_migrations,
     marker_script,
@@ -34,8 +35,10 @@ LEGACY_POPULATED = "populated"
 
 
 def read_markers(release: str) -> tuple[dict | None, str | None]:
-    """(markers, None), or (None, error) when the database cannot be read (from `release`)."""
-    answer = host.get_fact(DeployMarkers, release=release)
+    """(markers, None), or (None, error) when the database cannot be read (from `release`).
+    One start of Django per run serves the setup, the populate and the switch, until one of them
+    writes a marker (asked_once.forget)."""
+    answer = asked_once.fact(DeployMarkers, release=release)
     if answer.get("error"):
         return None, answer["error"]
     return answer.get("markers") or {}, None
@@ -77,6 +80,7 @@ def app_setup(repo: str, ref: str, commands: list[str], layout: Layout = LAYOUT,
             steps += [check, marker_script(layout, "save-migrations")]
         steps.append(command)
     steps += [marker_script(layout, "save-migrations"), f"{marker_script(layout, 'set')} setup {commit}"]
+    asked_once.forget(DeployMarkers)
     yield wrapped([run_app(layout, step, release=release) for step in steps],
                    f"{host.name}: cannot set the database up for {commit[:12]}: $reason; every backend keeps "
                    f"serving its release: commit the migrations in the app, or start from an empty database "
@@ -99,6 +103,7 @@ def app_populate(repo: str, ref: str, commands: list[str], layout: Layout = LAYO
     if not pending:
         host.noop("every populate command ran once already")
         return
+    asked_once.forget(DeployMarkers)
     for command in pending:
         once = f"{marker_script(layout, 'once')} {populate_marker(command)} {shlex.quote(command)}"
         yield run_app(layout, once, release=release)

@@ -6,19 +6,21 @@ import hashlib
 
 import pytest
 
+from pyinfra.api import deploy as deploy_function
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import Directory, File, Sha1File, Sha256File
 from pyinfra.facts.hardware import Cpus
-from pyinfra.facts.server import Groups, Os, Users, Which
+from pyinfra.facts.server import Which
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
 from stack.settings import PROJECT_ROOT, settings_from
 from tasks.backend.commands import HEALTH_PROBE, populate_marker
 from tasks.backend.deploy import batches, deploy_backend, rollback_backend
 from tasks.backend.facts import (BuiltReleases, DeployMarkers, FileText, GitRemoteRef, HttpStatus, MirrorCommit,
-                                 ServiceRelease, VenvWorks)
+                                 ServiceRelease, SystemAccount, VenvWorks)
 from tasks.backend.layout import LAYOUT
-from tasks.backend.render import (allowed_hosts, app_socket, app_unit, deploy_settings, env_file, gunicorn_conf,
+from tasks.backend.logs import deploy_log_rotation
+from tasks.backend.render import (LOGROTATE_PATH, allowed_hosts, app_logrotate, app_socket, app_unit, deploy_settings, env_file, gunicorn_conf,
                                   requirements_key, run_helper)
 from tasks.shared import UPSTREAM
 from tests.harness import ByOperation, run_deploy
@@ -47,8 +49,10 @@ RUN = "/usr/local/sbin/sprint2-run"
 MARKER = "python /srv/sprint2/conf/deploy_marker.py"
 APP = "runuser -u sprint2 --"
 # What the operations before each step see: the host as the earlier steps leave it.
+BEFORE_ACCOUNT = ("app group", "app user")
+ACCOUNT = {"uid": 998, "gid": 998, "home": LAYOUT.home, "shell": "/usr/sbin/nologin"}
 BEFORE_FETCH, BEFORE_BUILD = ("Fetch",), ("Fetch", "Build")
-BEFORE_SETUP = ("Fetch", "Build", "Set the database up", "Populate")
+BEFORE_SETUP = ("Fetch", "Build", "Set the database up")
 BEFORE_SWITCH = BEFORE_SETUP + ("Switch",)
 
 
@@ -110,7 +114,8 @@ def host_facts(settings, *, installed=True, commit=OLD, remote=OLD, setup=None, 
     directories.update({f"path={path}": None for path in managed_files(settings)})
     mirror_before = {"origin": REPO, "commit": commit} if installed else None
     built_commits = built if built is not None else ([commit] if installed else [])
-    text = {f"path={release(remote)}/requirements.txt": REQUIREMENTS,
+    text = {f"path={release(commit)}/.deploy-built": f"{commit}\n" if commit in built_commits else None,
+            f"path={release(remote)}/requirements.txt": REQUIREMENTS,
             f"path={LAYOUT.history}": history,
             f"path={release(remote)}/.deploy-built": ByOperation(
                 f"{remote}\n" if remote in built_commits else None, f"{remote}\n", until=BEFORE_BUILD)}
@@ -119,27 +124,28 @@ def host_facts(settings, *, installed=True, commit=OLD, remote=OLD, setup=None, 
     sockets = {"sprint2-app.socket": True} if installed else {}
     return {
         DebPackages: {"git": {"1"}, "python3-venv": {"1"}, "ca-certificates": {"1"}} if installed else {},
-        Groups: {"root", "adm", LAYOUT.user} if installed else {"root", "adm"},
-        Users: {LAYOUT.user: {"home": LAYOUT.home, "shell": "/usr/sbin/nologin", "group": LAYOUT.user,
-                              "groups": [], "uid": 998, "gid": 998, "comment": None}} if installed else {},
+        SystemAccount: {f"account={LAYOUT.user}": ByOperation(
+            {"user": None, "group": None}, {"user": ACCOUNT, "group": 998}, until=BEFORE_ACCOUNT)
+            if not installed else {"user": ACCOUNT, "group": 998}},
         File: files,
         Directory: directories,
         Sha1File: {f"path={path}": hashlib.sha1(text.encode()).hexdigest() for path, (text, _) in uploads.items()},
         Sha256File: {f"path={LAYOUT.env_file}": hashlib.sha256(env_text.encode()).hexdigest()},
         Cpus: 2,
-        Os: "Linux",
-        Which: {"command=useradd": "/usr/sbin/useradd", "command=groupadd": "/usr/sbin/groupadd",
-                "command=git": "/usr/bin/git" if installed else None},
+        Which: {"command=git": "/usr/bin/git" if installed else None},
         GitRemoteRef: {f"ref=main, repo={REPO}": {"refs/heads/main": remote, "HEAD": remote}},
         MirrorCommit: {f"ref=main, repo={LAYOUT.repo}": ByOperation(
             mirror_before, {"origin": REPO, "commit": remote}, until=BEFORE_FETCH)},
         FileText: text,
-        VenvWorks: {f"path={release(remote)}/.venv": venv_works, f"path={VENV}": venv_works and installed},
+        VenvWorks: {f"path={release(remote)}/.venv": venv_works, f"path={release(commit)}/.venv": venv_works,
+                    f"path={VENV}": venv_works and installed},
         ServiceRelease: {f"current={LAYOUT.current}, service={LAYOUT.service}": ByOperation(
             serving(commit if installed else None, running), serving(remote), until=BEFORE_SWITCH)},
         BuiltReleases: {f"releases={LAYOUT.releases}": sorted(set(built_commits) | {remote}, reverse=True)},
-        DeployMarkers: {f"release={release(remote)}": ByOperation(
-            markers(setup if installed else None, populated, settings), markers(remote, True, settings),
+        # The release served before (a deploy that stops early goes on with it in the harness).
+        DeployMarkers: {f"release={release(commit)}": markers(setup if installed else None, populated, settings),
+                        f"release={release(remote)}": ByOperation(
+            markers(setup if installed else None, populated, settings), markers(remote, populated, settings),
             until=BEFORE_SETUP)},
         SystemdStatus: {SERVICES[0]: services, SERVICES[1]: sockets},
         SystemdEnabled: {SERVICES[0]: services, SERVICES[1]: sockets},
@@ -147,10 +153,21 @@ def host_facts(settings, *, installed=True, commit=OLD, remote=OLD, setup=None, 
     }
 
 
-def deploy(facts, settings, me=ME, others=OTHERS, function=deploy_backend, **kwargs):
-    return run_deploy(function, facts=facts, groups=["backends"], host_data=me, other_hosts=others,
+def deploy(facts, settings, me=ME, others=OTHERS, function=deploy_backend, yes=False, **kwargs):
+    return run_deploy(function, facts=facts, groups=["backends"], host_data=me, other_hosts=others, yes=yes,
                       kwargs={"settings": settings, **({"secrets": SECRETS} if function is deploy_backend else {}),
                               **kwargs})
+
+
+def asked(run, fact) -> int:
+    """How many times one run asked the host for `fact` (any arguments)."""
+    return sum(call.startswith(f"{fact.name}(") for call in run.fact_calls)
+
+
+@deploy_function("Backend and its log rotation")
+def backend_with_log_rotation(settings, secrets):
+    deploy_backend(settings=settings, secrets=secrets)
+    deploy_log_rotation()
 
 
 def test_converged_backend_changes_nothing_and_still_checks_health():
@@ -159,6 +176,74 @@ def test_converged_backend_changes_nothing_and_still_checks_health():
     assert run.changed == []
     assert run.has(SETUP) and run.has(POPULATE) and run.has(SWITCH_A) and run.has(SWITCH_B)
     assert "tasks.backend.facts.HttpStatus(address=10.0.1.11, path=/despachos/reporte/, port=8080)" in run.fact_calls
+
+
+def test_a_converged_backend_asks_each_question_once_per_run():
+    settings = base()
+    run = deploy(host_facts(settings), settings, yes=True)
+    assert run.changed == []
+    # One start of Django for the markers, one read of the mirror and of the remote, for the
+    # fetch, build, setup, populate and switch together; one getent for the app user and group.
+    assert [asked(run, fact) for fact in (DeployMarkers, MirrorCommit, GitRemoteRef, SystemAccount)] == [1, 1, 1, 1]
+    assert not any(call.startswith(("server.Users", "server.Groups")) for call in run.fact_calls)
+    # Files go into folders that exist: no check of their parent folders.
+    assert not any(call.startswith("files.Directory(path=/etc/systemd/system") for call in run.fact_calls)
+
+
+def test_the_package_list_is_read_once_for_the_backend_and_its_log_rotation():
+    settings = base()
+    facts = host_facts(settings)
+    facts[DebPackages] = {**facts[DebPackages], "logrotate": {"1"}}
+    facts[File][f"path={LOGROTATE_PATH}"] = None
+    facts[Directory][f"path={LOGROTATE_PATH}"] = None
+    run = run_deploy(backend_with_log_rotation, facts=facts, groups=["backends"], host_data=ME, other_hosts=OTHERS,
+                     kwargs={"settings": settings, "secrets": SECRETS}, yes=True)
+    assert asked(run, DebPackages) == 1
+    assert run.changed == ["Rotate the app's logs (logrotate)"]
+
+
+def test_after_an_install_the_package_list_is_read_again():
+    settings = base()
+    facts = host_facts(settings)
+    facts[DebPackages] = {"logrotate": {"1"}}
+    facts[File][f"path={LOGROTATE_PATH}"] = {"mode": 644, "user": "root", "group": "root"}
+    facts[Sha1File][f"path={LOGROTATE_PATH}"] = hashlib.sha1(app_logrotate().encode()).hexdigest()
+    facts[Directory][f"path={LOGROTATE_PATH}"] = None
+    run = run_deploy(backend_with_log_rotation, facts=facts, groups=["backends"], host_data=ME, other_hosts=OTHERS,
+                     kwargs={"settings": settings, "secrets": SECRETS}, yes=True)
+    assert run.op("Ensure git and Python's venv are installed").changes
+    assert asked(run, DebPackages) == 2
+
+
+def test_markers_are_read_again_after_the_setup_writes_one_so_the_switch_sees_it():
+    settings = base()
+    run = deploy(host_facts(settings, remote=NEW), settings, yes=True)
+    assert run.changed == [FETCH, BUILD, SETUP, SWITCH_A]
+    # The setup's read, then the populate's after the setup ran (the switch reuses it: the
+    # populate changed nothing); the mirror again after the fetch.
+    assert asked(run, DeployMarkers) == 2
+    assert asked(run, MirrorCommit) == 2
+    assert run.op(SWITCH_A).commands[1] == switch_command(NEW, previous=OLD)
+
+
+def test_a_fresh_backend_reads_the_markers_after_each_step_that_writes_them():
+    settings = base()
+    run = deploy(host_facts(settings, installed=False, commit=None, remote=NEW, populated=False), settings, yes=True)
+    assert run.op(SETUP).changes and run.op(POPULATE).changes and run.op(SWITCH_A).changes
+    assert asked(run, DeployMarkers) == 3
+    assert run.op("Ensure the app group exists").commands == ["groupadd -r sprint2"]
+    assert run.op("Ensure the app user exists").commands == [
+        "useradd -r -M -d /srv/sprint2 -s /usr/sbin/nologin -g sprint2 sprint2"]
+    assert asked(run, SystemAccount) == 2  # again after the group was made
+
+
+def test_an_app_user_with_another_shell_or_group_is_corrected():
+    settings = base()
+    facts = host_facts(settings)
+    facts[SystemAccount] = {"account=sprint2": {"user": {**ACCOUNT, "shell": "/bin/bash", "gid": 100}, "group": 998}}
+    run = deploy(facts, settings)
+    assert run.changed == ["Ensure the app user exists"]
+    assert run.op("Ensure the app user exists").commands == ["usermod -s /usr/sbin/nologin -g sprint2 sprint2"]
 
 
 def test_fresh_backend_mirrors_builds_sets_up_populates_and_switches():
