@@ -29,13 +29,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="provision.py", description=__doc__.splitlines()[0])
     parser.add_argument("command", nargs="?", default="apply", choices=COMMANDS)
     parser.add_argument("path", nargs="?", help="backup: the new file (default .deploy/backups/<db>-<UTC time>.dump)")
-    parser.add_argument("--provider", choices=tuple(PROVIDERS),
-                        help="where the hosts run (default: the provider in the state, else aws)")
+    parser.add_argument(
+        "--provider",
+        choices=tuple(PROVIDERS),
+        help="where the hosts run (default: the provider in the state, else aws)",
+    )
     parser.add_argument("--dry", action="store_true", help="print the plan; make no change")
     parser.add_argument("--yes", "-y", action="store_true", help="approve destructive changes without asking")
     parser.add_argument("--no-wait", action="store_true", help="do not wait for SSH on new hosts")
-    parser.add_argument("--only", nargs="+", metavar="NAME", default=[],
-                        help="destroy: only these hosts (e.g. des-backend-c)")
+    parser.add_argument(
+        "--only", nargs="+", metavar="NAME", default=[], help="destroy: only these hosts (e.g. des-backend-c)"
+    )
     parser.add_argument("--backup", metavar="PATH", help="destroy: pg_dump the database to PATH first")
     args = parser.parse_args(argv)
     if (args.only or args.backup) and args.command != "destroy":
@@ -49,7 +53,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def split_operate(argv: list[str]) -> tuple[list[str], list[str]]:
     """(provision.py's own options, [operate command, its arguments]) or (argv, []) for the others."""
     for index, word in enumerate(argv):
-        if argv[index - 1:index] in (["--provider"], ["--backup"]):
+        if argv[index - 1 : index] in (["--provider"], ["--backup"]):
             continue  # an option's value, even one spelled like a command
         if word in OPERATE_COMMANDS:
             return argv[:index], argv[index:]
@@ -65,14 +69,15 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         if operate:
             from stack.operate.cli import main as operate_main
+
             chosen_provider_name(args.provider)  # a --provider that contradicts the state is refused
             return operate_main(operate[0], operate[1:], settings)
         if args.command == "unlock":
             from stack.deploy_lock import unlock
+
             return unlock()
         provider = provider_named(chosen_provider_name(args.provider))
-        options = Options(dry=args.dry, yes=args.yes, wait=not args.no_wait, only=tuple(args.only),
-                          backup=args.backup)
+        options = Options(dry=args.dry, yes=args.yes, wait=not args.no_wait, only=tuple(args.only), backup=args.backup)
         if args.command == "outputs":
             return provider.outputs(settings)
         if args.command == "backup":
@@ -87,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         if operate:
             return 130  # Ctrl-C is how an operator ends a session or a status: nothing to report
-        print("\ninterrupted: what was already created is recorded in the state; re-run to finish",
-              file=sys.stderr)
+        print("\ninterrupted: what was already created is recorded in the state; re-run to finish", file=sys.stderr)
         return 130
 
 

@@ -62,12 +62,12 @@ def unlock_script() -> str:
 def database_host() -> Target | None:
     """The db host as ssh reaches it, or None when there is none to lock on yet (nothing recorded,
     or never deployed: its host key is pinned by the first deploy)."""
-    state = load_state() or {}
-    names = [name for name, host in (state.get("hosts") or {}).items() if host.get("role") == "db"]
-    if not names:
+    state = load_state()
+    names = [name for name, host in state.hosts.items() if host.role == "db"] if state else []
+    if not state or not names:
         return None
     try:
-        return target(names[0], state["hosts"][names[0]], state.get("provider"))
+        return target(names[0], state.hosts[names[0]], state.provider)
     except UserError:
         return None
 

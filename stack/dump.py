@@ -26,8 +26,15 @@ def check_backup_path(path: str, label: str = "--backup") -> Path:
     return target
 
 
-def pull_dump(command: list[str], target: Path, host_name: str, db_name: str, progress, if_failed: str = "",
-              label: str = "--backup") -> None:
+def pull_dump(
+    command: list[str],
+    target: Path,
+    host_name: str,
+    db_name: str,
+    progress,
+    if_failed: str = "",
+    label: str = "--backup",
+) -> None:
     """Run `command` (ssh ... pg_dump) with its output going into `target`, created 0600 and exclusively.
     `if_failed`: what the caller did not do, added to a failure's line ("nothing was terminated")."""
     tail = f"; {if_failed}" if if_failed else ""
@@ -35,14 +42,17 @@ def pull_dump(command: list[str], target: Path, host_name: str, db_name: str, pr
     try:
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        raise UserError(f"{label} {target}: the file exists; choose a new name (backups are never overwritten)") from None
+        raise UserError(
+            f"{label} {target}: the file exists; choose a new name (backups are never overwritten)"
+        ) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             result = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=handle, stderr=subprocess.PIPE)
     except OSError as problem:  # no ssh client on this machine
         target.unlink(missing_ok=True)
-        raise UserError(f"backup of {host_name} failed: cannot run ssh ({problem.strerror}); install "
-                        f"openssh-client{tail}") from None
+        raise UserError(
+            f"backup of {host_name} failed: cannot run ssh ({problem.strerror}); install openssh-client{tail}"
+        ) from None
     if result.returncode != 0 or target.stat().st_size == 0:
         target.unlink(missing_ok=True)
         reason = (result.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]

@@ -9,9 +9,19 @@ from stack.state import Host, State, known_hosts_file
 def tunnel_command(host: Host, address: str, port: int) -> str:
     """ssh -L to Kong's admin API, checking the host's key against the project's known_hosts only."""
     identity = ["-i", host.ssh_key] if host.ssh_key else []
-    return shlex.join(["ssh", *identity, "-o", f"UserKnownHostsFile={known_hosts_file()}",
-                       "-o", "StrictHostKeyChecking=yes", "-L", f"{port}:127.0.0.1:{port}",
-                       f"{host.ssh_user}@{address}"])
+    return shlex.join(
+        [
+            "ssh",
+            *identity,
+            "-o",
+            f"UserKnownHostsFile={known_hosts_file()}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-L",
+            f"{port}:127.0.0.1:{port}",
+            f"{host.ssh_user}@{address}",
+        ]
+    )
 
 
 def render_outputs(state: State, settings: Settings) -> str:

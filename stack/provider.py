@@ -63,9 +63,11 @@ def check_recorded_project(state: State | None, settings: Settings) -> None:
     """A state holding the hosts of another project_prefix would be overwritten, and its hosts
     forgotten (they carry the old name and tags): refuse instead."""
     if state and state.hosts and state.prefix != settings.project_prefix:
-        raise UserError(f"the state holds the hosts of project {state.prefix!r} but project_prefix is "
-                        f"{settings.project_prefix!r}: set it back and run destroy first, or set DEPLOY_HOME "
-                        f"to another folder")
+        raise UserError(
+            f"the state holds the hosts of project {state.prefix!r} but project_prefix is "
+            f"{settings.project_prefix!r}: set it back and run destroy first, or set DEPLOY_HOME "
+            f"to another folder"
+        )
 
 
 def _aws() -> Provider:

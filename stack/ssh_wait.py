@@ -7,9 +7,17 @@ from collections.abc import Callable
 from stack.errors import UserError
 
 
-def wait_for_ssh(addresses: dict[str, str], answers: Callable[[str], bool], progress: Callable[[str], None], *,
-                 timeout: float, poll: float, report_every: float, hint: Callable[[list[str]], str],
-                 alive: Callable[[str], bool] = lambda name: True) -> None:
+def wait_for_ssh(
+    addresses: dict[str, str],
+    answers: Callable[[str], bool],
+    progress: Callable[[str], None],
+    *,
+    timeout: float,
+    poll: float,
+    report_every: float,
+    hint: Callable[[list[str]], str],
+    alive: Callable[[str], bool] = lambda name: True,
+) -> None:
     """Block until answers(name) holds for every host, printing a line as each answers and, while
     any waits, one every `report_every` seconds. `alive(name)` False: its machine is down (the
     provider may have started it again, or raises), so it is not asked this round."""

@@ -83,14 +83,24 @@ class Host(_ReadByKey):
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"role": self.role, "key": self.key, "private_ip": self.private_ip, "public_ip": self.public_ip,
-                "ssh_user": self.ssh_user, "ssh_key": self.ssh_key, "ssh_port": self.ssh_port, **self.extra}
+        return {
+            "role": self.role,
+            "key": self.key,
+            "private_ip": self.private_ip,
+            "public_ip": self.public_ip,
+            "ssh_user": self.ssh_user,
+            "ssh_key": self.ssh_key,
+            "ssh_port": self.ssh_port,
+            **self.extra,
+        }
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> "Host":
         common = {item.name for item in fields(cls)} - {"extra"}
-        return cls(**{key: raw[key] for key in common if key in raw},
-                   extra={key: value for key, value in raw.items() if key not in common})
+        return cls(
+            **{key: raw[key] for key in common if key in raw},
+            extra={key: value for key, value in raw.items() if key not in common},
+        )
 
 
 @dataclass
@@ -107,8 +117,14 @@ class State(_ReadByKey):
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        data = {"version": self.version, "provider": self.provider, "prefix": self.prefix, "region": self.region,
-                "hosts": {name: host.to_json() for name, host in self.hosts.items()}, **self.extra}
+        data = {
+            "version": self.version,
+            "provider": self.provider,
+            "prefix": self.prefix,
+            "region": self.region,
+            "hosts": {name: host.to_json() for name, host in self.hosts.items()},
+            **self.extra,
+        }
         for section in ("aws", "local"):
             if getattr(self, section) is not None:
                 data[section] = getattr(self, section)
@@ -118,10 +134,16 @@ class State(_ReadByKey):
     def from_json(cls, raw: dict[str, Any]) -> "State":
         known = {"version", "provider", "prefix", "region", "hosts", "aws", "local"}
         # Only hand-written files lack provider or prefix (provision.py always writes both).
-        return cls(provider=raw.get("provider") or "", prefix=raw.get("prefix") or "", region=raw.get("region"),
-                   hosts={name: Host.from_json(host) for name, host in raw["hosts"].items()},
-                   aws=raw.get("aws"), local=raw.get("local"), version=raw["version"],
-                   extra={key: value for key, value in raw.items() if key not in known})
+        return cls(
+            provider=raw.get("provider") or "",
+            prefix=raw.get("prefix") or "",
+            region=raw.get("region"),
+            hosts={name: Host.from_json(host) for name, host in raw["hosts"].items()},
+            aws=raw.get("aws"),
+            local=raw.get("local"),
+            version=raw["version"],
+            extra={key: value for key, value in raw.items() if key not in known},
+        )
 
 
 def load_state() -> State | None:
@@ -140,12 +162,17 @@ def load_state() -> State | None:
     # Every reader indexes these keys: a hand-edited host is one line here, not a KeyError there.
     hosts = state.get("hosts")
     if not isinstance(hosts, dict):
-        raise UserError(f"{path}: \"hosts\" is not a mapping of host names; restore it or re-run provision.py")
+        raise UserError(f'{path}: "hosts" is not a mapping of host names; restore it or re-run provision.py')
     for name, host in hosts.items():
-        if not isinstance(host, dict) or host.get("role") not in ROLES or not all(
-                key in host for key in ("private_ip", "public_ip", "ssh_user")):
-            raise UserError(f"{path}: host {name!r} lacks role ({'/'.join(ROLES)}), private_ip, public_ip "
-                            f"or ssh_user; restore it or re-run provision.py")
+        if (
+            not isinstance(host, dict)
+            or host.get("role") not in ROLES
+            or not all(key in host for key in ("private_ip", "public_ip", "ssh_user"))
+        ):
+            raise UserError(
+                f"{path}: host {name!r} lacks role ({'/'.join(ROLES)}), private_ip, public_ip "
+                f"or ssh_user; restore it or re-run provision.py"
+            )
     return State.from_json(state)
 
 

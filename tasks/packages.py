@@ -27,11 +27,13 @@ RETRY_S = 5
 def update_command() -> str:
     """`apt-get update`, tried again while another apt holds the lists' lock, up to LOCK_TIMEOUT_S."""
     tries = LOCK_TIMEOUT_S // RETRY_S
-    return (f"tries=0; until out=$(apt-get -q {WAIT} update 2>&1); do "
-            f"case $out in *'Could not get lock'*) ;; *) printf '%s\\n' \"$out\" >&2; exit 1;; esac; "
-            f"tries=$((tries + 1)); if [ $tries -ge {tries} ]; then "
-            f"printf '%s\\n' \"$out\" 'apt is still busy after {LOCK_TIMEOUT_S} s' >&2; exit 1; fi; "
-            f"sleep {RETRY_S}; done")
+    return (
+        f"tries=0; until out=$(apt-get -q {WAIT} update 2>&1); do "
+        f"case $out in *'Could not get lock'*) ;; *) printf '%s\\n' \"$out\" >&2; exit 1;; esac; "
+        f"tries=$((tries + 1)); if [ $tries -ge {tries} ]; then "
+        f"printf '%s\\n' \"$out\" 'apt is still busy after {LOCK_TIMEOUT_S} s' >&2; exit 1; fi; "
+        f"sleep {RETRY_S}; done"
+    )
 
 
 @operation()
@@ -41,8 +43,10 @@ def packages_installed(packages: list[str]):
     if not missing:
         host.noop(f"{', '.join(packages)} installed")
         return
-    install = (f"{NONINTERACTIVE} apt-get -y {WAIT} -o Dpkg::Options::=--force-confdef "
-               f"-o Dpkg::Options::=--force-confold install {' '.join(missing)}")
+    install = (
+        f"{NONINTERACTIVE} apt-get -y {WAIT} -o Dpkg::Options::=--force-confdef "
+        f"-o Dpkg::Options::=--force-confold install {' '.join(missing)}"
+    )
     asked_once.forget(DebPackages)
     yield update_command()
     # After a killed dpkg, apt refuses everything until `dpkg --configure -a`. When the first

@@ -39,9 +39,10 @@ differ from the fact's defaults, joined with ", " and sorted by name (e.g. "path
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from io import StringIO
-from typing import Any, Callable
+from typing import Any
 
 from pyinfra.api import Config, Inventory, State
 from pyinfra.api.command import FileDownloadCommand, FileUploadCommand, FunctionCommand, StringCommand
@@ -51,8 +52,13 @@ from pyinfra.context import ctx_host, ctx_inventory, ctx_state
 
 TARGET = "@fake/target"
 # Global arguments every operation carries by default; left out of Op.global_arguments.
-PLAIN_ARGUMENTS = {"_shell_executable": "sh", "_env": {}, "_success_exit_codes": [0], "_retry_delay": 5,
-                   "_temp_dir": "/tmp"}
+PLAIN_ARGUMENTS = {
+    "_shell_executable": "sh",
+    "_env": {},
+    "_success_exit_codes": [0],
+    "_retry_delay": 5,
+    "_temp_dir": "/tmp",
+}
 
 
 class MissingFact(AssertionError):
@@ -118,11 +124,7 @@ def fact_key(fact_cls: type, args: tuple, kwargs: dict) -> str:
         return ""
     signature = inspect.signature(fact_cls().command)
     bound = signature.bind(*args, **kwargs)
-    given = {
-        name: value
-        for name, value in bound.arguments.items()
-        if value != signature.parameters[name].default
-    }
+    given = {name: value for name, value in bound.arguments.items() if value != signature.parameters[name].default}
     return ", ".join(f"{name}={value}" for name, value in sorted(given.items()))
 
 
@@ -240,16 +242,19 @@ def _simulate(state: State, target) -> list[Op]:
                     uploads[upload[0]] = upload[1]
             full_name = sorted(state.op_meta[op_hash].names)[0]
             arguments = dict(op_data.global_arguments)
-            ops.append(Op(
-                name=full_name.split(" | ")[-1],
-                full_name=full_name,
-                changes=bool(commands),
-                commands=texts,
-                uploads=uploads,
-                conditional=bool(arguments.get("_if")),
-                global_arguments={
-                    key: value for key, value in arguments.items()
-                    if key != "name" and value not in (None, [], False) and PLAIN_ARGUMENTS.get(key) != value
-                },
-            ))
+            ops.append(
+                Op(
+                    name=full_name.split(" | ")[-1],
+                    full_name=full_name,
+                    changes=bool(commands),
+                    commands=texts,
+                    uploads=uploads,
+                    conditional=bool(arguments.get("_if")),
+                    global_arguments={
+                        key: value
+                        for key, value in arguments.items()
+                        if key != "name" and value not in (None, [], False) and PLAIN_ARGUMENTS.get(key) != value
+                    },
+                )
+            )
     return ops

@@ -61,13 +61,25 @@ def test_outputs_of_local_hosts_never_import_boto3(tmp_path, monkeypatch):
     # boto3 and botocore cost about a second: only commands that call AWS may pay it.
     monkeypatch.setenv("DEPLOY_HOME", str(tmp_path / "home"))
     save_state(State("local", "des", hosts={"des-db": Host("db", "10.77.0.10", "10.77.0.10", "root")}))
-    env = {"DEPLOY_HOME": str(tmp_path / "home"), "DEPLOY_CONFIG": str(tmp_path / "config.yml"), "PATH": "/usr/bin:/bin"}
+    env = {
+        "DEPLOY_HOME": str(tmp_path / "home"),
+        "DEPLOY_CONFIG": str(tmp_path / "config.yml"),
+        "PATH": "/usr/bin:/bin",
+    }
     (tmp_path / "config.yml").write_text("project_prefix: des\n")
-    result = subprocess.run([sys.executable, "-X", "importtime", "provision.py", "outputs"], cwd=PROJECT_ROOT,
-                            env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "provision.py", "outputs"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert "des-db  private 10.77.0.10" in result.stdout
-    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time")]
+    imported = [
+        line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time")
+    ]
     assert "stack.provider" in imported
     assert not [name for name in imported if name.startswith(("boto", "stack.aws.clients"))]
 

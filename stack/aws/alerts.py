@@ -45,8 +45,9 @@ def find_alarms(cloudwatch, prefix: str) -> dict[str, Alarm]:
         for alarm in page["MetricAlarms"]:
             if pattern.fullmatch(alarm["AlarmName"]):
                 dimensions = {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
-                found[alarm["AlarmName"]] = Alarm(alarm["MetricName"], dimensions.get("InstanceId"),
-                                                  tuple(sorted(alarm.get("AlarmActions", []))))
+                found[alarm["AlarmName"]] = Alarm(
+                    alarm["MetricName"], dimensions.get("InstanceId"), tuple(sorted(alarm.get("AlarmActions", [])))
+                )
     return found
 
 
@@ -61,14 +62,21 @@ def subscribe(sns, topic_arn: str, email: str) -> None:
 def put_alarm(cloudwatch, prefix: str, name: str, alarm: Alarm) -> None:
     """Alarm after two failed one-minute checks (one blip does not page anyone)."""
     cloudwatch.put_metric_alarm(
-        AlarmName=name, AlarmDescription=f"{alarm.metric} on {name.rsplit('-', 2)[0]} (provision.py)",
-        Namespace="AWS/EC2", MetricName=alarm.metric, Statistic="Maximum", Period=60, EvaluationPeriods=2,
-        Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
-        Dimensions=[{"Name": "InstanceId", "Value": alarm.instance_id}], AlarmActions=list(alarm.actions),
+        AlarmName=name,
+        AlarmDescription=f"{alarm.metric} on {name.rsplit('-', 2)[0]} (provision.py)",
+        Namespace="AWS/EC2",
+        MetricName=alarm.metric,
+        Statistic="Maximum",
+        Period=60,
+        EvaluationPeriods=2,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        Dimensions=[{"Name": "InstanceId", "Value": alarm.instance_id}],
+        AlarmActions=list(alarm.actions),
         Tags=tags(prefix, name),
     )
 
 
 def delete_alarms(cloudwatch, names: list[str]) -> None:
     for start in range(0, len(names), 100):
-        cloudwatch.delete_alarms(AlarmNames=names[start:start + 100])
+        cloudwatch.delete_alarms(AlarmNames=names[start : start + 100])

@@ -21,8 +21,10 @@ def resolve_image(ec2, ami_id: str | None) -> tuple[str, str]:
     if ami_id:
         images = ec2.describe_images(ImageIds=[ami_id])["Images"]
         if not images:
-            raise UserError(f"ami_id {ami_id} is not visible in this region: AMI ids differ per region; "
-                            "check it or unset ami_id to use Ubuntu 24.04")
+            raise UserError(
+                f"ami_id {ami_id} is not visible in this region: AMI ids differ per region; "
+                "check it or unset ami_id to use Ubuntu 24.04"
+            )
         return ami_id, images[0].get("Name", ami_id)
     images = ec2.describe_images(
         Owners=[CANONICAL],
@@ -34,6 +36,8 @@ def resolve_image(ec2, ami_id: str | None) -> tuple[str, str]:
     )["Images"]
     image = newest(images)
     if image is None:
-        raise UserError("no Canonical Ubuntu 24.04 amd64 image found in this region: set ami_id in "
-                        "config.yml to an Ubuntu 24.04 AMI id you may use (EC2 console > AMI Catalog)")
+        raise UserError(
+            "no Canonical Ubuntu 24.04 amd64 image found in this region: set ami_id in "
+            "config.yml to an Ubuntu 24.04 AMI id you may use (EC2 console > AMI Catalog)"
+        )
     return image["ImageId"], image["Name"]

@@ -36,8 +36,10 @@ def apply(settings: Settings, options: Options) -> int:
     for name, (role, _key) in host_names(settings).items():
         found = actual.instances.get(name)
         if found and found.instance_type != instance_type_of(settings, role):
-            warn(f"{name} runs {found.instance_type}, the settings say {instance_type_of(settings, role)}: "
-                 f"hosts are not replaced in place; destroy --only {name} and re-run to replace it")
+            warn(
+                f"{name} runs {found.instance_type}, the settings say {instance_type_of(settings, role)}: "
+                f"hosts are not replaced in place; destroy --only {name} and re-run to replace it"
+            )
 
     actions = plan_apply(settings, actual, aws.region)
     image_id, subnets = "", {}
@@ -76,6 +78,11 @@ def _fresh_state(settings: Settings, aws: Clients, actual: Actual) -> State:
     for name, (role, key) in host_names(settings).items():
         if name in actual.instances:
             state.hosts[name] = aws_host(settings, actual.instances[name], role, key)
-    state.aws = {"region": aws.region, "vpc_id": actual.vpc_id, "groups": dict(actual.groups),
-                 "key_name": key_pair_name(settings), "topic_arn": actual.topic_arn}
+    state.aws = {
+        "region": aws.region,
+        "vpc_id": actual.vpc_id,
+        "groups": dict(actual.groups),
+        "key_name": key_pair_name(settings),
+        "topic_arn": actual.topic_arn,
+    }
     return state

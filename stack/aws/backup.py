@@ -21,8 +21,10 @@ def backup(settings: Settings, path: str | None) -> int:
         found, _ = instances.find_instances(aws.ec2, settings.project_prefix)
         database = found.get(f"{settings.project_prefix}-db")
         if database is None or database.state in ("terminated", "shutting-down"):
-            raise UserError(f"no database host {settings.project_prefix}-db in this account and region: "
-                            "run python provision.py first")
+            raise UserError(
+                f"no database host {settings.project_prefix}-db in this account and region: "
+                "run python provision.py first"
+            )
         target = path or str(default_backup_path(settings.db_name))
         pull_backup(settings, database, target, progress, if_failed="", label="backup")
         progress(restore_hint(target))
@@ -32,20 +34,37 @@ def backup(settings: Settings, path: str | None) -> int:
 def ssh_command(settings: Settings, address: str) -> list[str]:
     key = private_key_path(settings)
     private_dir("ssh")  # ssh records the host's key there on first contact
-    command = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new",
-               "-o", f"UserKnownHostsFile={known_hosts_file()}", "-o", "ConnectTimeout=15"]
+    command = [
+        "ssh",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=accept-new",
+        "-o",
+        f"UserKnownHostsFile={known_hosts_file()}",
+        "-o",
+        "ConnectTimeout=15",
+    ]
     if key:
         command += ["-i", str(key)]
     # Custom format: compressed, and pg_restore can pick single tables out of it.
-    return command + [f"{settings.ssh_user}@{address}",
-                      f"sudo -u postgres pg_dump --format=custom {settings.db_name}"]
+    return command + [f"{settings.ssh_user}@{address}", f"sudo -u postgres pg_dump --format=custom {settings.db_name}"]
 
 
-def pull_backup(settings: Settings, database: Instance, path: str, progress,
-                if_failed: str = "nothing was terminated", label: str = "--backup") -> None:
+def pull_backup(
+    settings: Settings,
+    database: Instance,
+    path: str,
+    progress,
+    if_failed: str = "nothing was terminated",
+    label: str = "--backup",
+) -> None:
     target = check_backup_path(path, label)
     if not database.public_ip:
-        raise UserError(f"{database.name} has no public address (stopped?): start it with python provision.py"
-                        + (", or destroy without --backup" if if_failed else ""))
-    pull_dump(ssh_command(settings, database.public_ip), target, database.name, settings.db_name, progress,
-              if_failed, label)
+        raise UserError(
+            f"{database.name} has no public address (stopped?): start it with python provision.py"
+            + (", or destroy without --backup" if if_failed else "")
+        )
+    pull_dump(
+        ssh_command(settings, database.public_ip), target, database.name, settings.db_name, progress, if_failed, label
+    )

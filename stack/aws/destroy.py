@@ -28,8 +28,10 @@ def destroy(settings: Settings, options: Options) -> int:
     db_goes = any(a.kind == "instance" and a.name == database for a in actions)
     if options.backup:
         if not db_goes:
-            raise UserError(f"--backup dumps the database before {database} is terminated, "
-                            f"but {database} is not being destroyed: drop --backup")
+            raise UserError(
+                f"--backup dumps the database before {database} is terminated, "
+                f"but {database} is not being destroyed: drop --backup"
+            )
         check_backup_path(options.backup)
     progress(render(actions))
     if db_goes and not options.backup:

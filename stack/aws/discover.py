@@ -45,10 +45,21 @@ def aws_host(settings: Settings, instance: Instance, role: str, key: str | None)
     """One instance as the state file (and so inventory.py) records it."""
     ssh_key = private_key_path(settings)
     # EC2 gives every instance its private address at launch: only a terminated one has none.
-    return Host(role=role, key=key, private_ip=instance.private_ip or "", public_ip=instance.public_ip,
-                ssh_user=settings.ssh_user, ssh_key=str(ssh_key) if ssh_key else None, ssh_port=22,
-                extra={"instance_id": instance.id, "instance_type": instance.instance_type, "zone": instance.zone,
-                       "state": instance.state})
+    return Host(
+        role=role,
+        key=key,
+        private_ip=instance.private_ip or "",
+        public_ip=instance.public_ip,
+        ssh_user=settings.ssh_user,
+        ssh_key=str(ssh_key) if ssh_key else None,
+        ssh_port=22,
+        extra={
+            "instance_id": instance.id,
+            "instance_type": instance.instance_type,
+            "zone": instance.zone,
+            "state": instance.state,
+        },
+    )
 
 
 def state_from_tags(settings: Settings) -> State | None:
@@ -63,8 +74,9 @@ def state_from_tags(settings: Settings) -> State | None:
         with aws_errors():
             return _state_from_tags(aws, settings)
     except UserError as error:
-        raise UserError(f"no hosts recorded yet and none found by EC2 tags ({error}): "
-                        "run python provision.py first") from None
+        raise UserError(
+            f"no hosts recorded yet and none found by EC2 tags ({error}): run python provision.py first"
+        ) from None
 
 
 def _state_from_tags(aws, settings: Settings) -> State | None:

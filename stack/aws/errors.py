@@ -9,18 +9,20 @@ from contextlib import contextmanager
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConnectTimeoutError,
     EndpointConnectionError,
     NoCredentialsError,
     NoRegionError,
     PartialCredentialsError,
-    ConnectTimeoutError,
 )
 from botocore.parsers import ResponseParserError
 
 from stack.errors import UserError
 
-_EXPIRED = ("re-new the credentials: in Learner Lab press Start Lab, open AWS Details and copy the new "
-            "aws_access_key_id, aws_secret_access_key and aws_session_token into ~/.aws/credentials")
+_EXPIRED = (
+    "re-new the credentials: in Learner Lab press Start Lab, open AWS Details and copy the new "
+    "aws_access_key_id, aws_secret_access_key and aws_session_token into ~/.aws/credentials"
+)
 
 HINTS = {
     "ExpiredToken": _EXPIRED,
@@ -30,22 +32,31 @@ HINTS = {
     "InvalidClientTokenId": _EXPIRED,
     "UnrecognizedClientException": _EXPIRED,
     "SignatureDoesNotMatch": "the secret key does not match the access key: copy both again into ~/.aws/credentials",
-    "UnauthorizedOperation": ("this account may not do that (Learner Lab allows nano..large types, "
-                              "us-east-1/us-west-2, no IAM roles): use an allowed value or ask your admin"),
+    "UnauthorizedOperation": (
+        "this account may not do that (Learner Lab allows nano..large types, "
+        "us-east-1/us-west-2, no IAM roles): use an allowed value or ask your admin"
+    ),
     "AccessDenied": "this account may not do that: ask your admin, or use an allowed region and type",
     "AccessDeniedException": "this account may not do that: ask your admin, or use an allowed region and type",
-    "VcpuLimitExceeded": ("the account's vCPU limit is reached (Learner Lab: 32 vCPU, 9 instances per region): "
-                          "use a smaller instance_type, fewer backends, or destroy other instances"),
+    "VcpuLimitExceeded": (
+        "the account's vCPU limit is reached (Learner Lab: 32 vCPU, 9 instances per region): "
+        "use a smaller instance_type, fewer backends, or destroy other instances"
+    ),
     "InstanceLimitExceeded": "the account's instance limit is reached: fewer backends, or destroy other instances",
-    "InsufficientInstanceCapacity": ("AWS has no capacity for this type in any offered zone right now: "
-                                     "re-run later or choose another instance_type"),
+    "InsufficientInstanceCapacity": (
+        "AWS has no capacity for this type in any offered zone right now: re-run later or choose another instance_type"
+    ),
     "InvalidParameterCombination": "this instance type does not fit the image or options: choose another instance_type",
     "InvalidInstanceType": "unknown instance type: check instance_type / kong_instance_type (e.g. t2.nano, t3.small)",
     "InvalidAMIID.NotFound": "no such image in this region: AMI ids differ per region; check ami_id or unset it",
     "InvalidAMIID.Malformed": "check ami_id (ami- and 8 or 17 hex digits) or unset it",
-    "InvalidKeyPair.NotFound": "no such key pair in this region: check key_name (Learner Lab's vockey exists in us-east-1)",
+    "InvalidKeyPair.NotFound": (
+        "no such key pair in this region: check key_name (Learner Lab's vockey exists in us-east-1)"
+    ),
     "InvalidKeyPair.Duplicate": "a key pair of that name exists: set key_name to use it",
-    "DependencyViolation": "something still uses this resource (instances shutting down?): wait a minute and re-run destroy",
+    "DependencyViolation": (
+        "something still uses this resource (instances shutting down?): wait a minute and re-run destroy"
+    ),
     "RequestLimitExceeded": "AWS is throttling this account: wait a minute and re-run",
     "OptInRequired": "the account is not subscribed to this service or region: choose another region",
     "InvalidGroup.NotFound": "a security group vanished while working: re-run to converge",
@@ -59,23 +70,29 @@ def explain(error: Exception) -> str:
         info = error.response.get("Error", {})
         code = info.get("Code", "Unknown")
         message = (info.get("Message") or "").strip().rstrip(".")
-        line = f"{error.operation_name} failed: {code}: {message}" if message else f"{error.operation_name} failed: {code}"
+        line = (
+            f"{error.operation_name} failed: {code}: {message}" if message else f"{error.operation_name} failed: {code}"
+        )
         hint = HINTS.get(code)
         if hint is None and code.startswith("InvalidParameterValue") and "instance type" in message.lower():
             hint = HINTS["InvalidInstanceType"]
         return f"{line} (hint: {hint})" if hint else line
     if isinstance(error, (NoCredentialsError, PartialCredentialsError)):
-        return (f"AWS credentials not found ({error}) (hint: run aws configure, or write "
-                "aws_access_key_id, aws_secret_access_key and aws_session_token under [default] in "
-                "~/.aws/credentials; Learner Lab: AWS Details > AWS CLI)")
+        return (
+            f"AWS credentials not found ({error}) (hint: run aws configure, or write "
+            "aws_access_key_id, aws_secret_access_key and aws_session_token under [default] in "
+            "~/.aws/credentials; Learner Lab: AWS Details > AWS CLI)"
+        )
     if isinstance(error, NoRegionError):
         return f"{error} (hint: set region in config.yml)"
     if isinstance(error, (EndpointConnectionError, ConnectTimeoutError)):
         return f"cannot reach AWS: {error} (hint: check the network, the region and AWS_ENDPOINT_URL if set)"
     if isinstance(error, ResponseParserError):
         # Not botocore's error class: an answer that is not AWS's (a proxy or captive portal page).
-        return ("the AWS endpoint answered something that is not an AWS response (hint: check the network, "
-                "a proxy, and AWS_ENDPOINT_URL if set)")
+        return (
+            "the AWS endpoint answered something that is not an AWS response (hint: check the network, "
+            "a proxy, and AWS_ENDPOINT_URL if set)"
+        )
     return f"AWS call failed: {error}"
 
 

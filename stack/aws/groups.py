@@ -13,10 +13,12 @@ RETRY_SECONDS = 10
 
 def find_groups(ec2, prefix: str, vpc_id: str) -> list[dict]:
     """The project's groups, by name within the VPC (names are unique per VPC)."""
-    return ec2.describe_security_groups(Filters=[
-        {"Name": "vpc-id", "Values": [vpc_id]},
-        {"Name": "group-name", "Values": list(group_names(prefix).values())},
-    ])["SecurityGroups"]
+    return ec2.describe_security_groups(
+        Filters=[
+            {"Name": "vpc-id", "Values": [vpc_id]},
+            {"Name": "group-name", "Values": list(group_names(prefix).values())},
+        ]
+    )["SecurityGroups"]
 
 
 def actual_rules(ec2, groups: list[dict]) -> tuple[dict[str, str], dict[str, dict[Rule, str]]]:
@@ -29,7 +31,8 @@ def actual_rules(ec2, groups: list[dict]) -> tuple[dict[str, str], dict[str, dic
     rules: dict[str, dict[Rule, str]] = {name: {} for name in ids}
     if ids:
         pages = ec2.get_paginator("describe_security_group_rules").paginate(
-            Filters=[{"Name": "group-id", "Values": list(ids.values())}])
+            Filters=[{"Name": "group-id", "Values": list(ids.values())}]
+        )
         for page in pages:
             for entry in page["SecurityGroupRules"]:
                 if not entry["IsEgress"] and entry["GroupId"] in names:
@@ -40,7 +43,9 @@ def actual_rules(ec2, groups: list[dict]) -> tuple[dict[str, str], dict[str, dic
 def create_group(ec2, prefix: str, name: str, vpc_id: str) -> str:
     role = next(role for role, group in group_names(prefix).items() if group == name)
     return ec2.create_security_group(
-        GroupName=name, Description=f"{prefix} {role} hosts (managed by provision.py)", VpcId=vpc_id,
+        GroupName=name,
+        Description=f"{prefix} {role} hosts (managed by provision.py)",
+        VpcId=vpc_id,
         TagSpecifications=tag_specs(("security-group",), prefix, name, role),
     )["GroupId"]
 
@@ -48,7 +53,8 @@ def create_group(ec2, prefix: str, name: str, vpc_id: str) -> str:
 def authorize(ec2, group_id: str, rules: dict[Rule, str], ids: dict[str, str]) -> dict[Rule, str]:
     """Allow the rules (rule -> description) in one call; returns rule -> its rule id."""
     answer = ec2.authorize_security_group_ingress(
-        GroupId=group_id, IpPermissions=[permission_of(rule, ids, text) for rule, text in rules.items()])
+        GroupId=group_id, IpPermissions=[permission_of(rule, ids, text) for rule, text in rules.items()]
+    )
     names = {group: name for name, group in ids.items()}
     return {rule_of(entry, names): entry["SecurityGroupRuleId"] for entry in answer.get("SecurityGroupRules", [])}
 

@@ -6,10 +6,10 @@ import uuid
 
 from botocore.exceptions import ClientError
 
+from stack import ssh_wait
 from stack.aws.plan import LIVE_STATES, Instance
 from stack.aws.tags import project_filters, tag_map, tag_specs
 from stack.errors import UserError
-from stack import ssh_wait
 
 POLL_SECONDS = 5
 
@@ -17,10 +17,16 @@ POLL_SECONDS = 5
 def _instance(raw: dict) -> Instance:
     tags = tag_map(raw)
     return Instance(
-        id=raw["InstanceId"], name=tags.get("Name", raw["InstanceId"]), state=raw["State"]["Name"],
-        role=tags.get("Role"), key=tags.get("BackendKey") or None, instance_type=raw.get("InstanceType", ""),
-        private_ip=raw.get("PrivateIpAddress"), public_ip=raw.get("PublicIpAddress"),
-        zone=raw.get("Placement", {}).get("AvailabilityZone"), launched=str(raw.get("LaunchTime", "")),
+        id=raw["InstanceId"],
+        name=tags.get("Name", raw["InstanceId"]),
+        state=raw["State"]["Name"],
+        role=tags.get("Role"),
+        key=tags.get("BackendKey") or None,
+        instance_type=raw.get("InstanceType", ""),
+        private_ip=raw.get("PrivateIpAddress"),
+        public_ip=raw.get("PublicIpAddress"),
+        zone=raw.get("Placement", {}).get("AvailabilityZone"),
+        launched=str(raw.get("LaunchTime", "")),
     )
 
 
@@ -45,8 +51,19 @@ def find_instances(ec2, prefix: str) -> tuple[dict[str, Instance], list[Instance
     return by_name, duplicates
 
 
-def launch(ec2, prefix: str, name: str, role: str, key: str | None, instance_type: str, image_id: str,
-           key_name: str, group_id: str, subnets: list[dict], progress) -> Instance:
+def launch(
+    ec2,
+    prefix: str,
+    name: str,
+    role: str,
+    key: str | None,
+    instance_type: str,
+    image_id: str,
+    key_name: str,
+    group_id: str,
+    subnets: list[dict],
+    progress,
+) -> Instance:
     """One instance in the first offered zone with capacity (InsufficientInstanceCapacity: next zone)."""
     tags = tag_specs(("instance", "volume"), prefix, name, role)
     if key:
@@ -54,8 +71,14 @@ def launch(ec2, prefix: str, name: str, role: str, key: str | None, instance_typ
     for index, subnet in enumerate(subnets):
         try:
             raw = ec2.run_instances(
-                ImageId=image_id, InstanceType=instance_type, MinCount=1, MaxCount=1, KeyName=key_name,
-                SubnetId=subnet["SubnetId"], SecurityGroupIds=[group_id], TagSpecifications=tags,
+                ImageId=image_id,
+                InstanceType=instance_type,
+                MinCount=1,
+                MaxCount=1,
+                KeyName=key_name,
+                SubnetId=subnet["SubnetId"],
+                SecurityGroupIds=[group_id],
+                TagSpecifications=tags,
                 # A fresh token per attempt: botocore's own retries of this call reuse it (no double
                 # launch), while a later run never gets back an instance terminated meanwhile.
                 ClientToken=str(uuid.uuid4()),
@@ -79,8 +102,10 @@ def wait_for_states(ec2, ids: list[str], wanted: str, progress, timeout: float =
             return found
         if wanted == "running" and any(i.state in ("terminated", "shutting-down") for i in found.values()):
             dead = [i.name for i in found.values() if i.state in ("terminated", "shutting-down")]
-            raise UserError(f"{', '.join(dead)} stopped while starting (see the EC2 console's system log); "
-                            "re-run python provision.py to replace it")
+            raise UserError(
+                f"{', '.join(dead)} stopped while starting (see the EC2 console's system log); "
+                "re-run python provision.py to replace it"
+            )
         if time.monotonic() > deadline:
             raise UserError(f"timed out waiting for {wanted}: {', '.join(waiting)}; re-run to continue")
         progress(f"  waiting for {wanted}: {', '.join(waiting)}")
@@ -90,10 +115,16 @@ def wait_for_states(ec2, ids: list[str], wanted: str, progress, timeout: float =
 def wait_for_ssh(hosts: dict[str, tuple[str, int]], progress, timeout: float = 600) -> None:
     """Wait until each (address, port) answers with an SSH banner (cloud-init starts sshd late)."""
     ssh_wait.wait_for_ssh(
-        {name: address for name, (address, _port) in hosts.items()}, lambda name: _ssh_answers(*hosts[name]),
-        progress, timeout=timeout, poll=POLL_SECONDS, report_every=POLL_SECONDS,
-        hint=lambda names: "check that admin_cidr matches your address (curl -s https://checkip.amazonaws.com), "
-                           "then re-run")
+        {name: address for name, (address, _port) in hosts.items()},
+        lambda name: _ssh_answers(*hosts[name]),
+        progress,
+        timeout=timeout,
+        poll=POLL_SECONDS,
+        report_every=POLL_SECONDS,
+        hint=lambda names: (
+            "check that admin_cidr matches your address (curl -s https://checkip.amazonaws.com), then re-run"
+        ),
+    )
 
 
 def _ssh_answers(address: str, port: int) -> bool:

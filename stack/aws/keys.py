@@ -36,19 +36,25 @@ def check_key(ec2, settings: Settings, exists: bool) -> list[str]:
     name = key_pair_name(settings)
     if settings.key_name:
         if not exists:
-            raise UserError(f"key pair {name!r} not found in this region: check key_name (Learner Lab's vockey "
-                            f"exists only in us-east-1), or unset key_name to generate a project key")
+            raise UserError(
+                f"key pair {name!r} not found in this region: check key_name (Learner Lab's vockey "
+                f"exists only in us-east-1), or unset key_name to generate a project key"
+            )
         path = private_key_path(settings)
         if path is None:
-            return [f"ssh_key_path is unset: set it to the private key of {name} (Learner Lab: ~/.ssh/labsuser.pem, "
-                    f"chmod 600) so the deploy can log in"]
+            return [
+                f"ssh_key_path is unset: set it to the private key of {name} (Learner Lab: ~/.ssh/labsuser.pem, "
+                f"chmod 600) so the deploy can log in"
+            ]
         if not path.exists():
             return [f"ssh_key_path {path} does not exist: download the private key of {name} there (chmod 600)"]
         return []
     if exists and not generated_key_path(settings).exists():
-        raise UserError(f"key pair {name!r} exists in AWS but its private key {generated_key_path(settings)} is "
-                        f"missing: restore it, or delete the key pair (aws ec2 delete-key-pair --key-name {name}) "
-                        f"if no host uses it, and re-run")
+        raise UserError(
+            f"key pair {name!r} exists in AWS but its private key {generated_key_path(settings)} is "
+            f"missing: restore it, or delete the key pair (aws ec2 delete-key-pair --key-name {name}) "
+            f"if no host uses it, and re-run"
+        )
     return []
 
 
@@ -59,8 +65,12 @@ def create_key_pair(ec2, settings: Settings) -> Path:
         if not shutil.which("ssh-keygen"):
             raise UserError("ssh-keygen not found: install openssh-client, or set key_name to an existing key pair")
         private_dir("ssh")
-        made = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", key_pair_name(settings),
-                               "-f", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        made = subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", key_pair_name(settings), "-f", str(path)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         if made.returncode != 0:
             raise UserError(f"ssh-keygen could not write {path}: {made.stderr.strip() or made.returncode}")
     os.chmod(path, 0o600)
@@ -68,10 +78,15 @@ def create_key_pair(ec2, settings: Settings) -> Path:
     if not public_path.exists():  # the public part is derived from the private one: rebuild it
         derived = subprocess.run(["ssh-keygen", "-y", "-f", str(path)], capture_output=True, text=True)
         if derived.returncode != 0:
-            raise UserError(f"cannot read the project key {path}: {derived.stderr.strip()}; restore it or delete it "
-                            f"and the key pair {key_pair_name(settings)} to start afresh")
+            raise UserError(
+                f"cannot read the project key {path}: {derived.stderr.strip()}; restore it or delete it "
+                f"and the key pair {key_pair_name(settings)} to start afresh"
+            )
         public_path.write_text(derived.stdout)
     public = public_path.read_bytes()
-    ec2.import_key_pair(KeyName=key_pair_name(settings), PublicKeyMaterial=public,
-                        TagSpecifications=tag_specs(("key-pair",), settings.project_prefix, key_pair_name(settings)))
+    ec2.import_key_pair(
+        KeyName=key_pair_name(settings),
+        PublicKeyMaterial=public,
+        TagSpecifications=tag_specs(("key-pair",), settings.project_prefix, key_pair_name(settings)),
+    )
     return path

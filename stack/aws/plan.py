@@ -96,8 +96,9 @@ def desired_alarms(settings: Settings, region: str, topic_arn: str, ids: Mapping
         alarms[f"{name}-status-check"] = Alarm("StatusCheckFailed", instance_id, (topic_arn,))
         if recover_supported(instance_type_of(settings, role)):
             recover = f"arn:aws:automate:{region}:ec2:recover"
-            alarms[f"{name}-auto-recover"] = Alarm("StatusCheckFailed_System", instance_id,
-                                                   tuple(sorted((recover, topic_arn))))
+            alarms[f"{name}-auto-recover"] = Alarm(
+                "StatusCheckFailed_System", instance_id, tuple(sorted((recover, topic_arn)))
+            )
     return alarms
 
 
@@ -144,8 +145,9 @@ def _plan_alerts(settings: Settings, actual: Actual, region: str) -> list[Action
         for name in sorted(actual.alarms):
             actions.append(Action("-", "alarm", name, "manager_email is unset"))
         if actual.topic_arn:
-            actions.append(Action("-", "sns_topic", topic_name(settings), "manager_email is unset",
-                                  {"arn": actual.topic_arn}))
+            actions.append(
+                Action("-", "sns_topic", topic_name(settings), "manager_email is unset", {"arn": actual.topic_arn})
+            )
         return actions
     if not actual.topic_arn:
         actions.append(Action("+", "sns_topic", topic_name(settings)))
@@ -170,19 +172,25 @@ def _plan_alerts(settings: Settings, actual: Actual, region: str) -> list[Action
 def plan_destroy(settings: Settings, actual: Actual, only: tuple[str, ...] = ()) -> list[Action]:
     """Everything of the project (or just the `only` hosts and their alarms), for `destroy`."""
     targets = set(only) if only else set(actual.instances)
-    actions = [Action("-", "instance", name, f"{found.id}: terminate", {"id": found.id})
-               for name, found in sorted(actual.instances.items()) if name in targets]
+    actions = [
+        Action("-", "instance", name, f"{found.id}: terminate", {"id": found.id})
+        for name, found in sorted(actual.instances.items())
+        if name in targets
+    ]
     if not only:
-        actions += [Action("-", "instance", found.name, f"{found.id}: terminate (duplicate)", {"id": found.id})
-                    for found in actual.duplicates]
+        actions += [
+            Action("-", "instance", found.name, f"{found.id}: terminate (duplicate)", {"id": found.id})
+            for found in actual.duplicates
+        ]
     for name in sorted(actual.alarms):
         if not only or name.rsplit("-", 2)[0] in targets:
             actions.append(Action("-", "alarm", name))
     if only:
         return actions
     if actual.topic_arn:
-        actions.append(Action("-", "sns_topic", topic_name(settings), "and its subscriptions",
-                              {"arn": actual.topic_arn}))
+        actions.append(
+            Action("-", "sns_topic", topic_name(settings), "and its subscriptions", {"arn": actual.topic_arn})
+        )
     for group in group_names(settings.project_prefix).values():
         if group in actual.groups:
             actions.append(Action("-", "security_group", group, actual.groups[group]))

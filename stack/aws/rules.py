@@ -51,8 +51,10 @@ def ssh_source(settings: Settings) -> str:
 def ssh_warning(settings: Settings) -> str | None:
     if settings.admin_cidr:
         return None
-    return ("SSH (22) is open to 0.0.0.0/0 because admin_cidr is unset: set admin_cidr: <your IP>/32 "
-            "in config.yml (your IP: curl -s https://checkip.amazonaws.com) and re-run to restrict it")
+    return (
+        "SSH (22) is open to 0.0.0.0/0 because admin_cidr is unset: set admin_cidr: <your IP>/32 "
+        "in config.yml (your IP: curl -s https://checkip.amazonaws.com) and re-run to restrict it"
+    )
 
 
 def desired_rules(settings: Settings) -> dict[str, dict[Rule, str]]:
@@ -90,7 +92,7 @@ def rule_of(entry: dict, name_of_group: dict[str, str]) -> Rule:
     elif entry.get("PrefixListId"):
         source = f"pl:{entry['PrefixListId']}"
     else:
-        source = entry.get("CidrIpv4") or entry.get("CidrIpv6")
+        source = entry.get("CidrIpv4") or entry["CidrIpv6"]  # a rule without a group or list has one
     return Rule(protocol, low, high, source)
 
 

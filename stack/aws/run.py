@@ -19,10 +19,24 @@ SSH_TIMEOUT = 600  # seconds; a t2.nano's first boot with cloud-init takes 1-3 m
 # when apply removes what the settings no longer want. Groups always go together: delete_groups
 # first drops the rules by which they name each other.
 MANY_AT_ONCE = ("instance", "alarm", "security_group")
-VERBS = {"instance": "terminate", "ingress": "revoke", "alarm": "delete", "sns_topic": "delete",
-         "sns_subscription": "unsubscribe", "security_group": "delete", "key_pair": "delete"}
-NOUNS = {"instance": "instance", "ingress": "rule", "alarm": "alarm", "sns_topic": "topic",
-         "sns_subscription": "subscription", "security_group": "security group", "key_pair": "key pair"}
+VERBS = {
+    "instance": "terminate",
+    "ingress": "revoke",
+    "alarm": "delete",
+    "sns_topic": "delete",
+    "sns_subscription": "unsubscribe",
+    "security_group": "delete",
+    "key_pair": "delete",
+}
+NOUNS = {
+    "instance": "instance",
+    "ingress": "rule",
+    "alarm": "alarm",
+    "sns_topic": "topic",
+    "sns_subscription": "subscription",
+    "security_group": "security group",
+    "key_pair": "key pair",
+}
 
 
 def progress(line: str) -> None:
@@ -56,19 +70,31 @@ class Run:
     """Carries out plan actions, recording each created or removed resource in the state at once.
     `together`: destroy's way, each kind of removal in one call and one progress line."""
 
-    def __init__(self, aws: Clients, settings: Settings, actual: Actual, state: State, image_id: str = "",
-                 subnets: dict[str, list[dict]] | None = None, together: bool = False):
+    def __init__(
+        self,
+        aws: Clients,
+        settings: Settings,
+        actual: Actual,
+        state: State,
+        image_id: str = "",
+        subnets: dict[str, list[dict]] | None = None,
+        together: bool = False,
+    ):
         self.aws, self.settings, self.actual, self.state, self.image_id = aws, settings, actual, state, image_id
         self.prefix = settings.project_prefix
         self.subnets = subnets or {}
         self.together = together
-        self.to_wait: set[str] = {i.id for n, i in actual.instances.items()
-                                  if n in state.hosts and i.state != "running"}
+        self.to_wait: set[str] = {
+            i.id for n, i in actual.instances.items() if n in state.hosts and i.state != "running"
+        }
         self.terminated: list[str] = []
 
     def save(self) -> None:
-        self.state.aws = {**(self.state.aws or {}), "groups": dict(self.actual.groups),
-                          "topic_arn": self.actual.topic_arn}
+        self.state.aws = {
+            **(self.state.aws or {}),
+            "groups": dict(self.actual.groups),
+            "topic_arn": self.actual.topic_arn,
+        }
         save_state(self.state)
 
     def do_all(self, actions: list[Action]) -> None:
@@ -82,8 +108,11 @@ class Run:
                 continue
             self._authorize(rules)
             if op == "-" and kind in MANY_AT_ONCE:
-                removals = {"instance": self._terminate, "alarm": self._delete_alarms,
-                            "security_group": self._delete_groups}[kind]
+                removals = {
+                    "instance": self._terminate,
+                    "alarm": self._delete_alarms,
+                    "security_group": self._delete_groups,
+                }[kind]
                 many = self.together or kind == "security_group"
                 for batch in [chosen] if many else [[action] for action in chosen]:
                     removals(batch)
@@ -117,8 +146,19 @@ class Run:
     def _create_instance(self, action: Action) -> None:
         role, key, kind = action.data["role"], action.data["key"], action.data["type"]
         group_id = self.actual.groups[group_names(self.prefix)[role]]
-        instance = instances.launch(self.aws.ec2, self.prefix, action.name, role, key, kind, self.image_id,
-                                    key_pair_name(self.settings), group_id, self.subnets[kind], progress)
+        instance = instances.launch(
+            self.aws.ec2,
+            self.prefix,
+            action.name,
+            role,
+            key,
+            kind,
+            self.image_id,
+            key_pair_name(self.settings),
+            group_id,
+            self.subnets[kind],
+            progress,
+        )
         self.actual.instances[action.name] = instance
         self.state.hosts[action.name] = aws_host(self.settings, instance, role, key)
         self.save()

@@ -17,8 +17,7 @@ CACHE = Path("/var/cache/sprint2-stack")
 SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 # What the hosts need before pyinfra can reach them: systemd as PID 1, sshd, python3 for facts.
-PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "iproute2", "sudo",
-            "ca-certificates")
+PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "python3", "iproute2", "sudo", "ca-certificates")
 COMPLETE_MARK = ".sprint2-image-complete"
 
 
@@ -54,8 +53,7 @@ def _build(final: Path) -> Path:
     shutil.rmtree(building, ignore_errors=True)
     print(f"building the base image {final} with debootstrap (once; about 75 s)...", flush=True)
     started = time.monotonic()
-    result = subprocess.run(debootstrap_command(building), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    result = subprocess.run(debootstrap_command(building), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if result.returncode != 0:
         tail = result.stdout.strip().splitlines()[-3:]
         raise UserError(f"debootstrap failed (exit {result.returncode}): {' | '.join(tail)}")
@@ -71,8 +69,12 @@ def _build(final: Path) -> Path:
 def _prepare(root: Path) -> None:
     """Image-wide settings; per-host files (address, keys, names) go into each host's own layer."""
     # systemd-networkd gives host0 its static address (the host writes 10-host0.network).
-    subprocess.run(["chroot", str(root), "systemctl", "enable", "systemd-networkd"], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        ["chroot", str(root), "systemctl", "enable", "systemd-networkd"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     # Shared host keys would let one host impersonate another: each host gets its own.
     for key in (root / "etc/ssh").glob("ssh_host_*"):
         key.unlink()

@@ -11,11 +11,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from stack.errors import UserError
 from stack import ssh_wait
+from stack.errors import UserError
 
 MACHINES = Path("/var/lib/sprint2-stack/machines")
 SUPERVISOR = Path(__file__).with_name("supervise.py")
@@ -48,10 +48,17 @@ def boot_command(name: str, root: str, bridge: str, role: str, cgroup_v1: bool =
     --resolv-conf=off: the host keeps the resolv.conf written for it.
     """
     return [
-        "systemd-nspawn", "--quiet", "--boot",
-        f"--directory={root}", f"--machine={name}",
-        "--register=no", "--keep-unit", f"--network-bridge={bridge}",
-        "--resolv-conf=off", "--link-journal=no", "--console=read-only",
+        "systemd-nspawn",
+        "--quiet",
+        "--boot",
+        f"--directory={root}",
+        f"--machine={name}",
+        "--register=no",
+        "--keep-unit",
+        f"--network-bridge={bridge}",
+        "--resolv-conf=off",
+        "--link-journal=no",
+        "--console=read-only",
         *ROLE_FLAGS.get(role, ()),
         *(CGROUP_V1_ROLE_FLAGS.get(role, ()) if cgroup_v1 else ()),
     ]
@@ -114,15 +121,20 @@ def mount_root(name: str, image: Path) -> Path:
     root = base / "root"
     if not is_mounted(root):
         options = f"lowerdir={image},upperdir={base / 'upper'},workdir={base / 'work'}"
-        result = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(root)],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        result = subprocess.run(
+            ["mount", "-t", "overlay", "overlay", "-o", options, str(root)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         if result.returncode != 0:
             raise UserError(f"cannot mount the root of {name}: {result.stdout.strip()}")
     return root
 
 
-def write_host_files(root: Path, name: str, address: str, prefixlen: int, gateway: str,
-                     nameservers: list[str], authorized_key: str) -> list[str]:
+def write_host_files(
+    root: Path, name: str, address: str, prefixlen: int, gateway: str, nameservers: list[str], authorized_key: str
+) -> list[str]:
     """Write the host's identity into its own layer; returns its SSH host public keys."""
     (root / "etc/hostname").write_text(f"{name}\n")
     (root / "etc/hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {name}\n")
@@ -159,10 +171,14 @@ def _copy_certificates(root: Path) -> None:
 def start(name: str, root: Path, bridge: str, role: str) -> int:
     """Boot the host in the background under its supervisor, detached so it outlives provision.py;
     returns the supervisor's pid (SIGTERM to it powers the host off)."""
-    log = open(machine_dir(name) / "console.log", "ab")
-    process = subprocess.Popen(supervised(boot_command(name, str(root), bridge, role, has_cgroup_v1())),
-                               stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    log.close()
+    with open(machine_dir(name) / "console.log", "ab") as log:  # the supervisor keeps its own copy
+        process = subprocess.Popen(
+            supervised(boot_command(name, str(root), bridge, role, has_cgroup_v1())),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     return process.pid
 
 
@@ -185,21 +201,24 @@ def is_running(name: str, pid: int | None) -> bool:
 
 def host_processes(name: str) -> list[int]:
     """The supervisor and systemd-nspawn running this host, found by name, supervisor first."""
-    pids = [int(entry.name) for entry in Path("/proc").iterdir()
-            if entry.name.isdigit() and is_running(name, int(entry.name))]
+    pids = [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and is_running(name, int(entry.name))
+    ]
     return sorted(pids, key=lambda pid: Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"systemd-nspawn"))
 
 
 def running_hosts() -> set[str]:
     """Names of every local host running on this machine, of any project."""
-    names = set()
+    names: set[str] = set()
     for entry in Path("/proc").iterdir():
         try:
             command = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
         except OSError:
             continue
         if command[:1] == [b"systemd-nspawn"]:
-            names.update(arg[len(b"--machine="):].decode() for arg in command if arg.startswith(b"--machine="))
+            names.update(arg[len(b"--machine=") :].decode() for arg in command if arg.startswith(b"--machine="))
     return names
 
 
@@ -251,7 +270,7 @@ def stop(hosts: dict[str, int | None], timeout: float = STOP_TIMEOUT_S) -> None:
     nspawn and the container's own init (killing nspawn alone leaves the container running).
     A pid of None means: look the host up by name."""
     hosts = {name: pid if pid is not None else find_pid(name) for name, pid in hosts.items()}
-    alive = {name: pid for name, pid in hosts.items() if is_running(name, pid)}
+    alive = {name: pid for name, pid in hosts.items() if pid is not None and is_running(name, pid)}
     for pid in alive.values():
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -273,18 +292,35 @@ def stop(hosts: dict[str, int | None], timeout: float = STOP_TIMEOUT_S) -> None:
 def remove(name: str) -> None:
     """Unmount and delete the host's files (the host must be stopped)."""
     root = machine_dir(name) / "root"
-    if is_mounted(root):
-        if subprocess.run(["umount", str(root)], stderr=subprocess.DEVNULL).returncode != 0:
-            subprocess.run(["umount", "--lazy", str(root)], check=True)
+    if is_mounted(root) and subprocess.run(["umount", str(root)], stderr=subprocess.DEVNULL).returncode != 0:
+        subprocess.run(["umount", "--lazy", str(root)], check=True)
     shutil.rmtree(machine_dir(name), ignore_errors=True)
 
 
 def ssh_answers(address: str, key: str, known_hosts: str, timeout: int = 3) -> bool:
-    command = ["ssh", "-i", key, "-o", "BatchMode=yes", "-o", f"ConnectTimeout={timeout}",
-               "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known_hosts}",
-               "-o", "LogLevel=ERROR", f"root@{address}", "true"]
-    return subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL).returncode == 0
+    command = [
+        "ssh",
+        "-i",
+        key,
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        f"ConnectTimeout={timeout}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        f"UserKnownHostsFile={known_hosts}",
+        "-o",
+        "LogLevel=ERROR",
+        f"root@{address}",
+        "true",
+    ]
+    return (
+        subprocess.run(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        ).returncode
+        == 0
+    )
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -308,9 +344,10 @@ def console_cause(name: str) -> str:
     lines = [ANSI.sub("", line).strip() for line in text.replace("\r", "\n").splitlines()]
     lines = [line for line in lines if line]
     starts = [index for index, line in enumerate(lines) if BOOT.match(line)]
-    last_boot = lines[starts[-1]:] if starts else lines
-    failures = [(line, match.group(1)) for line in last_boot
-                if (match := FAILURE.match(line)) and not HARMLESS.match(line)]
+    last_boot = lines[starts[-1] :] if starts else lines
+    failures = [
+        (line, match.group(1)) for line in last_boot if (match := FAILURE.match(line)) and not HARMLESS.match(line)
+    ]
     if failures:
         reason = failures[-1][1]
         return next(line for line, why in failures if why == reason)
@@ -320,8 +357,10 @@ def console_cause(name: str) -> str:
 def inotify_hint(cause: str) -> str:
     if "inotify" not in cause and "Too many open files" not in cause:
         return ""
-    return (f" (this machine's fs.inotify.max_user_instances is {read_inotify_limit()}: raise it, e.g. "
-            f"sysctl -w fs.inotify.max_user_instances={INOTIFY_RAISED}, or stop other hosts)")
+    return (
+        f" (this machine's fs.inotify.max_user_instances is {read_inotify_limit()}: raise it, e.g. "
+        f"sysctl -w fs.inotify.max_user_instances={INOTIFY_RAISED}, or stop other hosts)"
+    )
 
 
 def read_inotify_limit() -> int | None:
@@ -331,8 +370,15 @@ def read_inotify_limit() -> int | None:
         return None
 
 
-def wait_for_ssh(addresses: dict[str, str], key: str, known_hosts: str, pids: dict[str, int],
-                 timeout: float = 180, restart: Callable[[str], int] | None = None, retries: int = 2) -> None:
+def wait_for_ssh(
+    addresses: dict[str, str],
+    key: str,
+    known_hosts: str,
+    pids: dict[str, int],
+    timeout: float = 180,
+    restart: Callable[[str], int] | None = None,
+    retries: int = 2,
+) -> None:
     """Block until every host answers SSH (a real login with the project's key).
     A host whose systemd-nspawn exits meanwhile is started again through `restart` (at most
     `retries` times: an nspawn booted beside the Docker-capable Kong host, which shares this
@@ -348,10 +394,17 @@ def wait_for_ssh(addresses: dict[str, str], key: str, known_hosts: str, pids: di
             print(f"  {name} stopped while booting ({cause}); starting it again", flush=True)
             pids[name] = restart(name)
             return False
-        raise UserError(f"{name} stopped while booting: {cause}{inotify_hint(cause)} "
-                        f"(see {machine_dir(name)}/console.log)")
+        raise UserError(
+            f"{name} stopped while booting: {cause}{inotify_hint(cause)} (see {machine_dir(name)}/console.log)"
+        )
 
     ssh_wait.wait_for_ssh(
-        addresses, lambda name: ssh_answers(addresses[name], key, known_hosts), lambda line: print(line, flush=True),
-        timeout=timeout, poll=0.5, report_every=10, alive=alive,
-        hint=lambda names: f"see {machine_dir(names[0])}/console.log")
+        addresses,
+        lambda name: ssh_answers(addresses[name], key, known_hosts),
+        lambda line: print(line, flush=True),
+        timeout=timeout,
+        poll=0.5,
+        report_every=10,
+        alive=alive,
+        hint=lambda names: f"see {machine_dir(names[0])}/console.log",
+    )

@@ -29,8 +29,7 @@ def gateway_address(subnet: str) -> str:
     return str(ipaddress.IPv4Network(subnet)[1])
 
 
-def assign_addresses(subnet: str, hosts: dict[str, tuple[str, str | None]],
-                     recorded: dict[str, str]) -> dict[str, str]:
+def assign_addresses(subnet: str, hosts: dict[str, tuple[str, str | None]], recorded: dict[str, str]) -> dict[str, str]:
     """name -> address for every wanted host; recorded addresses are kept, new backends take the
     lowest free address from .20 upward in the order of `hosts`."""
     network = ipaddress.IPv4Network(subnet)
@@ -61,7 +60,7 @@ def nat_rule(bridge: str, subnet: str) -> list[str]:
 
 
 def _run(*command: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    result = subprocess.run(command, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise UserError(f"{' '.join(command)} failed: {result.stderr.strip()}")
     return result
@@ -92,8 +91,10 @@ def live_addresses() -> list[dict]:
 def check_subnet_free(subnet: str, own_bridge: str) -> None:
     overlap = subnet_in_use(subnet, live_addresses(), own_bridge)
     if overlap:
-        raise UserError(f"local_subnet {subnet} overlaps {overlap} (another project's bridge or this machine's "
-                        "own network): choose another private /24 for local_subnet")
+        raise UserError(
+            f"local_subnet {subnet} overlaps {overlap} (another project's bridge or this machine's "
+            "own network): choose another private /24 for local_subnet"
+        )
 
 
 def bridge_exists(bridge: str) -> bool:

@@ -16,8 +16,13 @@ class Step:
     address: str
 
 
-def make_plan(wanted: dict[str, tuple[str, str | None]], addresses: dict[str, str],
-              recorded: dict[str, Host], running: set[str], silent: frozenset[str] | set[str] = frozenset()) -> list[Step]:
+def make_plan(
+    wanted: dict[str, tuple[str, str | None]],
+    addresses: dict[str, str],
+    recorded: dict[str, Host],
+    running: set[str],
+    silent: frozenset[str] | set[str] = frozenset(),
+) -> list[Step]:
     """Wanted hosts in settings order (create, start, restart or keep), then recorded hosts no longer
     wanted. `silent`: running hosts that do not answer SSH (e.g. booted without starting sshd)."""
     steps = []
@@ -50,8 +55,13 @@ def render_plan(steps: list[Step], network: list[str]) -> str:
     if not network and counts["keep"] == len(steps):
         lines.append(f"No changes: {len(steps)} hosts running.")
     else:
-        shown = {"to create": counts["create"], "to start": counts["start"], "to restart": counts["restart"],
-                 "to destroy": counts["destroy"], "unchanged": counts["keep"]}
+        shown = {
+            "to create": counts["create"],
+            "to start": counts["start"],
+            "to restart": counts["restart"],
+            "to destroy": counts["destroy"],
+            "unchanged": counts["keep"],
+        }
         if not counts["restart"]:
             del shown["to restart"]
         lines.append(plan_summary(shown))

@@ -24,8 +24,14 @@ from stack.settings import Settings, host_names
 from stack.state import Host, State, known_hosts_file, load_state, private_dir, remove_state, save_state
 
 # command -> Debian package that provides it
-REQUIRED = {"systemd-nspawn": "systemd-container", "debootstrap": "debootstrap", "iptables": "iptables",
-            "ip": "iproute2", "ssh": "openssh-client", "ssh-keygen": "openssh-client"}
+REQUIRED = {
+    "systemd-nspawn": "systemd-container",
+    "debootstrap": "debootstrap",
+    "iptables": "iptables",
+    "ip": "iproute2",
+    "ssh": "openssh-client",
+    "ssh-keygen": "openssh-client",
+}
 
 
 PAST = {"create": "created", "start": "started", "restart": "restarted"}
@@ -43,8 +49,9 @@ def ssh_key() -> Path:
     """The project's SSH key for local hosts, generated on first use."""
     key = private_dir("ssh") / "id_ed25519"
     if not key.exists():
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sprint2-stack", "-f", str(key)],
-                       check=True)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "sprint2-stack", "-f", str(key)], check=True
+        )
     return key
 
 
@@ -68,8 +75,10 @@ def _current_state(settings: Settings) -> State:
     check_recorded_project(state, settings)
     recorded_subnet = (state.local or {}).get("subnet")
     if state.hosts and recorded_subnet and recorded_subnet != settings.local_subnet:
-        raise UserError(f"local_subnet changed from {recorded_subnet} to {settings.local_subnet} while hosts "
-                        f"exist: run python provision.py --provider local destroy first")
+        raise UserError(
+            f"local_subnet changed from {recorded_subnet} to {settings.local_subnet} while hosts "
+            f"exist: run python provision.py --provider local destroy first"
+        )
     state.prefix = settings.project_prefix
     return state
 
@@ -100,7 +109,7 @@ def _silent(state: State, running: set[str]) -> set[str]:
 
     names = sorted(running)
     with ThreadPoolExecutor(max_workers=len(names)) as pool:
-        answers = dict(zip(names, pool.map(answers_ssh, names)))
+        answers = dict(zip(names, pool.map(answers_ssh, names), strict=True))
     return {name for name, answers_ssh in answers.items() if not answers_ssh}
 
 
@@ -114,13 +123,17 @@ def _allow_enough_inotify_instances(hosts: int) -> None:
     try:
         machines.INOTIFY_INSTANCES.write_text(f"{wanted}\n")
     except OSError as problem:
-        print(f"warning: {hosts} hosts on this machine may exhaust fs.inotify.max_user_instances ({current}), "
-              f"and it cannot be raised here ({problem.strerror}): sysctl -w fs.inotify.max_user_instances={wanted}",
-              flush=True)
+        print(
+            f"warning: {hosts} hosts on this machine may exhaust fs.inotify.max_user_instances ({current}), "
+            f"and it cannot be raised here ({problem.strerror}): sysctl -w fs.inotify.max_user_instances={wanted}",
+            flush=True,
+        )
         return
-    print(f"raised fs.inotify.max_user_instances from {current} (Linux's default) to {wanted}: {hosts} hosts will "
-          f"run on this machine and each systemd holds about 9 (undo: sysctl -w fs.inotify.max_user_instances={current})",
-          flush=True)
+    print(
+        f"raised fs.inotify.max_user_instances from {current} (Linux's default) to {wanted}: {hosts} hosts will "
+        f"run on this machine and each systemd holds about 9 (undo: sysctl -w fs.inotify.max_user_instances={current})",
+        flush=True,
+    )
 
 
 def apply(settings: Settings, options: Options) -> int:
@@ -156,8 +169,7 @@ def apply(settings: Settings, options: Options) -> int:
     base = image.ensure_image()
     key = ssh_key()
     network.ensure_network(bridge, subnet)
-    state.local = {"bridge": bridge, "subnet": subnet, "gateway": network.gateway_address(subnet),
-                      "image": str(base)}
+    state.local = {"bridge": bridge, "subnet": subnet, "gateway": network.gateway_address(subnet), "image": str(base)}
     save_state(state)
 
     if doomed:
@@ -176,23 +188,43 @@ def apply(settings: Settings, options: Options) -> int:
         # Recorded before anything exists, so an interrupted run leaves nothing unrecorded;
         # "incomplete" makes the next apply create it again and destroy remove it.
         record = state.hosts[step.name] = Host(
-            role=role, key=backend_key, private_ip=step.address, public_ip=step.address, ssh_user="root",
-            ssh_key=str(key), ssh_port=22,
-            extra={"local": {"pid": None, "dir": str(machines.machine_dir(step.name)),
-                             "root": str(machines.machine_dir(step.name) / "root"), "incomplete": True}})
+            role=role,
+            key=backend_key,
+            private_ip=step.address,
+            public_ip=step.address,
+            ssh_user="root",
+            ssh_key=str(key),
+            ssh_port=22,
+            extra={
+                "local": {
+                    "pid": None,
+                    "dir": str(machines.machine_dir(step.name)),
+                    "root": str(machines.machine_dir(step.name) / "root"),
+                    "incomplete": True,
+                }
+            },
+        )
         save_state(state)
         root = machines.mount_root(step.name, base)
         if step.action == "create":
             public_keys = machines.write_host_files(
-                root, step.name, step.address, ipaddress.IPv4Network(subnet).prefixlen,
-                network.gateway_address(subnet), nameservers, Path(f"{key}.pub").read_text())
+                root,
+                step.name,
+                step.address,
+                ipaddress.IPv4Network(subnet).prefixlen,
+                network.gateway_address(subnet),
+                nameservers,
+                Path(f"{key}.pub").read_text(),
+            )
             _trust_host_keys(step.address, public_keys)
         del _machine(record)["incomplete"]
         pid = _machine(record)["pid"] = machines.start(step.name, root, bridge, step.role)
         save_state(state)
         booted[step.name] = step.address
-        print(f"{PAST[step.action]} {step.name} ({step.address}), pid {pid}, in {time.monotonic() - host_started:.1f} s",
-              flush=True)
+        print(
+            f"{PAST[step.action]} {step.name} ({step.address}), pid {pid}, in {time.monotonic() - host_started:.1f} s",
+            flush=True,
+        )
 
     if booted and options.wait:
         pids = {name: _machine(state.hosts[name])["pid"] for name in booted}
@@ -206,9 +238,12 @@ def apply(settings: Settings, options: Options) -> int:
 
         machines.wait_for_ssh(booted, str(key), str(known_hosts_file()), pids, restart=restart)
     restarted = sum(s.action == "restart" for s in steps)
-    print(f"Apply complete in {time.monotonic() - started:.0f} s: "
-          f"{sum(s.action == 'create' for s in steps)} created, {sum(s.action == 'start' for s in steps)} started, "
-          + (f"{restarted} restarted, " if restarted else "") + f"{len(doomed)} destroyed.")
+    print(
+        f"Apply complete in {time.monotonic() - started:.0f} s: "
+        f"{sum(s.action == 'create' for s in steps)} created, {sum(s.action == 'start' for s in steps)} started, "
+        + (f"{restarted} restarted, " if restarted else "")
+        + f"{len(doomed)} destroyed."
+    )
     return 0
 
 
@@ -229,8 +264,10 @@ def _forget_host_keys(address: str) -> None:
 
 def _destroy_hosts(state: State, names: list[str]) -> None:
     hosts = {name: state.hosts[name] for name in names}
-    print(f"shutting down {', '.join(hosts)} (systemd stops every service; killed after "
-          f"{machines.STOP_TIMEOUT_S} s)...", flush=True)
+    print(
+        f"shutting down {', '.join(hosts)} (systemd stops every service; killed after {machines.STOP_TIMEOUT_S} s)...",
+        flush=True,
+    )
     started = time.monotonic()
     machines.stop({name: _machine(host).get("pid") for name, host in hosts.items()})
     print(f"  shut down in {time.monotonic() - started:.1f} s", flush=True)
@@ -240,21 +277,35 @@ def _destroy_hosts(state: State, names: list[str]) -> None:
         _forget_host_keys(host.private_ip)
         del state.hosts[name]
         save_state(state)
-        print(f"destroyed {name} ({host.private_ip}): its files removed in {time.monotonic() - started:.1f} s",
-              flush=True)
+        print(
+            f"destroyed {name} ({host.private_ip}): its files removed in {time.monotonic() - started:.1f} s", flush=True
+        )
 
 
-def _backup(state: State, settings: Settings, path: str, if_failed: str = "nothing was destroyed",
-            label: str = "--backup") -> None:
+def _backup(
+    state: State, settings: Settings, path: str, if_failed: str = "nothing was destroyed", label: str = "--backup"
+) -> None:
     """pg_dump (custom format) of the application database to `path`."""
     db = [(name, host) for name, host in state.hosts.items() if host.role == "db"]
     if not db:
         raise UserError(f"{label}: no database host is recorded: run python provision.py --provider local first")
     name, host = db[0]
     target = check_backup_path(path, label)
-    command = ["ssh", "-i", _key_of(host), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
-               "-o", f"UserKnownHostsFile={known_hosts_file()}", "-o", "ConnectTimeout=10", f"root@{host.private_ip}",
-               f"runuser -u postgres -- pg_dump --format=custom {settings.db_name}"]
+    command = [
+        "ssh",
+        "-i",
+        _key_of(host),
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        f"UserKnownHostsFile={known_hosts_file()}",
+        "-o",
+        "ConnectTimeout=10",
+        f"root@{host.private_ip}",
+        f"runuser -u postgres -- pg_dump --format=custom {settings.db_name}",
+    ]
     pull_dump(command, target, name, settings.db_name, lambda line: print(line, flush=True), if_failed, label)
 
 

@@ -21,7 +21,7 @@ from stack.operate.logs import show_logs
 from stack.operate.probe import parse, probe_script
 from stack.operate.status import Answer, render, report
 from stack.settings import Settings
-from stack.state import load_state
+from stack.state import Host, State, load_state
 
 PROBE_TIMEOUT_S = 60
 
@@ -56,7 +56,7 @@ def parse_args(command: str, rest: list[str]) -> argparse.Namespace:
     return args
 
 
-def _state_and_hosts() -> tuple[dict, dict]:
+def _state_and_hosts() -> tuple[State, dict[str, Host]]:
     state = load_state()
     hosts = recorded.recorded_hosts(state)  # without a state, one line saying to provision first
     assert state is not None
@@ -65,8 +65,8 @@ def _state_and_hosts() -> tuple[dict, dict]:
 
 def _one(word: str) -> recorded.Target:
     state, hosts = _state_and_hosts()
-    name = recorded.select_one(hosts, word, state.get("prefix"))
-    return recorded.target(name, hosts[name], state.get("provider"))
+    name = recorded.select_one(hosts, word, state.prefix)
+    return recorded.target(name, hosts[name], state.provider)
 
 
 def _interactive() -> bool:
@@ -94,20 +94,20 @@ def run_psql(args, settings: Settings) -> int:
 
 def run_logs(args) -> int:
     state, hosts = _state_and_hosts()
-    names = recorded.select(hosts, args.names, state.get("prefix"))
-    targets = [recorded.target(name, hosts[name], state.get("provider")) for name in names]
+    names = recorded.select(hosts, args.names, state.prefix)
+    targets = [recorded.target(name, hosts[name], state.provider) for name in names]
     try:
         return show_logs(targets, args.lines, args.since, args.follow)
     except KeyboardInterrupt:  # Ctrl-C before the readers started
         return 130
 
 
-def _probe(name: str, host: dict, provider: str | None, settings: Settings) -> Answer:
-    address = host.get("public_ip") or host["private_ip"]
+def _probe(name: str, host: Host, provider: str | None, settings: Settings) -> Answer:
+    address = host.public_ip or host.private_ip
     try:
         found = recorded.target(name, host, provider)
     except UserError as error:
-        return Answer(name, host["role"], address, {}, str(error))
+        return Answer(name, host.role, address, {}, str(error))
     with session.ssh_log() as log:
         try:
             result = subprocess.run(
@@ -119,19 +119,19 @@ def _probe(name: str, host: dict, provider: str | None, settings: Settings) -> A
                 timeout=PROBE_TIMEOUT_S,
             )
         except subprocess.TimeoutExpired:
-            return Answer(name, host["role"], address, {}, f"no answer within {PROBE_TIMEOUT_S} s")
+            return Answer(name, host.role, address, {}, f"no answer within {PROBE_TIMEOUT_S} s")
         except OSError as error:
             raise UserError(f"cannot run ssh ({error.strerror}): install openssh-client") from None
         problem = session.failure(found, result.returncode, log)
     if problem:
-        return Answer(name, host["role"], address, {}, problem)
-    return Answer(name, host["role"], address, parse(result.stdout))
+        return Answer(name, host.role, address, {}, problem)
+    return Answer(name, host.role, address, parse(result.stdout))
 
 
 def run_status(args, settings: Settings) -> int:
     state, hosts = _state_and_hosts()
     with ThreadPoolExecutor(max_workers=min(len(hosts), 8)) as pool:
-        answers = list(pool.map(lambda name: _probe(name, hosts[name], state.get("provider"), settings), hosts))
+        answers = list(pool.map(lambda name: _probe(name, hosts[name], state.provider, settings), hosts))
     data = report(answers)
     print(json.dumps(data, indent=2) if args.json else render(data, settings.gateway.health_path))
     return 0 if data["healthy"] else 1

@@ -12,7 +12,7 @@ from pathlib import Path
 import paramiko
 
 from stack.errors import UserError
-from stack.state import ROLES, known_hosts_file
+from stack.state import ROLES, Host, State, known_hosts_file
 
 # Group names of inventory.py are accepted too: `logs backends`.
 ROLE_ALIASES = {"backends": "backend", "database": "db"}
@@ -38,13 +38,13 @@ class Target:
         return self.address if self.port == 22 else f"[{self.address}]:{self.port}"
 
 
-def recorded_hosts(state: dict | None) -> dict[str, dict]:
-    if not state or not state.get("hosts"):
+def recorded_hosts(state: State | None) -> dict[str, Host]:
+    if not state or not state.hosts:
         raise UserError("no hosts recorded yet: run python provision.py first")
-    return state["hosts"]
+    return state.hosts
 
 
-def select(hosts: dict[str, dict], wanted: list[str], prefix: str | None = None) -> list[str]:
+def select(hosts: dict[str, Host], wanted: list[str], prefix: str | None = None) -> list[str]:
     """Host names for each NAME or ROLE in `wanted` (all hosts when empty), sorted, without repeats.
     A name may leave out the project prefix: `backend-a` is `des-backend-a`."""
     if not wanted:
@@ -56,8 +56,8 @@ def select(hosts: dict[str, dict], wanted: list[str], prefix: str | None = None)
             chosen.add(word)
         elif f"{prefix}-{word}" in hosts:
             chosen.add(f"{prefix}-{word}")
-        elif role in ROLES and any(host["role"] == role for host in hosts.values()):
-            chosen.update(name for name, host in hosts.items() if host["role"] == role)
+        elif role in ROLES and any(host.role == role for host in hosts.values()):
+            chosen.update(name for name, host in hosts.items() if host.role == role)
         else:
             raise UserError(
                 f"no host or role {word!r} in the state (hosts: {', '.join(sorted(hosts))}; roles: {', '.join(ROLES)})"
@@ -65,28 +65,28 @@ def select(hosts: dict[str, dict], wanted: list[str], prefix: str | None = None)
     return sorted(chosen)
 
 
-def select_one(hosts: dict[str, dict], word: str, prefix: str | None = None) -> str:
+def select_one(hosts: dict[str, Host], word: str, prefix: str | None = None) -> str:
     names = select(hosts, [word], prefix)
     if len(names) > 1:
         raise UserError(f"{word} names {len(names)} hosts ({', '.join(names)}): name one of them")
     return names[0]
 
 
-def setup_backend_name(hosts: dict[str, dict]) -> str:
+def setup_backend_name(hosts: dict[str, Host]) -> str:
     """The backend that sets the database up: the first by name (tasks/backend/deploy.py setup_backend),
     so manage.py runs where the migrations run."""
-    backends = sorted(name for name, host in hosts.items() if host["role"] == "backend")
+    backends = sorted(name for name, host in hosts.items() if host.role == "backend")
     if not backends:
         raise UserError("the state records no backend: run python provision.py to create them")
     return backends[0]
 
 
-def target(name: str, host: dict, provider: str | None) -> Target:
+def target(name: str, host: Host, provider: str | None) -> Target:
     """The host as a Target; one line when its address, key or pinned host key is missing."""
-    address = host.get("public_ip") or (host["private_ip"] if provider == "local" else None)
+    address = host.public_ip or (host.private_ip if provider == "local" else None)
     if not address:
         raise UserError(f"{name} has no public address (stopped?): start it with python provision.py")
-    key = host.get("ssh_key")
+    key = host.ssh_key
     if not key:
         raise UserError(
             f"no SSH key is recorded for {name}: set ssh_key_path in config.yml and run python provision.py"
@@ -95,8 +95,17 @@ def target(name: str, host: dict, provider: str | None) -> Target:
     if not Path(key).is_file():
         raise UserError(f"the SSH key {key} for {name} is missing: restore it (or set ssh_key_path)")
     known_hosts = known_hosts_file()
-    found = Target(name, host["role"], address, host["ssh_user"], key, str(known_hosts),
-                   int(host.get("ssh_port") or 22), host["private_ip"], host.get("key"))
+    found = Target(
+        name,
+        host.role,
+        address,
+        host.ssh_user,
+        key,
+        str(known_hosts),
+        host.ssh_port,
+        host.private_ip,
+        host.key,
+    )
     if not _is_pinned(known_hosts, found.known_hosts_name):
         how = (
             (

@@ -57,13 +57,13 @@ def marker_script(layout: Layout, action: str) -> str:
 
 def wrapped(steps: list[str], why: str) -> str:
     """Run `steps` in order; when one fails, print `why` with the run helper's one line in it."""
-    return (f"if reason=$({{ {' && '.join(steps)}; }} 2>&1 >/dev/null); then :; "
-            f"else echo \"{why}\" >&2; exit 1; fi")
+    return f'if reason=$({{ {" && ".join(steps)}; }} 2>&1 >/dev/null); then :; else echo "{why}" >&2; exit 1; fi'
 
 
 HEALTH_PROBE = (
     "import http.client, sys, time\n"
-    "address, port, path, statuses, wait = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5])\n"
+    "address, port, path, statuses = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]\n"
+    "wait = float(sys.argv[5])\n"
     "deadline, status, wrong = time.time() + wait, 'no answer', 0\n"
     "while time.time() < deadline and wrong < 3:\n"
     "    try:\n"
@@ -86,33 +86,42 @@ HEALTH_PROBE = (
 
 def wait_healthy(address: str, port: int, path: str, statuses: list[int], seconds: int) -> str:
     """A command that waits until GET `path` answers one of `statuses`; prints the last status."""
-    return (f"python3 -c {shlex.quote(HEALTH_PROBE)} {address} {port} {shlex.quote(path)} "
-            f"{','.join(map(str, statuses))} {seconds}")
+    return (
+        f"python3 -c {shlex.quote(HEALTH_PROBE)} {address} {port} {shlex.quote(path)} "
+        f"{','.join(map(str, statuses))} {seconds}"
+    )
 
 
 def trial_port(port: int) -> int:
     return port + 10000 if port <= 55535 else port - 10000
 
 
-def trial_run(name: str, layout: Layout, release: str, commit: str, port: int, path: str, statuses: list[int],
-              wait: int) -> str:
+def trial_run(
+    name: str, layout: Layout, release: str, commit: str, port: int, path: str, statuses: list[int], wait: int
+) -> str:
     """A command that starts `release` in a gunicorn of its own on 127.0.0.1:<trial port> (one
     worker, the deploy's settings and secrets), asks its health path, stops it, and fails in one
     line when it did not answer healthy. Nothing the clients reach is touched."""
     trial, pidfile = trial_port(port), f"{layout.home}/.trial.pid"
-    gunicorn = (f"exec gunicorn --config {layout.gunicorn_conf} --bind 127.0.0.1:{trial} --workers 1 "
-                f"--pid {pidfile} {layout.app_package}.wsgi:application")
+    gunicorn = (
+        f"exec gunicorn --config {layout.gunicorn_conf} --bind 127.0.0.1:{trial} --workers 1 "
+        f"--pid {pidfile} {layout.app_package}.wsgi:application"
+    )
     probe = wait_healthy("127.0.0.1", trial, path, statuses, wait)
     # Whatever still listens on the trial port (a master that never wrote its pid file); not a
     # pattern match on command lines, which would also match this command's own shell.
     # Killed as the app user: the pid file is that user's to write, and root must not kill what it names.
     kill = f"{as_app(layout)} kill"
-    leftover = (f"for pid in $(ss -Hltnp 'sport = :{trial}' | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); "
-                f"do {kill} $pid; done")
-    return (f"{as_app(layout)} rm -f {pidfile}; "
-            f"{run_app(layout, gunicorn, quiet=True, release=release)} > /dev/null 2>&1 & "
-            f"if status=$({probe}); then healthy=yes; else healthy=no; fi; "
-            f"if [ -f {pidfile} ]; then {kill} $(cat {pidfile}) 2>/dev/null; fi; {leftover}; wait; "
-            f"if [ $healthy = no ]; then echo \"{name}: release {commit[:12]} answered $status on {path} "
-            f"(tried on 127.0.0.1:{trial}, beside the running release); nothing switched; the roll stopped "
-            f"here\" >&2; exit 1; fi")
+    leftover = (
+        f"for pid in $(ss -Hltnp 'sport = :{trial}' | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); "
+        f"do {kill} $pid; done"
+    )
+    return (
+        f"{as_app(layout)} rm -f {pidfile}; "
+        f"{run_app(layout, gunicorn, quiet=True, release=release)} > /dev/null 2>&1 & "
+        f"if status=$({probe}); then healthy=yes; else healthy=no; fi; "
+        f"if [ -f {pidfile} ]; then {kill} $(cat {pidfile}) 2>/dev/null; fi; {leftover}; wait; "
+        f'if [ $healthy = no ]; then echo "{name}: release {commit[:12]} answered $status on {path} '
+        f"(tried on 127.0.0.1:{trial}, beside the running release); nothing switched; the roll stopped "
+        f'here" >&2; exit 1; fi'
+    )

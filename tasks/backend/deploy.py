@@ -77,7 +77,7 @@ def setup_backend(backends: list):
 def batches(backends: list, size: int) -> list[list]:
     """The backends in switch order (the setup backend first), `size` at a time."""
     ordered = sorted(backends, key=backend_label)
-    return [ordered[start:start + size] for start in range(0, len(ordered), size)]
+    return [ordered[start : start + size] for start in range(0, len(ordered), size)]
 
 
 def roll_out(settings: Settings, backends: list, title: str, **switch) -> None:
@@ -87,9 +87,14 @@ def roll_out(settings: Settings, backends: list, title: str, **switch) -> None:
     for number, batch in enumerate(groups, start=1):
         names = ", ".join(backend_label(backend) for backend in batch)
         app_switch(
-            name=f"{title}, batch {number} of {len(groups)} ({names})", batch=batch, backends=backends,
-            address=host.data.private_ip, port=settings.app_port, path=settings.gateway.health_path,
-            statuses=list(settings.gateway.active.healthy_statuses), **switch,
+            name=f"{title}, batch {number} of {len(groups)} ({names})",
+            batch=batch,
+            backends=backends,
+            address=host.data.private_ip,
+            port=settings.app_port,
+            path=settings.gateway.health_path,
+            statuses=list(settings.gateway.active.healthy_statuses),
+            **switch,
         )
 
 
@@ -102,16 +107,25 @@ def rollback_target(release: str | None, layout) -> str:
     if release:
         matches = [commit for commit in built if commit.startswith(release)]
         if len(matches) != 1:
-            exit_with(UserError(f"{host.name}: release {release!r} is not one of the releases kept here "
-                                f"({', '.join(commit[:12] for commit in built) or 'none'})"))
+            exit_with(
+                UserError(
+                    f"{host.name}: release {release!r} is not one of the releases kept here "
+                    f"({', '.join(commit[:12] for commit in built) or 'none'})"
+                )
+            )
         return matches[0]
-    served = [line.split()[-1] for line in (host.get_fact(FileText, path=layout.history) or "").splitlines()
-              if line.strip()]  # only names among `built` (full commit ids) are ever used
+    served = [
+        line.split()[-1] for line in (host.get_fact(FileText, path=layout.history) or "").splitlines() if line.strip()
+    ]  # only names among `built` (full commit ids) are ever used
     for commit in reversed(served):
         if commit != current and commit in built:
             return commit
-    exit_with(UserError(f"{host.name}: no earlier release to roll back to (kept: "
-                        f"{', '.join(commit[:12] for commit in built) or 'none'}); name one with --data release=COMMIT"))
+    exit_with(
+        UserError(
+            f"{host.name}: no earlier release to roll back to (kept: "
+            f"{', '.join(commit[:12] for commit in built) or 'none'}); name one with --data release=COMMIT"
+        )
+    )
 
 
 @deploy("Roll the backend back")
@@ -119,8 +133,17 @@ def rollback_backend(release: str | None = None, settings: Settings | None = Non
     settings = settings or load_settings()
     layout = LAYOUT
     commit = rollback_target(release, layout)
-    roll_out(settings, inventory.get_group("backends"), title="Switch back to an earlier release",
-             repo=settings.app_repo, ref=commit[:12], commit=commit, changes=[], layout=layout, require_setup=False)
+    roll_out(
+        settings,
+        inventory.get_group("backends"),
+        title="Switch back to an earlier release",
+        repo=settings.app_repo,
+        ref=commit[:12],
+        commit=commit,
+        changes=[],
+        layout=layout,
+        require_setup=False,
+    )
 
 
 @deploy("Configure the backend")
@@ -133,8 +156,11 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
     packages_installed(name="Ensure git and Python's venv are installed", packages=PACKAGES)
     system_group(name="Ensure the app group exists", group=layout.user)
     system_user(name="Ensure the app user exists", user=layout.user, home=layout.home, shell="/usr/sbin/nologin")
-    for path, owner, mode in ((layout.home, layout.user, "755"), (layout.conf_dir, "root", "755"),
-                              (layout.secrets_dir, "root", "700")):
+    for path, owner, mode in (
+        (layout.home, layout.user, "755"),
+        (layout.conf_dir, "root", "755"),
+        (layout.secrets_dir, "root", "700"),
+    ):
         files.directory(name=f"Ensure {path} exists", path=path, user=owner, group=owner, mode=mode)
     for path, owner in ((layout.django_log, layout.user), (layout.deploy_log, "root")):
         files.file(name=f"Ensure {path} exists", path=path, user=owner, group="adm", mode="640")
@@ -142,48 +168,86 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
     # /usr/local/sbin and /etc/systemd/system of the OS): create_remote_dir=False spares a check each.
 
     files.put(
-        name="Install the helper that runs the app's commands", src=StringIO(run_helper(layout)),
-        dest=layout.run_helper, user="root", group="root", mode="755", create_remote_dir=False,
+        name="Install the helper that runs the app's commands",
+        src=StringIO(run_helper(layout)),
+        dest=layout.run_helper,
+        user="root",
+        group="root",
+        mode="755",
+        create_remote_dir=False,
     )
     files.put(
-        name="Install the deploy-marker script", src=str(PROJECT_ROOT / "files" / "backend" / "deploy_marker.py"),
-        dest=layout.marker_script, user="root", group="root", mode="644", create_remote_dir=False,
+        name="Install the deploy-marker script",
+        src=str(PROJECT_ROOT / "files" / "backend" / "deploy_marker.py"),
+        dest=layout.marker_script,
+        user="root",
+        group="root",
+        mode="644",
+        create_remote_dir=False,
     )
     environment = secret_file(
         name="Write the app's secrets to its root-only environment file",
         path=layout.env_file,
-        content=env_file(db_host=db_host, db_password=secrets["db_password"],
-                         secret_key=secrets["django_secret_key"], layout=layout),
+        content=env_file(
+            db_host=db_host, db_password=secrets["db_password"], secret_key=secrets["django_secret_key"], layout=layout
+        ),
     )
     django_settings = files.put(
         name="Write the deploy's Django settings module",
-        src=StringIO(deploy_settings(
-            db_host=db_host, db_name=settings.db_name, db_user=settings.db_user,
-            hosts=allowed_hosts(host.data.private_ip, host.data.get("ssh_hostname"), UPSTREAM), layout=layout)),
-        dest=layout.settings_path, user="root", group="root", mode="644", create_remote_dir=False,
+        src=StringIO(
+            deploy_settings(
+                db_host=db_host,
+                db_name=settings.db_name,
+                db_user=settings.db_user,
+                hosts=allowed_hosts(host.data.private_ip, host.data.get("ssh_hostname"), UPSTREAM),
+                layout=layout,
+            )
+        ),
+        dest=layout.settings_path,
+        user="root",
+        group="root",
+        mode="644",
+        create_remote_dir=False,
     )
     gunicorn = files.put(
         name="Write gunicorn's config",
-        src=StringIO(gunicorn_conf(port=settings.app_port, workers=gunicorn_workers(host.get_fact(Cpus)),
-                                   layout=layout)),
-        dest=layout.gunicorn_conf, user="root", group="root", mode="644", create_remote_dir=False,
+        src=StringIO(
+            gunicorn_conf(port=settings.app_port, workers=gunicorn_workers(host.get_fact(Cpus)), layout=layout)
+        ),
+        dest=layout.gunicorn_conf,
+        user="root",
+        group="root",
+        mode="644",
+        create_remote_dir=False,
     )
 
     unit = files.put(
-        name="Install the app's systemd unit", src=StringIO(app_unit(layout=layout)),
-        dest=layout.unit_path, user="root", group="root", mode="644", create_remote_dir=False,
+        name="Install the app's systemd unit",
+        src=StringIO(app_unit(layout=layout)),
+        dest=layout.unit_path,
+        user="root",
+        group="root",
+        mode="644",
+        create_remote_dir=False,
     )
     socket = files.put(
-        name="Install the app's systemd socket", src=StringIO(app_socket(port=settings.app_port, layout=layout)),
-        dest=layout.socket_path, user="root", group="root", mode="644", create_remote_dir=False,
+        name="Install the app's systemd socket",
+        src=StringIO(app_socket(port=settings.app_port, layout=layout)),
+        dest=layout.socket_path,
+        user="root",
+        group="root",
+        mode="644",
+        create_remote_dir=False,
     )
     systemd.daemon_reload(name="Reload systemd for the app's units", _if=any_changed(unit, socket))
     server.shell(
         name="Restart the app's socket for its new port",
         # Only a socket that runs: a backend deployed before the socket has gunicorn on the port,
         # and its first switch starts the socket in its place.
-        commands=[f"if systemctl is-active --quiet {layout.service}.socket; then "
-                  f"systemctl restart {layout.service}.socket; fi"],
+        commands=[
+            f"if systemctl is-active --quiet {layout.service}.socket; then "
+            f"systemctl restart {layout.service}.socket; fi"
+        ],
         _if=socket.did_change,
     )
 
@@ -193,24 +257,40 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
     app_fetch(name=f"Fetch {settings.app_ref} of the app", **release)
     app_build(name=f"Build the release of {settings.app_ref} beside the running one", **release)
     if first.name == host.name:
-        app_setup(name="Set the database up for the new release, from this backend only",
-                  commands=list(settings.app_setup_commands), allow_destructive=settings.allow_destructive_migrations,
-                  **release)
-        app_populate(name="Populate the database, each command once in its life",
-                     commands=list(settings.app_populate_commands), **release)
+        app_setup(
+            name="Set the database up for the new release, from this backend only",
+            commands=list(settings.app_setup_commands),
+            allow_destructive=settings.allow_destructive_migrations,
+            **release,
+        )
+        app_populate(
+            name="Populate the database, each command once in its life",
+            commands=list(settings.app_populate_commands),
+            **release,
+        )
     reached = {backend for backend in state.activated_hosts if state.is_host_in_limit(backend)}
-    roll_out(settings, backends, title=f"Switch to the release of {settings.app_ref}",
-             changes=[environment, django_settings, gunicorn, unit, socket],
-             setup_left_out=backend_label(first) if reached and first not in reached else None, **release)
+    roll_out(
+        settings,
+        backends,
+        title=f"Switch to the release of {settings.app_ref}",
+        changes=[environment, django_settings, gunicorn, unit, socket],
+        setup_left_out=backend_label(first) if reached and first not in reached else None,
+        **release,
+    )
     systemd.service(
         name="Ensure the app and its socket start at boot",
-        service=f"{layout.service}.socket", running=True, enabled=True,
+        service=f"{layout.service}.socket",
+        running=True,
+        enabled=True,
     )
     systemd.service(name="Ensure the app is running", service=layout.service, running=True, enabled=True)
     app_prune(name=f"Keep the newest {settings.releases_keep} releases", keep=settings.releases_keep, layout=layout)
     statuses = list(settings.gateway.active.healthy_statuses)
     check_health(
         name=f"Check that {settings.gateway.health_path} answers {' or '.join(map(str, statuses))}",
-        address=host.data.private_ip, port=settings.app_port, path=settings.gateway.health_path,
-        backend=host.data.get("name") or host.name, statuses=statuses,
+        address=host.data.private_ip,
+        port=settings.app_port,
+        path=settings.gateway.health_path,
+        backend=host.data.get("name") or host.name,
+        statuses=statuses,
     )

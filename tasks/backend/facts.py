@@ -68,7 +68,7 @@ class SystemAccount(FactBase):
     the group's gid or None}."""
 
     def command(self, account):
-        return f"echo \"group=$(getent group {account})\"; echo \"user=$(getent passwd {account})\""
+        return f'echo "group=$(getent group {account})"; echo "user=$(getent passwd {account})"'
 
     def process(self, output):
         values = dict(line.split("=", 1) for line in output if "=" in line)
@@ -76,7 +76,8 @@ class SystemAccount(FactBase):
         user = values.get("user", "").split(":")
         return {
             "user": {"uid": int(user[2]), "gid": int(user[3]), "home": user[5], "shell": user[6]}
-            if len(user) == 7 else None,
+            if len(user) == 7
+            else None,
             "group": int(group[2]) if len(group) == 4 else None,
         }
 
@@ -93,8 +94,10 @@ class DeployMarkers(FactBase):
     def command(self, release):
         layout = LAYOUT
         query = run_app(layout, f"python {layout.marker_script} list", quiet=True, release=release)
-        return (f"if [ -x {layout.run_helper} ] && [ -x {release}/.venv/bin/python ]; "
-                f"then {query} 2>&1 || echo 'marker failed'; else echo 'marker unavailable'; fi")
+        return (
+            f"if [ -x {layout.run_helper} ] && [ -x {release}/.venv/bin/python ]; "
+            f"then {query} 2>&1 || echo 'marker failed'; else echo 'marker unavailable'; fi"
+        )
 
     def process(self, output):
         lines = [line for line in output if line.strip()]
@@ -170,8 +173,10 @@ class VenvWorks(FactBase):
 
     def command(self, path):
         run = as_app(LAYOUT)
-        return (f"{run} {path}/bin/python -c 'import gunicorn' >/dev/null 2>&1 && "
-                f"{run} {path}/bin/gunicorn --version >/dev/null 2>&1 && echo works || echo broken")
+        return (
+            f"{run} {path}/bin/python -c 'import gunicorn' >/dev/null 2>&1 && "
+            f"{run} {path}/bin/gunicorn --version >/dev/null 2>&1 && echo works || echo broken"
+        )
 
     def process(self, output):
         return list(output)[-1:] == ["works"]
@@ -182,23 +187,30 @@ class ServiceRelease(FactBase):
     running gunicorn was started in (its working directory), "socket": whether systemd holds the port}."""
 
     def command(self, current, service):
-        return (f"echo current=$(readlink -f {current} 2>/dev/null); "
-                f"pid=$(systemctl show -p MainPID --value {service} 2>/dev/null); "
-                f"echo running=$([ \"${{pid:-0}}\" != 0 ] && readlink /proc/$pid/cwd); "
-                f"echo socket=$(systemctl is-active {service}.socket 2>/dev/null)")
+        return (
+            f"echo current=$(readlink -f {current} 2>/dev/null); "
+            f"pid=$(systemctl show -p MainPID --value {service} 2>/dev/null); "
+            f'echo running=$([ "${{pid:-0}}" != 0 ] && readlink /proc/$pid/cwd); '
+            f"echo socket=$(systemctl is-active {service}.socket 2>/dev/null)"
+        )
 
     def process(self, output):
         values = dict(line.split("=", 1) for line in output if "=" in line)
-        return {"current": values.get("current") or None, "running": values.get("running") or None,
-                "socket": values.get("socket") == "active"}
+        return {
+            "current": values.get("current") or None,
+            "running": values.get("running") or None,
+            "socket": values.get("socket") == "active",
+        }
 
 
 class BuiltReleases(FactBase):
     """The built releases, newest first: [commit, ...] (by the time each was completed)."""
 
     def command(self, releases):
-        return (f"if [ -d {releases} ]; then find {releases} -mindepth 2 -maxdepth 2 -name .deploy-built "
-                "-printf '%T@ %h\\n' | sort -rn; fi")
+        return (
+            f"if [ -d {releases} ]; then find {releases} -mindepth 2 -maxdepth 2 -name .deploy-built "
+            "-printf '%T@ %h\\n' | sort -rn; fi"
+        )
 
     def process(self, output):
         # Only full commit ids: the folder is the app user's, and a release name goes into root's

@@ -37,8 +37,9 @@ class Layout:
     gunicorn_conf = property(lambda self: f"{self.conf_dir}/gunicorn.conf.py")
     marker_script = property(lambda self: f"{self.conf_dir}/deploy_marker.py")
     # The layout before releases (one checkout changed in place), removed once a release serves.
-    legacy = property(lambda self: [f"{self.home}/app", f"{self.home}/venv", f"{self.home}/static",
-                                    f"{self.home}/preflight"])
+    legacy = property(
+        lambda self: [f"{self.home}/app", f"{self.home}/venv", f"{self.home}/static", f"{self.home}/preflight"]
+    )
 
     def release(self, commit: str) -> str:
         return f"{self.releases}/{commit}"

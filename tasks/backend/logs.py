@@ -13,6 +13,12 @@ from tasks.packages import packages_installed
 @deploy("Rotate the backend's logs")
 def deploy_log_rotation():
     packages_installed(name="Ensure logrotate is installed", packages=["logrotate"])
-    files.put(name="Rotate the app's logs (logrotate)", src=StringIO(app_logrotate()), dest=LOGROTATE_PATH,
-              user="root", group="root", mode="644",
-              create_remote_dir=False)  # /etc/logrotate.d comes with the package
+    files.put(
+        name="Rotate the app's logs (logrotate)",
+        src=StringIO(app_logrotate()),
+        dest=LOGROTATE_PATH,
+        user="root",
+        group="root",
+        mode="644",
+        create_remote_dir=False,
+    )  # /etc/logrotate.d comes with the package

@@ -41,8 +41,11 @@ def secret_file(path: str, content: str, user: str = "root", group: str = "root"
     created with its final mode before the secret is written into it."""
     info = host.get_fact(File, path=path)
     digest = hashlib.sha256(content.encode()).hexdigest()
-    if info and host.get_fact(Sha256File, path=path) == digest and (
-        info.get("user"), info.get("group"), info.get("mode")) == (user, group, int(mode)):
+    if (
+        info
+        and host.get_fact(Sha256File, path=path) == digest
+        and (info.get("user"), info.get("group"), info.get("mode")) == (user, group, int(mode))
+    ):
         host.noop(f"{path} is up to date")
         return
     yield f"install -m {mode} -o {user} -g {group} /dev/null {path}.new"
@@ -76,8 +79,10 @@ def check_health(address: str, port: int, path: str, backend: str, statuses: lis
     elif status >= 500:
         hint = f"the app fails on this path; see {logs}"
     elif status == 404:
-        hint = ("set gateway.health_path to a path this commit serves (Sprint2 commits after b0abfcb answer 404 "
-                "or 500 on /despachos/reporte/; /health-check/ answers 200), or pin app_ref")
+        hint = (
+            "set gateway.health_path to a path this commit serves (Sprint2 commits after b0abfcb answer 404 "
+            "or 500 on /despachos/reporte/; /health-check/ answers 200), or pin app_ref"
+        )
     else:
         hint = f"set gateway.health_path to a path answering {' or '.join(map(str, statuses))}"
     yield fail(f"{backend}: health check GET {path} answered {status}; {hint}")
@@ -87,8 +92,10 @@ def remote_commit(repo: str, ref: str):
     """(commit, None) for `ref` of `repo` as this host sees it, or (None, a one-line failure)."""
     refs = asked_once.fact(GitRemoteRef, repo=repo, ref=ref)
     if isinstance(refs, dict) and refs.get("error"):
-        return None, (f"{host.name}: cannot read app_repo {repo}: {refs['error']}; check that this host can "
-                      f"reach it (outbound access, DNS, credentials) or set app_repo to a mirror it can reach")
+        return None, (
+            f"{host.name}: cannot read app_repo {repo}: {refs['error']}; check that this host can "
+            f"reach it (outbound access, DNS, credentials) or set app_repo to a mirror it can reach"
+        )
     target = resolve_ref(refs, ref)
     if target is None and not HEX.fullmatch(ref):
         return None, f"{host.name}: app_ref {ref!r} is neither a branch nor a tag of {repo}, nor a commit id"
@@ -158,8 +165,10 @@ def app_build(repo: str, ref: str, layout: Layout = LAYOUT):
     app, git = as_app(layout), f"{as_app(layout)} git --git-dir={layout.repo}"
     asked_once.forget(DeployMarkers)  # read with the release's python, which this (re)builds
     if not built:
-        yield (f"{git} worktree prune && {app} mkdir -p {layout.releases} && {app} rm -rf {release} && "
-               f"{git} worktree add --quiet --detach --force {release} {commit}")
+        yield (
+            f"{git} worktree prune && {app} mkdir -p {layout.releases} && {app} rm -rf {release} && "
+            f"{git} worktree add --quiet --detach --force {release} {commit}"
+        )
     if not state.is_executing:
         return
     requirements = host.get_fact(FileText, path=f"{release}/requirements.txt") or ""
@@ -173,7 +182,9 @@ def app_build(repo: str, ref: str, layout: Layout = LAYOUT):
         if extras:
             yield f"{pip} {' '.join(shlex.quote(extra) for extra in extras)}"
         if built:
-            yield log_event(layout, f"rebuilt the virtualenv of release {commit[:12]} (its python or gunicorn did not run)")
+            yield log_event(
+                layout, f"rebuilt the virtualenv of release {commit[:12]} (its python or gunicorn did not run)"
+            )
     yield f"{app} ln -sfn {venv} {release}/.venv"
     if not built:
         yield run_app(layout, "python manage.py collectstatic --noinput", release=release)
@@ -189,18 +200,21 @@ def app_prune(keep: int, layout: Layout = LAYOUT):
     serving = host.get_fact(ServiceRelease, current=layout.current, service=layout.service)
     live = {(serving[key] or "").rsplit("/", 1)[-1] for key in ("current", "running")}
     old = [commit for commit in built[keep:] if commit not in live]
-    legacy = [path for path in layout.legacy if host.get_fact(Directory, path=path)] \
-        if serving["running"] else []
+    legacy = [path for path in layout.legacy if host.get_fact(Directory, path=path)] if serving["running"] else []
     if not old and not legacy:
         host.noop(f"{len(built)} releases kept")
         return
     app = as_app(layout)
     for commit in old:
-        yield f"{app} git --git-dir={layout.repo} worktree remove --force {layout.release(commit)} || " \
-              f"{app} rm -rf {layout.release(commit)}"
+        yield (
+            f"{app} git --git-dir={layout.repo} worktree remove --force {layout.release(commit)} || "
+            f"{app} rm -rf {layout.release(commit)}"
+        )
     if old:
-        yield (f"for venv in {layout.venvs}/*; do used=no; for link in {layout.releases}/*/.venv; do "
-               f"[ \"$(readlink $link)\" = \"$venv\" ] && used=yes; done; [ $used = yes ] || {app} rm -rf \"$venv\"; "
-               f"done; {app} git --git-dir={layout.repo} worktree prune")
+        yield (
+            f"for venv in {layout.venvs}/*; do used=no; for link in {layout.releases}/*/.venv; do "
+            f'[ "$(readlink $link)" = "$venv" ] && used=yes; done; [ $used = yes ] || {app} rm -rf "$venv"; '
+            f"done; {app} git --git-dir={layout.repo} worktree prune"
+        )
     for path in legacy:
         yield f"rm -rf {path}"

@@ -21,17 +21,25 @@ def allowed_hosts(private_ip: str, public_ip: str | None, upstream: str) -> list
 def deploy_settings(*, db_host: str, db_name: str, db_user: str, hosts: list[str], layout: Layout = LAYOUT) -> str:
     return render_template(
         "backend/deploy_settings.py.j2",
-        app_package=layout.app_package, env_file=layout.env_file, allowed_hosts=repr(hosts),
-        db_name=db_name, db_user=db_user, db_host=db_host,
+        app_package=layout.app_package,
+        env_file=layout.env_file,
+        allowed_hosts=repr(hosts),
+        db_name=db_name,
+        db_user=db_user,
+        db_host=db_host,
     )
 
 
 def env_file(*, db_host: str, db_password: str, secret_key: str, layout: Layout = LAYOUT) -> str:
     return render_template(
         "backend/env.j2",
-        service=layout.service, run_helper=layout.run_helper, settings_module=layout.settings_module,
-        python_path=layout.conf_dir, db_host=db_host,
-        db_password=db_password, secret_key=secret_key,
+        service=layout.service,
+        run_helper=layout.run_helper,
+        settings_module=layout.settings_module,
+        python_path=layout.conf_dir,
+        db_host=db_host,
+        db_password=db_password,
+        secret_key=secret_key,
     )
 
 
@@ -46,8 +54,13 @@ def gunicorn_conf(*, port: int, workers: int, layout: Layout = LAYOUT) -> str:
 def app_unit(*, layout: Layout = LAYOUT) -> str:
     return render_template(
         "backend/app.service.j2",
-        user=layout.user, env_file=layout.env_file, current=layout.current, venv=layout.venv,
-        gunicorn_conf=layout.gunicorn_conf, app_package=layout.app_package, service=layout.service,
+        user=layout.user,
+        env_file=layout.env_file,
+        current=layout.current,
+        venv=layout.venv,
+        gunicorn_conf=layout.gunicorn_conf,
+        app_package=layout.app_package,
+        service=layout.service,
     )
 
 
@@ -58,8 +71,12 @@ def app_socket(*, port: int, layout: Layout = LAYOUT) -> str:
 def run_helper(layout: Layout = LAYOUT) -> str:
     return render_template(
         "backend/run.sh.j2",
-        user=layout.user, current=layout.current, env_file=layout.env_file,
-        run_helper=layout.run_helper, deploy_log=layout.deploy_log, conf_dir=layout.conf_dir,
+        user=layout.user,
+        current=layout.current,
+        env_file=layout.env_file,
+        run_helper=layout.run_helper,
+        deploy_log=layout.deploy_log,
+        conf_dir=layout.conf_dir,
     )
 
 
@@ -100,5 +117,6 @@ KEEP = 7
 
 
 def app_logrotate(layout: Layout = LAYOUT) -> str:
-    return render_template("backend/logrotate.j2", django_log=layout.django_log, deploy_log=layout.deploy_log,
-                           max_size=MAX_SIZE, keep=KEEP)
+    return render_template(
+        "backend/logrotate.j2", django_log=layout.django_log, deploy_log=layout.deploy_log, max_size=MAX_SIZE, keep=KEEP
+    )

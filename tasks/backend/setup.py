@@ -81,10 +81,12 @@ def app_setup(repo: str, ref: str, commands: list[str], layout: Layout = LAYOUT,
         steps.append(command)
     steps += [marker_script(layout, "save-migrations"), f"{marker_script(layout, 'set')} setup {commit}"]
     asked_once.forget(DeployMarkers)
-    yield wrapped([run_app(layout, step, release=release) for step in steps],
-                   f"{host.name}: cannot set the database up for {commit[:12]}: $reason; every backend keeps "
-                   f"serving its release: commit the migrations in the app, or start from an empty database "
-                   f"(README: Moving to another commit)")
+    yield wrapped(
+        [run_app(layout, step, release=release) for step in steps],
+        f"{host.name}: cannot set the database up for {commit[:12]}: $reason; every backend keeps "
+        f"serving its release: commit the migrations in the app, or start from an empty database "
+        f"(README: Moving to another commit)",
+    )
 
 
 @operation()

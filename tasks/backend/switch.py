@@ -14,9 +14,22 @@ from tasks.backend.setup import read_markers
 
 
 @operation()
-def app_switch(repo: str, ref: str, batch: list, backends: list, changes: list, address: str, port: int,
-               path: str, statuses: list[int], layout: Layout = LAYOUT, commit: str | None = None,
-               require_setup: bool = True, wait: int = 60, setup_left_out: str | None = None):
+def app_switch(
+    repo: str,
+    ref: str,
+    batch: list,
+    backends: list,
+    changes: list,
+    address: str,
+    port: int,
+    path: str,
+    statuses: list[int],
+    layout: Layout = LAYOUT,
+    commit: str | None = None,
+    require_setup: bool = True,
+    wait: int = 60,
+    setup_left_out: str | None = None,
+):
     """Make the backends of `batch` serve `ref`'s release (or `commit`'s): move `current`, restart
     gunicorn behind systemd's socket, wait until `path` answers healthy. Also restarts a backend
     whose settings changed (`changes`) or whose running release is not `current`'s. A release that
@@ -44,8 +57,10 @@ def app_switch(repo: str, ref: str, batch: list, backends: list, changes: list, 
         if (markers or {}).get("setup") != commit:
             reason = error or f"the database is set up for {((markers or {}).get('setup') or 'no commit')[:12]}"
             if setup_left_out and not error:
-                reason += (f" and {setup_left_out}, which runs the migrations, is not in this run: deploy both "
-                           f"(e.g. --limit backends)")
+                reason += (
+                    f" and {setup_left_out}, which runs the migrations, is not in this run: deploy both "
+                    f"(e.g. --limit backends)"
+                )
             yield fail(f"{host.name}: not switched to {commit[:12]}: {reason}; it keeps serving its release")
             return
     app, service = as_app(layout), layout.service
@@ -56,18 +71,22 @@ def app_switch(repo: str, ref: str, batch: list, backends: list, changes: list, 
     probe = wait_healthy(address, port, path, statuses, wait)
     # What this backend serves now is what it goes back to (not `current`: an interrupted run may
     # have moved the link without a restart); never the layout of before releases (no .venv there).
-    previous = next((path for path in (serving["running"], serving["current"])
-                     if path and path.startswith(f"{layout.releases}/")), "")
-    yield (f"previous={shlex.quote(previous)}; {link.format(release)} && "
-           # The first switch of a backend deployed before releases: its gunicorn held the port itself.
-           f"{{ systemctl is-active --quiet {service}.socket || {{ systemctl stop {service}; "
-           f"systemctl enable --now {service}.socket; }}; }} && systemctl restart {service} && "
-           f"if status=$({probe}); then "
-           f"echo \"$(date -u +%Y-%m-%dT%H:%M:%SZ) {commit}\" | {app} tee -a {layout.history} > /dev/null; "
-           f"else "
-           f"if [ -n \"$previous\" ] && [ \"$previous\" != {release} ]; then {link.format('$previous')} && "
-           f"systemctl restart {service}; {probe} > /dev/null; back=\"switched back to ${{previous##*/}}\"; "
-           f"else back='no earlier release to go back to'; fi; "
-           f"echo \"{host.name}: release {commit[:12]} answered $status on {path}; $back; the roll stopped here\" >&2; "
-           f"exit 1; fi")
+    previous = next(
+        (path for path in (serving["running"], serving["current"]) if path and path.startswith(f"{layout.releases}/")),
+        "",
+    )
+    yield (
+        f"previous={shlex.quote(previous)}; {link.format(release)} && "
+        # The first switch of a backend deployed before releases: its gunicorn held the port itself.
+        f"{{ systemctl is-active --quiet {service}.socket || {{ systemctl stop {service}; "
+        f"systemctl enable --now {service}.socket; }}; }} && systemctl restart {service} && "
+        f"if status=$({probe}); then "
+        f'echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) {commit}" | {app} tee -a {layout.history} > /dev/null; '
+        f"else "
+        f'if [ -n "$previous" ] && [ "$previous" != {release} ]; then {link.format("$previous")} && '
+        f'systemctl restart {service}; {probe} > /dev/null; back="switched back to ${{previous##*/}}"; '
+        f"else back='no earlier release to go back to'; fi; "
+        f'echo "{host.name}: release {commit[:12]} answered $status on {path}; $back; the roll stopped here" >&2; '
+        f"exit 1; fi"
+    )
     yield log_event(layout, f"serving release {commit[:12]} ({ref})")

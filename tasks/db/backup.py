@@ -32,30 +32,53 @@ from tasks.packages import packages_installed
 def deploy_backup(settings: Settings):
     files.directory(
         name="Ensure the backup folder is private to postgres",
-        path=BACKUP_DIRECTORY, user="postgres", group="postgres", mode="700",
+        path=BACKUP_DIRECTORY,
+        user="postgres",
+        group="postgres",
+        mode="700",
     )
     if settings.backup_bucket:
         packages_installed(name="Ensure boto3 is installed for the S3 copies", packages=["python3-boto3"])
-        files.put(name="Install the S3 upload of each backup", src=str(PROJECT_ROOT / "files" / "db" / "s3_upload.py"),
-                  dest=UPLOAD_SCRIPT, user="root", group="root", mode="755")
+        files.put(
+            name="Install the S3 upload of each backup",
+            src=str(PROJECT_ROOT / "files" / "db" / "s3_upload.py"),
+            dest=UPLOAD_SCRIPT,
+            user="root",
+            group="root",
+            mode="755",
+        )
     files.put(
         name="Install the backup script",
-        src=StringIO(backup_script(settings.db_name, settings.backup_keep, settings.backup_bucket,
-                                   settings.region, settings.project_prefix)),
-        dest=BACKUP_SCRIPT, user="root", group="root", mode="755",
+        src=StringIO(
+            backup_script(
+                settings.db_name, settings.backup_keep, settings.backup_bucket, settings.region, settings.project_prefix
+            )
+        ),
+        dest=BACKUP_SCRIPT,
+        user="root",
+        group="root",
+        mode="755",
     )
     service = files.put(
         name="Install the backup service",
         src=StringIO(backup_service(settings.db_name)),
-        dest=f"/etc/systemd/system/{BACKUP_SERVICE}", user="root", group="root", mode="644",
+        dest=f"/etc/systemd/system/{BACKUP_SERVICE}",
+        user="root",
+        group="root",
+        mode="644",
     )
     timer = files.put(
         name="Install the daily backup timer",
         src=StringIO(backup_timer(settings.db_name)),
-        dest=f"/etc/systemd/system/{BACKUP_TIMER}", user="root", group="root", mode="644",
+        dest=f"/etc/systemd/system/{BACKUP_TIMER}",
+        user="root",
+        group="root",
+        mode="644",
     )
     systemd.daemon_reload(name="Reload systemd for the backup units", _if=any_changed(service, timer))
     systemd.service(
         name="Ensure the daily backup timer is enabled and running",
-        service=BACKUP_TIMER, running=True, enabled=True,
+        service=BACKUP_TIMER,
+        running=True,
+        enabled=True,
     )

@@ -43,7 +43,8 @@ def deploy_db(settings: Settings | None = None, secrets: dict | None = None):
     )
     hba = cluster_file(
         name="Allow the app user in from the backends only (pg_hba.conf)",
-        filename="pg_hba.conf", mode="640",
+        filename="pg_hba.conf",
+        mode="640",
         content=pg_hba_conf(settings.db_name, settings.db_user, backend_addresses()),
     )
     server.shell(
@@ -53,14 +54,20 @@ def deploy_db(settings: Settings | None = None, secrets: dict | None = None):
     )
     systemd.service(
         name="Ensure PostgreSQL is running and starts at boot",
-        service="postgresql", running=True, enabled=True,
+        service="postgresql",
+        running=True,
+        enabled=True,
     )
     app_role(
         name=f"Ensure the role {settings.db_user} exists with its password",
-        role=settings.db_user, password=secrets["db_password"], **AS_POSTGRES,
+        role=settings.db_user,
+        password=secrets["db_password"],
+        **AS_POSTGRES,
     )
     app_database(
         name=f"Ensure the database {settings.db_name} exists",
-        database=settings.db_name, owner=settings.db_user, **AS_POSTGRES,
+        database=settings.db_name,
+        owner=settings.db_user,
+        **AS_POSTGRES,
     )
-    deploy_backup(settings)
+    deploy_backup(settings=settings)

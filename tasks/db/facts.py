@@ -20,8 +20,7 @@ class PostgresCluster(FactBase):
         for line in output:
             fields = line.split()
             if len(fields) >= 4 and fields[1] == "main":
-                return {"version": fields[0], "status": fields[3],
-                        "config_dir": f"/etc/postgresql/{fields[0]}/main"}
+                return {"version": fields[0], "status": fields[3], "config_dir": f"/etc/postgresql/{fields[0]}/main"}
         return None
 
 
@@ -37,7 +36,7 @@ class PostgresRolePassword(FactBase):
     def process(self, output):
         for line in output:
             if line.startswith("role:"):
-                return line[len("role:"):]
+                return line[len("role:") :]
         return None
 
 
@@ -53,5 +52,5 @@ class PostgresDatabaseOwner(FactBase):
     def process(self, output):
         for line in output:
             if line.startswith("owner:"):
-                return line[len("owner:"):]
+                return line[len("owner:") :]
         return None

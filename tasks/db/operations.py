@@ -29,8 +29,11 @@ def cluster_file(filename: str, content: str, mode: str = "644"):
         host.noop(f"{filename}: written once PostgreSQL is installed (its version decides the folder)")
         return
     yield from files.put._inner(
-        src=StringIO(content), dest=f"{cluster['config_dir']}/{filename}",
-        user="postgres", group="postgres", mode=mode,
+        src=StringIO(content),
+        dest=f"{cluster['config_dir']}/{filename}",
+        user="postgres",
+        group="postgres",
+        mode=mode,
     )
 
 

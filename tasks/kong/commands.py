@@ -22,8 +22,19 @@ LISTEN_SETTINGS = {"KONG_PROXY_LISTEN": "gateway.proxy_port", "KONG_ADMIN_LISTEN
 
 
 def docker_run_argv(spec: dict) -> list[str]:
-    argv = ["docker", "run", "--detach", "--name", spec["name"], "--restart", spec["restart"],
-            "--network", spec["network"], "--label", f"{SPEC_LABEL}={spec_hash(spec)}"]
+    argv = [
+        "docker",
+        "run",
+        "--detach",
+        "--name",
+        spec["name"],
+        "--restart",
+        spec["restart"],
+        "--network",
+        spec["network"],
+        "--label",
+        f"{SPEC_LABEL}={spec_hash(spec)}",
+    ]
     for name, value in sorted(spec["env"].items()):
         argv += ["--env", f"{name}={value}"]
     for mount in spec["mounts"]:
@@ -36,8 +47,11 @@ def docker_run_argv(spec: dict) -> list[str]:
 
 def listen_ports(spec: dict) -> dict[int, str]:
     """port -> the setting it comes from, for each address Kong is told to listen on."""
-    return {int(spec["env"][variable].rsplit(":", 1)[1]): setting
-            for variable, setting in LISTEN_SETTINGS.items() if variable in spec["env"]}
+    return {
+        int(spec["env"][variable].rsplit(":", 1)[1]): setting
+        for variable, setting in LISTEN_SETTINGS.items()
+        if variable in spec["env"]
+    }
 
 
 def ports_free_command(ports: dict[int, str]) -> str:
@@ -84,10 +98,7 @@ def install_candidate_command() -> str:
 
 def checked(argv: list[str], what: str) -> str:
     """Run argv; on failure print `what` and the tool's own message, and fail."""
-    return (
-        f"out=$({shlex.join(argv)} 2>&1) || "
-        f"{{ printf '%s\\n' {shlex.quote(what)} \"$out\" >&2; exit 1; }}"
-    )
+    return f"out=$({shlex.join(argv)} 2>&1) || {{ printf '%s\\n' {shlex.quote(what)} \"$out\" >&2; exit 1; }}"
 
 
 def pull_command(image: str) -> str:

@@ -40,12 +40,14 @@ def deploy_kong(settings=None):
     spec = container_spec(settings)
 
     packages_installed(name="Ensure the Docker engine is installed", packages=["docker.io"])
-    systemd.service(name="Ensure Docker runs and starts at boot", service="docker.service",
-                    running=True, enabled=True)
+    systemd.service(name="Ensure Docker runs and starts at boot", service="docker.service", running=True, enabled=True)
     files.directory(name="Ensure Kong's config folder exists", path=HOST_DIR, mode="755")
     files.put(name="Upload the candidate Kong config", src=StringIO(text), dest=CANDIDATE, mode="644")
     first_config(name="Install the first Kong config")
     image_present(name="Ensure the Kong image is present", image=spec["image"])
     container_runs(name="Ensure the Kong container runs the current spec", spec=spec)
-    config_applied(name="Apply a changed Kong config (parse, then reload)", spec=spec,
-                   config_sha256=hashlib.sha256(text.encode()).hexdigest())
+    config_applied(
+        name="Apply a changed Kong config (parse, then reload)",
+        spec=spec,
+        config_sha256=hashlib.sha256(text.encode()).hexdigest(),
+    )

@@ -49,8 +49,7 @@ def container_runs(spec: dict):
         return
     if listen_ports(spec):
         yield ports_free_command(listen_ports(spec))
-    yield checked(parse_in_new_container_argv(spec),
-                  f"Kong rejected {CANDIDATE}; the container was not (re)created:")
+    yield checked(parse_in_new_container_argv(spec), f"Kong rejected {CANDIDATE}; the container was not (re)created:")
     yield install_candidate_command()
     yield f"docker rm --force {CONTAINER} >/dev/null 2>&1 || true"
     yield shlex.join(docker_run_argv(spec))
@@ -64,7 +63,6 @@ def config_applied(spec: dict, config_sha256: str):
     if host.get_fact(Sha256File, path=CONFIG) == config_sha256:
         host.noop("Kong already serves this config")
         return
-    yield checked(parse_in_running_container_argv(),
-                  f"Kong rejected {CANDIDATE}; the old {CONFIG} keeps serving:")
+    yield checked(parse_in_running_container_argv(), f"Kong rejected {CANDIDATE}; the old {CONFIG} keeps serving:")
     yield install_candidate_command()
     yield shlex.join(reload_argv())

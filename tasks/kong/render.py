@@ -28,7 +28,6 @@ CONFIG = f"{HOST_DIR}/{CONFIG_NAME}"
 CANDIDATE = f"{HOST_DIR}/{CANDIDATE_NAME}"
 
 
-
 def targets(private_ips: list[str], app_port: int) -> list[str]:
     return [f"{ip}:{app_port}" for ip in private_ips]
 

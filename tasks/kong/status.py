@@ -17,15 +17,19 @@ def format_status(name: str, health: dict, services: dict, plugins: dict) -> tup
         lines.append("  (no targets: add backends and deploy)")
     width = max((len(target["target"]) for target in targets), default=0)
     for target in targets:
-        lines.append(f"  {target['target']:<{width}}  {target.get('health', 'UNKNOWN')}"
-                     f"  (weight {target.get('weight', '?')})")
+        lines.append(
+            f"  {target['target']:<{width}}  {target.get('health', 'UNKNOWN')}  (weight {target.get('weight', '?')})"
+        )
     for service in services.get("data", []):
         lines.append(
             f"service {service.get('name')}: {service.get('protocol')}://{service.get('host')}, "
             f"retries {service.get('retries')}, timeouts connect/read/write "
-            f"{service.get('connect_timeout')}/{service.get('read_timeout')}/{service.get('write_timeout')} ms")
-    described = [f"{plugin.get('name')}{'' if plugin.get('enabled', True) else ' (disabled)'}"
-                 for plugin in plugins.get("data", [])]
+            f"{service.get('connect_timeout')}/{service.get('read_timeout')}/{service.get('write_timeout')} ms"
+        )
+    described = [
+        f"{plugin.get('name')}{'' if plugin.get('enabled', True) else ' (disabled)'}"
+        for plugin in plugins.get("data", [])
+    ]
     lines.append(f"plugins: {', '.join(sorted(described)) or 'none'}")
     healthy = bool(targets) and all(target.get("health") == "HEALTHY" for target in targets)
     return lines, healthy

@@ -24,7 +24,9 @@ def test_no_terminal_and_no_flag_is_refused_with_the_fix(monkeypatch):
         confirm("terminate 2 instances", yes=False)
 
 
-@pytest.mark.parametrize("typed, approved", [("yes\n", True), (" yes \n", True), ("y\n", False), ("YES\n", False), ("\n", False)])
+@pytest.mark.parametrize(
+    "typed, approved", [("yes\n", True), (" yes \n", True), ("y\n", False), ("YES\n", False), ("\n", False)]
+)
 def test_only_a_typed_yes_approves(monkeypatch, capsys, typed, approved):
     monkeypatch.setattr("sys.stdin", Terminal(typed))
     assert confirm("terminate 2 instances", yes=False) is approved

@@ -84,14 +84,18 @@ def test_scram_verifier_follows_rfc_7677():
     salted = hashlib.pbkdf2_hmac("sha256", b"pencil", salt, 4096)
     stored = hashlib.sha256(hmac.new(salted, b"Client Key", hashlib.sha256).digest()).digest()
     server = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
-    assert verifier == (f"SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ=="
-                        f"${base64.b64encode(stored).decode()}:{base64.b64encode(server).decode()}")
+    assert verifier == (
+        f"SCRAM-SHA-256$4096:W22ZaJ0SNY7soEsUEjb6gQ=="
+        f"${base64.b64encode(stored).decode()}:{base64.b64encode(server).decode()}"
+    )
     # The client proof of RFC 7677's exchange verifies against this StoredKey.
-    auth = (b"n=user,r=rOprNGfwEbeRWgbNEkqO,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
-            b"s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0")
+    auth = (
+        b"n=user,r=rOprNGfwEbeRWgbNEkqO,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+        b"s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
+    )
     proof = base64.b64decode("dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
     signature = hmac.new(stored, auth, hashlib.sha256).digest()
-    client_key = bytes(a ^ b for a, b in zip(proof, signature))
+    client_key = bytes(a ^ b for a, b in zip(proof, signature, strict=True))
     assert hashlib.sha256(client_key).digest() == stored
 
 
@@ -123,15 +127,19 @@ def test_a_bad_secret_in_a_deploy_ends_it_with_one_line(home, monkeypatch, capsy
         deploy_secrets()
     assert exited.value.code == 1
     assert capsys.readouterr().err == (
-        "error: DEPLOY_DB_PASSWORD: a secret must be 16-200 characters of letters, digits and _.:@%+=/-\n")
+        "error: DEPLOY_DB_PASSWORD: a secret must be 16-200 characters of letters, digits and _.:@%+=/-\n"
+    )
     monkeypatch.delenv("DEPLOY_DB_PASSWORD")
     assert deploy_secrets() == load_secrets()
 
 
-@pytest.mark.parametrize("text, message", [
-    ("db_password: [1, 2\n", r"secrets\.yml line 2: unreadable secrets file \(expected ',' or '\]', but got"),
-    ("db_password: 12345678901234567890\n", r"secrets\.yml \(db_password\): a secret must be 16-200 characters"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("db_password: [1, 2\n", r"secrets\.yml line 2: unreadable secrets file \(expected ',' or '\]', but got"),
+        ("db_password: 12345678901234567890\n", r"secrets\.yml \(db_password\): a secret must be 16-200 characters"),
+    ],
+)
 def test_a_broken_value_is_one_line(home, text, message):
     home.mkdir(mode=0o700)
     (home / "secrets.yml").write_text(text)

@@ -31,8 +31,10 @@ def test_defaults_are_the_seed_values():
     assert settings.app_repo == "https://github.com/mr-torres-d-ojedas/Sprint2.git"
     # A commit, not a branch: Sprint2's newest commit where migrate, populate and the report work.
     assert settings.app_ref == "b0abfcb9949fc9fd2eb30d50c22d591d4177dfa0"
-    assert settings.app_setup_commands == ["python manage.py makemigrations --noinput",
-                                           "python manage.py migrate --noinput"]
+    assert settings.app_setup_commands == [
+        "python manage.py makemigrations --noinput",
+        "python manage.py migrate --noinput",
+    ]
     assert settings.allow_destructive_migrations is False
     assert (settings.db_name, settings.db_user, settings.max_connections) == ("dispatch_db", "dispatch_user", 2000)
     assert settings.manager_email is None
@@ -62,7 +64,10 @@ def test_an_empty_file_means_all_defaults(tmp_path):
     [
         ("regoin: us-east-1\n", "config.yml: regoin: unknown setting"),
         ("gateway:\n  active:\n    intervall: 5\n", "config.yml: gateway/active/intervall: unknown setting"),
-        ("max_connections: lots\n", "config.yml: max_connections: expected a whole number from 10 to 10000, got 'lots'"),
+        (
+            "max_connections: lots\n",
+            "config.yml: max_connections: expected a whole number from 10 to 10000, got 'lots'",
+        ),
         ("max_connections: true\n", "config.yml: max_connections: expected a whole number"),
         ("project_prefix: My_Project\n", "config.yml: project_prefix: expected lower-case letters"),
         ("backends: []\n", "config.yml: backends: expected a non-empty list"),
@@ -76,12 +81,16 @@ def test_an_empty_file_means_all_defaults(tmp_path):
         ("gateway:\n  route_paths: [/a//b]\n", "config.yml: gateway/route_paths: item 1: expected a path"),
         ("gateway:\n  health_path: //x\n", "config.yml: gateway/health_path: expected a path"),
         ("gateway:\n  proxy_port: 8001\n", "config.yml: gateway/admin_port: expected a port other than"),
-        ("app_setup_commands: [python manage.py makemigrations]\n",
-         "config.yml: app_setup_commands: item 1: 'python manage.py makemigrations' would wait for answers on a "
-         "terminal the deploy does not have: add --noinput"),
+        (
+            "app_setup_commands: [python manage.py makemigrations]\n",
+            "config.yml: app_setup_commands: item 1: 'python manage.py makemigrations' would wait for answers on a "
+            "terminal the deploy does not have: add --noinput",
+        ),
         ("app_setup_commands: ['python manage.py migrate', x]\n", "item 1: 'python manage.py migrate' would wait"),
-        ("app_populate_commands: [python populate.py, ./load.sh]\n",
-         "config.yml: app_populate_commands: item 2: expected 'python SCRIPT [ARGUMENTS]'"),
+        (
+            "app_populate_commands: [python populate.py, ./load.sh]\n",
+            "config.yml: app_populate_commands: item 2: expected 'python SCRIPT [ARGUMENTS]'",
+        ),
         ("app_populate_commands: ['python -c 1']\n", "app_populate_commands: item 1: expected 'python SCRIPT"),
         ("app_populate_commands: ['python \"x.py']\n", "app_populate_commands: item 1: expected a shell command"),
         ("allow_destructive_migrations: yes please\n", "allow_destructive_migrations: expected true or false"),
@@ -93,22 +102,32 @@ def test_an_empty_file_means_all_defaults(tmp_path):
         # Control characters (NUL included) in any string setting, also inside lists.
         ('app_ref: "main\\0"\n', "config.yml: app_ref: expected no control characters, got 'main\\x00'"),
         ('app_repo: "https://example.com/a\\tb.git"\n', "config.yml: app_repo: expected no control characters"),
-        ('app_setup_commands: ["python manage.py migrate\\rx"]\n',
-         "config.yml: app_setup_commands: item 1: expected no control characters"),
+        (
+            'app_setup_commands: ["python manage.py migrate\\rx"]\n',
+            "config.yml: app_setup_commands: item 1: expected no control characters",
+        ),
         ('gateway:\n  image: "kong\\x1b[2J"\n', "config.yml: gateway/image: expected no control characters"),
         # Kong's admin API is full control of the gateway: not to the whole Internet.
         ("kong_admin_cidr: 0.0.0.0/0\n", "config.yml: kong_admin_cidr: 0.0.0.0/0 would open Kong's admin API"),
         ("kong_admin_cidr: 0.0.0.0/1\n", "config.yml: kong_admin_cidr: 0.0.0.0/1 would open Kong's admin API"),
         # SSH listens on 22 on every host: Kong could not bind it, after the old container was removed.
         ("gateway:\n  proxy_port: 22\n", "config.yml: gateway/proxy_port: 22 is SSH's port on the Kong host"),
-        ("gateway:\n  proxy_port: 80\n", "config.yml: gateway/proxy_port: expected a whole number from 1024 to 65535, "
-                                      "got 80 (Kong runs unprivileged on the Kong host's network)"),
+        (
+            "gateway:\n  proxy_port: 80\n",
+            "config.yml: gateway/proxy_port: expected a whole number from 1024 to 65535, "
+            "got 80 (Kong runs unprivileged on the Kong host's network)",
+        ),
         ("gateway:\n  admin_port: 22\n", "config.yml: gateway/admin_port: 22 is SSH's port on the Kong host"),
         # The local hosts' bridge: a private /24, nothing this machine itself uses.
-        ("local_subnet: 10.77.0.0/16\n",
-         "config.yml: local_subnet: expected a /24 such as 10.77.0.0/24, got 10.77.0.0/16"),
-        ("local_subnet: 127.0.0.0/24\n", "config.yml: local_subnet: expected a private range (inside 10.0.0.0/8, "
-                                         "172.16.0.0/12 or 192.168.0.0/16), got 127.0.0.0/24"),
+        (
+            "local_subnet: 10.77.0.0/16\n",
+            "config.yml: local_subnet: expected a /24 such as 10.77.0.0/24, got 10.77.0.0/16",
+        ),
+        (
+            "local_subnet: 127.0.0.0/24\n",
+            "config.yml: local_subnet: expected a private range (inside 10.0.0.0/8, "
+            "172.16.0.0/12 or 192.168.0.0/16), got 127.0.0.0/24",
+        ),
         ("local_subnet: 8.8.8.0/24\n", "config.yml: local_subnet: expected a private range"),
         ("local_subnet: 169.254.1.0/24\n", "config.yml: local_subnet: expected a private range"),
     ],
@@ -168,8 +187,9 @@ def test_a_narrow_or_private_admin_cidr_is_accepted(cidr):
 def test_a_key_given_twice_is_refused_naming_it(tmp_path):
     with pytest.raises(SettingsError) as raised:
         load_settings(write(tmp_path, "region: us-east-1\ngateway:\n  retries: 2\n  retries: 3\n"))
-    assert str(raised.value).endswith("config.yml line 4: gateway/retries is given twice (the last would win "
-                                      "silently): keep one")
+    assert str(raised.value).endswith(
+        "config.yml line 4: gateway/retries is given twice (the last would win silently): keep one"
+    )
 
 
 def test_a_file_that_is_not_utf8_is_one_line(tmp_path):
@@ -192,8 +212,9 @@ def test_provision_refuses_bad_bytes_in_one_line_with_exit_2(tmp_path, content, 
     path = tmp_path / "config.yml"
     path.write_bytes(content)
     env = {"DEPLOY_CONFIG": str(path), "DEPLOY_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "provision.py", "--dry"], cwd=PROJECT_ROOT, env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "provision.py", "--dry"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and message in result.stderr.replace(str(tmp_path) + "/", ""), result.stderr
     assert "Traceback" not in result.stderr
@@ -230,8 +251,10 @@ def test_each_setting_belongs_to_exactly_one_component():
         ({"region": 5, "regoin": "us-east-1"}, "regoin: unknown setting"),
         ({"gateway": {"retries": -1, "intervall": 5}}, "gateway/intervall: unknown setting"),
         ({"gateway": {"proxy_port": 8001}, "region": 5}, "region: expected a non-empty string"),
-        ({"gateway": {"proxy_port": 8001, "passive": {"unhealthy_timeouts": 0}}},
-         "gateway/passive/unhealthy_timeouts: expected a whole number from 1 to 255, got 0"),
+        (
+            {"gateway": {"proxy_port": 8001, "passive": {"unhealthy_timeouts": 0}}},
+            "gateway/passive/unhealthy_timeouts: expected a whole number from 1 to 255, got 0",
+        ),
         ({1: "x"}, "1: unknown setting"),
         ({"gateway": {"active": []}}, "gateway/active: expected a mapping of settings, got list"),
         ({"backends": ["a", 3, "a"]}, "backends: item 2: expected a non-empty string"),

@@ -28,15 +28,20 @@ def test_saved_state_reads_back_and_only_the_owner_can_read_it(home):
     assert not list(home.glob("*.tmp"))
 
 
-@pytest.mark.parametrize("text, message", [
-    ("{not json", "unreadable state file"),
-    ("[]", r"not a state file \(expected a JSON object\)"),
-    ('{"version": 99}', "state version 99, expected 1"),
-    ('{"version": 1}', r'"hosts" is not a mapping'),
-    ('{"version": 1, "hosts": {"x": {}}}', r"host 'x' lacks role"),
-    ('{"version": 1, "hosts": {"x": {"role": "db", "private_ip": "10.0.0.1", "public_ip": null}}}',
-     r"host 'x' lacks role .*ssh_user"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("{not json", "unreadable state file"),
+        ("[]", r"not a state file \(expected a JSON object\)"),
+        ('{"version": 99}', "state version 99, expected 1"),
+        ('{"version": 1}', r'"hosts" is not a mapping'),
+        ('{"version": 1, "hosts": {"x": {}}}', r"host 'x' lacks role"),
+        (
+            '{"version": 1, "hosts": {"x": {"role": "db", "private_ip": "10.0.0.1", "public_ip": null}}}',
+            r"host 'x' lacks role .*ssh_user",
+        ),
+    ],
+)
 def test_a_damaged_state_is_one_line(home, text, message):
     home.mkdir()
     state_path().write_text(text)
@@ -130,7 +135,13 @@ def test_a_version_1_file_becomes_typed_records(home):
     host = state.hosts["des-backend-a"]
     assert (state.provider, state.prefix, state.region, state.aws["vpc_id"]) == ("aws", "des", "us-east-1", "vpc-1")
     assert (host.role, host.key, host.private_ip, host.public_ip, host.ssh_user, host.ssh_port) == (
-        "backend", "a", "172.31.0.5", "198.51.100.5", "ubuntu", 22)
+        "backend",
+        "a",
+        "172.31.0.5",
+        "198.51.100.5",
+        "ubuntu",
+        22,
+    )
     assert host.extra == {"instance_id": "i-0b", "instance_type": "t3.micro", "state": "running", "zone": "us-east-1a"}
 
 

@@ -41,10 +41,15 @@ def _with_run_keys(case_class):
         host_data = test_data.get("host_data", {})
         self.state.is_executing = test_data.get("executing", False)
         try:
-            with patch.object(pyinfra_testing.operations, "create_host",
-                              lambda state, facts: create_host(state, facts=facts, data=dict(host_data))), \
-                    patch.object(FakeFact, "__bool__", lambda fact: bool(fact.data), create=True), \
-                    patch("stack.secrets.random.token_bytes", lambda size: bytes(size)):
+            with (
+                patch.object(
+                    pyinfra_testing.operations,
+                    "create_host",
+                    lambda state, facts: create_host(state, facts=facts, data=dict(host_data)),
+                ),
+                patch.object(FakeFact, "__bool__", lambda fact: bool(fact.data), create=True),
+                patch("stack.secrets.random.token_bytes", lambda size: bytes(size)),
+            ):
                 run_case(self, test_name, test_data)
         finally:
             self.state.is_executing = False

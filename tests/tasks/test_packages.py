@@ -4,10 +4,11 @@ install dpkg was interrupted in."""
 
 import re
 
-from stack.settings import settings_from
-from tasks.packages import LOCK_TIMEOUT_S, packages_installed, update_command
 from pyinfra.api import deploy
 from pyinfra.facts.deb import DebPackages
+
+from stack.settings import settings_from
+from tasks.packages import LOCK_TIMEOUT_S, packages_installed, update_command
 from tests.harness import run_deploy
 from tests.tasks.backend import test_backend_deploy as test_backend
 from tests.tasks.db import test_db_deploy as test_database
@@ -50,8 +51,10 @@ def _install(packages):
 def test_missing_packages_refresh_the_lists_then_install_finishing_an_interrupted_dpkg():
     run = run_deploy(_install, facts={DebPackages: {"git": {"1"}}}, args=(["git", "logrotate"],))
     wait = f"-o DPkg::Lock::Timeout={LOCK_TIMEOUT_S}"
-    install = (f"DEBIAN_FRONTEND=noninteractive apt-get -y {wait} -o Dpkg::Options::=--force-confdef "
-               f"-o Dpkg::Options::=--force-confold install logrotate")
+    install = (
+        f"DEBIAN_FRONTEND=noninteractive apt-get -y {wait} -o Dpkg::Options::=--force-confdef "
+        f"-o Dpkg::Options::=--force-confold install logrotate"
+    )
     assert run.op("Ensure the packages are installed").commands == [
         update_command(),
         # dpkg refuses to install after an interrupted run until `dpkg --configure -a`; by then
@@ -61,6 +64,5 @@ def test_missing_packages_refresh_the_lists_then_install_finishing_an_interrupte
 
 
 def test_installed_packages_change_nothing():
-    run = run_deploy(_install, facts={DebPackages: {"git": {"1"}, "logrotate": {"3"}}},
-                     args=(["git", "logrotate"],))
+    run = run_deploy(_install, facts={DebPackages: {"git": {"1"}, "logrotate": {"3"}}}, args=(["git", "logrotate"],))
     assert run.changed == []

@@ -5,6 +5,7 @@ the real app, interrupted runs) is exercised by tests/e2e/test_real_app.py."""
 
 import contextlib
 import json
+import re
 import runpy
 import sys
 import types
@@ -106,10 +107,12 @@ def script(tmp_path, text):
     (tmp_path / "populate.py").write_text(text)
 
 
-POPULATE = ("import sys\n"
-            "from django.db import connection\n"
-            "with connection.cursor() as cursor:\n"
-            "    cursor.execute('INSERT INTO pedidos', ['row', sys.argv[1:]])\n")
+POPULATE = (
+    "import sys\n"
+    "from django.db import connection\n"
+    "with connection.cursor() as cursor:\n"
+    "    cursor.execute('INSERT INTO pedidos', ['row', sys.argv[1:]])\n"
+)
 
 
 def test_once_runs_the_script_and_writes_its_marker_in_one_transaction(run, tmp_path):
@@ -141,7 +144,7 @@ def test_a_failing_script_leaves_neither_its_rows_nor_its_marker_and_says_why_in
 def test_a_script_exiting_non_zero_is_a_failure_and_exit_0_a_success(run, tmp_path):
     script(tmp_path, "import sys\nsys.exit(3)\n")
     database = Database(table_exists=True, rows={})
-    with pytest.raises(SystemExit, match="python populate.py failed: RuntimeError: exited with 3"):
+    with pytest.raises(SystemExit, match=re.escape("python populate.py failed: RuntimeError: exited with 3")):
         run(database, "once", "populate:1", "python populate.py")
     script(tmp_path, "import sys\nsys.exit(0)\n")
     run(database, "once", "populate:1", "python populate.py")

@@ -25,26 +25,60 @@ NEWEST_NOBLE = "ami-0aa0000000000000a"
 
 
 def _image(ami_id, name, owner=CANONICAL, architecture="x86_64", created="2025-01-01T00:00:00.000Z"):
-    return {"ami_id": ami_id, "name": name, "description": name, "owner_id": owner, "public": True,
-            "virtualization_type": "hvm", "architecture": architecture, "state": "available",
-            "platform": None, "image_type": "machine", "hypervisor": "xen", "root_device_name": "/dev/sda1",
-            "root_device_type": "ebs", "sriov": "simple", "creation_date": created}
+    return {
+        "ami_id": ami_id,
+        "name": name,
+        "description": name,
+        "owner_id": owner,
+        "public": True,
+        "virtualization_type": "hvm",
+        "architecture": architecture,
+        "state": "available",
+        "platform": None,
+        "image_type": "machine",
+        "hypervisor": "xen",
+        "root_device_name": "/dev/sda1",
+        "root_device_type": "ebs",
+        "sriov": "simple",
+        "creation_date": created,
+    }
 
 
 IMAGES = [
-    _image("ami-0aa00000000000001", "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250101",
-           created="2025-01-01T00:00:00.000Z"),
-    _image(NEWEST_NOBLE, "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20251001",
-           created="2025-10-01T00:00:00.000Z"),
+    _image(
+        "ami-0aa00000000000001",
+        "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20250101",
+        created="2025-01-01T00:00:00.000Z",
+    ),
+    _image(
+        NEWEST_NOBLE,
+        "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20251001",
+        created="2025-10-01T00:00:00.000Z",
+    ),
     # decoys: newer, but arm64 / another owner / another release
-    _image("ami-0bb00000000000001", "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-arm64-server-20251101",
-           architecture="arm64", created="2025-11-01T00:00:00.000Z"),
-    _image("ami-0cc00000000000001", "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20251201",
-           owner="111122223333", created="2025-12-01T00:00:00.000Z"),
-    _image("ami-0dd00000000000001", "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20251201",
-           created="2025-12-01T00:00:00.000Z"),
-    _image("ami-0ee00000000000001", "amzn2-ami-hvm-2.0-x86_64-gp2", owner="137112412989",
-           created="2025-12-01T00:00:00.000Z"),
+    _image(
+        "ami-0bb00000000000001",
+        "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-arm64-server-20251101",
+        architecture="arm64",
+        created="2025-11-01T00:00:00.000Z",
+    ),
+    _image(
+        "ami-0cc00000000000001",
+        "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20251201",
+        owner="111122223333",
+        created="2025-12-01T00:00:00.000Z",
+    ),
+    _image(
+        "ami-0dd00000000000001",
+        "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20251201",
+        created="2025-12-01T00:00:00.000Z",
+    ),
+    _image(
+        "ami-0ee00000000000001",
+        "amzn2-ami-hvm-2.0-x86_64-gp2",
+        owner="137112412989",
+        created="2025-12-01T00:00:00.000Z",
+    ),
 ]
 (_SCRATCH / "amis.json").write_text(json.dumps(IMAGES))
 os.environ["MOTO_AMIS_PATH"] = str(_SCRATCH / "amis.json")
@@ -63,8 +97,12 @@ READ_ONLY = ("Describe", "List", "Get")
 @pytest.fixture(scope="session")
 def moto_url():
     """One moto server (moto.server.ThreadedMotoServer) for the session, in a process of its own."""
-    server = subprocess.Popen([sys.executable, str(Path(__file__).with_name("moto_serve.py"))],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("moto_serve.py"))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     host, port = server.stdout.readline().split()
     yield f"http://{host}:{port}"
     server.stdin.close()
@@ -129,8 +167,7 @@ class Aws:
         values = {"project_prefix": "des", "region": "us-east-1", **settings}
         self.config.write_text(json.dumps(values))  # JSON is YAML
 
-    def inject(self, monkeypatch, operation: str, code: str, message: str, skip: int = 0, times: int = 99,
-               hook=None):
+    def inject(self, monkeypatch, operation: str, code: str, message: str, skip: int = 0, times: int = 99, hook=None):
         """Make provision.py's clients answer `operation` with AWS error `code` (after `skip` real
         calls, `times` times); every other call still goes to moto. `hook(params)` instead runs a check."""
         calls = {"seen": 0, "off": False}  # set "off" to let every call through again
@@ -142,8 +179,7 @@ class Aws:
                 return hook(params)
             calls["seen"] += 1
             if skip < calls["seen"] <= skip + times:
-                error = {"Error": {"Code": code, "Message": message},
-                         "ResponseMetadata": {"HTTPStatusCode": 400}}
+                error = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}}
                 return _Http(400), error
             return None
 
@@ -180,15 +216,29 @@ class Aws:
     def cli(self, *args: str, env: dict | None = None, without: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
         """python provision.py args, as a user runs it (`without`: variables to leave out)."""
         environment = {name: value for name, value in os.environ.items() if name not in without}
-        return subprocess.run([sys.executable, str(ROOT / "provision.py"), *args], cwd=ROOT,
-                              env={**environment, **(env or {})}, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, str(ROOT / "provision.py"), *args],
+            cwd=ROOT,
+            env={**environment, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     def instances(self, *states: str) -> dict[str, dict]:
         """Name -> raw instance of the project (live ones unless states are given)."""
         states = states or ("pending", "running", "stopping", "stopped")
         found = {}
-        pages = self.client("ec2").get_paginator("describe_instances").paginate(Filters=[
-            {"Name": "tag:Project", "Values": ["des"]}, {"Name": "instance-state-name", "Values": list(states)}])
+        pages = (
+            self.client("ec2")
+            .get_paginator("describe_instances")
+            .paginate(
+                Filters=[
+                    {"Name": "tag:Project", "Values": ["des"]},
+                    {"Name": "instance-state-name", "Values": list(states)},
+                ]
+            )
+        )
         for page in pages:
             for reservation in page["Reservations"]:
                 for raw in reservation["Instances"]:
@@ -197,8 +247,9 @@ class Aws:
         return found
 
     def groups(self) -> dict[str, dict]:
-        found = self.client("ec2").describe_security_groups(
-            Filters=[{"Name": "tag:Project", "Values": ["des"]}])["SecurityGroups"]
+        found = self.client("ec2").describe_security_groups(Filters=[{"Name": "tag:Project", "Values": ["des"]}])[
+            "SecurityGroups"
+        ]
         return {group["GroupName"]: group for group in found}
 
     def state(self) -> dict | None:
@@ -230,8 +281,14 @@ def cached_clients(monkeypatch) -> None:
 
     def make(clients, service):
         if service not in clients._made:
-            key = (service, clients.region, id(clients.config), os.environ.get("AWS_ENDPOINT_URL"),
-                   os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY"))
+            key = (
+                service,
+                clients.region,
+                id(clients.config),
+                os.environ.get("AWS_ENDPOINT_URL"),
+                os.environ.get("AWS_ACCESS_KEY_ID"),
+                os.environ.get("AWS_SECRET_ACCESS_KEY"),
+            )
             if key not in _SHARED:
                 _SHARED[key] = original(clients, service)
             clients._made[service] = _SHARED[key]

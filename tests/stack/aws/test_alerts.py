@@ -19,7 +19,10 @@ def test_topic_subscription_and_alarms_per_instance(aws):
     found = alarms(aws)
     # t2 hosts get the recover action; m5d (instance store) cannot be recovered
     assert set(found) == {f"{name}-status-check" for name in ids} | {
-        "des-db-auto-recover", "des-backend-a-auto-recover", "des-backend-b-auto-recover"}
+        "des-db-auto-recover",
+        "des-backend-a-auto-recover",
+        "des-backend-b-auto-recover",
+    }
     for name, instance_id in ids.items():
         check = found[f"{name}-status-check"]
         assert check["MetricName"] == "StatusCheckFailed" and check["Namespace"] == "AWS/EC2"
@@ -39,9 +42,17 @@ def test_alerts_rerun_is_quiet_and_alarms_converge(aws):
 
     # an alarm changed by hand is put back in place ("~")
     aws.client("cloudwatch").put_metric_alarm(
-        AlarmName="des-db-status-check", Namespace="AWS/EC2", MetricName="StatusCheckFailed", Statistic="Maximum",
-        Period=60, EvaluationPeriods=2, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
-        Dimensions=[{"Name": "InstanceId", "Value": "i-0123456789abcdef0"}], AlarmActions=[])
+        AlarmName="des-db-status-check",
+        Namespace="AWS/EC2",
+        MetricName="StatusCheckFailed",
+        Statistic="Maximum",
+        Period=60,
+        EvaluationPeriods=2,
+        Threshold=1,
+        ComparisonOperator="GreaterThanOrEqualToThreshold",
+        Dimensions=[{"Name": "InstanceId", "Value": "i-0123456789abcdef0"}],
+        AlarmActions=[],
+    )
     aws.recorder.start()
     code, out, err = aws.run("--no-wait")
     assert code == 0, err

@@ -30,8 +30,8 @@ def test_first_run_creates_exactly_the_hosts_groups_and_rules(aws, monkeypatch):
     assert code == 0, err
     assert len(tokens) == 4 and len(set(tokens)) == 4 and all(len(t) == 36 for t in tokens)  # a fresh uuid each
     assert sorted(aws.recorder.mutating()) == sorted(
-        ["ImportKeyPair"] + ["CreateSecurityGroup"] * 3 + ["AuthorizeSecurityGroupIngress"] * 3
-        + ["RunInstances"] * 4)
+        ["ImportKeyPair"] + ["CreateSecurityGroup"] * 3 + ["AuthorizeSecurityGroupIngress"] * 3 + ["RunInstances"] * 4
+    )
     assert "Plan: 14 to add, 0 to change, 0 to destroy." in out
 
     instances = aws.instances()
@@ -47,8 +47,9 @@ def test_first_run_creates_exactly_the_hosts_groups_and_rules(aws, monkeypatch):
         assert raw["SubnetId"] and raw["VpcId"]
         role = {"des-db": "db", "des-kong": "kong"}.get(name, "backend")
         assert tags["Role"] == role
-        assert [g["GroupName"] for g in raw["SecurityGroups"]] == [{"db": "des-db-sg", "backend": "des-backends-sg",
-                                                                    "kong": "des-kong-sg"}[role]]
+        assert [g["GroupName"] for g in raw["SecurityGroups"]] == [
+            {"db": "des-db-sg", "backend": "des-backends-sg", "kong": "des-kong-sg"}[role]
+        ]
     assert instances["des-db"]["InstanceType"] == "t2.nano"
     assert instances["des-backend-a"]["InstanceType"] == "t2.nano"
     assert instances["des-kong"]["InstanceType"] == "t2.small"
@@ -74,11 +75,13 @@ def test_first_run_creates_exactly_the_hosts_groups_and_rules(aws, monkeypatch):
     assert "PRIVATE KEY" in key.read_text()
     kong_ip = instances["des-kong"]["PublicIpAddress"]
     assert f"kong_proxy_url = http://{kong_ip}:8000/despachos/reporte/" in out
-    assert (f"ssh -i {key} -o UserKnownHostsFile={aws.home / 'ssh' / 'known_hosts'} -o StrictHostKeyChecking=yes "
-            f"-L 8001:127.0.0.1:8001 ubuntu@{kong_ip}") in out
+    assert (
+        f"ssh -i {key} -o UserKnownHostsFile={aws.home / 'ssh' / 'known_hosts'} -o StrictHostKeyChecking=yes "
+        f"-L 8001:127.0.0.1:8001 ubuntu@{kong_ip}"
+    ) in out
 
     code, again, _ = aws.run("outputs")
-    assert code == 0 and again.strip() == out[out.index("Outputs:"):].strip()
+    assert code == 0 and again.strip() == out[out.index("Outputs:") :].strip()
 
 
 def test_second_run_plans_nothing_and_makes_no_mutating_call(aws):
@@ -86,8 +89,11 @@ def test_second_run_plans_nothing_and_makes_no_mutating_call(aws):
     assert aws.run("--no-wait")[0] == 0
     groups = aws.groups()
     ids = {name: group["GroupId"] for name, group in groups.items()}
-    assert ingress(groups["des-kong-sg"], ids) == {(8000, "0.0.0.0/0"), (22, "203.0.113.7/32"),
-                                                   (8001, "198.51.100.0/24")}
+    assert ingress(groups["des-kong-sg"], ids) == {
+        (8000, "0.0.0.0/0"),
+        (22, "203.0.113.7/32"),
+        (8001, "198.51.100.0/24"),
+    }
     assert ingress(groups["des-backends-sg"], ids) == {(8080, "des-kong-sg"), (22, "203.0.113.7/32")}
     assert ingress(groups["des-db-sg"], ids) == {(5432, "des-backends-sg"), (22, "203.0.113.7/32")}
 
@@ -97,8 +103,16 @@ def test_second_run_plans_nothing_and_makes_no_mutating_call(aws):
     calls = aws.recorder.operations()
     assert calls and aws.recorder.mutating() == []  # the recorder saw the reads, and nothing else
     # Each read once, the topic asked by its ARN (not by listing every topic of the account): 8 calls.
-    assert sorted(calls) == ["DescribeAlarms", "DescribeInstances", "DescribeKeyPairs", "DescribeSecurityGroupRules",
-                             "DescribeSecurityGroups", "DescribeVpcs", "GetCallerIdentity", "ListSubscriptionsByTopic"]
+    assert sorted(calls) == [
+        "DescribeAlarms",
+        "DescribeInstances",
+        "DescribeKeyPairs",
+        "DescribeSecurityGroupRules",
+        "DescribeSecurityGroups",
+        "DescribeVpcs",
+        "GetCallerIdentity",
+        "ListSubscriptionsByTopic",
+    ]
     assert "No changes" in out
     assert err == ""  # admin_cidr set: no warning
 
@@ -110,14 +124,25 @@ def test_dry_on_an_empty_account_lists_everything_and_changes_nothing(aws):
     assert code == 0, err
     assert aws.recorder.operations() and aws.recorder.mutating() == []
     words = " ".join(out.split())
-    for line in ["+ key_pair des-key", "+ security_group des-kong-sg", "+ security_group des-backends-sg",
-                 "+ security_group des-db-sg", "+ ingress des-kong-sg (tcp/8000 from 0.0.0.0/0)",
-                 "+ ingress des-backends-sg (tcp/8080 from des-kong-sg)",
-                 "+ ingress des-db-sg (tcp/5432 from des-backends-sg)", "+ instance des-db (t2.nano",
-                 "+ instance des-backend-a", "+ instance des-backend-b", "+ instance des-kong (t2.small",
-                 "+ sns_topic des-alerts", "+ sns_subscription ops@example.com", "+ alarm des-db-status-check",
-                 "+ alarm des-kong-auto-recover", "Plan: 24 to add, 0 to change, 0 to destroy.",
-                 "--dry: nothing was changed."]:
+    for line in [
+        "+ key_pair des-key",
+        "+ security_group des-kong-sg",
+        "+ security_group des-backends-sg",
+        "+ security_group des-db-sg",
+        "+ ingress des-kong-sg (tcp/8000 from 0.0.0.0/0)",
+        "+ ingress des-backends-sg (tcp/8080 from des-kong-sg)",
+        "+ ingress des-db-sg (tcp/5432 from des-backends-sg)",
+        "+ instance des-db (t2.nano",
+        "+ instance des-backend-a",
+        "+ instance des-backend-b",
+        "+ instance des-kong (t2.small",
+        "+ sns_topic des-alerts",
+        "+ sns_subscription ops@example.com",
+        "+ alarm des-db-status-check",
+        "+ alarm des-kong-auto-recover",
+        "Plan: 24 to add, 0 to change, 0 to destroy.",
+        "--dry: nothing was changed.",
+    ]:
         assert line in words, line
     assert aws.instances() == {} and aws.groups() == {} and aws.state() is None
     assert not (aws.home / "ssh").exists()
@@ -136,15 +161,18 @@ def test_rule_opened_by_hand_is_planned_for_revocation_and_revoked_with_yes(aws)
     assert aws.run("--no-wait")[0] == 0
     ec2 = aws.client("ec2")
     db = aws.groups()["des-db-sg"]["GroupId"]
-    ec2.authorize_security_group_ingress(GroupId=db, IpPermissions=[
-        {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    ec2.authorize_security_group_ingress(
+        GroupId=db,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}],
+    )
 
     aws.recorder.start()
     code, out, err = aws.run("--no-wait")  # no terminal, no --yes: refused, nothing revoked
     assert code == 1
     assert "- ingress des-db-sg (tcp/5432 from 0.0.0.0/0)" in " ".join(out.split())
-    assert err.strip().splitlines()[-1] == ("error: refusing to revoke 1 rule (des-db-sg) without confirmation: "
-                                            "re-run with --yes")
+    assert err.strip().splitlines()[-1] == (
+        "error: refusing to revoke 1 rule (des-db-sg) without confirmation: re-run with --yes"
+    )
     assert "Traceback" not in err
     assert aws.recorder.mutating() == []
     assert (5432, "0.0.0.0/0") in ingress(aws.groups()["des-db-sg"], {})
@@ -191,8 +219,10 @@ def test_an_unknown_key_name_is_refused_and_an_existing_one_used(aws, tmp_path):
     aws.configure(key_name="vockey")
     code, out, err = aws.run("--no-wait")
     assert code == 1
-    assert err.strip() == ("error: key pair 'vockey' not found in this region: check key_name (Learner Lab's "
-                           "vockey exists only in us-east-1), or unset key_name to generate a project key")
+    assert err.strip() == (
+        "error: key pair 'vockey' not found in this region: check key_name (Learner Lab's "
+        "vockey exists only in us-east-1), or unset key_name to generate a project key"
+    )
     assert aws.instances() == {}
 
     aws.client("ec2").create_key_pair(KeyName="vockey")
@@ -214,8 +244,10 @@ def test_a_state_of_another_project_is_not_overwritten(aws):
     aws.recorder.start()
     code, out, err = aws.run("--no-wait")
     assert code == 1
-    assert err.strip() == ("error: the state holds the hosts of project 'des' but project_prefix is 'other': set it "
-                           "back and run destroy first, or set DEPLOY_HOME to another folder")
+    assert err.strip() == (
+        "error: the state holds the hosts of project 'des' but project_prefix is 'other': set it "
+        "back and run destroy first, or set DEPLOY_HOME to another folder"
+    )
     assert aws.recorder.operations() == [] and set(aws.state()["hosts"]) == NAMES
 
 

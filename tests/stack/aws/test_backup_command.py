@@ -19,8 +19,10 @@ def test_backup_pulls_a_private_dump_and_never_overwrites(aws, tmp_path, monkeyp
     assert target.read_text() == "PGDMP-fake" and stat.S_IMODE(target.stat().st_mode) == 0o600
     assert f"saved {target} (10 bytes)" in out
     code, out, err = aws.run("backup", str(target))
-    assert (code, err.strip()) == (1, f"error: backup {target}: the file exists; choose a new name "
-                                      "(backups are never overwritten)")
+    assert (code, err.strip()) == (
+        1,
+        f"error: backup {target}: the file exists; choose a new name (backups are never overwritten)",
+    )
     assert target.read_text() == "PGDMP-fake"
     assert aws.recorder.mutating() == []
     assert len(aws.instances()) == 4
@@ -43,11 +45,15 @@ def test_a_failed_backup_is_one_line_and_leaves_no_file(aws, tmp_path, monkeypat
     assert (code, err.strip()) == (1, "error: backup of des-db failed (pg_dump: error: connection refused)")
     assert not (tmp_path / "db.pgc").exists()
     code, out, err = aws.run("backup", str(tmp_path / "nope" / "db.pgc"))
-    assert (code, err.strip()) == (1, f"error: backup {tmp_path / 'nope' / 'db.pgc'}: folder {tmp_path / 'nope'} "
-                                      "does not exist")
+    assert (code, err.strip()) == (
+        1,
+        f"error: backup {tmp_path / 'nope' / 'db.pgc'}: folder {tmp_path / 'nope'} does not exist",
+    )
 
 
 def test_backup_without_a_database_host_says_what_to_do(aws, tmp_path):
     code, out, err = aws.run("backup", str(tmp_path / "db.pgc"))
-    assert (code, err.strip()) == (1, "error: no database host des-db in this account and region: "
-                                      "run python provision.py first")
+    assert (code, err.strip()) == (
+        1,
+        "error: no database host des-db in this account and region: run python provision.py first",
+    )

@@ -17,8 +17,11 @@ def like_aws_dependency_checks(aws, monkeypatch) -> list[str]:
 
     def check(params):
         body = params["body"]
-        group_id = body["GroupId"] if isinstance(body, dict) else dict(
-            pair.split("=", 1) for pair in body.split("&"))["GroupId"]
+        group_id = (
+            body["GroupId"]
+            if isinstance(body, dict)
+            else dict(pair.split("=", 1) for pair in body.split("&"))["GroupId"]
+        )
         for group in ec2.describe_security_groups()["SecurityGroups"]:
             for permission in group["IpPermissions"]:
                 if any(pair["GroupId"] == group_id for pair in permission.get("UserIdGroupPairs", [])):
@@ -27,10 +30,12 @@ def like_aws_dependency_checks(aws, monkeypatch) -> list[str]:
             if any(g["GroupId"] == group_id for g in raw["SecurityGroups"]):
                 refusals.append(f"{group_id} used by {name}")
         if refusals:
-            error = {"Error": {"Code": "DependencyViolation",
-                               "Message": f"resource {group_id} has a dependent object"},
-                     "ResponseMetadata": {"HTTPStatusCode": 400}}
+            error = {
+                "Error": {"Code": "DependencyViolation", "Message": f"resource {group_id} has a dependent object"},
+                "ResponseMetadata": {"HTTPStatusCode": 400},
+            }
             from conftest import _Http
+
             return _Http(400), error
         return None
 
@@ -73,8 +78,10 @@ def test_destroy_only_one_host(aws):
     assert aws.run("--no-wait")[0] == 0
     code, out, err = aws.run("destroy", "--only", "des-backend-z", "--yes")
     assert code == 1
-    assert err.strip() == ("error: --only des-backend-z: no such host of project des (its hosts: des-backend-a, "
-                           "des-backend-b, des-db, des-kong)")
+    assert err.strip() == (
+        "error: --only des-backend-z: no such host of project des (its hosts: des-backend-a, "
+        "des-backend-b, des-db, des-kong)"
+    )
 
     code, out, err = aws.run("destroy", "--only", "des-backend-b", "--yes")
     assert code == 0, err
@@ -151,15 +158,20 @@ def test_backup_refusals_happen_before_anything_is_touched(aws, tmp_path):
     existing = tmp_path / "dump.pgc"
     existing.write_text("old")
     cases = [
-        (("destroy", "--only", "des-backend-a", "--backup", str(tmp_path / "x.pgc"), "--yes"),
-         "error: --backup dumps the database before des-db is terminated, but des-db is not being destroyed: "
-         "drop --backup"),
-        (("destroy", "--backup", str(tmp_path / "missing" / "x.pgc"), "--yes"),
-         f"error: --backup {tmp_path / 'missing' / 'x.pgc'}: folder {tmp_path / 'missing'} does not exist"),
-        (("destroy", "--backup", str(existing), "--yes"),
-         f"error: --backup {existing}: the file exists; choose a new name (backups are never overwritten)"),
-        (("destroy", "--backup", str(tmp_path / "new.pgc")),
-         "error: refusing to terminate 4 instances"),
+        (
+            ("destroy", "--only", "des-backend-a", "--backup", str(tmp_path / "x.pgc"), "--yes"),
+            "error: --backup dumps the database before des-db is terminated, but des-db is not being destroyed: "
+            "drop --backup",
+        ),
+        (
+            ("destroy", "--backup", str(tmp_path / "missing" / "x.pgc"), "--yes"),
+            f"error: --backup {tmp_path / 'missing' / 'x.pgc'}: folder {tmp_path / 'missing'} does not exist",
+        ),
+        (
+            ("destroy", "--backup", str(existing), "--yes"),
+            f"error: --backup {existing}: the file exists; choose a new name (backups are never overwritten)",
+        ),
+        (("destroy", "--backup", str(tmp_path / "new.pgc")), "error: refusing to terminate 4 instances"),
     ]
     aws.recorder.start()
     for args, line in cases:
@@ -181,8 +193,10 @@ def test_a_failed_backup_stops_the_destroy_and_a_good_one_precedes_it(aws, tmp_p
     monkeypatch.setattr("stack.aws.backup.ssh_command", lambda settings, address: ["/nonexistent/ssh"])
     code, out, err = aws.run("destroy", "--backup", str(tmp_path / "db.pgc"), "--yes")
     assert code == 1
-    assert err.strip() == ("error: backup of des-db failed: cannot run ssh (No such file or directory); "
-                           "install openssh-client; nothing was terminated")
+    assert err.strip() == (
+        "error: backup of des-db failed: cannot run ssh (No such file or directory); "
+        "install openssh-client; nothing was terminated"
+    )
     assert not (tmp_path / "db.pgc").exists() and len(aws.instances()) == 4
 
     monkeypatch.setattr("stack.aws.backup.ssh_command", lambda settings, address: ["printf", "PGDMP-fake"])
@@ -196,6 +210,7 @@ def test_a_failed_backup_stops_the_destroy_and_a_good_one_precedes_it(aws, tmp_p
 def test_ssh_command_for_the_dump_uses_the_project_key(aws):
     from stack.aws.backup import ssh_command
     from stack.settings import load_settings
+
     command = ssh_command(load_settings(), "192.0.2.10")
     assert command[-2:] == ["ubuntu@192.0.2.10", "sudo -u postgres pg_dump --format=custom dispatch_db"]
     assert command[command.index("-i") + 1] == str(aws.home / "ssh" / "des_ed25519")

@@ -24,23 +24,25 @@ def converged(config: Settings) -> Actual:
 
 def test_empty_account_renders_like_terraform():
     config = settings(backends=["a"], admin_cidr="203.0.113.7/32")
-    assert render(plan_apply(config, Actual(vpc_id="vpc-1"), "us-east-1", image="ami-1 noble")) == "\n".join([
-        "  + key_pair        des-key  (ed25519, generated locally)",
-        "  + security_group  des-kong-sg  (in vpc-1)",
-        "  + security_group  des-backends-sg  (in vpc-1)",
-        "  + security_group  des-db-sg  (in vpc-1)",
-        "  + ingress         des-kong-sg  (tcp/22 from 203.0.113.7/32)",
-        "  + ingress         des-kong-sg  (tcp/8000 from 0.0.0.0/0)",
-        "  + ingress         des-backends-sg  (tcp/22 from 203.0.113.7/32)",
-        "  + ingress         des-backends-sg  (tcp/8080 from des-kong-sg)",
-        "  + ingress         des-db-sg  (tcp/22 from 203.0.113.7/32)",
-        "  + ingress         des-db-sg  (tcp/5432 from des-backends-sg)",
-        "  + instance        des-db  (t2.nano, ami-1 noble)",
-        "  + instance        des-backend-a  (t2.nano, ami-1 noble)",
-        "  + instance        des-kong  (t2.small, ami-1 noble)",
-        "",
-        "Plan: 13 to add, 0 to change, 0 to destroy.",
-    ])
+    assert render(plan_apply(config, Actual(vpc_id="vpc-1"), "us-east-1", image="ami-1 noble")) == "\n".join(
+        [
+            "  + key_pair        des-key  (ed25519, generated locally)",
+            "  + security_group  des-kong-sg  (in vpc-1)",
+            "  + security_group  des-backends-sg  (in vpc-1)",
+            "  + security_group  des-db-sg  (in vpc-1)",
+            "  + ingress         des-kong-sg  (tcp/22 from 203.0.113.7/32)",
+            "  + ingress         des-kong-sg  (tcp/8000 from 0.0.0.0/0)",
+            "  + ingress         des-backends-sg  (tcp/22 from 203.0.113.7/32)",
+            "  + ingress         des-backends-sg  (tcp/8080 from des-kong-sg)",
+            "  + ingress         des-db-sg  (tcp/22 from 203.0.113.7/32)",
+            "  + ingress         des-db-sg  (tcp/5432 from des-backends-sg)",
+            "  + instance        des-db  (t2.nano, ami-1 noble)",
+            "  + instance        des-backend-a  (t2.nano, ami-1 noble)",
+            "  + instance        des-kong  (t2.small, ami-1 noble)",
+            "",
+            "Plan: 13 to add, 0 to change, 0 to destroy.",
+        ]
+    )
 
 
 def test_converged_account_plans_nothing():
@@ -75,30 +77,49 @@ def test_alarms_follow_the_instances():
     recover = "arn:aws:automate:us-east-1:ec2:recover"
     for name, instance in actual.instances.items():
         actual.alarms[f"{name}-status-check"] = Alarm("StatusCheckFailed", instance.id, ("arn:topic",))
-        actual.alarms[f"{name}-auto-recover"] = Alarm("StatusCheckFailed_System", instance.id,
-                                                      tuple(sorted((recover, "arn:topic"))))
+        actual.alarms[f"{name}-auto-recover"] = Alarm(
+            "StatusCheckFailed_System", instance.id, tuple(sorted((recover, "arn:topic")))
+        )
     assert plan_apply(config, actual, "us-east-1") == []
     actual.alarms["des-kong-status-check"] = Alarm("StatusCheckFailed", "i-old", ("arn:topic",))
     actual.alarms["des-backend-z-status-check"] = Alarm("StatusCheckFailed", "i-z", ("arn:topic",))
     assert [(a.op, a.name) for a in plan_apply(config, actual, "us-east-1")] == [
-        ("~", "des-kong-status-check"), ("-", "des-backend-z-status-check")]
+        ("~", "des-kong-status-check"),
+        ("-", "des-backend-z-status-check"),
+    ]
 
 
 def test_destroy_only_one_host_takes_its_alarms_only():
     config = settings(backends=["a"], manager_email="ops@example.com")
     actual = converged(config)
-    actual.alarms = {"des-kong-status-check": Alarm("StatusCheckFailed", "i-2", ()),
-                     "des-db-status-check": Alarm("StatusCheckFailed", "i-0", ())}
+    actual.alarms = {
+        "des-kong-status-check": Alarm("StatusCheckFailed", "i-2", ()),
+        "des-db-status-check": Alarm("StatusCheckFailed", "i-0", ()),
+    }
     assert [(a.kind, a.name) for a in plan_destroy(config, actual, ("des-kong",))] == [
-        ("instance", "des-kong"), ("alarm", "des-kong-status-check")]
+        ("instance", "des-kong"),
+        ("alarm", "des-kong-status-check"),
+    ]
     everything = plan_destroy(config, actual)
     assert [a.kind for a in everything] == ["instance"] * 3 + ["alarm"] * 2 + ["security_group"] * 3 + ["key_pair"]
 
 
 def test_recover_action_only_for_ebs_only_current_types():
-    assert [t for t in ["t2.nano", "t3.small", "m5.large", "c7g.large", "m5d.large", "i3.large", "m5.metal",
-                        "t1.micro", "r5dn.large"] if recover_supported(t)] == ["t2.nano", "t3.small", "m5.large",
-                                                                              "c7g.large"]
+    assert [
+        t
+        for t in [
+            "t2.nano",
+            "t3.small",
+            "m5.large",
+            "c7g.large",
+            "m5d.large",
+            "i3.large",
+            "m5.metal",
+            "t1.micro",
+            "r5dn.large",
+        ]
+        if recover_supported(t)
+    ] == ["t2.nano", "t3.small", "m5.large", "c7g.large"]
 
 
 def test_summary_counts_each_kind():

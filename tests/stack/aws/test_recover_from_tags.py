@@ -12,8 +12,11 @@ def test_inventory_without_state_asks_nothing_writes_nothing_and_says_what_to_ru
     (aws.home / "state.json").unlink()
 
     aws.recorder.start()
-    with pytest.raises(UserError, match=r"^no hosts recorded yet: run python provision.py first \(or python "
-                                        r"provision.py outputs, which records the AWS hosts it finds by their tags\)$"):
+    with pytest.raises(
+        UserError,
+        match=r"^no hosts recorded yet: run python provision.py first \(or python "
+        r"provision.py outputs, which records the AWS hosts it finds by their tags\)$",
+    ):
         groups_from_state()
     assert aws.recorder.operations() == []
     assert aws.state() is None
@@ -31,8 +34,7 @@ def test_outputs_rebuilds_the_state_from_tags_and_records_it(aws):
     assert "kong_proxy_url = http://" in out
     rebuilt = aws.state()
     assert rebuilt["hosts"].keys() == recorded["hosts"].keys()
-    assert all(rebuilt["hosts"][name]["instance_id"] == host["instance_id"]
-               for name, host in recorded["hosts"].items())
+    assert all(rebuilt["hosts"][name]["instance_id"] == host["instance_id"] for name, host in recorded["hosts"].items())
     assert rebuilt["aws"]["rebuilt_from_tags"] is True
 
     groups = groups_from_state()  # inventory.py now reads what outputs recorded

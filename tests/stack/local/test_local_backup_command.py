@@ -1,5 +1,6 @@
 """`provision.py --provider local backup [PATH]`, its ssh replaced by a local stand-in."""
 
+import re
 import stat
 
 import pytest
@@ -47,5 +48,7 @@ def test_a_failed_dump_is_one_line_and_leaves_no_file(recorded, tmp_path, monkey
 
 def test_without_hosts_the_backup_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("DEPLOY_HOME", str(tmp_path / "home"))
-    with pytest.raises(UserError, match="^backup: no database host is recorded: run python provision.py"):
+    with pytest.raises(
+        UserError, match="^" + re.escape("backup: no database host is recorded: run python provision.py")
+    ):
         provider.backup(defaults(), None)

@@ -13,8 +13,10 @@ from stack.state import Host
 
 WANTED = {"h-db": ("db", None), "h-kong": ("kong", None)}
 ADDRESSES = {"h-db": "10.9.0.10", "h-kong": "10.9.0.11"}
-RECORDED = {name: Host(role, ADDRESSES[name], ADDRESSES[name], "root", extra={"local": {"pid": 1}})
-            for name, (role, _) in WANTED.items()}
+RECORDED = {
+    name: Host(role, ADDRESSES[name], ADDRESSES[name], "root", extra={"local": {"pid": 1}})
+    for name, (role, _) in WANTED.items()
+}
 
 
 def test_a_running_host_that_does_not_answer_ssh_is_restarted():
@@ -23,7 +25,8 @@ def test_a_running_host_that_does_not_answer_ssh_is_restarted():
     assert render_plan(steps, []) == (
         "  h-db    (db, 10.9.0.10) running, unchanged\n"
         "~ restart h-kong  (kong, 10.9.0.11) running but not answering SSH\n"
-        "Plan: 0 to create, 0 to start, 1 to restart, 0 to destroy, 1 unchanged.")
+        "Plan: 0 to create, 0 to start, 1 to restart, 0 to destroy, 1 unchanged."
+    )
 
 
 # What systemd 252 wrote to the console of a host whose boot hit the inotify limit, after an
@@ -74,21 +77,29 @@ def _fake_nspawn(tmp_path, body: str):
 
 def test_the_supervisor_boots_the_host_again_after_a_reboot_from_inside(tmp_path):
     # exits 133 (systemd-nspawn's status when the container rebooted) twice, then 0 (powered off)
-    fake = _fake_nspawn(tmp_path, (
-        "runs = sys.argv[1] + '/runs'\n"
-        "count = len(open(runs).read()) if os.path.exists(runs) else 0\n"
-        "open(runs, 'a').write('x')\n"
-        "sys.exit(133 if count < 2 else 0)\n"))
+    fake = _fake_nspawn(
+        tmp_path,
+        (
+            "runs = sys.argv[1] + '/runs'\n"
+            "count = len(open(runs).read()) if os.path.exists(runs) else 0\n"
+            "open(runs, 'a').write('x')\n"
+            "sys.exit(133 if count < 2 else 0)\n"
+        ),
+    )
     completed = subprocess.run(machines.supervised([fake, str(tmp_path)]), timeout=30)
     assert completed.returncode == 0
     assert (tmp_path / "runs").read_text() == "xxx"
 
 
 def test_the_supervisor_passes_sigterm_on_and_does_not_boot_again(tmp_path):
-    fake = _fake_nspawn(tmp_path, (
-        "signal.signal(signal.SIGTERM, lambda *a: (open(sys.argv[1] + '/stopped', 'w').write('yes'), sys.exit(0)))\n"
-        "open(sys.argv[1] + '/up', 'w').write('yes')\n"
-        "while True: time.sleep(0.1)\n"))
+    fake = _fake_nspawn(
+        tmp_path,
+        (
+            "signal.signal(signal.SIGTERM, lambda *a: (open(sys.argv[1] + '/stopped', 'w').write('yes'), sys.exit(0)))\n"
+            "open(sys.argv[1] + '/up', 'w').write('yes')\n"
+            "while True: time.sleep(0.1)\n"
+        ),
+    )
     process = subprocess.Popen(machines.supervised([fake, str(tmp_path), "--machine=h-sup"]))
     try:
         for _ in range(100):

@@ -4,14 +4,25 @@ from stack.local.machines import boot_command, known_hosts_lines, network_file, 
 
 def test_boot_command():
     assert boot_command("des-db", "/m/des-db/root", "br-des", "db") == [
-        "systemd-nspawn", "--quiet", "--boot", "--directory=/m/des-db/root", "--machine=des-db",
-        "--register=no", "--keep-unit", "--network-bridge=br-des", "--resolv-conf=off", "--link-journal=no",
-        "--console=read-only"]
+        "systemd-nspawn",
+        "--quiet",
+        "--boot",
+        "--directory=/m/des-db/root",
+        "--machine=des-db",
+        "--register=no",
+        "--keep-unit",
+        "--network-bridge=br-des",
+        "--resolv-conf=off",
+        "--link-journal=no",
+        "--console=read-only",
+    ]
 
 
 def test_on_cgroup_v1_the_kong_host_gets_what_docker_needs():
     assert boot_command("des-kong", "/r", "br-des", "kong", cgroup_v1=True)[-2:] == [
-        "--bind=/sys/fs/cgroup", "--system-call-filter=add_key keyctl request_key"]
+        "--bind=/sys/fs/cgroup",
+        "--system-call-filter=add_key keyctl request_key",
+    ]
     assert boot_command("des-kong", "/r", "br-des", "kong", cgroup_v1=False)[-1] == "--console=read-only"
     assert boot_command("des-db", "/r", "br-des", "db", cgroup_v1=True)[-1] == "--console=read-only"
 
@@ -24,7 +35,8 @@ def test_boot_command_adds_the_flags_of_the_role(monkeypatch):
 
 def test_network_file():
     assert network_file("10.77.0.10", 24, "10.77.0.1", ["10.255.255.53"]) == (
-        "[Match]\nName=host0\n\n[Network]\nAddress=10.77.0.10/24\nGateway=10.77.0.1\nDNS=10.255.255.53\n")
+        "[Match]\nName=host0\n\n[Network]\nAddress=10.77.0.10/24\nGateway=10.77.0.1\nDNS=10.255.255.53\n"
+    )
 
 
 def test_resolv_conf():
@@ -38,7 +50,8 @@ def test_known_hosts_lines_drop_the_comment():
 def test_a_recreated_host_replaces_its_old_keys_only():
     text = "10.77.0.10 ssh-ed25519 OLD\n10.77.0.100 ssh-ed25519 OTHER\n[10.77.0.10]:22 ssh-rsa OLDRSA\n"
     assert replace_known_hosts(text, "10.77.0.10", ["10.77.0.10 ssh-ed25519 NEW"]) == (
-        "10.77.0.100 ssh-ed25519 OTHER\n10.77.0.10 ssh-ed25519 NEW\n")
+        "10.77.0.100 ssh-ed25519 OTHER\n10.77.0.10 ssh-ed25519 NEW\n"
+    )
 
 
 def test_forgetting_the_last_host_leaves_an_empty_file():

@@ -3,8 +3,12 @@ from stack.settings import host_names, settings_from
 from stack.state import Host
 
 WANTED = host_names(settings_from({"backends": ["b", "c"]}))
-ADDRESSES = {"des-db": "10.77.0.10", "des-backend-b": "10.77.0.21", "des-backend-c": "10.77.0.20",
-             "des-kong": "10.77.0.11"}
+ADDRESSES = {
+    "des-db": "10.77.0.10",
+    "des-backend-b": "10.77.0.21",
+    "des-backend-c": "10.77.0.20",
+    "des-kong": "10.77.0.11",
+}
 RECORDED = {
     "des-db": Host("db", "10.77.0.10", "10.77.0.10", "root"),
     "des-backend-a": Host("backend", "10.77.0.20", "10.77.0.20", "root"),
@@ -48,11 +52,15 @@ def test_render_plan_says_when_nothing_changes():
 
 def test_a_missing_bridge_is_a_change_even_with_every_host_running():
     steps = [Step("keep", "des-db", "db", "10.77.0.10")]
-    assert render_plan(steps, ["create bridge br-des"]).endswith("Plan: 0 to create, 0 to start, 0 to destroy, 1 unchanged.")
+    assert render_plan(steps, ["create bridge br-des"]).endswith(
+        "Plan: 0 to create, 0 to start, 0 to destroy, 1 unchanged."
+    )
 
 
 def test_a_host_recorded_but_interrupted_while_created_is_created_again():
-    recorded = {**RECORDED, "des-kong": Host("kong", "10.77.0.11", "10.77.0.11", "root",
-                                             extra={"local": {"incomplete": True}})}
+    recorded = {
+        **RECORDED,
+        "des-kong": Host("kong", "10.77.0.11", "10.77.0.11", "root", extra={"local": {"incomplete": True}}),
+    }
     steps = make_plan(WANTED, ADDRESSES, recorded, running=set())
     assert Step("create", "des-kong", "kong", "10.77.0.11") in steps

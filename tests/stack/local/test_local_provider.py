@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from stack.errors import UserError
@@ -6,25 +8,41 @@ from stack.local import image, provider
 
 def test_not_root_is_one_clear_line(monkeypatch):
     monkeypatch.setattr(provider.os, "geteuid", lambda: 1000)
-    with pytest.raises(UserError, match=r"^the local provider boots systemd-nspawn hosts and needs root: "
-                                        r"run it as root \(sudo\)$"):
+    with pytest.raises(
+        UserError,
+        match=r"^the local provider boots systemd-nspawn hosts and needs root: "
+        r"run it as root \(sudo\)$",
+    ):
         provider.check_requirements()
 
 
 def test_missing_tools_name_the_packages_to_install(monkeypatch):
     monkeypatch.setattr(provider.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(provider.shutil, "which",
-                        lambda command: None if command in ("systemd-nspawn", "debootstrap") else f"/usr/bin/{command}")
-    with pytest.raises(UserError, match="^the local provider needs debootstrap, systemd-container: "
-                                        "apt-get install debootstrap systemd-container$"):
+    monkeypatch.setattr(
+        provider.shutil,
+        "which",
+        lambda command: None if command in ("systemd-nspawn", "debootstrap") else f"/usr/bin/{command}",
+    )
+    with pytest.raises(
+        UserError,
+        match="^"
+        + re.escape(
+            "the local provider needs debootstrap, systemd-container: apt-get install debootstrap systemd-container"
+        )
+        + "$",
+    ):
         provider.check_requirements()
 
 
 def test_debootstrap_command():
     assert image.debootstrap_command(image.CACHE / "x") == [
-        "debootstrap", "--variant=minbase",
+        "debootstrap",
+        "--variant=minbase",
         "--include=systemd,systemd-sysv,dbus,openssh-server,python3,iproute2,sudo,ca-certificates",
-        "bookworm", "/var/cache/sprint2-stack/x", "http://deb.debian.org/debian"]
+        "bookworm",
+        "/var/cache/sprint2-stack/x",
+        "http://deb.debian.org/debian",
+    ]
 
 
 def _db_state():
@@ -75,8 +93,9 @@ def test_a_host_that_dies_while_booting_is_started_again_then_given_up(monkeypat
         started.append(name)
         return 2
 
-    machines.wait_for_ssh({"h-db": "10.9.0.10", "h-kong": "10.9.0.11"}, "k", "kh", {"h-db": 1, "h-kong": 1},
-                          restart=restart)
+    machines.wait_for_ssh(
+        {"h-db": "10.9.0.10", "h-kong": "10.9.0.11"}, "k", "kh", {"h-db": 1, "h-kong": 1}, restart=restart
+    )
     assert started == ["h-db"]
     assert "h-db stopped while booting (empty console log); starting it again" in capsys.readouterr().out
 
@@ -113,8 +132,15 @@ def test_two_builds_of_the_base_image_at_once_make_one_image(tmp_path):
     from stack.local import image
     from stack.settings import PROJECT_ROOT
 
-    runs = [subprocess.Popen([sys.executable, "-c", BUILD_IN_ANOTHER_PROCESS, str(tmp_path)], cwd=PROJECT_ROOT,
-                             stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", BUILD_IN_ANOTHER_PROCESS, str(tmp_path)],
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outputs = [run.communicate(timeout=30)[0].strip() for run in runs]
     assert (tmp_path / "builds.log").read_text() == "build\n"
     assert outputs == [str(tmp_path / image.image_path().name)] * 2

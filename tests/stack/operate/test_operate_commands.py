@@ -7,11 +7,29 @@ from stack.operate.hosts import Target
 from stack.settings import settings_from
 
 KNOWN = "/p/.deploy/ssh/known_hosts"
-SSH = ["ssh", "-i", "/p/.deploy/ssh/id_ed25519", "-p", "22",
-       "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-       "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={KNOWN}",
-       "-o", "GlobalKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10",
-       "-o", "ServerAliveInterval=15", "-o", "LogLevel=ERROR"]
+SSH = [
+    "ssh",
+    "-i",
+    "/p/.deploy/ssh/id_ed25519",
+    "-p",
+    "22",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=yes",
+    "-o",
+    f"UserKnownHostsFile={KNOWN}",
+    "-o",
+    "GlobalKnownHostsFile=/dev/null",
+    "-o",
+    "ConnectTimeout=10",
+    "-o",
+    "ServerAliveInterval=15",
+    "-o",
+    "LogLevel=ERROR",
+]
 
 
 def host(role="backend", user="root", name="des-backend-a", address="10.77.0.20", port=22):
@@ -22,7 +40,12 @@ def test_ssh_pins_the_project_key_and_known_hosts_only():
     assert ssh_argv(host()) == SSH + ["-T", "root@10.77.0.20"]
     assert ssh_argv(host(), tty=True) == SSH + ["-t", "root@10.77.0.20"]
     assert ssh_argv(host(), ["systemctl", "status", "sprint2-app"]) == SSH + [
-        "-T", "root@10.77.0.20", "systemctl", "status", "sprint2-app"]
+        "-T",
+        "root@10.77.0.20",
+        "systemctl",
+        "status",
+        "sprint2-app",
+    ]
 
 
 def test_ssh_options_never_trust_on_first_use():
@@ -37,30 +60,36 @@ def test_manage_runs_through_the_run_helper_as_root_or_with_sudo():
     assert manage_command(host(), ["check"]) == "/usr/local/sbin/sprint2-run --quiet 'python manage.py check'"
     assert manage_command(host(user="ubuntu"), ["createsuperuser", "--username", "ana maria"]) == (
         "sudo -n /usr/local/sbin/sprint2-run --quiet "
-        "'python manage.py createsuperuser --username '\"'\"'ana maria'\"'\"''")
+        "'python manage.py createsuperuser --username '\"'\"'ana maria'\"'\"''"
+    )
 
 
 def test_psql_connects_through_the_socket_as_the_app_user():
     settings = settings_from({"db_name": "dispatch_db", "db_user": "dispatch_user"})
     assert psql_command(host("db"), settings, []) == (
-        "runuser -u postgres -- env --chdir=/ PGOPTIONS='-c role=dispatch_user' psql -d dispatch_db")
+        "runuser -u postgres -- env --chdir=/ PGOPTIONS='-c role=dispatch_user' psql -d dispatch_db"
+    )
     assert psql_command(host("db", user="ubuntu"), settings, ["-c", "select 1"]) == (
         "sudo -n runuser -u postgres -- env --chdir=/ PGOPTIONS='-c role=dispatch_user' psql -d dispatch_db "
-        "-c 'select 1'")
+        "-c 'select 1'"
+    )
 
 
 def test_backend_logs_are_the_app_units_journal():
     assert logs_command(host(), None, None, False) == (
-        "env SYSTEMD_COLORS=0 journalctl --unit=sprint2-app.service --no-pager --output=short-iso --lines=100")
+        "env SYSTEMD_COLORS=0 journalctl --unit=sprint2-app.service --no-pager --output=short-iso --lines=100"
+    )
     assert logs_command(host(user="ubuntu"), 20, None, True) == (
         "sudo -n env SYSTEMD_COLORS=0 journalctl --unit=sprint2-app.service --no-pager --output=short-iso "
-        "--lines=20 --follow")
+        "--lines=20 --follow"
+    )
     assert logs_command(host(), None, 600, False).endswith("--output=short-iso --since=-600s")
     # Following from a time: every line since then; journalctl would print the FIRST 20 with --lines.
     assert logs_command(host(), 20, 600, True).endswith("--output=short-iso --since=-600s --follow")
     assert logs_command(host(user="ubuntu"), 20, 600, False) == (
         "sudo -n sh -c 'env SYSTEMD_COLORS=0 journalctl --unit=sprint2-app.service --no-pager "
-        "--output=short-iso --since=-600s | tail -n 20'")
+        "--output=short-iso --since=-600s | tail -n 20'"
+    )
 
 
 def test_kong_logs_are_the_containers():

@@ -1,16 +1,19 @@
 """Choosing recorded hosts by name or role, and refusing what cannot be reached safely."""
 
+import dataclasses
+
 import pytest
 
 from stack.errors import UserError
 from stack.operate.hosts import select, select_one, setup_backend_name, target
 from stack.operate.session import explain
+from stack.state import Host
 
 HOSTS = {
-    "des-db": {"role": "db", "private_ip": "10.0.0.10", "public_ip": "198.51.100.10", "ssh_user": "ubuntu"},
-    "des-backend-b": {"role": "backend", "private_ip": "10.0.0.21", "public_ip": "198.51.100.21", "ssh_user": "ubuntu"},
-    "des-backend-a": {"role": "backend", "private_ip": "10.0.0.20", "public_ip": "198.51.100.20", "ssh_user": "ubuntu"},
-    "des-kong": {"role": "kong", "private_ip": "10.0.0.11", "public_ip": None, "ssh_user": "ubuntu"},
+    "des-db": Host("db", "10.0.0.10", "198.51.100.10", "ubuntu"),
+    "des-backend-b": Host("backend", "10.0.0.21", "198.51.100.21", "ubuntu", key="b"),
+    "des-backend-a": Host("backend", "10.0.0.20", "198.51.100.20", "ubuntu", key="a"),
+    "des-kong": Host("kong", "10.0.0.11", None, "ubuntu"),
 }
 
 
@@ -23,8 +26,11 @@ def test_names_roles_and_names_without_the_prefix():
 
 
 def test_an_unknown_name_or_an_ambiguous_role_is_one_line():
-    with pytest.raises(UserError, match=r"^no host or role 'des-web' in the state \(hosts: des-backend-a, "
-                                        r"des-backend-b, des-db, des-kong; roles: db, backend, kong\)$"):
+    with pytest.raises(
+        UserError,
+        match=r"^no host or role 'des-web' in the state \(hosts: des-backend-a, "
+        r"des-backend-b, des-db, des-kong; roles: db, backend, kong\)$",
+    ):
         select(HOSTS, ["des-web"])
     with pytest.raises(UserError, match=r"^backend names 2 hosts \(des-backend-a, des-backend-b\): name one of them$"):
         select_one(HOSTS, "backend")
@@ -44,21 +50,32 @@ def home(tmp_path, monkeypatch):
 
 
 def recorded(home, **changes):
-    return {"role": "db", "private_ip": "10.0.0.10", "public_ip": "198.51.100.10", "ssh_user": "ubuntu",
-            "ssh_key": str(home / "ssh" / "id_ed25519"), "ssh_port": 22, **changes}
+    host = Host("db", "10.0.0.10", "198.51.100.10", "ubuntu", ssh_key=str(home / "ssh" / "id_ed25519"), ssh_port=22)
+    return dataclasses.replace(host, **changes)
 
 
 def test_a_pinned_host_becomes_a_target(home):
-    (home / "ssh" / "known_hosts").write_text("198.51.100.10 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdF4x6bX0mR3p8k1PZ1eVxqYbqkz7m8Fv1yTn9yH1aA\n")
+    (home / "ssh" / "known_hosts").write_text(
+        "198.51.100.10 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdF4x6bX0mR3p8k1PZ1eVxqYbqkz7m8Fv1yTn9yH1aA\n"
+    )
     found = target("des-db", recorded(home), "aws")
     assert (found.address, found.user, found.key, found.known_hosts) == (
-        "198.51.100.10", "ubuntu", str(home / "ssh" / "id_ed25519"), str(home / "ssh" / "known_hosts"))
+        "198.51.100.10",
+        "ubuntu",
+        str(home / "ssh" / "id_ed25519"),
+        str(home / "ssh" / "known_hosts"),
+    )
 
 
 def test_no_pinned_host_key_is_refused_not_trusted(home):
-    (home / "ssh" / "known_hosts").write_text("10.9.9.9 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdF4x6bX0mR3p8k1PZ1eVxqYbqkz7m8Fv1yTn9yH1aA\n")
-    with pytest.raises(UserError, match=r"known_hosts has no host key for des-db \(198\.51\.100\.10\); nothing is "
-                                        r"trusted on first use here: deploy once \(pyinfra -y inventory.py deploy.py"):
+    (home / "ssh" / "known_hosts").write_text(
+        "10.9.9.9 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdF4x6bX0mR3p8k1PZ1eVxqYbqkz7m8Fv1yTn9yH1aA\n"
+    )
+    with pytest.raises(
+        UserError,
+        match=r"known_hosts has no host key for des-db \(198\.51\.100\.10\); nothing is "
+        r"trusted on first use here: deploy once \(pyinfra -y inventory.py deploy.py",
+    ):
         target("des-db", recorded(home), "aws")
     (home / "ssh" / "known_hosts").unlink()
     with pytest.raises(UserError, match=r"re-create it: python provision.py --provider local destroy --only des-db"):
@@ -70,21 +87,30 @@ def test_a_missing_key_or_address_is_one_line(home):
         target("des-db", recorded(home, ssh_key="/nowhere/key"), "aws")
     with pytest.raises(UserError, match=r"^no SSH key is recorded for des-db: set ssh_key_path"):
         target("des-db", recorded(home, ssh_key=None), "aws")
-    with pytest.raises(UserError, match=r"^des-db has no public address \(stopped\?\): start it with python provision.py$"):
+    with pytest.raises(
+        UserError, match=r"^des-db has no public address \(stopped\?\): start it with python provision.py$"
+    ):
         target("des-db", recorded(home, public_ip=None), "aws")
 
 
 def test_ssh_failures_become_one_sentence(home):
-    (home / "ssh" / "known_hosts").write_text("198.51.100.10 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdF4x6bX0mR3p8k1PZ1eVxqYbqkz7m8Fv1yTn9yH1aA\n")
+    (home / "ssh" / "known_hosts").write_text(
+        "198.51.100.10 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJdF4x6bX0mR3p8k1PZ1eVxqYbqkz7m8Fv1yTn9yH1aA\n"
+    )
     found = target("des-db", recorded(home), "aws")
     where = "des-db (ubuntu@198.51.100.10:22)"
     assert explain(found, "ssh: connect to host 198.51.100.10 port 22: Connection refused\n") == (
-        f"{where} does not answer (Connection refused): is it running? (python provision.py starts stopped hosts)")
+        f"{where} does not answer (Connection refused): is it running? (python provision.py starts stopped hosts)"
+    )
     assert explain(found, "ubuntu@198.51.100.10: Permission denied (publickey).\n") == (
-        f"{where}: the host refused the key {found.key} (is it the key this host was created with?)")
-    changed = ("@@@@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n@@@@@@@@@@@\n"
-               "Host key for 198.51.100.10 has changed and you have requested strict checking.\n"
-               "Host key verification failed.\n")
+        f"{where}: the host refused the key {found.key} (is it the key this host was created with?)"
+    )
+    changed = (
+        "@@@@@@@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n@@@@@@@@@@@\n"
+        "Host key for 198.51.100.10 has changed and you have requested strict checking.\n"
+        "Host key verification failed.\n"
+    )
     assert explain(found, changed).startswith(f"{where}: its host key does not match the one pinned in ")
     assert explain(found, "kex_exchange_identification: read: Connection reset by peer\n") == (
-        f"{where}: ssh failed: kex_exchange_identification: read: Connection reset by peer")
+        f"{where}: ssh failed: kex_exchange_identification: read: Connection reset by peer"
+    )

@@ -7,20 +7,48 @@ from stack.operate.probe import parse, probe_script
 from stack.operate.status import Answer, render, report
 from stack.settings import settings_from
 
-COMMON = {"now": "1700000000", "uptime_s": "93784", "disk_used_kb": "2621440", "disk_size_kb": "10485760",
-          "mem_total_kb": "1048576", "mem_available_kb": "524288"}
-HEALTH = {"data": [{"target": "10.0.0.20:8080", "weight": 100, "health": "HEALTHY"},
-                   {"target": "10.0.0.21:8080", "weight": 100, "health": "HEALTHY"}], "next": None}
-SERVICES = {"data": [{"name": "backend-service", "protocol": "http", "host": "backend-cluster", "retries": 5,
-                      "connect_timeout": 60000, "read_timeout": 60000, "write_timeout": 60000}]}
+COMMON = {
+    "now": "1700000000",
+    "uptime_s": "93784",
+    "disk_used_kb": "2621440",
+    "disk_size_kb": "10485760",
+    "mem_total_kb": "1048576",
+    "mem_available_kb": "524288",
+}
+HEALTH = {
+    "data": [
+        {"target": "10.0.0.20:8080", "weight": 100, "health": "HEALTHY"},
+        {"target": "10.0.0.21:8080", "weight": 100, "health": "HEALTHY"},
+    ],
+    "next": None,
+}
+SERVICES = {
+    "data": [
+        {
+            "name": "backend-service",
+            "protocol": "http",
+            "host": "backend-cluster",
+            "retries": 5,
+            "connect_timeout": 60000,
+            "read_timeout": 60000,
+            "write_timeout": 60000,
+        }
+    ]
+}
 PLUGINS = {"data": [{"name": "rate-limiting", "enabled": True}, {"name": "correlation-id", "enabled": True}]}
 STATUS = {"server": {"total_requests": 42, "connections_active": 1}, "database": {"reachable": True}}
 
 
 def kong_facts(health=HEALTH, **changes):
-    return {**COMMON, "container": "running", "kong_health": json.dumps(health),
-            "kong_services": json.dumps(SERVICES), "kong_plugins": json.dumps(PLUGINS),
-            "kong_status": json.dumps(STATUS), **changes}
+    return {
+        **COMMON,
+        "container": "running",
+        "kong_health": json.dumps(health),
+        "kong_services": json.dumps(SERVICES),
+        "kong_plugins": json.dumps(PLUGINS),
+        "kong_status": json.dumps(STATUS),
+        **changes,
+    }
 
 
 def healthy_answers():
@@ -28,9 +56,17 @@ def healthy_answers():
     return [
         Answer("des-backend-a", "backend", "198.51.100.20", backend),
         Answer("des-backend-b", "backend", "198.51.100.21", backend),
-        Answer("des-db", "db", "198.51.100.10", {**COMMON, "connections": "3/2000",
-                                                  "backup": "/var/backups/postgresql/dispatch_db-x.sql.gz",
-                                                  "backup_time": str(1700000000 - 5 * 3600 - 120)}),
+        Answer(
+            "des-db",
+            "db",
+            "198.51.100.10",
+            {
+                **COMMON,
+                "connections": "3/2000",
+                "backup": "/var/backups/postgresql/dispatch_db-x.sql.gz",
+                "backup_time": str(1700000000 - 5 * 3600 - 120),
+            },
+        ),
         Answer("des-kong", "kong", "198.51.100.11", kong_facts()),
     ]
 
@@ -38,36 +74,56 @@ def healthy_answers():
 def test_everything_healthy_on_one_screen():
     data = report(healthy_answers())
     assert data["healthy"] is True and data["problems"] == []
-    assert render(data, "/health-check/") == "\n".join([
-        "HOSTS",
-        "  des-backend-a  198.51.100.20    up   1d2h  disk 25% of 10.0G  memory 50% of 1.0G",
-        "  des-backend-b  198.51.100.21    up   1d2h  disk 25% of 10.0G  memory 50% of 1.0G",
-        "  des-db         198.51.100.10    up   1d2h  disk 25% of 10.0G  memory 50% of 1.0G",
-        "  des-kong       198.51.100.11    up   1d2h  disk 25% of 10.0G  memory 50% of 1.0G",
-        "BACKENDS  (sprint2-app.service, GET /health-check/)",
-        "  des-backend-a  active    commit 0123456789ab  health 200",
-        "  des-backend-b  active    commit 0123456789ab  health 200",
-        "DATABASE  des-db",
-        "  PostgreSQL up, 3 of 2000 connections used",
-        "  last backup /var/backups/postgresql/dispatch_db-x.sql.gz, 5h02m old",
-        "KONG  des-kong",
-        "  container kong: running",
-        "  target 10.0.0.20:8080  HEALTHY  (weight 100)",
-        "  target 10.0.0.21:8080  HEALTHY  (weight 100)",
-        "  service backend-service: http://backend-cluster, retries 5, timeouts connect/read/write 60000/60000/60000 ms",
-        "  plugins: correlation-id, rate-limiting",
-        "  gateway /status: total requests 42, connections active 1, database reachable True",
-        "all healthy",
-    ])
+    assert render(data, "/health-check/") == "\n".join(
+        [
+            "HOSTS",
+            "  des-backend-a  198.51.100.20    up   1d2h  disk 25% of 10.0G  memory 50% of 1.0G",
+            "  des-backend-b  198.51.100.21    up   1d2h  disk 25% of 10.0G  memory 50% of 1.0G",
+            "  des-db         198.51.100.10    up   1d2h  disk 25% of 10.0G  memory 50% of 1.0G",
+            "  des-kong       198.51.100.11    up   1d2h  disk 25% of 10.0G  memory 50% of 1.0G",
+            "BACKENDS  (sprint2-app.service, GET /health-check/)",
+            "  des-backend-a  active    commit 0123456789ab  health 200",
+            "  des-backend-b  active    commit 0123456789ab  health 200",
+            "DATABASE  des-db",
+            "  PostgreSQL up, 3 of 2000 connections used",
+            "  last backup /var/backups/postgresql/dispatch_db-x.sql.gz, 5h02m old",
+            "KONG  des-kong",
+            "  container kong: running",
+            "  target 10.0.0.20:8080  HEALTHY  (weight 100)",
+            "  target 10.0.0.21:8080  HEALTHY  (weight 100)",
+            "  service backend-service: http://backend-cluster, retries 5, timeouts connect/read/write 60000/60000/60000 ms",
+            "  plugins: correlation-id, rate-limiting",
+            "  gateway /status: total requests 42, connections active 1, database reachable True",
+            "all healthy",
+        ]
+    )
 
 
 def test_each_problem_is_marked_and_named():
     answers = healthy_answers()
-    answers[1] = Answer("des-backend-b", "backend", "198.51.100.21",
-                        {**COMMON, "service": "inactive", "commit": "0123456789abcdef0123",
-                         "health": "no answer: [Errno 111] Connection refused"})
-    answers[2] = Answer("des-db", "db", "198.51.100.10", {**COMMON, "disk_used_kb": "9961472", "connections": "1900/2000",
-                                                          "backup": "/b/old.sql.gz", "backup_time": "1699800000"})
+    answers[1] = Answer(
+        "des-backend-b",
+        "backend",
+        "198.51.100.21",
+        {
+            **COMMON,
+            "service": "inactive",
+            "commit": "0123456789abcdef0123",
+            "health": "no answer: [Errno 111] Connection refused",
+        },
+    )
+    answers[2] = Answer(
+        "des-db",
+        "db",
+        "198.51.100.10",
+        {
+            **COMMON,
+            "disk_used_kb": "9961472",
+            "connections": "1900/2000",
+            "backup": "/b/old.sql.gz",
+            "backup_time": "1699800000",
+        },
+    )
     unhealthy = {"data": [HEALTH["data"][0], {**HEALTH["data"][1], "health": "UNHEALTHY"}]}
     answers[3] = Answer("des-kong", "kong", "198.51.100.11", kong_facts(unhealthy))
     data = report(answers)
@@ -88,20 +144,34 @@ def test_each_problem_is_marked_and_named():
         "! target 10.0.0.21:8080  UNHEALTHY  (weight 100)",
     ]
     assert render(data, "/").splitlines()[-1] == (
-        "UNHEALTHY: des-backend-b, des-db, des-kong (the lines marked !; --json lists each problem)")
+        "UNHEALTHY: des-backend-b, des-db, des-kong (the lines marked !; --json lists each problem)"
+    )
 
 
 def test_what_could_not_be_read_is_said_and_counts():
     answers = healthy_answers()
     answers[0] = Answer("des-backend-a", "backend", "198.51.100.20", {}, "des-backend-a (...) does not answer (x)")
-    answers[3] = Answer("des-kong", "kong", "198.51.100.11", {
-        **COMMON, "container": "absent", **{f"kong_{key}_error": "<urlopen error [Errno 111] Connection refused>"
-                                            for key in ("health", "services", "plugins", "status")}})
+    answers[3] = Answer(
+        "des-kong",
+        "kong",
+        "198.51.100.11",
+        {
+            **COMMON,
+            "container": "absent",
+            **{
+                f"kong_{key}_error": "<urlopen error [Errno 111] Connection refused>"
+                for key in ("health", "services", "plugins", "status")
+            },
+        },
+    )
     data = report(answers)
     text = render(data, "/")
     assert "! des-backend-a  198.51.100.20    does not answer: des-backend-a (...) does not answer (x)" in text
     assert "! des-backend-a  not read (host does not answer)" in text
-    assert "! container kong: absent\n! admin API: could not read it (<urlopen error [Errno 111] Connection refused>)" in text
+    assert (
+        "! container kong: absent\n! admin API: could not read it (<urlopen error [Errno 111] Connection refused>)"
+        in text
+    )
     assert data["problems"] == [
         "des-backend-a: does not answer: des-backend-a (...) does not answer (x)",
         "des-kong: container absent",
@@ -120,7 +190,10 @@ def test_a_fresh_database_without_a_backup_is_not_a_problem():
 
 def test_probe_answers_are_key_value_lines():
     assert parse("now=1\nnoise line\nhealth=no answer: a=b\n\ncontainer=running\n") == {
-        "now": "1", "health": "no answer: a=b", "container": "running"}
+        "now": "1",
+        "health": "no answer: a=b",
+        "container": "running",
+    }
 
 
 def test_probes_read_the_units_and_files_the_deploy_writes():

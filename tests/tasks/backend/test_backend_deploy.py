@@ -5,7 +5,6 @@ running release, a release the database is not set up for, the roll stopped, a r
 import hashlib
 
 import pytest
-
 from pyinfra.api import deploy as deploy_function
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import Directory, File, Sha1File, Sha256File
@@ -16,19 +15,40 @@ from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from stack.settings import PROJECT_ROOT, settings_from
 from tasks.backend.commands import HEALTH_PROBE, populate_marker
 from tasks.backend.deploy import batches, deploy_backend, rollback_backend
-from tasks.backend.facts import (BuiltReleases, DeployMarkers, FileText, GitRemoteRef, HttpStatus, MirrorCommit,
-                                 ServiceRelease, SystemAccount, VenvWorks)
+from tasks.backend.facts import (
+    BuiltReleases,
+    DeployMarkers,
+    FileText,
+    GitRemoteRef,
+    HttpStatus,
+    MirrorCommit,
+    ServiceRelease,
+    SystemAccount,
+    VenvWorks,
+)
 from tasks.backend.layout import LAYOUT
 from tasks.backend.logs import deploy_log_rotation
-from tasks.backend.render import (LOGROTATE_PATH, allowed_hosts, app_logrotate, app_socket, app_unit, deploy_settings, env_file, gunicorn_conf,
-                                  requirements_key, run_helper)
+from tasks.backend.render import (
+    LOGROTATE_PATH,
+    allowed_hosts,
+    app_logrotate,
+    app_socket,
+    app_unit,
+    deploy_settings,
+    env_file,
+    gunicorn_conf,
+    requirements_key,
+    run_helper,
+)
 from tasks.shared import UPSTREAM
 from tests.harness import ByOperation, run_deploy
 
 SECRETS = {"db_password": "correct-horse-battery-staple", "django_secret_key": "s" * 48}
 ME = {"private_ip": "10.0.1.11", "name": "des-backend-a", "ssh_hostname": "3.80.1.11"}
-OTHERS = {"db": [("des-db", {"private_ip": "10.0.1.10"})],
-          "backends": [("des-backend-b", {"private_ip": "10.0.1.12", "name": "des-backend-b"})]}
+OTHERS = {
+    "db": [("des-db", {"private_ip": "10.0.1.10"})],
+    "backends": [("des-backend-b", {"private_ip": "10.0.1.12", "name": "des-backend-b"})],
+}
 REPO = "https://github.com/mr-torres-d-ojedas/Sprint2.git"
 OLD, NEW = "a" * 40, "b" * 40
 REQUIREMENTS = "Django==4.2.25\npsycopg2-binary==2.9.9\nwhitenoise\n"
@@ -70,8 +90,15 @@ def managed_files(settings):
     return {
         LAYOUT.run_helper: (run_helper(), 755),
         LAYOUT.marker_script: ((PROJECT_ROOT / "files" / "backend" / "deploy_marker.py").read_text(), 644),
-        LAYOUT.settings_path: (deploy_settings(db_host="10.0.1.10", db_name="dispatch_db", db_user="dispatch_user",
-                                               hosts=allowed_hosts("10.0.1.11", "3.80.1.11", UPSTREAM)), 644),
+        LAYOUT.settings_path: (
+            deploy_settings(
+                db_host="10.0.1.10",
+                db_name="dispatch_db",
+                db_user="dispatch_user",
+                hosts=allowed_hosts("10.0.1.11", "3.80.1.11", UPSTREAM),
+            ),
+            644,
+        ),
         LAYOUT.gunicorn_conf: (gunicorn_conf(port=settings.app_port, workers=5), 644),
         LAYOUT.unit_path: (app_unit(), 644),
         LAYOUT.socket_path: (app_socket(port=settings.app_port), 644),
@@ -86,47 +113,78 @@ def markers(setup, populated, settings):
 
 
 def serving(commit, running=None, socket=True):
-    return {"current": release(commit) if commit else None,
-            "running": release(running or commit) if (running or commit) else None, "socket": socket}
+    return {
+        "current": release(commit) if commit else None,
+        "running": release(running or commit) if (running or commit) else None,
+        "socket": socket,
+    }
 
 
-def host_facts(settings, *, installed=True, commit=OLD, remote=OLD, setup=None, populated=True, health=200,
-               env=None, running=None, built=None, venv_works=True, history=None):
+def host_facts(
+    settings,
+    *,
+    installed=True,
+    commit=OLD,
+    remote=OLD,
+    setup=None,
+    populated=True,
+    health=200,
+    env=None,
+    running=None,
+    built=None,
+    venv_works=True,
+    history=None,
+):
     """A backend as the deploy left it serving `commit` (installed=False: a fresh host), asked to
     deploy `remote`; the steps after each operation see what it leaves (ByOperation)."""
     setup = setup or commit
     owned = {"mode": 644, "user": "root", "group": "root"}
     uploads = managed_files(settings) if installed else {}
-    env_text = env if env is not None else env_file(db_host="10.0.1.10", db_password=SECRETS["db_password"],
-                                                    secret_key=SECRETS["django_secret_key"])
+    env_text = (
+        env
+        if env is not None
+        else env_file(db_host="10.0.1.10", db_password=SECRETS["db_password"], secret_key=SECRETS["django_secret_key"])
+    )
     files = {f"path={path}": dict(owned, mode=mode, size=len(text)) for path, (text, mode) in uploads.items()}
-    files.update({
-        f"path={LAYOUT.django_log}": {"mode": 640, "user": LAYOUT.user, "group": "adm"} if installed else None,
-        f"path={LAYOUT.deploy_log}": {"mode": 640, "user": "root", "group": "adm"} if installed else None,
-        f"path={LAYOUT.env_file}": {"mode": 600, "user": "root", "group": "root"} if installed else None,
-    })
+    files.update(
+        {
+            f"path={LAYOUT.django_log}": {"mode": 640, "user": LAYOUT.user, "group": "adm"} if installed else None,
+            f"path={LAYOUT.deploy_log}": {"mode": 640, "user": "root", "group": "adm"} if installed else None,
+            f"path={LAYOUT.env_file}": {"mode": 600, "user": "root", "group": "root"} if installed else None,
+        }
+    )
     for path in managed_files(settings):
         files.setdefault(f"path={path}", None)
-    directories = {f"path={path}": {"mode": 700 if path == LAYOUT.secrets_dir else 755, "user": owner,
-                                    "group": owner} if installed else None
-                   for path, owner in DIRS.items()}
+    directories = {
+        f"path={path}": {"mode": 700 if path == LAYOUT.secrets_dir else 755, "user": owner, "group": owner}
+        if installed
+        else None
+        for path, owner in DIRS.items()
+    }
     directories.update({f"path={path}": {"mode": 755, "user": "root", "group": "root"} for path in PARENTS})
     directories.update({f"path={path}": None for path in managed_files(settings)})
     mirror_before = {"origin": REPO, "commit": commit} if installed else None
     built_commits = built if built is not None else ([commit] if installed else [])
-    text = {f"path={release(commit)}/.deploy-built": f"{commit}\n" if commit in built_commits else None,
-            f"path={release(remote)}/requirements.txt": REQUIREMENTS,
-            f"path={LAYOUT.history}": history,
-            f"path={release(remote)}/.deploy-built": ByOperation(
-                f"{remote}\n" if remote in built_commits else None, f"{remote}\n", until=BEFORE_BUILD)}
+    text = {
+        f"path={release(commit)}/.deploy-built": f"{commit}\n" if commit in built_commits else None,
+        f"path={release(remote)}/requirements.txt": REQUIREMENTS,
+        f"path={LAYOUT.history}": history,
+        f"path={release(remote)}/.deploy-built": ByOperation(
+            f"{remote}\n" if remote in built_commits else None, f"{remote}\n", until=BEFORE_BUILD
+        ),
+    }
     directories.update({f"path={path}": None for path in LAYOUT.legacy})
     services = {"sprint2-app.service": True} if installed else {}
     sockets = {"sprint2-app.socket": True} if installed else {}
     return {
         DebPackages: {"git": {"1"}, "python3-venv": {"1"}, "ca-certificates": {"1"}} if installed else {},
-        SystemAccount: {f"account={LAYOUT.user}": ByOperation(
-            {"user": None, "group": None}, {"user": ACCOUNT, "group": 998}, until=BEFORE_ACCOUNT)
-            if not installed else {"user": ACCOUNT, "group": 998}},
+        SystemAccount: {
+            f"account={LAYOUT.user}": ByOperation(
+                {"user": None, "group": None}, {"user": ACCOUNT, "group": 998}, until=BEFORE_ACCOUNT
+            )
+            if not installed
+            else {"user": ACCOUNT, "group": 998}
+        },
         File: files,
         Directory: directories,
         Sha1File: {f"path={path}": hashlib.sha1(text.encode()).hexdigest() for path, (text, _) in uploads.items()},
@@ -134,19 +192,32 @@ def host_facts(settings, *, installed=True, commit=OLD, remote=OLD, setup=None, 
         Cpus: 2,
         Which: {"command=git": "/usr/bin/git" if installed else None},
         GitRemoteRef: {f"ref=main, repo={REPO}": {"refs/heads/main": remote, "HEAD": remote}},
-        MirrorCommit: {f"ref=main, repo={LAYOUT.repo}": ByOperation(
-            mirror_before, {"origin": REPO, "commit": remote}, until=BEFORE_FETCH)},
+        MirrorCommit: {
+            f"ref=main, repo={LAYOUT.repo}": ByOperation(
+                mirror_before, {"origin": REPO, "commit": remote}, until=BEFORE_FETCH
+            )
+        },
         FileText: text,
-        VenvWorks: {f"path={release(remote)}/.venv": venv_works, f"path={release(commit)}/.venv": venv_works,
-                    f"path={VENV}": venv_works and installed},
-        ServiceRelease: {f"current={LAYOUT.current}, service={LAYOUT.service}": ByOperation(
-            serving(commit if installed else None, running), serving(remote), until=BEFORE_SWITCH)},
+        VenvWorks: {
+            f"path={release(remote)}/.venv": venv_works,
+            f"path={release(commit)}/.venv": venv_works,
+            f"path={VENV}": venv_works and installed,
+        },
+        ServiceRelease: {
+            f"current={LAYOUT.current}, service={LAYOUT.service}": ByOperation(
+                serving(commit if installed else None, running), serving(remote), until=BEFORE_SWITCH
+            )
+        },
         BuiltReleases: {f"releases={LAYOUT.releases}": sorted(set(built_commits) | {remote}, reverse=True)},
         # The release served before (a deploy that stops early goes on with it in the harness).
-        DeployMarkers: {f"release={release(commit)}": markers(setup if installed else None, populated, settings),
-                        f"release={release(remote)}": ByOperation(
-            markers(setup if installed else None, populated, settings), markers(remote, populated, settings),
-            until=BEFORE_SETUP)},
+        DeployMarkers: {
+            f"release={release(commit)}": markers(setup if installed else None, populated, settings),
+            f"release={release(remote)}": ByOperation(
+                markers(setup if installed else None, populated, settings),
+                markers(remote, populated, settings),
+                until=BEFORE_SETUP,
+            ),
+        },
         SystemdStatus: {SERVICES[0]: services, SERVICES[1]: sockets},
         SystemdEnabled: {SERVICES[0]: services, SERVICES[1]: sockets},
         HttpStatus: {f"address=10.0.1.11, path={settings.gateway.health_path}, port={settings.app_port}": health},
@@ -154,9 +225,15 @@ def host_facts(settings, *, installed=True, commit=OLD, remote=OLD, setup=None, 
 
 
 def deploy(facts, settings, me=ME, others=OTHERS, function=deploy_backend, yes=False, **kwargs):
-    return run_deploy(function, facts=facts, groups=["backends"], host_data=me, other_hosts=others, yes=yes,
-                      kwargs={"settings": settings, **({"secrets": SECRETS} if function is deploy_backend else {}),
-                              **kwargs})
+    return run_deploy(
+        function,
+        facts=facts,
+        groups=["backends"],
+        host_data=me,
+        other_hosts=others,
+        yes=yes,
+        kwargs={"settings": settings, **({"secrets": SECRETS} if function is deploy_backend else {}), **kwargs},
+    )
 
 
 def asked(run, fact) -> int:
@@ -196,8 +273,15 @@ def test_the_package_list_is_read_once_for_the_backend_and_its_log_rotation():
     facts[DebPackages] = {**facts[DebPackages], "logrotate": {"1"}}
     facts[File][f"path={LOGROTATE_PATH}"] = None
     facts[Directory][f"path={LOGROTATE_PATH}"] = None
-    run = run_deploy(backend_with_log_rotation, facts=facts, groups=["backends"], host_data=ME, other_hosts=OTHERS,
-                     kwargs={"settings": settings, "secrets": SECRETS}, yes=True)
+    run = run_deploy(
+        backend_with_log_rotation,
+        facts=facts,
+        groups=["backends"],
+        host_data=ME,
+        other_hosts=OTHERS,
+        kwargs={"settings": settings, "secrets": SECRETS},
+        yes=True,
+    )
     assert asked(run, DebPackages) == 1
     assert run.changed == ["Rotate the app's logs (logrotate)"]
 
@@ -209,8 +293,15 @@ def test_after_an_install_the_package_list_is_read_again():
     facts[File][f"path={LOGROTATE_PATH}"] = {"mode": 644, "user": "root", "group": "root"}
     facts[Sha1File][f"path={LOGROTATE_PATH}"] = hashlib.sha1(app_logrotate().encode()).hexdigest()
     facts[Directory][f"path={LOGROTATE_PATH}"] = None
-    run = run_deploy(backend_with_log_rotation, facts=facts, groups=["backends"], host_data=ME, other_hosts=OTHERS,
-                     kwargs={"settings": settings, "secrets": SECRETS}, yes=True)
+    run = run_deploy(
+        backend_with_log_rotation,
+        facts=facts,
+        groups=["backends"],
+        host_data=ME,
+        other_hosts=OTHERS,
+        kwargs={"settings": settings, "secrets": SECRETS},
+        yes=True,
+    )
     assert run.op("Ensure git and Python's venv are installed").changes
     assert asked(run, DebPackages) == 2
 
@@ -233,7 +324,8 @@ def test_a_fresh_backend_reads_the_markers_after_each_step_that_writes_them():
     assert asked(run, DeployMarkers) == 3
     assert run.op("Ensure the app group exists").commands == ["groupadd -r sprint2"]
     assert run.op("Ensure the app user exists").commands == [
-        "useradd -r -M -d /srv/sprint2 -s /usr/sbin/nologin -g sprint2 sprint2"]
+        "useradd -r -M -d /srv/sprint2 -s /usr/sbin/nologin -g sprint2 sprint2"
+    ]
     assert asked(run, SystemAccount) == 2  # again after the group was made
 
 
@@ -251,7 +343,8 @@ def test_fresh_backend_mirrors_builds_sets_up_populates_and_switches():
     run = deploy(host_facts(settings, installed=False, commit=None, remote=NEW, populated=False), settings)
     assert run.changed == [name for name in run.names if name not in (HEALTH, SWITCH_B, PRUNE)]
     assert run.op(FETCH).commands[0] == (
-        f"{APP} rm -rf /srv/sprint2/repo.git && {APP} git clone --quiet --mirror {REPO} /srv/sprint2/repo.git")
+        f"{APP} rm -rf /srv/sprint2/repo.git && {APP} git clone --quiet --mirror {REPO} /srv/sprint2/repo.git"
+    )
     git = f"{APP} git --git-dir=/srv/sprint2/repo.git"
     assert run.op(BUILD).commands == [
         f"{git} worktree prune && {APP} mkdir -p /srv/sprint2/releases && {APP} rm -rf {release(NEW)} && "
@@ -268,61 +361,82 @@ def test_fresh_backend_mirrors_builds_sets_up_populates_and_switches():
     # drops data before migrate, then the history and the commit recorded in the database.
     (setup,) = run.op(SETUP).commands
     # The generated files are saved before migrate applies them (and again after, unchanged).
-    steps = [f"{MARKER} restore-migrations", "python manage.py makemigrations --noinput", f"{MARKER} check-migrations",
-             f"{MARKER} save-migrations", "python manage.py migrate --noinput", f"{MARKER} save-migrations",
-             f"{MARKER} set setup {NEW}"]
+    steps = [
+        f"{MARKER} restore-migrations",
+        "python manage.py makemigrations --noinput",
+        f"{MARKER} check-migrations",
+        f"{MARKER} save-migrations",
+        "python manage.py migrate --noinput",
+        f"{MARKER} save-migrations",
+        f"{MARKER} set setup {NEW}",
+    ]
     assert setup.startswith("if reason=$({ " + " && ".join(f"{RUN} --in {release(NEW)} '{step}'" for step in steps))
-    assert setup.endswith(f"cannot set the database up for {NEW[:12]}: $reason; every backend keeps serving its release: "
-                          "commit the migrations in the app, or start from an empty database (README: Moving to another "
-                          "commit)\" >&2; exit 1; fi")
+    assert setup.endswith(
+        f"cannot set the database up for {NEW[:12]}: $reason; every backend keeps serving its release: "
+        "commit the migrations in the app, or start from an empty database (README: Moving to another "
+        'commit)" >&2; exit 1; fi'
+    )
     assert run.op(POPULATE).commands == [
         f"{RUN} --in {release(NEW)} '{MARKER} once {populate_marker(command)} '\"'\"'{command}'\"'\"''"
-        for command in ("python populate.py", "python populateDespachos.py")]
+        for command in ("python populate.py", "python populateDespachos.py")
+    ]
     assert run.op(SWITCH_A).changes and not run.op(SWITCH_B).changes  # b switches in its own batch
     assert run.names.index(SETUP) < run.names.index(POPULATE) < run.names.index(SWITCH_A) < run.names.index(HEALTH)
 
 
 def trial_command(commit):
     import shlex
+
     probe = f"python3 -c {shlex.quote(HEALTH_PROBE)} 127.0.0.1 18080 /despachos/reporte/ 200,302 60"
-    gunicorn = ("exec gunicorn --config /srv/sprint2/conf/gunicorn.conf.py --bind 127.0.0.1:18080 --workers 1 "
-                "--pid /srv/sprint2/.trial.pid provesi.wsgi:application")
-    return (f"{APP} rm -f /srv/sprint2/.trial.pid; {RUN} --quiet --in {release(commit)} '{gunicorn}' > /dev/null 2>&1 & "
-            f"if status=$({probe}); then healthy=yes; else healthy=no; fi; "
-            f"if [ -f /srv/sprint2/.trial.pid ]; then {APP} kill $(cat /srv/sprint2/.trial.pid) 2>/dev/null; fi; "
-            "for pid in $(ss -Hltnp 'sport = :18080' | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); "
-            f"do {APP} kill $pid; done; wait; "
-            f"if [ $healthy = no ]; then echo \"@fake/target: release {commit[:12]} answered $status on "
-            "/despachos/reporte/ (tried on 127.0.0.1:18080, beside the running release); nothing switched; the roll "
-            "stopped here\" >&2; exit 1; fi")
+    gunicorn = (
+        "exec gunicorn --config /srv/sprint2/conf/gunicorn.conf.py --bind 127.0.0.1:18080 --workers 1 "
+        "--pid /srv/sprint2/.trial.pid provesi.wsgi:application"
+    )
+    return (
+        f"{APP} rm -f /srv/sprint2/.trial.pid; {RUN} --quiet --in {release(commit)} '{gunicorn}' > /dev/null 2>&1 & "
+        f"if status=$({probe}); then healthy=yes; else healthy=no; fi; "
+        f"if [ -f /srv/sprint2/.trial.pid ]; then {APP} kill $(cat /srv/sprint2/.trial.pid) 2>/dev/null; fi; "
+        "for pid in $(ss -Hltnp 'sport = :18080' | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); "
+        f"do {APP} kill $pid; done; wait; "
+        f'if [ $healthy = no ]; then echo "@fake/target: release {commit[:12]} answered $status on '
+        "/despachos/reporte/ (tried on 127.0.0.1:18080, beside the running release); nothing switched; the roll "
+        'stopped here" >&2; exit 1; fi'
+    )
 
 
 def switch_command(commit, previous=None):
     app = APP
     link = f"{app} ln -sfn {{}} /srv/sprint2/current.next && {app} mv -T /srv/sprint2/current.next /srv/sprint2/current"
     import shlex
+
     probe = f"python3 -c {shlex.quote(HEALTH_PROBE)} 10.0.1.11 8080 /despachos/reporte/ 200,302 60"
     return (
         f"previous={release(previous) if previous else chr(39) * 2}; {link.format(release(commit))} && "
         "{ systemctl is-active --quiet sprint2-app.socket || { systemctl stop sprint2-app; "
         "systemctl enable --now sprint2-app.socket; }; } && systemctl restart sprint2-app && "
         f"if status=$({probe}); then "
-        f"echo \"$(date -u +%Y-%m-%dT%H:%M:%SZ) {commit}\" | {app} tee -a /srv/sprint2/releases/.history > /dev/null; "
-        f"else if [ -n \"$previous\" ] && [ \"$previous\" != {release(commit)} ]; then {link.format('$previous')} && "
-        f"systemctl restart sprint2-app; {probe} > /dev/null; back=\"switched back to ${{previous##*/}}\"; "
+        f'echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) {commit}" | {app} tee -a /srv/sprint2/releases/.history > /dev/null; '
+        f'else if [ -n "$previous" ] && [ "$previous" != {release(commit)} ]; then {link.format("$previous")} && '
+        f'systemctl restart sprint2-app; {probe} > /dev/null; back="switched back to ${{previous##*/}}"; '
         "else back='no earlier release to go back to'; fi; "
-        f"echo \"@fake/target: release {commit[:12]} answered $status on /despachos/reporte/; $back; the roll stopped "
-        "here\" >&2; exit 1; fi")
+        f'echo "@fake/target: release {commit[:12]} answered $status on /despachos/reporte/; $back; the roll stopped '
+        'here" >&2; exit 1; fi'
+    )
 
 
 def test_a_new_commit_is_built_beside_the_running_release_then_switched_health_gated():
     settings = base()
     run = deploy(host_facts(settings, remote=NEW), settings)
     assert run.changed == [FETCH, BUILD, SETUP, SWITCH_A]
-    assert run.op(FETCH).commands[0] == f"{APP} git --git-dir=/srv/sprint2/repo.git fetch --quiet --prune --force --tags origin"
+    assert (
+        run.op(FETCH).commands[0]
+        == f"{APP} git --git-dir=/srv/sprint2/repo.git fetch --quiet --prune --force --tags origin"
+    )
     # The running release is never touched before the switch: the build works in releases/NEW.
-    assert all(release(OLD) not in command and "/srv/sprint2/current" not in command
-               for command in run.op(BUILD).commands + run.op(SETUP).commands)
+    assert all(
+        release(OLD) not in command and "/srv/sprint2/current" not in command
+        for command in run.op(BUILD).commands + run.op(SETUP).commands
+    )
     switch = run.op(SWITCH_A).commands
     # First a trial of the new release beside the running one: a broken release never serves.
     assert switch[0] == trial_command(NEW)
@@ -382,7 +496,8 @@ def test_a_release_the_database_is_not_set_up_for_is_not_switched_to():
     run = deploy(facts, settings, me=me, others=others)
     assert run.op(SWITCH_B).commands == [
         f"echo '@fake/target: not switched to {NEW[:12]}: the database is set up for {OLD[:12]}; it keeps serving its "
-        "release' >&2; exit 1"]
+        "release' >&2; exit 1"
+    ]
 
 
 def test_a_built_release_whose_virtualenv_does_not_run_gets_a_new_one():
@@ -390,7 +505,8 @@ def test_a_built_release_whose_virtualenv_does_not_run_gets_a_new_one():
     run = deploy(host_facts(settings, commit=OLD, remote=OLD, venv_works=False), settings)
     assert run.changed == [BUILD]
     assert run.op(BUILD).commands[0] == (
-        f"{APP} rm -rf {VENV} && {APP} mkdir -p /srv/sprint2/venvs && {APP} python3 -m venv {VENV}")
+        f"{APP} rm -rf {VENV} && {APP} mkdir -p /srv/sprint2/venvs && {APP} python3 -m venv {VENV}"
+    )
     assert run.op(BUILD).commands[-1] == f"{APP} ln -sfn {VENV} {release(OLD)}/.venv"
 
 
@@ -404,7 +520,9 @@ def test_old_releases_beyond_the_setting_are_pruned_never_the_live_one():
     removes = run.op(PRUNE).commands
     assert [command for command in removes if "worktree remove" in command] == [
         f"{APP} git --git-dir=/srv/sprint2/repo.git worktree remove --force {release(commit)} || {APP} rm -rf "
-        f"{release(commit)}" for commit in older]
+        f"{release(commit)}"
+        for commit in older
+    ]
 
 
 def test_the_layout_of_before_releases_is_removed_once_a_release_serves():
@@ -416,19 +534,26 @@ def test_the_layout_of_before_releases_is_removed_once_a_release_serves():
 
 def test_only_full_commit_ids_are_releases_whatever_the_app_user_plants_there():
     # The releases folder is the app user's; its names go into root's commands (prune, rollback).
-    output = ["1700000000.0 /srv/sprint2/releases/" + "a" * 40,
-              "1600000000.0 /srv/sprint2/releases/x;echo${IFS}owned|sh",
-              "1500000000.0 /srv/sprint2/releases/" + "b" * 39]
+    output = [
+        "1700000000.0 /srv/sprint2/releases/" + "a" * 40,
+        "1600000000.0 /srv/sprint2/releases/x;echo${IFS}owned|sh",
+        "1500000000.0 /srv/sprint2/releases/" + "b" * 39,
+    ]
     assert BuiltReleases().process(output) == ["a" * 40]
 
 
 def test_a_failing_first_release_never_goes_back_to_the_layout_of_before_releases():
     settings = base()
     facts = host_facts(settings, remote=NEW)
-    facts[ServiceRelease] = {f"current={LAYOUT.current}, service={LAYOUT.service}": {
-        "current": None, "running": "/srv/sprint2/app", "socket": False}}
+    facts[ServiceRelease] = {
+        f"current={LAYOUT.current}, service={LAYOUT.service}": {
+            "current": None,
+            "running": "/srv/sprint2/app",
+            "socket": False,
+        }
+    }
     switch = deploy(facts, settings).op(SWITCH_A).commands
-    assert switch[1].startswith(f"previous=''; ")
+    assert switch[1].startswith("previous=''; ")
 
 
 def test_an_unreachable_repository_is_one_line_naming_it_and_what_to_check():
@@ -439,18 +564,23 @@ def test_an_unreachable_repository_is_one_line_naming_it_and_what_to_check():
     assert command == (
         f"echo '@fake/target: cannot read app_repo {REPO}: fatal: unable to access '\"'\"'x'\"'\"': Could not "
         "resolve host; check that this host can reach it (outbound access, DNS, credentials) or set app_repo to a "
-        "mirror it can reach' >&2; exit 1")
+        "mirror it can reach' >&2; exit 1"
+    )
 
 
 def test_a_populate_command_already_done_is_not_run_again_and_the_other_is():
     settings = base()
     facts = host_facts(settings)
-    facts[DeployMarkers] = {f"release={release(OLD)}": {"markers": {
-        "setup": OLD, populate_marker("python populate.py"): "python populate.py"}}}
+    facts[DeployMarkers] = {
+        f"release={release(OLD)}": {
+            "markers": {"setup": OLD, populate_marker("python populate.py"): "python populate.py"}
+        }
+    }
     run = deploy(facts, settings)
     assert run.op(POPULATE).commands == [
         f"{RUN} --in {release(OLD)} '{MARKER} once {populate_marker('python populateDespachos.py')} "
-        "'\"'\"'python populateDespachos.py'\"'\"''"]
+        "'\"'\"'python populateDespachos.py'\"'\"''"
+    ]
 
 
 def test_allowing_destructive_migrations_reaches_the_check():
@@ -479,7 +609,8 @@ def test_a_rollback_to_a_named_release_not_kept_is_one_line(capsys):
     with pytest.raises(SystemExit):
         deploy(facts, settings, function=rollback_backend, release="c0ffee0")
     assert capsys.readouterr().err.strip() == (
-        f"error: @fake/target: release 'c0ffee0' is not one of the releases kept here ({NEW[:12]}, {OLD[:12]})")
+        f"error: @fake/target: release 'c0ffee0' is not one of the releases kept here ({NEW[:12]}, {OLD[:12]})"
+    )
 
 
 def test_a_rollback_without_an_earlier_release_is_one_line(capsys):
@@ -513,7 +644,10 @@ def test_secrets_go_only_into_the_root_only_environment_file():
                 assert path == "/etc/sprint2/env.new", path
     write = run.op("Write the app's secrets to its root-only environment file").commands
     assert write[0] == "install -m 600 -o root -g root /dev/null /etc/sprint2/env.new"
-    assert write[2] == "chmod 600 /etc/sprint2/env.new && chown root:root /etc/sprint2/env.new && mv -f /etc/sprint2/env.new /etc/sprint2/env"
+    assert (
+        write[2]
+        == "chmod 600 /etc/sprint2/env.new && chown root:root /etc/sprint2/env.new && mv -f /etc/sprint2/env.new /etc/sprint2/env"
+    )
 
 
 def test_with_sudo_the_temporary_upload_is_private_before_the_secret_is_written():
@@ -525,11 +659,14 @@ def test_with_sudo_the_temporary_upload_is_private_before_the_secret_is_written(
     assert write[2] == "upload /etc/sprint2/env.new"
 
 
-@pytest.mark.parametrize("status, hint", [
-    (500, "the app fails on this path; see its error log: journalctl -u sprint2-app, /var/log/django.log"),
-    ("no answer: [Errno 111] Connection refused", "the app does not answer; see its error log"),
-    (301, "set gateway.health_path to a path answering 200 or 302"),
-])
+@pytest.mark.parametrize(
+    "status, hint",
+    [
+        (500, "the app fails on this path; see its error log: journalctl -u sprint2-app, /var/log/django.log"),
+        ("no answer: [Errno 111] Connection refused", "the app does not answer; see its error log"),
+        (301, "set gateway.health_path to a path answering 200 or 302"),
+    ],
+)
 def test_an_unhealthy_answer_gets_the_hint_that_fits_it(status, hint):
     settings = base()
     (command,) = deploy(host_facts(settings, health=status), settings).op(HEALTH).commands
@@ -539,8 +676,11 @@ def test_an_unhealthy_answer_gets_the_hint_that_fits_it(status, hint):
 def test_the_health_check_accepts_exactly_the_gateway_s_healthy_statuses():
     settings = base({"gateway": {"active": {"healthy_statuses": [200]}}})
     run = deploy(host_facts(settings, health=302), settings)
-    assert run.op("Check that /despachos/reporte/ answers 200").commands[0].startswith(
-        "echo 'des-backend-a: health check GET /despachos/reporte/ answered 302;")
+    assert (
+        run.op("Check that /despachos/reporte/ answers 200")
+        .commands[0]
+        .startswith("echo 'des-backend-a: health check GET /despachos/reporte/ answered 302;")
+    )
 
 
 def test_a_health_path_answering_404_fails_with_one_line_naming_backend_path_status_and_hint():
@@ -562,8 +702,15 @@ def test_without_a_database_host_the_deploy_stops_with_one_line(capsys):
     settings = base()
     others = {group: hosts for group, hosts in OTHERS.items() if group != "db"}
     with pytest.raises(SystemExit) as exited:
-        run_deploy(deploy_backend, facts=host_facts(settings), groups=["backends"], host_data=ME,
-                   other_hosts=others, kwargs={"settings": settings, "secrets": SECRETS})
+        run_deploy(
+            deploy_backend,
+            facts=host_facts(settings),
+            groups=["backends"],
+            host_data=ME,
+            other_hosts=others,
+            kwargs={"settings": settings, "secrets": SECRETS},
+        )
     assert exited.value.code == 1
     assert capsys.readouterr().err == (
-        "error: no database host is recorded: run python provision.py to create it, then deploy\n")
+        "error: no database host is recorded: run python provision.py to create it, then deploy\n"
+    )

@@ -17,10 +17,15 @@ def facts(installed: bool):
     text = app_logrotate()
     return {
         DebPackages: {"logrotate": {"3.21.0-1"}} if installed else {},
-        File: {f"path={LOGROTATE_PATH}": {"mode": 644, "user": "root", "group": "root", "size": len(text)}
-               if installed else None},
-        Directory: {"path=/etc/logrotate.d": {"mode": 755, "user": "root", "group": "root"},
-                    f"path={LOGROTATE_PATH}": None},
+        File: {
+            f"path={LOGROTATE_PATH}": {"mode": 644, "user": "root", "group": "root", "size": len(text)}
+            if installed
+            else None
+        },
+        Directory: {
+            "path=/etc/logrotate.d": {"mode": 755, "user": "root", "group": "root"},
+            f"path={LOGROTATE_PATH}": None,
+        },
         Sha1File: {f"path={LOGROTATE_PATH}": hashlib.sha1(text.encode()).hexdigest()} if installed else {},
     }
 

@@ -3,14 +3,30 @@
 import subprocess
 
 from tasks.backend.layout import LAYOUT
-from tasks.backend.render import (allowed_hosts, app_socket, app_unit, deploy_settings, env_file, extra_requirements,
-                                  gunicorn_conf, gunicorn_workers, requirements_key, run_helper)
+from tasks.backend.render import (
+    allowed_hosts,
+    app_socket,
+    app_unit,
+    deploy_settings,
+    env_file,
+    extra_requirements,
+    gunicorn_conf,
+    gunicorn_workers,
+    requirements_key,
+    run_helper,
+)
 
 
 def test_deploy_settings_import_the_apps_and_override_what_production_needs():
-    text = deploy_settings(db_host="10.0.1.10", db_name="dispatch_db", db_user="dispatch_user",
-                           hosts=allowed_hosts("10.0.1.11", "3.80.1.11", "backend-cluster"))
-    assert text == '''\
+    text = deploy_settings(
+        db_host="10.0.1.10",
+        db_name="dispatch_db",
+        db_user="dispatch_user",
+        hosts=allowed_hosts("10.0.1.11", "3.80.1.11", "backend-cluster"),
+    )
+    assert (
+        text
+        == '''\
 """Managed by the deploy (tasks/backend/): the application's settings with production overrides.
 
 The application's own settings are imported unchanged (the deploy never edits its tracked files).
@@ -47,6 +63,7 @@ if _WHITENOISE not in MIDDLEWARE:
     # Right after SecurityMiddleware, where whitenoise's documentation puts it.
     MIDDLEWARE = [*MIDDLEWARE[:1], _WHITENOISE, *MIDDLEWARE[1:]]
 '''
+    )
     compile(text, "sprint2_deploy_settings.py", "exec")
 
 
@@ -56,7 +73,9 @@ def test_allowed_hosts_do_not_repeat_an_address():
 
 
 def test_env_file_holds_the_secrets_and_the_settings_module():
-    assert env_file(db_host="10.0.1.10", db_password="pw-0123456789abcdef", secret_key="key-0123456789") == """\
+    assert (
+        env_file(db_host="10.0.1.10", db_password="pw-0123456789abcdef", secret_key="key-0123456789")
+        == """\
 # Managed by the deploy (tasks/backend/). Root-only (0600): read by systemd for sprint2-app
 # and by /usr/local/sbin/sprint2-run; the processes get the values in their environment, never in argv.
 DJANGO_SETTINGS_MODULE=sprint2_deploy_settings
@@ -65,6 +84,7 @@ DATABASE_HOST=10.0.1.10
 DATABASE_PASSWORD=pw-0123456789abcdef
 DJANGO_SECRET_KEY=key-0123456789
 """
+    )
 
 
 def test_gunicorn_workers_follow_the_cpus():
@@ -84,7 +104,9 @@ def test_gunicorn_conf_binds_the_port_and_logs_to_journal_and_file():
 
 
 def test_unit_runs_the_current_release_behind_its_socket_and_reads_secrets_from_the_env_file():
-    assert app_unit() == """\
+    assert (
+        app_unit()
+        == """\
 # Managed by the deploy (tasks/backend/).
 [Unit]
 Description=Sprint2 Django application (gunicorn, on sprint2-app.socket)
@@ -119,10 +141,13 @@ ProtectSystem=full
 [Install]
 WantedBy=multi-user.target
 """
+    )
 
 
 def test_the_socket_holds_the_port_so_a_restart_refuses_no_connection():
-    assert app_socket(port=8080) == """\
+    assert (
+        app_socket(port=8080)
+        == """\
 # Managed by the deploy (tasks/backend/).
 [Unit]
 Description=Sprint2 Django application's port 8080
@@ -137,6 +162,7 @@ NoDelay=true
 [Install]
 WantedBy=sockets.target
 """
+    )
 
 
 def test_gunicorn_does_not_reuse_the_port():
@@ -171,4 +197,7 @@ def test_extra_requirements_add_only_what_the_app_lacks():
     assert extra_requirements("# gunicorn\n") == ["gunicorn", "psycopg2-binary", "whitenoise"]
     # Sprint2 d1addfe: Django only
     assert extra_requirements("asgiref==3.9.2\nDjango==4.2.25\nsqlparse==0.5.3\n") == [
-        "gunicorn", "psycopg2-binary", "whitenoise"]
+        "gunicorn",
+        "psycopg2-binary",
+        "whitenoise",
+    ]

@@ -4,7 +4,9 @@ from tasks.db.backup_render import backup_script, backup_service, backup_timer
 
 
 def test_script_dumps_compressed_renames_when_complete_and_keeps_the_newest():
-    assert backup_script("dispatch_db", 7) == """\
+    assert (
+        backup_script("dispatch_db", 7)
+        == """\
 #!/bin/bash
 # Managed by the deploy (tasks/backup.py): a compressed pg_dump of dispatch_db,
 # keeping the newest 7. Run by sprint2-db-backup.service as postgres.
@@ -26,6 +28,7 @@ ls -1t "$directory"/dispatch_db-*.sql.gz | tail -n +8 | while read -r old; do
     echo "old backup removed: $old"
 done
 """
+    )
 
 
 def test_keep_one_removes_all_but_the_newest():
@@ -33,7 +36,9 @@ def test_keep_one_removes_all_but_the_newest():
 
 
 def test_service_runs_as_postgres_once():
-    assert backup_service("dispatch_db") == """\
+    assert (
+        backup_service("dispatch_db")
+        == """\
 # Managed by the deploy (tasks/backup.py).
 [Unit]
 Description=pg_dump of dispatch_db into /var/backups/postgresql
@@ -46,10 +51,13 @@ User=postgres
 Group=postgres
 ExecStart=/usr/local/sbin/sprint2-db-backup
 """
+    )
 
 
 def test_timer_is_daily_and_catches_up_after_downtime():
-    assert backup_timer("dispatch_db") == """\
+    assert (
+        backup_timer("dispatch_db")
+        == """\
 # Managed by the deploy (tasks/backup.py).
 [Unit]
 Description=Daily pg_dump of dispatch_db
@@ -63,15 +71,19 @@ Persistent=true
 [Install]
 WantedBy=timers.target
 """
+    )
 
 
 def test_with_a_bucket_each_dump_is_uploaded_after_it_is_complete():
     script = backup_script("dispatch_db", 7, bucket="des-backups", region="us-east-1", key_prefix="des")
-    assert """\
+    assert (
+        """\
 mv "$target.partial" "$target"
 echo "backup written: $target ($(stat -c %s "$target") bytes)"
 # Off-host copy (backup_bucket), with the credentials of the instance's role (instance profile).
 /usr/bin/python3 /usr/local/sbin/sprint2-db-upload "$target" des-backups "des/$(basename "$target")" us-east-1
 
-ls -1t""" in script
+ls -1t"""
+        in script
+    )
     assert "sprint2-db-upload" not in backup_script("dispatch_db", 7)

@@ -26,9 +26,10 @@ BACKUP_FILES = {
     "/etc/systemd/system/sprint2-db-backup.service": (backup_service("dispatch_db"), 644, "root"),
     "/etc/systemd/system/sprint2-db-backup.timer": (backup_timer("dispatch_db"), 644, "root"),
 }
-PARENTS = {f"path={path}": {"mode": 755, "user": "root", "group": "root"}
-           for path in ("/etc/postgresql/16/main/conf.d", "/etc/postgresql/16/main", "/usr/local/sbin",
-                        "/etc/systemd/system")}
+PARENTS = {
+    f"path={path}": {"mode": 755, "user": "root", "group": "root"}
+    for path in ("/etc/postgresql/16/main/conf.d", "/etc/postgresql/16/main", "/usr/local/sbin", "/etc/systemd/system")
+}
 PG = "postgresql"
 TIMER = "services=['sprint2-db-backup.timer']"
 OPS = [
@@ -54,11 +55,18 @@ def fresh_host():
     return {
         DebPackages: {},
         PostgresCluster: {"version": "16", "status": "online", "config_dir": "/etc/postgresql/16/main"},
-        File: {f"path={CONF}": None, f"path={HBA}": {"mode": 640, "user": "postgres", "group": "postgres", "size": 5},
-               **{f"path={path}": None for path in BACKUP_FILES}},
+        File: {
+            f"path={CONF}": None,
+            f"path={HBA}": {"mode": 640, "user": "postgres", "group": "postgres", "size": 5},
+            **{f"path={path}": None for path in BACKUP_FILES},
+        },
         Sha1File: {f"path={HBA}": hashlib.sha1(b"distro").hexdigest()},
-        Directory: {"path=/var/backups/postgresql": None, f"path={CONF}": None, **PARENTS,
-                    **{f"path={path}": None for path in BACKUP_FILES}},
+        Directory: {
+            "path=/var/backups/postgresql": None,
+            f"path={CONF}": None,
+            **PARENTS,
+            **{f"path={path}": None for path in BACKUP_FILES},
+        },
         SystemdStatus: {f"services=['{PG}.service']": {}, TIMER: {}},
         SystemdEnabled: {f"services=['{PG}.service']": {}, TIMER: {}},
         PostgresRolePassword: {"role=dispatch_user": None},
@@ -72,15 +80,20 @@ def installed_host(conf_text, hba_text, verifier):
     return {
         DebPackages: {"postgresql": {"16+257build1"}, "gzip": {"1.12-1ubuntu3"}},
         PostgresCluster: {"version": "16", "status": "online", "config_dir": "/etc/postgresql/16/main"},
-        File: {f"path={path}": {"mode": mode, "user": user, "group": user, "size": len(text)}
-               for path, (text, mode, user) in files.items()},
+        File: {
+            f"path={path}": {"mode": mode, "user": user, "group": user, "size": len(text)}
+            for path, (text, mode, user) in files.items()
+        },
         Sha1File: {f"path={path}": hashlib.sha1(text.encode()).hexdigest() for path, (text, _, _) in files.items()},
-        Directory: {"path=/var/backups/postgresql": {"mode": 700, "user": "postgres", "group": "postgres"},
-                    **PARENTS},
-        SystemdStatus: {f"services=['{PG}.service']": {f"{PG}.service": True},
-                        TIMER: {"sprint2-db-backup.timer": True}},
-        SystemdEnabled: {f"services=['{PG}.service']": {f"{PG}.service": True},
-                         TIMER: {"sprint2-db-backup.timer": True}},
+        Directory: {"path=/var/backups/postgresql": {"mode": 700, "user": "postgres", "group": "postgres"}, **PARENTS},
+        SystemdStatus: {
+            f"services=['{PG}.service']": {f"{PG}.service": True},
+            TIMER: {"sprint2-db-backup.timer": True},
+        },
+        SystemdEnabled: {
+            f"services=['{PG}.service']": {f"{PG}.service": True},
+            TIMER: {"sprint2-db-backup.timer": True},
+        },
         PostgresRolePassword: {"role=dispatch_user": verifier},
         PostgresDatabaseOwner: {"database=dispatch_db": "dispatch_user"},
     }
@@ -95,10 +108,14 @@ def converged(settings, backends=TWO, password=SECRETS["db_password"]):
 
 
 def deploy(facts, settings=None, backends=TWO, secrets=SECRETS):
-    return run_deploy(deploy_db, facts=facts, groups=["db"],
-                      host_data={"private_ip": DB_IP, "name": "des-db"},
-                      other_hosts={"backends": backends},
-                      kwargs={"settings": settings or settings_from({}), "secrets": secrets})
+    return run_deploy(
+        deploy_db,
+        facts=facts,
+        groups=["db"],
+        host_data={"private_ip": DB_IP, "name": "des-db"},
+        other_hosts={"backends": backends},
+        kwargs={"settings": settings or settings_from({}), "secrets": secrets},
+    )
 
 
 def test_fresh_host_installs_configures_and_creates_role_and_database():
@@ -107,18 +124,26 @@ def test_fresh_host_installs_configures_and_creates_role_and_database():
     assert run.names == OPS
     # On a fresh host the cluster's files are decided once the install ran; the harness answers
     # facts as they were, so the installed state is simulated by the next tests.
-    assert "apt-get -y -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install postgresql gzip" in run.op("Ensure PostgreSQL is installed").commands[-1]
-    assert any("apt-get -q -o DPkg::Lock::Timeout=600 update" in command for command in run.op("Ensure PostgreSQL is installed").commands)
+    assert (
+        "apt-get -y -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold install postgresql gzip"
+        in run.op("Ensure PostgreSQL is installed").commands[-1]
+    )
+    assert any(
+        "apt-get -q -o DPkg::Lock::Timeout=600 update" in command
+        for command in run.op("Ensure PostgreSQL is installed").commands
+    )
     role = run.op("Ensure the role dispatch_user exists with its password")
     (command,) = role.commands
     verifier = re.fullmatch(
         r"cd / && psql -X -v ON_ERROR_STOP=1 -tA -c "
         r"'CREATE ROLE dispatch_user WITH LOGIN PASSWORD '\"'\"'(SCRAM-SHA-256\$4096:[^$]+\$[^']+)'\"'\"''",
-        command).group(1)
+        command,
+    ).group(1)
     assert verifier_matches(verifier, SECRETS["db_password"])
     assert role.global_arguments["_sudo_user"] == "postgres"
     assert run.op("Ensure the database dispatch_db exists").commands == [
-        "cd / && createdb --owner=dispatch_user dispatch_db"]
+        "cd / && createdb --owner=dispatch_user dispatch_db"
+    ]
     assert run.changed == OPS
     assert run.op(OPS[1]).uploads == {CONF: postgresql_conf(DB_IP, 2000)}
     assert run.op(OPS[3]).commands == [RELOAD_OR_RESTART]
@@ -160,7 +185,10 @@ def test_a_new_backend_rewrites_pg_hba_and_reloads_only():
     assert run.changed == [OPS[2], OPS[3]]
     uploaded = run.op(OPS[2]).uploads[HBA]
     assert re.findall(r"^host +dispatch_db +dispatch_user +(\S+)/32 +scram-sha-256$", uploaded, re.M) == [
-        "10.0.1.11", "10.0.1.12", "10.0.1.13"]
+        "10.0.1.11",
+        "10.0.1.12",
+        "10.0.1.13",
+    ]
 
 
 def test_changed_max_connections_rewrites_the_conf_and_lets_postgres_decide_on_a_restart():

@@ -4,7 +4,9 @@ from tasks.db.render import pg_hba_conf, postgresql_conf
 
 
 def test_conf_snippet_listens_privately_and_fits_2000_connections_in_512_mb():
-    assert postgresql_conf("10.0.1.10", 2000) == """\
+    assert (
+        postgresql_conf("10.0.1.10", 2000)
+        == """\
 # Managed by the deploy (tasks/db/); edits here are overwritten.
 # Loaded after postgresql.conf through its include_dir = 'conf.d'.
 
@@ -25,10 +27,13 @@ password_encryption = scram-sha-256
 log_connections = on
 log_disconnections = off
 """
+    )
 
 
 def test_pg_hba_allows_the_app_user_only_from_each_backend_with_scram():
-    assert pg_hba_conf("dispatch_db", "dispatch_user", ["10.0.1.12", "10.0.1.9", "10.0.1.12"]) == """\
+    assert (
+        pg_hba_conf("dispatch_db", "dispatch_user", ["10.0.1.12", "10.0.1.9", "10.0.1.12"])
+        == """\
 # Managed by the deploy (tasks/db/); edits here are overwritten.
 # TYPE  DATABASE        USER            ADDRESS                 METHOD
 
@@ -42,6 +47,7 @@ host    all             all             ::1/128                 scram-sha-256
 host    dispatch_db     dispatch_user   10.0.1.9/32             scram-sha-256
 host    dispatch_db     dispatch_user   10.0.1.12/32            scram-sha-256
 """
+    )
 
 
 def test_pg_hba_never_trusts_and_never_opens_to_everyone():

@@ -10,9 +10,9 @@ from pyinfra.facts.server import Date
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
 from stack.settings import settings_from
+from tasks.kong.commands import docker_run_argv, ports_free_command
 from tasks.kong.deploy import deploy_kong
 from tasks.kong.facts import DockerContainer, DockerImage
-from tasks.kong.commands import docker_run_argv, ports_free_command
 from tasks.kong.render import CANDIDATE, CONFIG, container_spec, render_kong_yml, spec_hash
 from tests.harness import run_deploy
 
@@ -69,8 +69,9 @@ def serving_host(settings, text, image_id="sha256:0a1b"):
 
 
 def deploy(settings, facts, backends=TWO):
-    return run_deploy(deploy_kong, facts=facts, groups=["kong"], other_hosts={"backends": backends},
-                      kwargs={"settings": settings})
+    return run_deploy(
+        deploy_kong, facts=facts, groups=["kong"], other_hosts={"backends": backends}, kwargs={"settings": settings}
+    )
 
 
 def test_fresh_host_gets_docker_the_config_and_the_container():
@@ -79,11 +80,17 @@ def test_fresh_host_gets_docker_the_config_and_the_container():
 
     assert run.names == OPS
     assert run.changed == OPS[:-1]  # the container is created with the config: nothing to reload
-    assert "Dpkg::Options::=--force-confold install docker.io ||" in run.op("Ensure the Docker engine is installed").commands[-1]
+    assert (
+        "Dpkg::Options::=--force-confold install docker.io ||"
+        in run.op("Ensure the Docker engine is installed").commands[-1]
+    )
     assert run.op("Ensure Docker runs and starts at boot").commands == [
-        "systemctl start docker.service", "systemctl enable docker.service"]
+        "systemctl start docker.service",
+        "systemctl enable docker.service",
+    ]
     assert run.op("Upload the candidate Kong config").uploads == {
-        CANDIDATE: render_kong_yml(settings, ["10.0.1.11", "10.0.1.12"])}
+        CANDIDATE: render_kong_yml(settings, ["10.0.1.11", "10.0.1.12"])
+    }
     assert run.op("Install the first Kong config").commands == [f"install -m 0644 {CANDIDATE} {CONFIG}"]
     assert "docker pull --quiet kong:2.7.2-alpine" in run.op("Ensure the Kong image is present").commands[0]
     create = run.op("Ensure the Kong container runs the current spec").commands
@@ -176,6 +183,12 @@ def test_stopped_container_is_recreated():
 
 def test_every_operation_of_a_non_root_user_runs_with_sudo():
     settings = settings_from({})
-    run = run_deploy(deploy_kong, facts=fresh_host(settings), groups=["kong"], host_data={"_sudo": True},
-                     other_hosts={"backends": TWO}, kwargs={"settings": settings})
+    run = run_deploy(
+        deploy_kong,
+        facts=fresh_host(settings),
+        groups=["kong"],
+        host_data={"_sudo": True},
+        other_hosts={"backends": TWO},
+        kwargs={"settings": settings},
+    )
     assert all(op.global_arguments.get("_sudo") for op in run.ops)

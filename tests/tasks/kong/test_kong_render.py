@@ -1,8 +1,8 @@
 """kong.yml and the kong container spec, rendered without a host, checked value by value."""
 
 import os
-import socket
 import shlex
+import socket
 import stat
 import subprocess
 import sys
@@ -11,11 +11,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stack.settings import settings_from
 from tasks.kong.commands import (
-    checked, docker_run_argv, listen_ports, parse_in_new_container_argv, ports_free_command, pull_command,
+    checked,
+    docker_run_argv,
+    listen_ports,
+    parse_in_new_container_argv,
+    ports_free_command,
+    pull_command,
 )
 from tasks.kong.render import container_spec, render_kong_yml, spec_hash
-from stack.settings import settings_from
 
 FOUR = ["10.0.1.11", "10.0.1.12", "10.0.1.13", "10.0.1.14"]
 
@@ -28,40 +33,46 @@ def expected(ips):
     """The whole file for the default settings, as data."""
     return {
         "_format_version": "2.1",
-        "upstreams": [{
-            "name": "backend-cluster",
-            "algorithm": "round-robin",
-            "healthchecks": {
-                "active": {
-                    "type": "http",
-                    "http_path": "/despachos/reporte/",
-                    "timeout": 5,
-                    "concurrency": 10,
-                    "healthy": {"interval": 10, "successes": 2, "http_statuses": [200, 302]},
-                    "unhealthy": {"interval": 10, "http_failures": 3, "timeouts": 3, "tcp_failures": 3},
+        "upstreams": [
+            {
+                "name": "backend-cluster",
+                "algorithm": "round-robin",
+                "healthchecks": {
+                    "active": {
+                        "type": "http",
+                        "http_path": "/despachos/reporte/",
+                        "timeout": 5,
+                        "concurrency": 10,
+                        "healthy": {"interval": 10, "successes": 2, "http_statuses": [200, 302]},
+                        "unhealthy": {"interval": 10, "http_failures": 3, "timeouts": 3, "tcp_failures": 3},
+                    },
+                    "passive": {
+                        "type": "http",
+                        "healthy": {"successes": 5},
+                        "unhealthy": {"http_failures": 5, "timeouts": 2, "tcp_failures": 2},
+                    },
                 },
-                "passive": {
-                    "type": "http",
-                    "healthy": {"successes": 5},
-                    "unhealthy": {"http_failures": 5, "timeouts": 2, "tcp_failures": 2},
-                },
-            },
-            "targets": [{"target": f"{ip}:8080", "weight": 100} for ip in ips],
-        }],
-        "services": [{
-            "name": "backend-service",
-            "protocol": "http",
-            "host": "backend-cluster",
-            "retries": 5,
-            "connect_timeout": 60000,
-            "read_timeout": 60000,
-            "write_timeout": 60000,
-            "routes": [{"name": "backend-route", "paths": ["/"], "strip_path": False}],
-        }],
+                "targets": [{"target": f"{ip}:8080", "weight": 100} for ip in ips],
+            }
+        ],
+        "services": [
+            {
+                "name": "backend-service",
+                "protocol": "http",
+                "host": "backend-cluster",
+                "retries": 5,
+                "connect_timeout": 60000,
+                "read_timeout": 60000,
+                "write_timeout": 60000,
+                "routes": [{"name": "backend-route", "paths": ["/"], "strip_path": False}],
+            }
+        ],
         "plugins": [
             {"name": "rate-limiting", "config": {"minute": 100, "limit_by": "ip", "policy": "local"}},
-            {"name": "correlation-id",
-             "config": {"header_name": "X-Kong-Request-ID", "generator": "uuid#counter", "echo_downstream": True}},
+            {
+                "name": "correlation-id",
+                "config": {"header_name": "X-Kong-Request-ID", "generator": "uuid#counter", "echo_downstream": True},
+            },
         ],
     }
 
@@ -74,7 +85,9 @@ def test_every_value_for_1_2_and_4_backends(ips):
 def test_targets_follow_the_given_order_and_app_port():
     config = parsed(settings_from({"app_port": 9090}), ["10.0.1.12", "10.0.1.11"])
     assert config["upstreams"][0]["targets"] == [
-        {"target": "10.0.1.12:9090", "weight": 100}, {"target": "10.0.1.11:9090", "weight": 100}]
+        {"target": "10.0.1.12:9090", "weight": 100},
+        {"target": "10.0.1.11:9090", "weight": 100},
+    ]
 
 
 def test_no_backends_renders_an_empty_target_list():
@@ -95,8 +108,10 @@ ACTIVE = f"{UPSTREAM}/healthchecks/active"
 PASSIVE = f"{UPSTREAM}/healthchecks/passive"
 SERVICE = "/services/0"
 ONE_SETTING_CHANGES = [
-    ({"app_port": 9000}, {f"{UPSTREAM}/targets/0/target": "10.0.1.11:9000",
-                          f"{UPSTREAM}/targets/1/target": "10.0.1.12:9000"}),
+    (
+        {"app_port": 9000},
+        {f"{UPSTREAM}/targets/0/target": "10.0.1.11:9000", f"{UPSTREAM}/targets/1/target": "10.0.1.12:9000"},
+    ),
     ({"gateway": {"health_path": "/health/"}}, {f"{ACTIVE}/http_path": "/health/"}),
     ({"gateway": {"algorithm": "least-connections"}}, {f"{UPSTREAM}/algorithm": "least-connections"}),
     ({"gateway": {"target_weight": 7}}, {f"{UPSTREAM}/targets/0/weight": 7, f"{UPSTREAM}/targets/1/weight": 7}),
@@ -104,8 +119,10 @@ ONE_SETTING_CHANGES = [
     ({"gateway": {"connect_timeout_ms": 1500}}, {f"{SERVICE}/connect_timeout": 1500}),
     ({"gateway": {"read_timeout_ms": 2500}}, {f"{SERVICE}/read_timeout": 2500}),
     ({"gateway": {"write_timeout_ms": 3500}}, {f"{SERVICE}/write_timeout": 3500}),
-    ({"gateway": {"route_paths": ["/despachos", "/pedidos"]}},
-     {f"{SERVICE}/routes/0/paths": ["/despachos", "/pedidos"]}),
+    (
+        {"gateway": {"route_paths": ["/despachos", "/pedidos"]}},
+        {f"{SERVICE}/routes/0/paths": ["/despachos", "/pedidos"]},
+    ),
     ({"gateway": {"rate_limit_per_minute": 60}}, {"/plugins/0/config/minute": 60}),
     ({"gateway": {"request_id_header": "X-Request-ID"}}, {"/plugins/1/config/header_name": "X-Request-ID"}),
     ({"gateway": {"active": {"interval": 30}}}, {f"{ACTIVE}/healthy/interval": 30}),
@@ -150,6 +167,7 @@ def _keys(value, prefix=""):
 
 # --- the container -----------------------------------------------------------------------------
 
+
 def test_container_spec_defaults():
     assert container_spec(settings_from({})) == {
         "name": "kong",
@@ -173,8 +191,9 @@ def test_container_spec_defaults():
 
 
 def test_admin_cidr_opens_the_admin_port_on_every_interface():
-    spec = container_spec(settings_from({"kong_admin_cidr": "203.0.113.7/32", "gateway": {"admin_port": 9001,
-                                                                                          "proxy_port": 8080}}))
+    spec = container_spec(
+        settings_from({"kong_admin_cidr": "203.0.113.7/32", "gateway": {"admin_port": 9001, "proxy_port": 8080}})
+    )
     assert (spec["env"]["KONG_PROXY_LISTEN"], spec["env"]["KONG_ADMIN_LISTEN"]) == ("0.0.0.0:8080", "0.0.0.0:9001")
     assert listen_ports(spec) == {8080: "gateway.proxy_port", 9001: "gateway.admin_port"}
 
@@ -182,33 +201,75 @@ def test_admin_cidr_opens_the_admin_port_on_every_interface():
 def test_docker_run_argv_is_exact():
     spec = container_spec(settings_from({}))
     assert docker_run_argv(spec) == [
-        "docker", "run", "--detach", "--name", "kong", "--restart", "unless-stopped", "--network", "host",
-        "--label", f"stack.kong.spec={spec_hash(spec)}",
-        "--env", "KONG_ADMIN_ACCESS_LOG=/dev/stdout", "--env", "KONG_ADMIN_ERROR_LOG=/dev/stderr",
-        "--env", "KONG_ADMIN_LISTEN=127.0.0.1:8001", "--env", "KONG_DATABASE=off",
-        "--env", "KONG_DECLARATIVE_CONFIG=/kong/declarative/kong.yml",
-        "--env", "KONG_PROXY_ACCESS_LOG=/dev/stdout", "--env", "KONG_PROXY_ERROR_LOG=/dev/stderr",
-        "--env", "KONG_PROXY_LISTEN=0.0.0.0:8000",
-        "--volume", "/opt/kong/declarative:/kong/declarative:ro",
+        "docker",
+        "run",
+        "--detach",
+        "--name",
+        "kong",
+        "--restart",
+        "unless-stopped",
+        "--network",
+        "host",
+        "--label",
+        f"stack.kong.spec={spec_hash(spec)}",
+        "--env",
+        "KONG_ADMIN_ACCESS_LOG=/dev/stdout",
+        "--env",
+        "KONG_ADMIN_ERROR_LOG=/dev/stderr",
+        "--env",
+        "KONG_ADMIN_LISTEN=127.0.0.1:8001",
+        "--env",
+        "KONG_DATABASE=off",
+        "--env",
+        "KONG_DECLARATIVE_CONFIG=/kong/declarative/kong.yml",
+        "--env",
+        "KONG_PROXY_ACCESS_LOG=/dev/stdout",
+        "--env",
+        "KONG_PROXY_ERROR_LOG=/dev/stderr",
+        "--env",
+        "KONG_PROXY_LISTEN=0.0.0.0:8000",
+        "--volume",
+        "/opt/kong/declarative:/kong/declarative:ro",
         # Docker's json-file log would otherwise grow until the disk is full (every request is logged).
-        "--log-driver", "json-file", "--log-opt", "max-file=5", "--log-opt", "max-size=10m",
+        "--log-driver",
+        "json-file",
+        "--log-opt",
+        "max-file=5",
+        "--log-opt",
+        "max-size=10m",
         "kong:2.7.2-alpine",
     ]
     assert parse_in_new_container_argv(spec) == [
-        "docker", "run", "--rm", "--env", "KONG_DATABASE=off", "--volume", "/opt/kong/declarative:/kong/declarative:ro",
-        "kong:2.7.2-alpine", "kong", "config", "parse", "/kong/declarative/kong.next.yml"]
+        "docker",
+        "run",
+        "--rm",
+        "--env",
+        "KONG_DATABASE=off",
+        "--volume",
+        "/opt/kong/declarative:/kong/declarative:ro",
+        "kong:2.7.2-alpine",
+        "kong",
+        "config",
+        "parse",
+        "/kong/declarative/kong.next.yml",
+    ]
 
 
 def test_spec_hash_changes_with_the_spec_only():
     base = spec_hash(container_spec(settings_from({})))
     assert spec_hash(container_spec(settings_from({}))) == base
     assert spec_hash(container_spec(settings_from({"backends": ["a", "b", "c"]}))) == base  # config, not spec
-    for override in ({"gateway": {"image": "kong:2.8.1-alpine"}}, {"gateway": {"proxy_port": 8080}},
-                     {"gateway": {"admin_port": 9001}}, {"kong_admin_cidr": "203.0.113.7/32"}):
+    for override in (
+        {"gateway": {"image": "kong:2.8.1-alpine"}},
+        {"gateway": {"proxy_port": 8080}},
+        {"gateway": {"admin_port": 9001}},
+        {"kong_admin_cidr": "203.0.113.7/32"},
+    ):
         assert spec_hash(container_spec(settings_from(override))) != base, override
 
 
 # --- the shell snippets, run for real against a stand-in `docker` --------------------------------
+
 
 def fake_docker(tmp_path, script):
     bin_dir = tmp_path / "bin"
@@ -220,17 +281,22 @@ def fake_docker(tmp_path, script):
 
 
 def test_a_failed_pull_is_one_clear_line(tmp_path):
-    env = fake_docker(tmp_path, (
-        'echo "Using default tag: latest"\n'
-        'echo \'Error response from daemon: Get "https://registry-1.docker.io/v2/": dial tcp: '
-        'lookup registry-1.docker.io: no such host\' >&2\nexit 1\n'))
+    env = fake_docker(
+        tmp_path,
+        (
+            'echo "Using default tag: latest"\n'
+            'echo \'Error response from daemon: Get "https://registry-1.docker.io/v2/": dial tcp: '
+            "lookup registry-1.docker.io: no such host' >&2\nexit 1\n"
+        ),
+    )
     result = subprocess.run(["sh", "-c", pull_command("kong:2.7.2-alpine")], env=env, capture_output=True, text=True)
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr == (
-        "cannot pull kong:2.7.2-alpine: Error response from daemon: Get \"https://registry-1.docker.io/v2/\": "
+        'cannot pull kong:2.7.2-alpine: Error response from daemon: Get "https://registry-1.docker.io/v2/": '
         "dial tcp: lookup registry-1.docker.io: no such host; check the host's internet access or set "
-        "gateway.image\n")
+        "gateway.image\n"
+    )
 
 
 def test_a_successful_pull_is_silent(tmp_path):
@@ -240,7 +306,7 @@ def test_a_successful_pull_is_silent(tmp_path):
 
 
 def test_a_rejected_config_fails_with_kongs_message(tmp_path):
-    env = fake_docker(tmp_path, 'echo "Error: Failed parsing: in \'upstreams\': unknown field" >&2\nexit 1\n')
+    env = fake_docker(tmp_path, "echo \"Error: Failed parsing: in 'upstreams': unknown field\" >&2\nexit 1\n")
     command = checked(["docker", "exec", "kong", "kong", "config", "parse", "/x.yml"], "Kong rejected /x.yml:")
     result = subprocess.run(["sh", "-c", command + " && echo applied"], env=env, capture_output=True, text=True)
     assert result.returncode == 1
@@ -257,9 +323,15 @@ def test_pull_command_quotes_the_image():
 def held_port():
     """A port held by another program (python3 listening on 127.0.0.1): (port, pid)."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); "
-                               "s.listen(); print(s.getsockname()[1], flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); "
+            "s.listen(); print(s.getsockname()[1], flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         yield int(holder.stdout.readline()), holder.pid
     finally:
@@ -270,8 +342,13 @@ def held_port():
 def _check_ports(tmp_path, ports, docker_script):
     folder = tmp_path / str(len(list(tmp_path.iterdir())))
     folder.mkdir()
-    return subprocess.run(["sh", "-c", ports_free_command(ports)], env=fake_docker(folder, docker_script),
-                          capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        ["sh", "-c", ports_free_command(ports)],
+        env=fake_docker(folder, docker_script),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def test_a_port_held_by_another_program_stops_before_the_container_is_touched(tmp_path, held_port):
@@ -279,8 +356,10 @@ def test_a_port_held_by_another_program_stops_before_the_container_is_touched(tm
     result = _check_ports(tmp_path, {port: "gateway.proxy_port"}, "exit 1\n")  # no kong container
     assert result.returncode == 1
     comm = Path(f"/proc/{pid}/comm").read_text().strip()
-    assert result.stderr == (f"port {port} is taken on the Kong host by {comm} (pid {pid}): choose another "
-                             "gateway.proxy_port; the running Kong container was left as it is\n")
+    assert result.stderr == (
+        f"port {port} is taken on the Kong host by {comm} (pid {pid}): choose another "
+        "gateway.proxy_port; the running Kong container was left as it is\n"
+    )
 
 
 def test_a_free_port_or_one_held_by_the_serving_container_passes(tmp_path, held_port):

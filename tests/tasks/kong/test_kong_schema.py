@@ -12,11 +12,13 @@ import re
 import pytest
 import yaml
 
-from tasks.kong.render import render_kong_yml
 from stack.settings import settings_from
+from tasks.kong.render import render_kong_yml
 
-BIG = 2 ** 31
-HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+BIG = 2**31
+HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
 HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 
 
@@ -25,6 +27,7 @@ def integer(low, high):
         if isinstance(value, bool) or not isinstance(value, int):
             return f"expected an integer, got {value!r}"
         return None if low <= value <= high else f"expected {low}..{high}, got {value}"
+
     return check
 
 
@@ -37,6 +40,7 @@ def number(low=None, high=None, above=None):
         if low is not None and not low <= value <= high:
             return f"expected {low}..{high}, got {value}"
         return None
+
     return check
 
 
@@ -53,6 +57,7 @@ def string(pattern=None):
         if not isinstance(value, str) or not value:
             return f"expected a non-empty string, got {value!r}"
         return None if pattern is None or pattern.match(value) else f"{value!r} does not match {pattern.pattern}"
+
     return check
 
 
@@ -96,6 +101,7 @@ def list_of(check, non_empty=False):
             if problem:
                 return f"[{index}]: {problem}"
         return None
+
     return check_list
 
 
@@ -114,6 +120,7 @@ def record(fields, required=()):
             if problem:
                 return f"{name}: {problem}"
         return None
+
     return check
 
 
@@ -122,51 +129,92 @@ SECONDS = number(0, 65535)
 COUNTER = integer(0, BIG)
 CHECK_TYPE = one_of("tcp", "http", "https")
 
-ACTIVE = record({
-    "type": CHECK_TYPE, "timeout": SECONDS, "concurrency": integer(1, BIG), "http_path": path,
-    "https_verify_certificate": boolean,
-    "healthy": record({"interval": SECONDS, "successes": COUNTER, "http_statuses": HTTP_STATUSES}),
-    "unhealthy": record({"interval": SECONDS, "http_failures": COUNTER, "tcp_failures": COUNTER,
-                         "timeouts": COUNTER, "http_statuses": HTTP_STATUSES}),
-})
+ACTIVE = record(
+    {
+        "type": CHECK_TYPE,
+        "timeout": SECONDS,
+        "concurrency": integer(1, BIG),
+        "http_path": path,
+        "https_verify_certificate": boolean,
+        "healthy": record({"interval": SECONDS, "successes": COUNTER, "http_statuses": HTTP_STATUSES}),
+        "unhealthy": record(
+            {
+                "interval": SECONDS,
+                "http_failures": COUNTER,
+                "tcp_failures": COUNTER,
+                "timeouts": COUNTER,
+                "http_statuses": HTTP_STATUSES,
+            }
+        ),
+    }
+)
 # Passive checks only count proxied traffic: no interval field exists (Kong rejects one).
-PASSIVE = record({
-    "type": CHECK_TYPE,
-    "healthy": record({"successes": COUNTER, "http_statuses": HTTP_STATUSES}),
-    "unhealthy": record({"http_failures": COUNTER, "tcp_failures": COUNTER, "timeouts": COUNTER,
-                         "http_statuses": HTTP_STATUSES}),
-})
-UPSTREAM = record({
-    "name": upstream_name,
-    "algorithm": one_of("round-robin", "consistent-hashing", "least-connections"),
-    "slots": integer(10, 2 ** 16),
-    "healthchecks": record({"active": ACTIVE, "passive": PASSIVE, "threshold": number(0, 100)}),
-    "targets": list_of(record({"target": target, "weight": integer(0, 65535)}, required=("target",))),
-}, required=("name",))
+PASSIVE = record(
+    {
+        "type": CHECK_TYPE,
+        "healthy": record({"successes": COUNTER, "http_statuses": HTTP_STATUSES}),
+        "unhealthy": record(
+            {"http_failures": COUNTER, "tcp_failures": COUNTER, "timeouts": COUNTER, "http_statuses": HTTP_STATUSES}
+        ),
+    }
+)
+UPSTREAM = record(
+    {
+        "name": upstream_name,
+        "algorithm": one_of("round-robin", "consistent-hashing", "least-connections"),
+        "slots": integer(10, 2**16),
+        "healthchecks": record({"active": ACTIVE, "passive": PASSIVE, "threshold": number(0, 100)}),
+        "targets": list_of(record({"target": target, "weight": integer(0, 65535)}, required=("target",))),
+    },
+    required=("name",),
+)
 TIMEOUT = integer(0, BIG - 2)
-ROUTE = record({
-    "name": string(), "paths": list_of(path, non_empty=True), "strip_path": boolean,
-    "preserve_host": boolean, "protocols": list_of(one_of("http", "https")),
-})
-SERVICE = record({
-    "name": string(), "protocol": one_of("grpc", "grpcs", "http", "https", "tcp", "tls", "udp"),
-    "host": string(HOSTNAME), "port": integer(0, 65535), "retries": integer(0, 32767),
-    "connect_timeout": TIMEOUT, "read_timeout": TIMEOUT, "write_timeout": TIMEOUT,
-    "routes": list_of(ROUTE),
-}, required=("host",))
+ROUTE = record(
+    {
+        "name": string(),
+        "paths": list_of(path, non_empty=True),
+        "strip_path": boolean,
+        "preserve_host": boolean,
+        "protocols": list_of(one_of("http", "https")),
+    }
+)
+SERVICE = record(
+    {
+        "name": string(),
+        "protocol": one_of("grpc", "grpcs", "http", "https", "tcp", "tls", "udp"),
+        "host": string(HOSTNAME),
+        "port": integer(0, 65535),
+        "retries": integer(0, 32767),
+        "connect_timeout": TIMEOUT,
+        "read_timeout": TIMEOUT,
+        "write_timeout": TIMEOUT,
+        "routes": list_of(ROUTE),
+    },
+    required=("host",),
+)
 PERIOD = number(above=0)
-RATE_LIMITING = record({
-    "second": PERIOD, "minute": PERIOD, "hour": PERIOD, "day": PERIOD, "month": PERIOD, "year": PERIOD,
-    "limit_by": one_of("consumer", "credential", "ip", "service", "header", "path"),
-    # one_of("local", "cluster", "redis") in the schema, but DB-less Kong rejects "cluster".
-    "policy": one_of("local", "redis"),
-    "fault_tolerant": boolean, "hide_client_headers": boolean,
-})
-CORRELATION_ID = record({
-    "header_name": string(HEADER_NAME),
-    "generator": one_of("uuid", "uuid#counter", "tracker"),
-    "echo_downstream": boolean,
-})
+RATE_LIMITING = record(
+    {
+        "second": PERIOD,
+        "minute": PERIOD,
+        "hour": PERIOD,
+        "day": PERIOD,
+        "month": PERIOD,
+        "year": PERIOD,
+        "limit_by": one_of("consumer", "credential", "ip", "service", "header", "path"),
+        # one_of("local", "cluster", "redis") in the schema, but DB-less Kong rejects "cluster".
+        "policy": one_of("local", "redis"),
+        "fault_tolerant": boolean,
+        "hide_client_headers": boolean,
+    }
+)
+CORRELATION_ID = record(
+    {
+        "header_name": string(HEADER_NAME),
+        "generator": one_of("uuid", "uuid#counter", "tracker"),
+        "echo_downstream": boolean,
+    }
+)
 
 
 def plugin(value):
@@ -178,15 +226,21 @@ def plugin(value):
         return problem
     config = value.get("config", {})
     if value["name"] == "rate-limiting" and not any(
-            period in config for period in ("second", "minute", "hour", "day", "month", "year")):
+        period in config for period in ("second", "minute", "hour", "day", "month", "year")
+    ):
         return "config: rate-limiting needs at least one period"
     return None
 
 
-DECLARATIVE = record({
-    "_format_version": one_of("1.1", "2.1"),  # 2.7 rejects "3.0"
-    "upstreams": list_of(UPSTREAM), "services": list_of(SERVICE), "plugins": list_of(plugin),
-}, required=("_format_version",))
+DECLARATIVE = record(
+    {
+        "_format_version": one_of("1.1", "2.1"),  # 2.7 rejects "3.0"
+        "upstreams": list_of(UPSTREAM),
+        "services": list_of(SERVICE),
+        "plugins": list_of(plugin),
+    },
+    required=("_format_version",),
+)
 
 
 def problems(config) -> list[str]:
@@ -218,23 +272,67 @@ def test_defaults_satisfy_the_schema(ips):
     assert problems(rendered(ips=ips)) == []
 
 
-SMALLEST = {"app_port": 1024, "gateway": {
-    "target_weight": 0, "retries": 0, "connect_timeout_ms": 1, "read_timeout_ms": 1, "write_timeout_ms": 1,
-    "rate_limit_per_minute": 1, "algorithm": "least-connections", "route_paths": ["/a"],
-    "active": {"interval": 1, "timeout": 1, "concurrency": 1, "healthy_successes": 1, "healthy_statuses": [100],
-               "unhealthy_interval": 1, "unhealthy_http_failures": 1, "unhealthy_timeouts": 1,
-               "unhealthy_tcp_failures": 1},
-    "passive": {"healthy_successes": 1, "unhealthy_http_failures": 1, "unhealthy_timeouts": 1,
-                "unhealthy_tcp_failures": 1}}}
-LARGEST = {"app_port": 65535, "gateway": {
-    "target_weight": 65535, "retries": 32767, "connect_timeout_ms": 2147483646, "read_timeout_ms": 2147483646,
-    "write_timeout_ms": 2147483646, "rate_limit_per_minute": 1000000, "algorithm": "consistent-hashing",
-    "route_paths": ["/", "/despachos/reporte/"], "request_id_header": "X-Kong-Request-ID",
-    "active": {"interval": 65535, "timeout": 65535, "concurrency": 2147483648, "healthy_successes": 255,
-               "healthy_statuses": [599], "unhealthy_interval": 65535, "unhealthy_http_failures": 255,
-               "unhealthy_timeouts": 255, "unhealthy_tcp_failures": 255},
-    "passive": {"healthy_successes": 255, "unhealthy_http_failures": 255, "unhealthy_timeouts": 255,
-                "unhealthy_tcp_failures": 255}}}
+SMALLEST = {
+    "app_port": 1024,
+    "gateway": {
+        "target_weight": 0,
+        "retries": 0,
+        "connect_timeout_ms": 1,
+        "read_timeout_ms": 1,
+        "write_timeout_ms": 1,
+        "rate_limit_per_minute": 1,
+        "algorithm": "least-connections",
+        "route_paths": ["/a"],
+        "active": {
+            "interval": 1,
+            "timeout": 1,
+            "concurrency": 1,
+            "healthy_successes": 1,
+            "healthy_statuses": [100],
+            "unhealthy_interval": 1,
+            "unhealthy_http_failures": 1,
+            "unhealthy_timeouts": 1,
+            "unhealthy_tcp_failures": 1,
+        },
+        "passive": {
+            "healthy_successes": 1,
+            "unhealthy_http_failures": 1,
+            "unhealthy_timeouts": 1,
+            "unhealthy_tcp_failures": 1,
+        },
+    },
+}
+LARGEST = {
+    "app_port": 65535,
+    "gateway": {
+        "target_weight": 65535,
+        "retries": 32767,
+        "connect_timeout_ms": 2147483646,
+        "read_timeout_ms": 2147483646,
+        "write_timeout_ms": 2147483646,
+        "rate_limit_per_minute": 1000000,
+        "algorithm": "consistent-hashing",
+        "route_paths": ["/", "/despachos/reporte/"],
+        "request_id_header": "X-Kong-Request-ID",
+        "active": {
+            "interval": 65535,
+            "timeout": 65535,
+            "concurrency": 2147483648,
+            "healthy_successes": 255,
+            "healthy_statuses": [599],
+            "unhealthy_interval": 65535,
+            "unhealthy_http_failures": 255,
+            "unhealthy_timeouts": 255,
+            "unhealthy_tcp_failures": 255,
+        },
+        "passive": {
+            "healthy_successes": 255,
+            "unhealthy_http_failures": 255,
+            "unhealthy_timeouts": 255,
+            "unhealthy_tcp_failures": 255,
+        },
+    },
+}
 
 
 @pytest.mark.parametrize("overrides", [SMALLEST, LARGEST], ids=["smallest settings", "largest settings"])
@@ -256,24 +354,30 @@ def _broken(change):
     return problems(config)
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda c: c.update(_format_version="3.0"), "_format_version"),
-    (lambda c: c["upstreams"][0]["healthchecks"]["passive"]["healthy"].update(interval=10), "interval: unknown"),
-    (lambda c: c["plugins"][0]["config"].update(policy="cluster"), "policy"),
-    (lambda c: c["upstreams"][0].update(algorithm="roundrobin"), "algorithm"),
-    (lambda c: c["upstreams"][0]["healthchecks"]["active"].update(concurrency=0), "concurrency"),
-    (lambda c: c["upstreams"][0]["healthchecks"]["active"]["healthy"].update(http_statuses=[1000]), "http_statuses"),
-    (lambda c: c["upstreams"][0]["targets"][0].update(target="10.0.1.11"), "target"),
-    (lambda c: c["upstreams"][0]["targets"][0].update(weight=70000), "weight"),
-    (lambda c: c["services"][0].update(retries=40000), "retries"),
-    (lambda c: c["services"][0]["routes"][0].update(strip_path="no"), "strip_path"),
-    (lambda c: c["services"][0]["routes"][0].update(paths=["despachos"]), "paths"),
-    (lambda c: c["plugins"][1]["config"].update(generator="random"), "generator"),
-    (lambda c: c["plugins"].append({"name": "circuit-breaker"}), "plugins"),
-    (lambda c: c["upstreams"][0]["healthchecks"]["active"]["unhealthy"].update(interval=0), "never comes back"),
-    (lambda c: c["upstreams"][0]["healthchecks"]["active"]["unhealthy"].update(tcp_failures=0), "stopped backend"),
-    (lambda c: c["services"][0].update(host="elsewhere"), "not an upstream"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: c.update(_format_version="3.0"), "_format_version"),
+        (lambda c: c["upstreams"][0]["healthchecks"]["passive"]["healthy"].update(interval=10), "interval: unknown"),
+        (lambda c: c["plugins"][0]["config"].update(policy="cluster"), "policy"),
+        (lambda c: c["upstreams"][0].update(algorithm="roundrobin"), "algorithm"),
+        (lambda c: c["upstreams"][0]["healthchecks"]["active"].update(concurrency=0), "concurrency"),
+        (
+            lambda c: c["upstreams"][0]["healthchecks"]["active"]["healthy"].update(http_statuses=[1000]),
+            "http_statuses",
+        ),
+        (lambda c: c["upstreams"][0]["targets"][0].update(target="10.0.1.11"), "target"),
+        (lambda c: c["upstreams"][0]["targets"][0].update(weight=70000), "weight"),
+        (lambda c: c["services"][0].update(retries=40000), "retries"),
+        (lambda c: c["services"][0]["routes"][0].update(strip_path="no"), "strip_path"),
+        (lambda c: c["services"][0]["routes"][0].update(paths=["despachos"]), "paths"),
+        (lambda c: c["plugins"][1]["config"].update(generator="random"), "generator"),
+        (lambda c: c["plugins"].append({"name": "circuit-breaker"}), "plugins"),
+        (lambda c: c["upstreams"][0]["healthchecks"]["active"]["unhealthy"].update(interval=0), "never comes back"),
+        (lambda c: c["upstreams"][0]["healthchecks"]["active"]["unhealthy"].update(tcp_failures=0), "stopped backend"),
+        (lambda c: c["services"][0].update(host="elsewhere"), "not an upstream"),
+    ],
+)
 def test_the_schema_check_catches_what_kong_would_reject(change, message):
     found = _broken(change)
     assert found and message in " ".join(found), found

@@ -2,12 +2,26 @@
 
 from tasks.kong.status import format_status
 
-HEALTH = {"data": [
-    {"target": "10.0.1.11:8080", "weight": 100, "health": "HEALTHY"},
-    {"target": "10.0.1.12:8080", "weight": 100, "health": "UNHEALTHY"},
-], "next": None}
-SERVICES = {"data": [{"name": "backend-service", "protocol": "http", "host": "backend-cluster", "retries": 5,
-                      "connect_timeout": 60000, "read_timeout": 60000, "write_timeout": 60000}]}
+HEALTH = {
+    "data": [
+        {"target": "10.0.1.11:8080", "weight": 100, "health": "HEALTHY"},
+        {"target": "10.0.1.12:8080", "weight": 100, "health": "UNHEALTHY"},
+    ],
+    "next": None,
+}
+SERVICES = {
+    "data": [
+        {
+            "name": "backend-service",
+            "protocol": "http",
+            "host": "backend-cluster",
+            "retries": 5,
+            "connect_timeout": 60000,
+            "read_timeout": 60000,
+            "write_timeout": 60000,
+        }
+    ]
+}
 PLUGINS = {"data": [{"name": "rate-limiting", "enabled": True}, {"name": "correlation-id", "enabled": True}]}
 
 
