@@ -167,16 +167,12 @@ class MirrorCommit(FactBase):
 
 
 class VenvWorks(FactBase):
-    """Whether the virtualenv at `path` runs: its python imports gunicorn and its gunicorn starts
-    (a stamp alone would not notice a deleted bin/gunicorn). Run as the app user: the virtualenv
-    is that user's, and root must not run code it could change."""
+    """Whether the virtualenv at `path` runs: its gunicorn starts, which takes its python importing
+    gunicorn (a stamp alone would not notice a deleted bin/gunicorn); one Python start. Run as the
+    app user: the virtualenv is that user's, and root must not run code it could change."""
 
     def command(self, path):
-        run = as_app(LAYOUT)
-        return (
-            f"{run} {path}/bin/python -c 'import gunicorn' >/dev/null 2>&1 && "
-            f"{run} {path}/bin/gunicorn --version >/dev/null 2>&1 && echo works || echo broken"
-        )
+        return f"{as_app(LAYOUT)} {path}/bin/gunicorn --version >/dev/null 2>&1 && echo works || echo broken"
 
     def process(self, output):
         return list(output)[-1:] == ["works"]
