@@ -5,6 +5,7 @@ import shlex
 
 from stack.errors import UserError
 from stack.settings import load_settings
+from stack.ssh_nodelay import connect_kwargs
 from stack.state import known_hosts_file, load_state
 
 GROUP_OF_ROLE = {"db": "db", "backend": "backends", "kong": "kong"}
@@ -22,6 +23,7 @@ def host_data(name: str, host: dict) -> dict:
         "role": host["role"],
         "backend_key": host.get("key"),
         "private_ip": host["private_ip"],
+        **connect_kwargs(),  # TCP_NODELAY on the SSH socket: see stack/ssh_nodelay.py
     }
     if host.get("ssh_key"):
         data["ssh_key"] = host["ssh_key"]
