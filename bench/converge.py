@@ -180,6 +180,19 @@ def print_command_list(run: Run, path: Path) -> None:
             lines.append(f"  {count:>2}x  [{op} | fact {fact}]  {text}")
     path.write_text("\n".join(lines) + "\n")
     print(f"    commands per host of one {run.label} run: {path}")
+    # On screen: what one host asks more than once (the same command text), and which operations ask.
+    by_role = {}
+    for name in sorted({record["host"] for record in run.trace["commands"]}):
+        by_role.setdefault(role_of(name), name)
+    for role, name in sorted(by_role.items()):
+        texts = defaultdict(list)
+        for record in run.trace["commands"]:
+            if record["host"] == name:
+                texts[(record["fact"] or "-", record["text"].replace("\n", " ")[:70])].append(record["op"].split(" | ")[-1])
+        repeated = {key: ops for key, ops in texts.items() if len(ops) > 1}
+        print(f"    asked more than once on {name}: " + ("nothing" if not repeated else ""))
+        for (fact, text), ops in sorted(repeated.items(), key=lambda item: -len(item[1])):
+            print(f"      {len(ops)}x {fact}: {text}  <- {'; '.join(ops)}")
 
 
 def case(title: str, runs: list[Run], before: float) -> list[Run]:
