@@ -13,7 +13,8 @@ pyinfra process, os.wait4); commands, file transfers and round trips per host an
 trips: the replies the client waits for, counted in paramiko: 3 per command, more per SFTP file);
 command latency (median, how many >= 35 ms); the slowest operations. A run that exits non-zero
 or fails a host is reported as FAILED, never timed.
-The machine's load (1-min average) is printed before and after each case; >= 1.5 is flagged.
+The machine's load (1-min average) is printed before and after each case; >= 1.5 is flagged
+(the hosts' own work counts in it: before a case the bench waits up to --settle s for it to fall).
 
 Kong: its image cannot be pulled here (no Docker Hub). The fresh Kong run is made alone and must
 stop exactly at the pull (reported, not timed). With `--kong standin` (default) a stand-in image
@@ -54,6 +55,16 @@ NAGLE_S = 0.035  # a command this slow or slower met a delayed ACK, or a busy ho
 
 def load() -> float:
     return os.getloadavg()[0]
+
+
+def settle(limit_s: float) -> float:
+    """Wait (at most `limit_s`) for the 1-min load to fall below LOAD_WARNING, so that a case does
+    not start in the wake of the previous one (the hosts' own work counts in this machine's load:
+    an 8-backend fresh converge leaves it near 5 for a minute); returns the load then."""
+    deadline = time.monotonic() + limit_s
+    while load() >= LOAD_WARNING and time.monotonic() < deadline:
+        time.sleep(5)
+    return load()
 
 
 class Run:
@@ -235,7 +246,7 @@ def bench(count: int, args, work: Path) -> None:
         print(f"  provision: {time.monotonic() - started:.0f} s", flush=True)
         repo.serve()
 
-        before = load()
+        before = settle(args.settle)
         fresh = Run(project, env_of[modes[-1]], ["--limit", "db", "--limit", "backends"], f"fresh, nodelay {modes[-1]}")
         good = case(f"fresh converge, db + {count} backends (Kong apart), nodelay {modes[-1]}", [fresh], before)
         if good:
@@ -252,7 +263,7 @@ def bench(count: int, args, work: Path) -> None:
         scope = ("whole stack, Kong with a STAND-IN image (busybox, not Kong)" if with_kong
                  else "db + backends only: Kong host EXCLUDED")
         runs = {mode: [] for mode in modes}
-        before = load()
+        before = settle(args.settle)
         for index in range(args.runs):
             for mode in modes:
                 run = Run(project, env_of[mode], limit, f"no-change, nodelay {mode}")
@@ -304,6 +315,8 @@ def main() -> int:
     parser.add_argument("--nodelay", choices=("both", "on", "off"), default="both")
     parser.add_argument("--kong", choices=("standin", "exclude"), default="standin")
     parser.add_argument("--out", default=".", help="folder for the per-host command lists")
+    parser.add_argument("--settle", type=float, default=120,
+                        help="seconds to wait at most, before each case, for the load to fall below 1.5")
     args = parser.parse_args()
     if os.geteuid() != 0:
         parser.error("local hosts need root")
