@@ -1,23 +1,39 @@
-"""Wall time of a converge on local hosts, per backend count (a measurement, not a test).
+"""Where a converge's time goes, per backend count, on local hosts (a measurement, not a test).
 
-  python bench/converge.py --backends 2 4 [--template templates/backend/gunicorn.conf.py.j2]
+  python bench/converge.py [--backends 2 8] [--runs 5] [--nodelay both|on|off] [--kong standin|exclude]
 
-For each count: provision fresh local hosts (prefix `bench`, subnet 10.85.0.0/24), then time
-  1. a fresh converge        pyinfra -y inventory.py deploy.py on new hosts
-  2. a no-change re-run      the same again
-  3. a template change       the same after one template gained a line (in a copy of the project)
-and destroy the hosts. The project is copied to a temporary folder so the template edit never
-touches the checkout. Needs root, like every local host.
+For each backend count: provision fresh local hosts (prefix `bench`, subnet 10.85.0.0/24; root
+needed), then
+  1. fresh converge     once, db + backends (`--limit`); Kong separately, see below
+  2. no-change re-run   --runs times per TCP_NODELAY mode, modes interleaved (off, on, off, ...)
+                        so a change of the machine's load hits both alike
+and destroy the hosts. Each pyinfra run goes through bench/trace.py (pyinfra's CLI with a
+recorder), so every figure comes from the run itself: wall time; controller CPU (user+sys of the
+pyinfra process, os.wait4); commands, file transfers and round trips per host and per role (round
+trips: the replies the client waits for, counted in paramiko: 3 per command, more per SFTP file);
+command latency (median, how many >= 35 ms); the slowest operations. A run that exits non-zero
+or fails a host is reported as FAILED, never timed.
+The machine's load (1-min average) is printed before and after each case; >= 1.5 is flagged
+(the hosts' own work counts in it: before a case the bench waits up to --settle s for it to fall).
+
+Kong: its image cannot be pulled here (no Docker Hub). The fresh Kong run is made alone and must
+stop exactly at the pull (reported, not timed). With `--kong standin` (default) a stand-in image
+(tests/e2e/kong_standin.sh: busybox, NOT Kong) is then built under Kong's tag so that the
+no-change runs cover the whole stack, Kong's container checks included (one untimed run creates
+its container first). With `--kong exclude` the no-change runs leave the Kong host out. The output
+says which. `--nodelay off` sets DEPLOY_SSH_NODELAY=0 (stack/ssh_nodelay.py): Nagle left on.
 """
 
 import argparse
-import os
 import json
+import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import yaml
@@ -27,80 +43,345 @@ sys.path.insert(0, str(ROOT))
 
 from tests.e2e.local_platform import AppRepo  # noqa: E402
 
-SUBNET = "10.85.0.0/24"
-ADDRESS = "10.85.0.1"
+PREFIX, SUBNET, ADDRESS = "bench", "10.85.0.0/24", "10.85.0.1"
 KEYS = "abcdefghijklmnopqrstuvwxyz"
 SKIP = shutil.ignore_patterns(".venv", ".git", ".deploy", "__pycache__", ".pytest_cache", "config.yml")
+PYTHON = str(ROOT / ".venv/bin/python")
+STANDIN = ROOT / "tests/e2e/kong_standin.sh"
+LOAD_WARNING = 1.5
+SLOWEST = 8
+NAGLE_S = 0.035  # a command this slow or slower met a delayed ACK, or a busy host (issue 12)
 
 
-def run(command, cwd, env, timeout=3600) -> tuple[float, subprocess.CompletedProcess]:
-    started = time.monotonic()
-    completed = subprocess.run(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, timeout=timeout)
-    return time.monotonic() - started, completed
+def load() -> float:
+    return os.getloadavg()[0]
 
 
-def summary(completed) -> str:
-    """'12 changed, 3 failed host(s)' from pyinfra's --json results."""
-    try:
-        results = json.loads(completed.stdout)["results"]
-    except (ValueError, KeyError, TypeError):
-        return f"exit {completed.returncode}, no report"
-    failed = results["failed_hosts"]
-    text = f"{results['totals']['success']} changed"
-    return text + (f", failed: {' '.join(failed)}" if failed else "")
+def settle(limit_s: float) -> float:
+    """Wait (at most `limit_s`) for the 1-min load to fall below LOAD_WARNING, so that a case does
+    not start in the wake of the previous one (the hosts' own work counts in this machine's load:
+    an 8-backend fresh converge leaves it near 5 for a minute); returns the load then."""
+    deadline = time.monotonic() + limit_s
+    while load() >= LOAD_WARNING and time.monotonic() < deadline:
+        time.sleep(5)
+    return load()
 
 
-def bench(count: int, template: str, work: Path) -> dict:
+class Run:
+    """One pyinfra run through bench/trace.py: status, wall, CPU, its --json report and its trace."""
+
+    def __init__(self, project: Path, env: dict, args: list[str], label: str, timeout: float = 3600):
+        trace = Path(tempfile.mkstemp(prefix="bench-trace-", suffix=".json")[1])
+        argv = [PYTHON, str(ROOT / "bench/trace.py"), str(trace), "-y", "--json", "inventory.py", "deploy.py", *args]
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            started = time.monotonic()
+            process = subprocess.Popen(argv, cwd=project, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+            try:
+                # wait4, not wait(): the rusage of this very child (pyinfra), not of every child reaped so far.
+                _, status, usage = _wait4(process, timeout)
+            finally:
+                self.wall = time.monotonic() - started
+            out.seek(0), err.seek(0)
+            self.stdout, self.stderr = out.read(), err.read()
+        self.label, self.returncode = label, os.waitstatus_to_exitcode(status)
+        self.cpu = usage.ru_utime + usage.ru_stime
+        try:
+            self.trace = json.loads(trace.read_text())
+        except ValueError:
+            self.trace = {"commands": [], "operations": [], "round_trips": {}}
+        trace.unlink(missing_ok=True)
+        self.changed, self.failed_hosts, self.report = Counter(), [], True
+        try:
+            results = json.loads(self.stdout)["results"]
+            for operation in results["operations"]:
+                self.changed.update(operation["success"])
+            self.failed_hosts = list(results["failed_hosts"])
+        except (ValueError, KeyError, TypeError):
+            self.report = False
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and self.report and not self.failed_hosts
+
+    def why(self) -> str:
+        if not self.report:
+            return f"exit {self.returncode}, no report: {(self.stderr.strip().splitlines() or ['?'])[-1][:200]}"
+        return f"exit {self.returncode}, failed hosts: {' '.join(self.failed_hosts) or 'none'}"
+
+
+def _wait4(process: subprocess.Popen, timeout: float):
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            process.returncode = os.waitstatus_to_exitcode(status)  # reaped here: keep Popen from waiting again
+            return pid, status, usage
+        if time.monotonic() > deadline:
+            process.kill()
+        time.sleep(0.05)
+
+
+def stats(values: list[float]) -> str:
+    if not values:
+        return "no successful run"
+    return f"min {min(values):.2f}  median {statistics.median(values):.2f}  max {max(values):.2f}  (n={len(values)})"
+
+
+def role_of(name: str) -> str:
+    return "kong" if name.endswith("-kong") else "db" if name.endswith("-db") else "backend"
+
+
+def per_host(run: Run) -> dict[str, dict]:
+    hosts: dict[str, dict] = defaultdict(lambda: {"commands": 0, "transfers": 0, "round_trips": 0, "seconds": 0.0})
+    for record in run.trace["commands"]:
+        entry = hosts[record["host"]]
+        entry["commands" if record["kind"] == "command" else "transfers"] += 1
+        entry["seconds"] += record["s"]
+    for name, count in run.trace["round_trips"].items():
+        hosts[name]["round_trips"] = count
+    return dict(hosts)
+
+
+def print_counts(run: Run) -> None:
+    hosts = per_host(run)
+    print(f"    per host ({run.label}): commands / file transfers / round trips / seconds in commands")
+    for name in sorted(hosts):
+        entry = hosts[name]
+        print(
+            f"      {name:<18} {entry['commands']:>4} / {entry['transfers']:>3} / {entry['round_trips']:>4} / "
+            f"{entry['seconds']:6.2f}"
+        )
+    roles = defaultdict(list)
+    for name, entry in hosts.items():
+        roles[role_of(name)].append(entry)
+    durations = sorted(r["s"] for r in run.trace["commands"] if r["kind"] == "command")
+    if durations:
+        slow = sum(value >= NAGLE_S for value in durations)
+        print(
+            f"    command latency: median {1000 * statistics.median(durations):.0f} ms, {slow} of {len(durations)} "
+            f"took >= {1000 * NAGLE_S:.0f} ms"
+        )
+    print(
+        "    per role (mean per host): "
+        + "; ".join(
+            f"{role} x{len(entries)}: {statistics.mean(e['commands'] for e in entries):.0f} commands, "
+            f"{statistics.mean(e['transfers'] for e in entries):.0f} transfers, "
+            f"{statistics.mean(e['round_trips'] for e in entries):.0f} round trips"
+            for role, entries in sorted(roles.items())
+        )
+    )
+
+
+def print_slowest(runs: list[Run]) -> None:
+    """Operations by their median (over runs) of the slowest host's seconds."""
+    seconds = defaultdict(list)
+    for run in runs:
+        worst = defaultdict(float)
+        for record in run.trace["operations"]:
+            worst[record["op"]] = max(worst[record["op"]], record["s"])
+        for op, value in worst.items():
+            seconds[op].append(value)
+    ranked = sorted(seconds.items(), key=lambda item: -statistics.median(item[1]))[:SLOWEST]
+    print(f"    slowest operations (slowest host, median over {len(runs)} run(s)):")
+    for op, values in ranked:
+        print(f"      {statistics.median(values):6.2f} s  {op}")
+
+
+def print_command_list(run: Run, path: Path) -> None:
+    """Every command of one run per host, grouped (how many times each), with the operation and
+    fact that sent it; written to `path` (long) and summarised on screen (repeats only)."""
+    lines = []
+    for name in sorted({record["host"] for record in run.trace["commands"]}):
+        records = [r for r in run.trace["commands"] if r["host"] == name]
+        counted = Counter((r["text"].replace("\n", " ")[:110], r["op"], r["fact"] or "-") for r in records)
+        lines.append(f"{name}: {len(records)} commands/transfers")
+        for (text, op, fact), count in sorted(counted.items(), key=lambda item: (-item[1], item[0][1])):
+            lines.append(f"  {count:>2}x  [{op} | fact {fact}]  {text}")
+    path.write_text("\n".join(lines) + "\n")
+    print(f"    commands per host of one {run.label} run: {path}")
+    # On screen: what one host asks more than once (the same command text), and which operations ask.
+    by_role = {}
+    for name in sorted({record["host"] for record in run.trace["commands"]}):
+        by_role.setdefault(role_of(name), name)
+    for _role, name in sorted(by_role.items()):
+        texts = defaultdict(list)
+        for record in run.trace["commands"]:
+            if record["host"] == name:
+                texts[(record["fact"] or "-", record["text"].replace("\n", " ")[:70])].append(
+                    record["op"].split(" | ")[-1]
+                )
+        repeated = {key: ops for key, ops in texts.items() if len(ops) > 1}
+        print(f"    asked more than once on {name}: " + ("nothing" if not repeated else ""))
+        for (fact, text), ops in sorted(repeated.items(), key=lambda item: -len(item[1])):
+            print(f"      {len(ops)}x {fact}: {text}  <- {'; '.join(ops)}")
+
+
+def case(title: str, runs: list[Run], before: float) -> list[Run]:
+    after = load()
+    flag = (
+        "  WARNING: load >= 1.5, timings are not those of a quiet machine" if max(before, after) >= LOAD_WARNING else ""
+    )
+    good = [run for run in runs if run.ok]
+    print(f"  {title}: load {before:.2f} -> {after:.2f}{flag}")
+    for run in runs:
+        if not run.ok:
+            print(f"    FAILED ({run.label}): {run.why()}: not timed")
+    if good:
+        print(f"    wall s:           {stats([run.wall for run in good])}")
+        print(
+            f"    controller CPU s: {stats([run.cpu for run in good])}  "
+            f"(per host: {statistics.median(run.cpu for run in good) / max(1, len(per_host(good[0]))):.2f})"
+        )
+        changed = sum(good[-1].changed.values())
+        print(f"    changed operations: {changed}" + (f" ({dict(good[-1].changed)})" if changed else ""))
+    return good
+
+
+def bench(count: int, args, work: Path) -> None:
     project = work / f"project-{count}"
     shutil.copytree(ROOT, project, ignore=SKIP)
-    home = work / f"home-{count}"
     config = work / f"config-{count}.yml"
     repo = AppRepo(work / f"app-{count}", ADDRESS)
-    config.write_text(yaml.safe_dump({"project_prefix": "bench", "local_subnet": SUBNET,
-                                      "backends": list(KEYS[:count]), "app_repo": repo.url, "app_ref": "main"}))
-    env = {**os.environ, "DEPLOY_HOME": str(home), "DEPLOY_CONFIG": str(config)}
-    python, pyinfra = str(ROOT / ".venv/bin/python"), str(ROOT / ".venv/bin/pyinfra")
-    deploy = [pyinfra, "-y", "--json", "inventory.py", "deploy.py"]
-    row = {"backends": count, "hosts": count + 2}
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "project_prefix": PREFIX,
+                "local_subnet": SUBNET,
+                "backends": list(KEYS[:count]),
+                "app_repo": repo.url,
+                "app_ref": "main",
+            }
+        )
+    )
+    env = {**os.environ, "DEPLOY_HOME": str(work / f"home-{count}"), "DEPLOY_CONFIG": str(config)}
+    env.pop("DEPLOY_SSH_NODELAY", None)
+    modes = {"both": ["off", "on"], "on": ["on"], "off": ["off"]}[args.nodelay]
+    env_of = {"on": env, "off": {**env, "DEPLOY_SSH_NODELAY": "0"}}
+    kong = f"{PREFIX}-kong"
+    print(f"\n== {count} backends ({count + 2} hosts: db, {count} backends, kong) ==", flush=True)
     try:
-        row["provision"], completed = run([python, "provision.py", "--provider", "local", "--yes"], project, env)
-        if completed.returncode != 0:
-            raise SystemExit(f"provisioning failed:\n{completed.stdout}{completed.stderr}")
+        started = time.monotonic()
+        provision = subprocess.run(
+            [PYTHON, "provision.py", "--provider", "local", "--yes"],
+            cwd=project,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+        )
+        if provision.returncode != 0:
+            print(f"  provisioning FAILED: {(provision.stderr.strip().splitlines() or ['?'])[-1]}")
+            return
+        print(f"  provision: {time.monotonic() - started:.0f} s", flush=True)
         repo.serve()
-        for label in ("fresh", "no-change", "template"):
-            if label == "template":
-                with open(project / template, "a") as handle:
-                    handle.write("\n# bench: one template changed\n")
-            row[label], completed = run(deploy, project, env)
-            row[f"{label} result"] = summary(completed)
-            print(f"  {count} backends, {label}: {row[label]:.0f} s ({row[f'{label} result']})", flush=True)
+
+        before = settle(args.settle)
+        fresh = Run(project, env_of[modes[-1]], ["--limit", "db", "--limit", "backends"], f"fresh, nodelay {modes[-1]}")
+        good = case(f"fresh converge, db + {count} backends (Kong apart), nodelay {modes[-1]}", [fresh], before)
+        if good:
+            print_counts(fresh)
+            print_slowest(good)
+        kong_fresh = Run(project, env_of[modes[-1]], ["--limit", kong], "fresh kong")
+        # All hosts of the run failed: pyinfra stops with "No hosts remaining" and prints no report.
+        pulled = (
+            kong_fresh.returncode != 0
+            and kong_fresh.failed_hosts in ([], [kong])
+            and "cannot pull" in kong_fresh.stderr
+        )
+        outcome = "stopped at the image pull, as expected here (no Docker Hub)" if pulled else "UNEXPECTED: "
+        outcome += "" if pulled else kong_fresh.why()
+        print(f"  fresh Kong alone: {outcome}; {kong_fresh.wall:.1f} s, not a Kong timing")
+        with_kong = args.kong == "standin" and _standin(project, env, kong)
+        limit = [] if with_kong else ["--limit", "db", "--limit", "backends"]
+        scope = (
+            "whole stack, Kong with a STAND-IN image (busybox, not Kong)"
+            if with_kong
+            else "db + backends only: Kong host EXCLUDED"
+        )
+        runs = {mode: [] for mode in modes}
+        before = settle(args.settle)
+        for index in range(args.runs):
+            for mode in modes:
+                run = Run(project, env_of[mode], limit, f"no-change, nodelay {mode}")
+                runs[mode].append(run)
+                print(
+                    f"    no-change #{index + 1} nodelay {mode}: "
+                    f"{f'{run.wall:.2f} s, CPU {run.cpu:.2f} s' if run.ok else 'FAILED: ' + run.why()}",
+                    flush=True,
+                )
+        for mode in modes:
+            good = case(f"no-change re-run ({scope}), nodelay {mode}", runs[mode], before)
+            if good:
+                print_counts(good[0])
+                print_slowest(good)
+                print_command_list(good[0], Path(args.out) / f"commands-{count}-backends-nodelay-{mode}.txt")
     finally:
         repo.stop()
-        run([python, "provision.py", "--provider", "local", "destroy", "--yes"], project, env)
-    return row
+        subprocess.run(
+            [PYTHON, "provision.py", "--provider", "local", "destroy", "--yes"],
+            cwd=project,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+        )
+
+
+def _standin(project: Path, env: dict, kong: str) -> bool:
+    """Build the stand-in under Kong's configured tag on the Kong host, then one untimed deploy of
+    Kong that creates its container. False (and why) when that cannot be done here."""
+    from stack.settings import load_settings
+
+    previous = os.environ.get("DEPLOY_CONFIG")
+    os.environ["DEPLOY_CONFIG"] = env["DEPLOY_CONFIG"]
+    try:
+        image = load_settings().gateway.image
+    finally:
+        os.environ.pop("DEPLOY_CONFIG") if previous is None else os.environ.__setitem__("DEPLOY_CONFIG", previous)
+    script = (
+        f"command -v busybox >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q busybox-static "
+        f">/dev/null 2>&1; sh -s {image} <<'STANDIN'\n{STANDIN.read_text()}\nSTANDIN"
+    )
+    built = subprocess.run(
+        [PYTHON, "provision.py", "ssh", kong, "--", script],
+        cwd=project,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+    )
+    if built.returncode != 0:
+        print(f"  Kong stand-in could not be built ({(built.stderr.strip().splitlines() or ['?'])[-1]}): Kong excluded")
+        return False
+    warm = Run(project, env, ["--limit", kong], "kong with stand-in")
+    if not warm.ok:
+        print(f"  Kong with the stand-in FAILED ({warm.why()}): Kong excluded")
+        return False
+    print(f"  Kong stand-in ({image} = busybox, NOT Kong) built; its container created by one untimed run")
+    return True
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backends", type=int, nargs="+", default=[2, 4], help="backend counts to measure")
-    parser.add_argument("--template", default="templates/backend/gunicorn.conf.py.j2",
-                        help="template (relative to the project) that gains a line before the third run")
+    parser.add_argument("--backends", type=int, nargs="+", default=[2, 8], help="backend counts to measure")
+    parser.add_argument("--runs", type=int, default=5, help="no-change runs per TCP_NODELAY mode")
+    parser.add_argument("--nodelay", choices=("both", "on", "off"), default="both")
+    parser.add_argument("--kong", choices=("standin", "exclude"), default="standin")
+    parser.add_argument("--out", default=".", help="folder for the per-host command lists")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=120,
+        help="seconds to wait at most, before each case, for the load to fall below 1.5",
+    )
     args = parser.parse_args()
-    if not (ROOT / args.template).exists():
-        parser.error(f"--template: {args.template} does not exist")
-    rows = []
+    if os.geteuid() != 0:
+        parser.error("local hosts need root")
+    if any(count < 1 or count > len(KEYS) for count in args.backends) or args.runs < 1:
+        parser.error(f"--backends: 1..{len(KEYS)}; --runs: at least 1")
+    print(f"bench: {os.cpu_count()} CPUs, load {load():.2f} at start; prefix {PREFIX}, subnet {SUBNET}")
     with tempfile.TemporaryDirectory(prefix="bench-") as work:
         for count in args.backends:
-            rows.append(bench(count, args.template, Path(work)))
-    print()
-    print(f"{'backends':>8} {'hosts':>5} {'provision':>10} {'fresh':>8} {'no-change':>10} {'template':>9}")
-    for row in rows:
-        print(f"{row['backends']:>8} {row['hosts']:>5} {row['provision']:>9.0f}s {row['fresh']:>7.0f}s "
-              f"{row['no-change']:>9.0f}s {row['template']:>8.0f}s")
-    for row in rows:
-        print(f"{row['backends']} backends: fresh {row['fresh result']}; no-change {row['no-change result']}; "
-              f"template {row['template result']}")
+            bench(count, args, Path(work))
     return 0
 
 

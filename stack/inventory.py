@@ -7,13 +7,16 @@ import logging
 import shlex
 
 from stack.errors import UserError
-from stack.settings import load_settings
 from stack.provider import check_recorded_project
+from stack.settings import load_settings
+from stack.ssh_nodelay import connect_kwargs
 from stack.state import Host, known_hosts_file, load_state
 
 GROUP_OF_ROLE = {"db": "db", "backend": "backends", "kong": "kong"}
-NO_STATE = ("no hosts recorded yet: run python provision.py first (or python provision.py outputs, which "
-            "records the AWS hosts it finds by their tags)")
+NO_STATE = (
+    "no hosts recorded yet: run python provision.py first (or python provision.py outputs, which "
+    "records the AWS hosts it finds by their tags)"
+)
 
 
 def host_data(name: str, host: Host) -> dict:
@@ -28,6 +31,7 @@ def host_data(name: str, host: Host) -> dict:
         "role": host.role,
         "backend_key": host.key,
         "private_ip": host.private_ip,
+        **connect_kwargs(),  # TCP_NODELAY on the SSH socket: see stack/ssh_nodelay.py
     }
     if host.ssh_key:
         data["ssh_key"] = host.ssh_key
@@ -65,4 +69,3 @@ def _point_host_key_hints_at_project_file() -> None:
     logger = logging.getLogger("pyinfra")
     if not any(isinstance(existing, _ProjectKnownHostsHint) for existing in logger.filters):
         logger.addFilter(_ProjectKnownHostsHint())
-
