@@ -15,7 +15,8 @@ from pyinfra.api.connect import connect_all, disconnect_all
 
 from stack.settings import PROJECT_ROOT
 from stack.ssh_nodelay import SWITCH, connect_kwargs, set_nodelay
-from stack.state import new_state, save_state
+from stack.state import Host, save_state
+from stack.state import State as Recorded
 
 
 class _Server(paramiko.ServerInterface):
@@ -134,18 +135,8 @@ def test_the_project_inventory_sets_it_on_a_real_pyinfra_run(server, tmp_path, m
     monkeypatch.setenv("DEPLOY_CONFIG", str(tmp_path / "config.yml"))
     monkeypatch.delenv(SWITCH, raising=False)
     (tmp_path / "config.yml").write_text("project_prefix: des\n")
-    state = new_state("aws", "des", "us-east-1")
-    state["hosts"] = {
-        "des-db": {
-            "role": "db",
-            "key": None,
-            "private_ip": "10.0.0.4",
-            "public_ip": "127.0.0.1",
-            "ssh_user": "root",
-            "ssh_key": str(key),
-            "ssh_port": port,
-        }
-    }
+    state = Recorded("aws", "des", "us-east-1")
+    state.hosts["des-db"] = Host("db", "10.0.0.4", "127.0.0.1", "root", ssh_key=str(key), ssh_port=port)
     save_state(state)
     (tmp_path / "home" / "ssh").mkdir(exist_ok=True)  # provision.py makes it; accept-new writes into it
     pyinfra = Path(sys.executable).with_name("pyinfra")
