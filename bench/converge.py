@@ -190,6 +190,7 @@ def print_slowest(runs: list[Run]) -> None:
 def print_command_list(run: Run, path: Path) -> None:
     """Every command of one run per host, grouped (how many times each), with the operation and
     fact that sent it; written to `path` (long) and summarised on screen (repeats only)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     lines = []
     for name in sorted({record["host"] for record in run.trace["commands"]}):
         records = [r for r in run.trace["commands"] if r["host"] == name]
@@ -366,7 +367,11 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="no-change runs per TCP_NODELAY mode")
     parser.add_argument("--nodelay", choices=("both", "on", "off"), default="both")
     parser.add_argument("--kong", choices=("standin", "exclude"), default="standin")
-    parser.add_argument("--out", default=".", help="folder for the per-host command lists")
+    parser.add_argument(
+        "--out",
+        default=str(ROOT / ".deploy" / "bench"),
+        help="folder for the per-host command lists (default .deploy/bench/, git-ignored)",
+    )
     parser.add_argument(
         "--settle",
         type=float,
