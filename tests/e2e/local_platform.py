@@ -275,24 +275,23 @@ class Platform:
             start_new_session=True,
         )
 
-    def ssh(self, host_name: str, command: str, timeout: float = 300) -> tuple[int, str]:
+    def ssh_argv(self, host_name: str, command: str) -> list[str]:
+        """ssh as root to a host with the project's key, its pinned host key only."""
         host = self.hosts[host_name]
+        known_hosts = self.home / "ssh" / "known_hosts"
+        options = ["BatchMode=yes", "StrictHostKeyChecking=yes", f"UserKnownHostsFile={known_hosts}", "LogLevel=ERROR"]
+        return [
+            "ssh",
+            "-i",
+            host["ssh_key"],
+            *(f"-o{option}" for option in options),
+            f"root@{host['private_ip']}",
+            command,
+        ]
+
+    def ssh(self, host_name: str, command: str, timeout: float = 300) -> tuple[int, str]:
         completed = subprocess.run(
-            [
-                "ssh",
-                "-i",
-                host["ssh_key"],
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "StrictHostKeyChecking=yes",
-                "-o",
-                f"UserKnownHostsFile={self.home / 'ssh' / 'known_hosts'}",
-                "-o",
-                "LogLevel=ERROR",
-                f"root@{host['private_ip']}",
-                command,
-            ],
+            self.ssh_argv(host_name, command),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

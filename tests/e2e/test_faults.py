@@ -95,21 +95,8 @@ def test_backup_pulls_a_dump_that_restores_into_an_empty_database(platform, prov
     )
 
     (db,) = platform.names("db")
-    host = platform.hosts[db]
     copy = subprocess.run(
-        [
-            "ssh",
-            "-i",
-            host["ssh_key"],
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            f"UserKnownHostsFile={platform.home / 'ssh' / 'known_hosts'}",
-            f"root@{host['private_ip']}",
-            "install -m 600 -o postgres /dev/stdin /tmp/restore.dump",
-        ],
+        platform.ssh_argv(db, "install -m 600 -o postgres /dev/stdin /tmp/restore.dump"),
         stdin=target.open("rb"),
         capture_output=True,
         timeout=60,
