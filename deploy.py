@@ -5,7 +5,7 @@ tasks/backend, tasks/kong). The database is configured first, then the backends 
 against it), then Kong (whose config lists the backends).
 """
 
-from pyinfra import host
+from pyinfra import host, state
 
 from stack.deploy_lock import take
 from stack.settings import load_settings
@@ -15,7 +15,7 @@ from tasks.db.deploy import deploy_db
 from tasks.kong.deploy import deploy_kong
 
 # One deploy at a time (held on the database host; not with --dry): a second one stops here.
-take(load_settings().app_ref)
+take(load_settings().app_ref, state)
 
 if "db" in host.groups:
     deploy_db()

@@ -58,3 +58,46 @@ def test_a_dry_run_takes_no_lock(monkeypatch):
     monkeypatch.setattr(deploy_lock.sys, "argv", ["pyinfra", "inventory.py", "deploy.py", "--dry"])
     monkeypatch.setattr(deploy_lock, "database_host", lambda: pytest.fail("a --dry run asked for the lock"))
     deploy_lock.take("main")
+
+
+@pytest.fixture
+def local_db_run(lock_file, monkeypatch):
+    """A pyinfra run whose database host is this machine (@local), connected; OpenSSH is never used."""
+    from pyinfra.api import Config, Inventory, State
+    from pyinfra.api.connect import connect_all
+
+    monkeypatch.setattr(deploy_lock, "_taken", None)
+    monkeypatch.setattr(deploy_lock.sys, "argv", ["pyinfra", "inventory.py", "deploy.py"])
+    monkeypatch.setattr(deploy_lock, "database_host", lambda: pytest.fail("OpenSSH used beside pyinfra's connection"))
+    monkeypatch.setattr(deploy_lock.atexit, "register", lambda function: None)
+    state = State(Inventory((["@local"], {}), db=(["@local"], {})), Config())
+    connect_all(state)
+    return state
+
+
+def test_a_run_connected_to_the_database_host_gives_the_lock_back_after_its_last_operation(
+    local_db_run, lock_file, monkeypatch
+):
+    deploy_lock.take("v2", local_db_run)
+    assert f"run {deploy_lock.RUN}) deploying v2 since" in lock_file.read_text()
+    (handler,) = [
+        h for h in local_db_run.callback_handlers if isinstance(h, deploy_lock._GiveBackAfterTheLastOperation)
+    ]
+    monkeypatch.setattr(type(handler), "last", ["the last operation"])
+
+    handler.operation_end(local_db_run, "an operation before it")
+    assert lock_file.exists()
+    handler.operation_end(local_db_run, "the last operation")
+    assert not lock_file.exists()
+
+
+def test_a_run_connected_to_the_database_host_stops_on_a_held_lock_naming_the_holder(local_db_run, lock_file, capsys):
+    lock_file.parent.mkdir()
+    lock_file.write_text("bob@desk (pid 2, run bbbbbbbbbbbb) deploying main since then\n")
+
+    with pytest.raises(SystemExit) as stopped:
+        deploy_lock.take("v2", local_db_run)
+
+    assert stopped.value.code != 0
+    assert "another deploy holds the lock on @local: bob@desk" in capsys.readouterr().err
+    assert lock_file.read_text().startswith("bob@desk")
