@@ -27,7 +27,6 @@ from typing import Any
 
 from pyinfra import host, inventory, state
 from pyinfra.api import deploy
-from pyinfra.facts.hardware import Cpus
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
@@ -51,13 +50,13 @@ from tasks.backend.render import (
     deploy_settings,
     env_file,
     gunicorn_conf,
-    gunicorn_workers,
     run_helper,
 )
 from tasks.backend.setup import app_populate, app_setup
 from tasks.backend.switch import app_switch
 from tasks.packages import packages_installed
 from tasks.shared import UPSTREAM, db_private_ip
+from tasks.units import units_running
 
 # git for the checkout, python3-venv for the virtualenv (same names on Ubuntu 24.04 and Debian 12).
 PACKAGES = ["git", "python3-venv", "ca-certificates"]
@@ -211,9 +210,7 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
     )
     gunicorn = files.put(
         name="Write gunicorn's config",
-        src=StringIO(
-            gunicorn_conf(port=settings.app_port, workers=gunicorn_workers(host.get_fact(Cpus)), layout=layout)
-        ),
+        src=StringIO(gunicorn_conf(port=settings.app_port, layout=layout)),
         dest=layout.gunicorn_conf,
         user="root",
         group="root",
@@ -277,13 +274,10 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
         setup_left_out=backend_label(first) if reached and first not in reached else None,
         **release,
     )
-    systemd.service(
-        name="Ensure the app and its socket start at boot",
-        service=f"{layout.service}.socket",
-        running=True,
-        enabled=True,
+    units_running(
+        name="Ensure the app and its socket run and start at boot",
+        units=[f"{layout.service}.socket", f"{layout.service}.service"],
     )
-    systemd.service(name="Ensure the app is running", service=layout.service, running=True, enabled=True)
     app_prune(name=f"Keep the newest {settings.releases_keep} releases", keep=settings.releases_keep, layout=layout)
     statuses = list(settings.gateway.active.healthy_statuses)
     check_health(

@@ -118,27 +118,20 @@ class DeployMarkers(FactBase):
 
 class HttpStatus(FactBase):
     """The status of GET http://address:port/path with Host: address (as Kong's probes send it),
-    without following redirects. Waits up to 30 s for the port to open (a restarted service)."""
+    without following redirects. Waits up to 30 s for the port to open (a restarted service).
+    bash's /dev/tcp, not Python: a deploy that changes nothing asks it on every backend, and a
+    Python start costs each ~50 ms of CPU more (issue 12)."""
 
     PROBE = (
-        "import http.client, sys, time\n"
-        "address, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]\n"
-        "deadline = time.time() + 30\n"
-        "while True:\n"
-        "    try:\n"
-        "        connection = http.client.HTTPConnection(address, port, timeout=10)\n"
-        "        connection.request('GET', path, headers={'Host': address})\n"
-        "        print(connection.getresponse().status)\n"
-        "        break\n"
-        "    except OSError as error:\n"
-        "        if time.time() > deadline:\n"
-        "            print('no answer: %s' % error)\n"
-        "            break\n"
-        "        time.sleep(1)\n"
+        "while [ $SECONDS -lt 30 ]; do "
+        'if { printf \'GET %s HTTP/1.0\\r\\nHost: %s\\r\\n\\r\\n\' "$2" "$0" >&3 && '
+        'read -r -t 10 _ status _ <&3 && echo "$status"; } 3<>"/dev/tcp/$0/$1"; then exit; fi; '
+        "sleep 1; done 2>/dev/null; "
+        'echo "no answer within 30 s"'
     )
 
     def command(self, address, port, path):
-        return f"python3 -c {shlex.quote(self.PROBE)} {address} {port} {shlex.quote(path)}"
+        return f"bash -c {shlex.quote(self.PROBE)} {address} {port} {shlex.quote(path)}"
 
     def process(self, output):
         text = " ".join(output).strip()
@@ -167,12 +160,17 @@ class MirrorCommit(FactBase):
 
 
 class VenvWorks(FactBase):
-    """Whether the virtualenv at `path` runs: its gunicorn starts, which takes its python importing
-    gunicorn (a stamp alone would not notice a deleted bin/gunicorn); one Python start. Run as the
-    app user: the virtualenv is that user's, and root must not run code it could change."""
+    """Whether the virtualenv at `path` runs: its python starts and imports gunicorn, and its
+    bin/gunicorn is there (a stamp alone would notice neither a removed interpreter nor a deleted
+    bin/gunicorn). `import gunicorn` takes 16 ms where `gunicorn --version` took 95 ms, on every
+    backend of every run (issue 12). Run as the app user: the virtualenv is that user's, and root
+    must not run code it could change."""
 
     def command(self, path):
-        return f"{as_app(LAYOUT)} {path}/bin/gunicorn --version >/dev/null 2>&1 && echo works || echo broken"
+        return (
+            f"test -x {path}/bin/gunicorn && {as_app(LAYOUT)} {path}/bin/python -c 'import gunicorn' >/dev/null 2>&1 "
+            "&& echo works || echo broken"
+        )
 
     def process(self, output):
         return list(output)[-1:] == ["works"]
@@ -197,6 +195,21 @@ class ServiceRelease(FactBase):
             "running": values.get("running") or None,
             "socket": values.get("socket") == "active",
         }
+
+
+class Directories(FactBase):
+    """Those of `paths` that are directories, in the order given (one command for them all)."""
+
+    def command(self, paths):
+        names = " ".join(shlex.quote(path) for path in paths)
+        return f'for path in {names}; do [ -d "$path" ] && echo "$path"; done; true'
+
+    def process(self, output):
+        return [line.strip() for line in output if line.strip()]
+
+    @staticmethod
+    def default():
+        return []
 
 
 class BuiltReleases(FactBase):

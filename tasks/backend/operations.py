@@ -14,7 +14,7 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
 from pyinfra.context import state
-from pyinfra.facts.files import Directory, File, Sha256File
+from pyinfra.facts.files import File, Sha256File
 from pyinfra.facts.server import Which
 
 from tasks import asked_once
@@ -23,6 +23,7 @@ from tasks.backend.facts import (
     HEX,
     BuiltReleases,
     DeployMarkers,
+    Directories,
     FileText,
     GitRemoteRef,
     HttpStatus,
@@ -197,10 +198,10 @@ def app_prune(keep: int, layout: Layout = LAYOUT):
     """Keep the newest `keep` built releases (and whatever is current or running); remove the rest,
     the virtualenvs no kept release uses, and the layout of before releases."""
     built = host.get_fact(BuiltReleases, releases=layout.releases)
-    serving = host.get_fact(ServiceRelease, current=layout.current, service=layout.service)
+    serving = asked_once.fact(ServiceRelease, current=layout.current, service=layout.service)
     live = {(serving[key] or "").rsplit("/", 1)[-1] for key in ("current", "running")}
     old = [commit for commit in built[keep:] if commit not in live]
-    legacy = [path for path in layout.legacy if host.get_fact(Directory, path=path)] if serving["running"] else []
+    legacy = host.get_fact(Directories, paths=list(layout.legacy)) if serving["running"] else []
     if not old and not legacy:
         host.noop(f"{len(built)} releases kept")
         return

@@ -43,12 +43,8 @@ def env_file(*, db_host: str, db_password: str, secret_key: str, layout: Layout 
     )
 
 
-def gunicorn_workers(cpus: int | None) -> int:
-    return 2 * max(cpus or 1, 1) + 1
-
-
-def gunicorn_conf(*, port: int, workers: int, layout: Layout = LAYOUT) -> str:
-    return render_template("backend/gunicorn.conf.py.j2", port=port, workers=workers, django_log=layout.django_log)
+def gunicorn_conf(*, port: int, layout: Layout = LAYOUT) -> str:
+    return render_template("backend/gunicorn.conf.py.j2", port=port, django_log=layout.django_log)
 
 
 def app_unit(*, layout: Layout = LAYOUT) -> str:

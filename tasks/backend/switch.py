@@ -6,6 +6,7 @@ from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.context import state
 
+from tasks import asked_once
 from tasks.backend.commands import as_app, fail, log_event, trial_run, wait_healthy
 from tasks.backend.facts import ServiceRelease
 from tasks.backend.layout import LAYOUT, Layout
@@ -43,7 +44,7 @@ def app_switch(
         yield from no_commit(repo, ref, f"{ref} is switched to once built")
         return
     release = layout.release(commit)
-    serving = host.get_fact(ServiceRelease, current=layout.current, service=layout.service)
+    serving = asked_once.fact(ServiceRelease, current=layout.current, service=layout.service)
     changed = any(change.did_change() if change.is_complete() else change.will_change for change in changes)
     if serving["current"] == release and serving["running"] == release and serving["socket"] and not changed:
         host.noop(f"serves release {commit[:12]}")
@@ -64,6 +65,7 @@ def app_switch(
             yield fail(f"{host.name}: not switched to {commit[:12]}: {reason}; it keeps serving its release")
             return
     app, service = as_app(layout), layout.service
+    asked_once.forget(ServiceRelease)  # the prune after it reads what this backend serves then
     if serving["running"] != release:
         # A new release answers first beside the running one: a broken one never serves a request.
         yield trial_run(host.name, layout, release, commit, port, path, statuses, wait)

@@ -26,6 +26,7 @@ from tasks.db.backup_render import (
     backup_timer,
 )
 from tasks.packages import packages_installed
+from tasks.units import units_running
 
 
 @deploy("Set up the daily database backup")
@@ -76,9 +77,4 @@ def deploy_backup(settings: Settings):
         mode="644",
     )
     systemd.daemon_reload(name="Reload systemd for the backup units", _if=any_changed(service, timer))
-    systemd.service(
-        name="Ensure the daily backup timer is enabled and running",
-        service=BACKUP_TIMER,
-        running=True,
-        enabled=True,
-    )
+    units_running(name="Ensure the daily backup timer is enabled and running", units=[BACKUP_TIMER])

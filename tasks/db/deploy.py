@@ -15,7 +15,7 @@ max_connections 2000, backup_keep 7. The password is generated once (stack/secre
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import server, systemd
+from pyinfra.operations import server
 from pyinfra.operations.util import any_changed
 
 from stack.secrets import deploy_secrets
@@ -26,6 +26,7 @@ from tasks.db.operations import app_database, app_role, cluster_file
 from tasks.db.render import pg_hba_conf, postgresql_conf
 from tasks.packages import packages_installed
 from tasks.shared import backend_addresses
+from tasks.units import units_running
 
 PACKAGES = ["postgresql", "gzip"]
 
@@ -52,12 +53,7 @@ def deploy_db(settings: Settings | None = None, secrets: dict | None = None):
         commands=[RELOAD_OR_RESTART],
         _if=any_changed(conf, hba),
     )
-    systemd.service(
-        name="Ensure PostgreSQL is running and starts at boot",
-        service="postgresql",
-        running=True,
-        enabled=True,
-    )
+    units_running(name="Ensure PostgreSQL is running and starts at boot", units=["postgresql.service"])
     app_role(
         name=f"Ensure the role {settings.db_user} exists with its password",
         role=settings.db_user,

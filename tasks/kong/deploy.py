@@ -19,7 +19,7 @@ import hashlib
 from io import StringIO
 
 from pyinfra.api import deploy
-from pyinfra.operations import files, systemd
+from pyinfra.operations import files
 
 from stack.settings import load_settings
 from tasks.kong.operations import (
@@ -31,6 +31,7 @@ from tasks.kong.operations import (
 from tasks.kong.render import CANDIDATE, HOST_DIR, container_spec, render_kong_yml
 from tasks.packages import packages_installed
 from tasks.shared import backend_addresses
+from tasks.units import units_running
 
 
 @deploy("Deploy Kong")
@@ -40,7 +41,7 @@ def deploy_kong(settings=None):
     spec = container_spec(settings)
 
     packages_installed(name="Ensure the Docker engine is installed", packages=["docker.io"])
-    systemd.service(name="Ensure Docker runs and starts at boot", service="docker.service", running=True, enabled=True)
+    units_running(name="Ensure Docker runs and starts at boot", units=["docker.service"])
     files.directory(name="Ensure Kong's config folder exists", path=HOST_DIR, mode="755")
     files.put(name="Upload the candidate Kong config", src=StringIO(text), dest=CANDIDATE, mode="644")
     first_config(name="Install the first Kong config")

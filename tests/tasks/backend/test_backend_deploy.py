@@ -8,9 +8,7 @@ import pytest
 from pyinfra.api import deploy as deploy_function
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import Directory, File, Sha1File, Sha256File
-from pyinfra.facts.hardware import Cpus
 from pyinfra.facts.server import Which
-from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
 from stack.settings import PROJECT_ROOT, settings_from
 from tasks.backend.commands import HEALTH_PROBE, populate_marker
@@ -18,6 +16,7 @@ from tasks.backend.deploy import batches, deploy_backend, rollback_backend
 from tasks.backend.facts import (
     BuiltReleases,
     DeployMarkers,
+    Directories,
     FileText,
     GitRemoteRef,
     HttpStatus,
@@ -41,6 +40,7 @@ from tasks.backend.render import (
     run_helper,
 )
 from tasks.shared import UPSTREAM
+from tasks.units import UnitStates
 from tests.harness import ByOperation, run_deploy
 
 SECRETS = {"db_password": "correct-horse-battery-staple", "django_secret_key": "s" * 48}
@@ -53,7 +53,8 @@ REPO = "https://github.com/mr-torres-d-ojedas/Sprint2.git"
 OLD, NEW = "a" * 40, "b" * 40
 REQUIREMENTS = "Django==4.2.25\npsycopg2-binary==2.9.9\nwhitenoise\n"
 VENV = f"/srv/sprint2/venvs/{requirements_key(REQUIREMENTS)}"
-SERVICES = ("services=['sprint2-app.service']", "services=['sprint2-app.socket']")
+LEGACY = f"paths={list(LAYOUT.legacy)!r}"
+APP_UNITS = "units=['sprint2-app.socket', 'sprint2-app.service']"
 DIRS = {LAYOUT.home: LAYOUT.user, LAYOUT.conf_dir: "root", LAYOUT.secrets_dir: "root"}
 PARENTS = ["/usr/local/sbin", "/etc/systemd/system", "/var/log", "/etc"]
 
@@ -99,7 +100,7 @@ def managed_files(settings):
             ),
             644,
         ),
-        LAYOUT.gunicorn_conf: (gunicorn_conf(port=settings.app_port, workers=5), 644),
+        LAYOUT.gunicorn_conf: (gunicorn_conf(port=settings.app_port), 644),
         LAYOUT.unit_path: (app_unit(), 644),
         LAYOUT.socket_path: (app_socket(port=settings.app_port), 644),
     }
@@ -173,9 +174,7 @@ def host_facts(
             f"{remote}\n" if remote in built_commits else None, f"{remote}\n", until=BEFORE_BUILD
         ),
     }
-    directories.update({f"path={path}": None for path in LAYOUT.legacy})
-    services = {"sprint2-app.service": True} if installed else {}
-    sockets = {"sprint2-app.socket": True} if installed else {}
+    units = [{"running": installed, "enabled": installed}] * 2
     return {
         DebPackages: {"git": {"1"}, "python3-venv": {"1"}, "ca-certificates": {"1"}} if installed else {},
         SystemAccount: {
@@ -189,7 +188,6 @@ def host_facts(
         Directory: directories,
         Sha1File: {f"path={path}": hashlib.sha1(text.encode()).hexdigest() for path, (text, _) in uploads.items()},
         Sha256File: {f"path={LAYOUT.env_file}": hashlib.sha256(env_text.encode()).hexdigest()},
-        Cpus: 2,
         Which: {"command=git": "/usr/bin/git" if installed else None},
         GitRemoteRef: {f"ref=main, repo={REPO}": {"refs/heads/main": remote, "HEAD": remote}},
         MirrorCommit: {
@@ -218,8 +216,8 @@ def host_facts(
                 until=BEFORE_SETUP,
             ),
         },
-        SystemdStatus: {SERVICES[0]: services, SERVICES[1]: sockets},
-        SystemdEnabled: {SERVICES[0]: services, SERVICES[1]: sockets},
+        UnitStates: {APP_UNITS: units},
+        Directories: {LEGACY: []},
         HttpStatus: {f"address=10.0.1.11, path={settings.gateway.health_path}, port={settings.app_port}": health},
     }
 
@@ -260,8 +258,12 @@ def test_a_converged_backend_asks_each_question_once_per_run():
     run = deploy(host_facts(settings), settings, yes=True)
     assert run.changed == []
     # One start of Django for the markers, one read of the mirror and of the remote, for the
-    # fetch, build, setup, populate and switch together; one getent for the app user and group.
-    assert [asked(run, fact) for fact in (DeployMarkers, MirrorCommit, GitRemoteRef, SystemAccount)] == [1, 1, 1, 1]
+    # fetch, build, setup, populate and switch together; one getent for the app user and group;
+    # what the backend serves, once for its switch and the prune; one systemctl for both units;
+    # one look for the layout of before releases.
+    once = (DeployMarkers, MirrorCommit, GitRemoteRef, SystemAccount, ServiceRelease, UnitStates, Directories)
+    assert [asked(run, fact) for fact in once] == [1] * len(once)
+    assert not any(call.startswith(("systemd.", "hardware.Cpus")) for call in run.fact_calls)
     assert not any(call.startswith(("server.Users", "server.Groups")) for call in run.fact_calls)
     # Files go into folders that exist: no check of their parent folders.
     assert not any(call.startswith("files.Directory(path=/etc/systemd/system") for call in run.fact_calls)
@@ -477,6 +479,14 @@ def test_changed_settings_restart_the_backend_in_its_batch():
     assert run.op(SWITCH_A).commands[0] == switch_command(OLD, previous=OLD)
 
 
+def test_after_a_switch_the_prune_reads_again_what_the_backend_serves():
+    settings = base()
+    unchanged = deploy(host_facts(settings), settings, yes=True)
+    switched = deploy(host_facts(settings, env="DATABASE_PASSWORD=old\n"), settings, yes=True)
+    assert SWITCH_A in switched.changed
+    assert (asked(unchanged, ServiceRelease), asked(switched, ServiceRelease)) == (1, 2)
+
+
 def test_a_backend_running_another_release_than_current_is_restarted_though_nothing_changed():
     # An earlier run moved `current` to NEW, then failed or was interrupted before the restart.
     settings = base()
@@ -528,7 +538,7 @@ def test_old_releases_beyond_the_setting_are_pruned_never_the_live_one():
 def test_the_layout_of_before_releases_is_removed_once_a_release_serves():
     settings = base()
     facts = host_facts(settings)
-    facts[Directory]["path=/srv/sprint2/app"] = {"mode": 755, "user": "sprint2", "group": "sprint2"}
+    facts[Directories][LEGACY] = ["/srv/sprint2/app"]
     assert deploy(facts, settings).op(PRUNE).commands == ["rm -rf /srv/sprint2/app"]
 
 
@@ -663,7 +673,7 @@ def test_with_sudo_the_temporary_upload_is_private_before_the_secret_is_written(
     "status, hint",
     [
         (500, "the app fails on this path; see its error log: journalctl -u sprint2-app, /var/log/django.log"),
-        ("no answer: [Errno 111] Connection refused", "the app does not answer; see its error log"),
+        ("no answer within 30 s", "the app does not answer; see its error log"),
         (301, "set gateway.health_path to a path answering 200 or 302"),
     ],
 )

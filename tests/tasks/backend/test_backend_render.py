@@ -11,7 +11,6 @@ from tasks.backend.render import (
     env_file,
     extra_requirements,
     gunicorn_conf,
-    gunicorn_workers,
     requirements_key,
     run_helper,
 )
@@ -87,13 +86,18 @@ DJANGO_SECRET_KEY=key-0123456789
     )
 
 
-def test_gunicorn_workers_follow_the_cpus():
-    assert [gunicorn_workers(cpus) for cpus in (None, 0, 1, 2, 4)] == [3, 3, 3, 5, 9]
+def test_gunicorn_workers_follow_the_cpus_it_may_run_on_when_it_starts(monkeypatch):
+    text = gunicorn_conf(port=8080)
+    for cpus, workers in ((1, 3), (2, 5), (4, 9)):
+        monkeypatch.setattr("os.sched_getaffinity", lambda pid, cpus=cpus: set(range(cpus)))
+        namespace: dict = {}
+        exec(compile(text, "gunicorn.conf.py", "exec"), namespace)
+        assert namespace["workers"] == workers
 
 
 def test_gunicorn_conf_binds_the_port_and_logs_to_journal_and_file():
-    text = gunicorn_conf(port=8080, workers=3)
-    assert 'bind = "0.0.0.0:8080"' in text and "workers = 3\n" in text
+    text = gunicorn_conf(port=8080)
+    assert 'bind = "0.0.0.0:8080"' in text
     namespace = {}
     exec(compile(text, "gunicorn.conf.py", "exec"), namespace)
     handlers = namespace["logconfig_dict"]["handlers"]
@@ -167,7 +171,7 @@ WantedBy=sockets.target
 
 def test_gunicorn_does_not_reuse_the_port():
     namespace = {}
-    exec(compile(gunicorn_conf(port=8080, workers=3), "gunicorn.conf.py", "exec"), namespace)
+    exec(compile(gunicorn_conf(port=8080), "gunicorn.conf.py", "exec"), namespace)
     assert namespace["reuse_port"] is False
 
 

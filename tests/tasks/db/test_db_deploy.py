@@ -5,7 +5,6 @@ import re
 
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import Directory, File, Sha1File
-from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
 from stack.secrets import scram_verifier, verifier_matches
 from stack.settings import settings_from
@@ -14,6 +13,7 @@ from tasks.db.commands import RELOAD_OR_RESTART
 from tasks.db.deploy import deploy_db
 from tasks.db.facts import PostgresCluster, PostgresDatabaseOwner, PostgresRolePassword
 from tasks.db.render import pg_hba_conf, postgresql_conf
+from tasks.units import UnitStates
 from tests.harness import run_deploy
 
 SECRETS = {"db_password": "correct-horse-battery-staple", "django_secret_key": "k" * 40}
@@ -31,7 +31,10 @@ PARENTS = {
     for path in ("/etc/postgresql/16/main/conf.d", "/etc/postgresql/16/main", "/usr/local/sbin", "/etc/systemd/system")
 }
 PG = "postgresql"
-TIMER = "services=['sprint2-db-backup.timer']"
+PG_UNITS = "units=['postgresql.service']"
+TIMER = "units=['sprint2-db-backup.timer']"
+UP = [{"running": True, "enabled": True}]
+DOWN = [{"running": False, "enabled": False}]
 OPS = [
     "Ensure PostgreSQL is installed",
     "Configure PostgreSQL's listen address, connections and memory",
@@ -67,8 +70,7 @@ def fresh_host():
             **PARENTS,
             **{f"path={path}": None for path in BACKUP_FILES},
         },
-        SystemdStatus: {f"services=['{PG}.service']": {}, TIMER: {}},
-        SystemdEnabled: {f"services=['{PG}.service']": {}, TIMER: {}},
+        UnitStates: {PG_UNITS: DOWN, TIMER: DOWN},
         PostgresRolePassword: {"role=dispatch_user": None},
         PostgresDatabaseOwner: {"database=dispatch_db": None},
     }
@@ -86,14 +88,7 @@ def installed_host(conf_text, hba_text, verifier):
         },
         Sha1File: {f"path={path}": hashlib.sha1(text.encode()).hexdigest() for path, (text, _, _) in files.items()},
         Directory: {"path=/var/backups/postgresql": {"mode": 700, "user": "postgres", "group": "postgres"}, **PARENTS},
-        SystemdStatus: {
-            f"services=['{PG}.service']": {f"{PG}.service": True},
-            TIMER: {"sprint2-db-backup.timer": True},
-        },
-        SystemdEnabled: {
-            f"services=['{PG}.service']": {f"{PG}.service": True},
-            TIMER: {"sprint2-db-backup.timer": True},
-        },
+        UnitStates: {PG_UNITS: UP, TIMER: UP},
         PostgresRolePassword: {"role=dispatch_user": verifier},
         PostgresDatabaseOwner: {"database=dispatch_db": "dispatch_user"},
     }

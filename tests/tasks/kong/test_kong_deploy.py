@@ -7,18 +7,18 @@ from datetime import datetime, timedelta
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import Directory, File, Sha1File, Sha256File
 from pyinfra.facts.server import Date
-from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 
 from stack.settings import settings_from
 from tasks.kong.commands import docker_run_argv, ports_free_command
 from tasks.kong.deploy import deploy_kong
 from tasks.kong.facts import DockerContainer, DockerImage
 from tasks.kong.render import CANDIDATE, CONFIG, container_spec, render_kong_yml, spec_hash
+from tasks.units import UnitStates
 from tests.harness import run_deploy
 
 NOW = datetime(2026, 11, 28, 1, 0, 0)
 STAMP = "/var/lib/apt/periodic/update-success-stamp"
-DOCKER = "services=['docker.service']"
+DOCKER = "units=['docker.service']"
 TWO = [("des-backend-a", {"private_ip": "10.0.1.11"}), ("des-backend-b", {"private_ip": "10.0.1.12"})]
 KONG = "container=kong, label=stack.kong.spec"
 OWNED = {"mode": 644, "user": "root", "group": "root"}
@@ -40,8 +40,7 @@ def fresh_host(settings):
         File: {f"path={STAMP}": None, f"path={CANDIDATE}": None, f"path={CONFIG}": None},
         Directory: {"path=/opt/kong/declarative": None, f"path={CANDIDATE}": None},
         DebPackages: {},
-        SystemdStatus: {DOCKER: {}},
-        SystemdEnabled: {DOCKER: {}},
+        UnitStates: {DOCKER: [{"running": False, "enabled": False}]},
         DockerImage: {f"image={settings.gateway.image}": None},
         DockerContainer: {KONG: None},
         Sha256File: {f"path={CONFIG}": None},
@@ -59,8 +58,7 @@ def serving_host(settings, text, image_id="sha256:0a1b"):
         Date: NOW,
         Directory: {"path=/opt/kong/declarative": {"mode": 755, "user": "root", "group": "root"}},
         DebPackages: {"docker.io": {"20.10.24+dfsg1-1+deb12u1+b6"}},
-        SystemdStatus: {DOCKER: {"docker.service": True}},
-        SystemdEnabled: {DOCKER: {"docker.service": True}},
+        UnitStates: {DOCKER: [{"running": True, "enabled": True}]},
         DockerImage: {f"image={settings.gateway.image}": image_id},
         DockerContainer: {KONG: {"label": spec_hash(container_spec(settings)), "running": True}},
         Sha1File: {f"path={CANDIDATE}": hashlib.sha1(text.encode()).hexdigest()},
