@@ -38,6 +38,7 @@ differ from the fact's defaults, joined with ", " and sorted by name (e.g. "path
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -116,6 +117,22 @@ class Run:
 
     def has(self, name: str) -> bool:
         return any(op.name == name for op in self.ops)
+
+
+def file_summaries(files: dict[str, tuple[str, int, str, str] | None]) -> dict[str, dict | None]:
+    """Answers of tasks/uploads.py's FileSummary for files given as path -> (text, mode, user,
+    group), or None for a file that is not there."""
+    return {
+        f"path={path}": None
+        if file is None
+        else {
+            "user": file[2],
+            "group": file[3],
+            "mode": file[1],
+            "sha256": hashlib.sha256(file[0].encode()).hexdigest(),
+        }
+        for path, file in files.items()
+    }
 
 
 def fact_key(fact_cls: type, args: tuple, kwargs: dict) -> str:

@@ -33,6 +33,7 @@ from pyinfra.operations.util import any_changed
 from stack.errors import UserError, exit_with
 from stack.secrets import deploy_secrets
 from stack.settings import PROJECT_ROOT, Settings, load_settings
+from tasks import uploads
 from tasks.backend.account import system_group, system_user
 from tasks.backend.facts import BuiltReleases, FileText, ServiceRelease
 from tasks.backend.layout import LAYOUT
@@ -166,7 +167,7 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
     # Every file below goes into a folder that exists by now (the conf folder just above, or
     # /usr/local/sbin and /etc/systemd/system of the OS): create_remote_dir=False spares a check each.
 
-    files.put(
+    uploads.put(
         name="Install the helper that runs the app's commands",
         src=StringIO(run_helper(layout)),
         dest=layout.run_helper,
@@ -175,7 +176,7 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
         mode="755",
         create_remote_dir=False,
     )
-    files.put(
+    uploads.put(
         name="Install the deploy-marker script",
         src=str(PROJECT_ROOT / "files" / "backend" / "deploy_marker.py"),
         dest=layout.marker_script,
@@ -191,7 +192,7 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
             db_host=db_host, db_password=secrets["db_password"], secret_key=secrets["django_secret_key"], layout=layout
         ),
     )
-    django_settings = files.put(
+    django_settings = uploads.put(
         name="Write the deploy's Django settings module",
         src=StringIO(
             deploy_settings(
@@ -208,7 +209,7 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
         mode="644",
         create_remote_dir=False,
     )
-    gunicorn = files.put(
+    gunicorn = uploads.put(
         name="Write gunicorn's config",
         src=StringIO(gunicorn_conf(port=settings.app_port, layout=layout)),
         dest=layout.gunicorn_conf,
@@ -218,7 +219,7 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
         create_remote_dir=False,
     )
 
-    unit = files.put(
+    unit = uploads.put(
         name="Install the app's systemd unit",
         src=StringIO(app_unit(layout=layout)),
         dest=layout.unit_path,
@@ -227,7 +228,7 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
         mode="644",
         create_remote_dir=False,
     )
-    socket = files.put(
+    socket = uploads.put(
         name="Install the app's systemd socket",
         src=StringIO(app_socket(port=settings.app_port, layout=layout)),
         dest=layout.socket_path,

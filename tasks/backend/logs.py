@@ -4,8 +4,8 @@ until the disk is full. Kong's container log is bounded by its own spec (tasks/k
 from io import StringIO
 
 from pyinfra.api import deploy
-from pyinfra.operations import files
 
+from tasks import uploads
 from tasks.backend.render import LOGROTATE_PATH, app_logrotate
 from tasks.packages import packages_installed
 
@@ -13,7 +13,7 @@ from tasks.packages import packages_installed
 @deploy("Rotate the backend's logs")
 def deploy_log_rotation():
     packages_installed(name="Ensure logrotate is installed", packages=["logrotate"])
-    files.put(
+    uploads.put(
         name="Rotate the app's logs (logrotate)",
         src=StringIO(app_logrotate()),
         dest=LOGROTATE_PATH,

@@ -14,7 +14,6 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
 from pyinfra.context import state
-from pyinfra.facts.files import File, Sha256File
 from pyinfra.facts.server import Which
 
 from tasks import asked_once
@@ -34,19 +33,15 @@ from tasks.backend.facts import (
 )
 from tasks.backend.layout import LAYOUT, Layout
 from tasks.backend.render import extra_requirements, requirements_key
+from tasks.uploads import FileSummary, is_in_place
 
 
 @operation()
 def secret_file(path: str, content: str, user: str = "root", group: str = "root", mode: str = "600"):
     """Like files.put, but never prints the content (no --diff of secrets) and the file is
     created with its final mode before the secret is written into it."""
-    info = host.get_fact(File, path=path)
     digest = hashlib.sha256(content.encode()).hexdigest()
-    if (
-        info
-        and host.get_fact(Sha256File, path=path) == digest
-        and (info.get("user"), info.get("group"), info.get("mode")) == (user, group, int(mode))
-    ):
+    if is_in_place(host.get_fact(FileSummary, path=path), digest, user, group, mode):
         host.noop(f"{path} is up to date")
         return
     yield f"install -m {mode} -o {user} -g {group} /dev/null {path}.new"

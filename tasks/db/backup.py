@@ -15,6 +15,7 @@ from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
 from stack.settings import PROJECT_ROOT, Settings
+from tasks import uploads
 from tasks.db.backup_render import (
     BACKUP_DIRECTORY,
     BACKUP_SCRIPT,
@@ -40,7 +41,7 @@ def deploy_backup(settings: Settings):
     )
     if settings.backup_bucket:
         packages_installed(name="Ensure boto3 is installed for the S3 copies", packages=["python3-boto3"])
-        files.put(
+        uploads.put(
             name="Install the S3 upload of each backup",
             src=str(PROJECT_ROOT / "files" / "db" / "s3_upload.py"),
             dest=UPLOAD_SCRIPT,
@@ -48,7 +49,7 @@ def deploy_backup(settings: Settings):
             group="root",
             mode="755",
         )
-    files.put(
+    uploads.put(
         name="Install the backup script",
         src=StringIO(
             backup_script(
@@ -60,7 +61,7 @@ def deploy_backup(settings: Settings):
         group="root",
         mode="755",
     )
-    service = files.put(
+    service = uploads.put(
         name="Install the backup service",
         src=StringIO(backup_service(settings.db_name)),
         dest=f"/etc/systemd/system/{BACKUP_SERVICE}",
@@ -68,7 +69,7 @@ def deploy_backup(settings: Settings):
         group="root",
         mode="644",
     )
-    timer = files.put(
+    timer = uploads.put(
         name="Install the daily backup timer",
         src=StringIO(backup_timer(settings.db_name)),
         dest=f"/etc/systemd/system/{BACKUP_TIMER}",

@@ -11,9 +11,9 @@ from io import StringIO
 from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.context import state
-from pyinfra.operations import files
 
 from stack.secrets import new_verifier, verifier_matches
+from tasks import uploads
 from tasks.db.commands import AS_POSTGRES, psql
 from tasks.db.facts import PostgresCluster, PostgresDatabaseOwner, PostgresRolePassword
 
@@ -28,7 +28,7 @@ def cluster_file(filename: str, content: str, mode: str = "644"):
             return
         host.noop(f"{filename}: written once PostgreSQL is installed (its version decides the folder)")
         return
-    yield from files.put._inner(
+    yield from uploads.put._inner(
         src=StringIO(content),
         dest=f"{cluster['config_dir']}/{filename}",
         user="postgres",

@@ -22,6 +22,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import files
 
 from stack.settings import load_settings
+from tasks import uploads
 from tasks.kong.operations import (
     config_applied,
     container_runs,
@@ -43,7 +44,7 @@ def deploy_kong(settings=None):
     packages_installed(name="Ensure the Docker engine is installed", packages=["docker.io"])
     units_running(name="Ensure Docker runs and starts at boot", units=["docker.service"])
     files.directory(name="Ensure Kong's config folder exists", path=HOST_DIR, mode="755")
-    files.put(name="Upload the candidate Kong config", src=StringIO(text), dest=CANDIDATE, mode="644")
+    uploads.put(name="Upload the candidate Kong config", src=StringIO(text), dest=CANDIDATE, mode="644")
     first_config(name="Install the first Kong config")
     image_present(name="Ensure the Kong image is present", image=spec["image"])
     container_runs(name="Ensure the Kong container runs the current spec", spec=spec)

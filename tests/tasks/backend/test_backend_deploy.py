@@ -7,7 +7,7 @@ import hashlib
 import pytest
 from pyinfra.api import deploy as deploy_function
 from pyinfra.facts.deb import DebPackages
-from pyinfra.facts.files import Directory, File, Sha1File, Sha256File
+from pyinfra.facts.files import Directory, File, Sha1File
 from pyinfra.facts.server import Which
 
 from stack.settings import PROJECT_ROOT, settings_from
@@ -41,7 +41,8 @@ from tasks.backend.render import (
 )
 from tasks.shared import UPSTREAM
 from tasks.units import UnitStates
-from tests.harness import ByOperation, run_deploy
+from tasks.uploads import FileSummary
+from tests.harness import ByOperation, file_summaries, run_deploy
 
 SECRETS = {"db_password": "correct-horse-battery-staple", "django_secret_key": "s" * 48}
 ME = {"private_ip": "10.0.1.11", "name": "des-backend-a", "ssh_hostname": "3.80.1.11"}
@@ -187,7 +188,14 @@ def host_facts(
         File: files,
         Directory: directories,
         Sha1File: {f"path={path}": hashlib.sha1(text.encode()).hexdigest() for path, (text, _) in uploads.items()},
-        Sha256File: {f"path={LAYOUT.env_file}": hashlib.sha256(env_text.encode()).hexdigest()},
+        FileSummary: file_summaries(
+            {
+                **{path: None for path in managed_files(settings)},
+                **{path: (text, mode, "root", "root") for path, (text, mode) in uploads.items()},
+                LAYOUT.env_file: (env_text, 600, "root", "root") if installed else None,
+                LOGROTATE_PATH: None,
+            }
+        ),
         Which: {"command=git": "/usr/bin/git" if installed else None},
         GitRemoteRef: {f"ref=main, repo={REPO}": {"refs/heads/main": remote, "HEAD": remote}},
         MirrorCommit: {
@@ -292,8 +300,7 @@ def test_after_an_install_the_package_list_is_read_again():
     settings = base()
     facts = host_facts(settings)
     facts[DebPackages] = {"logrotate": {"1"}}
-    facts[File][f"path={LOGROTATE_PATH}"] = {"mode": 644, "user": "root", "group": "root"}
-    facts[Sha1File][f"path={LOGROTATE_PATH}"] = hashlib.sha1(app_logrotate().encode()).hexdigest()
+    facts[FileSummary].update(file_summaries({LOGROTATE_PATH: (app_logrotate(), 644, "root", "root")}))
     facts[Directory][f"path={LOGROTATE_PATH}"] = None
     run = run_deploy(
         backend_with_log_rotation,

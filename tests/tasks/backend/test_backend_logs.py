@@ -7,7 +7,8 @@ from pyinfra.facts.files import Directory, File, Sha1File
 
 from tasks.backend.logs import deploy_log_rotation
 from tasks.backend.render import LOGROTATE_PATH, app_logrotate
-from tests.harness import run_deploy
+from tasks.uploads import FileSummary
+from tests.harness import file_summaries, run_deploy
 
 INSTALL = "Ensure logrotate is installed"
 CONFIG = "Rotate the app's logs (logrotate)"
@@ -27,6 +28,7 @@ def facts(installed: bool):
             f"path={LOGROTATE_PATH}": None,
         },
         Sha1File: {f"path={LOGROTATE_PATH}": hashlib.sha1(text.encode()).hexdigest()} if installed else {},
+        FileSummary: file_summaries({LOGROTATE_PATH: (text, 644, "root", "root") if installed else None}),
     }
 
 

@@ -5,6 +5,7 @@ from pyinfra.facts.files import Directory, File
 
 from stack.settings import PROJECT_ROOT, settings_from
 from tasks.db.backup_render import UPLOAD_SCRIPT, backup_script
+from tasks.uploads import FileSummary
 from tests.tasks.db.test_db_deploy import converged, deploy
 
 
@@ -13,6 +14,7 @@ def test_a_bucket_adds_boto3_the_upload_and_the_upload_line():
     facts = converged(settings)
     facts[File][f"path={UPLOAD_SCRIPT}"] = None
     facts[Directory][f"path={UPLOAD_SCRIPT}"] = None
+    facts[FileSummary][f"path={UPLOAD_SCRIPT}"] = None
     run = deploy(facts, settings)
     assert run.changed == [
         "Ensure boto3 is installed for the S3 copies",

@@ -14,7 +14,8 @@ from tasks.db.deploy import deploy_db
 from tasks.db.facts import PostgresCluster, PostgresDatabaseOwner, PostgresRolePassword
 from tasks.db.render import pg_hba_conf, postgresql_conf
 from tasks.units import UnitStates
-from tests.harness import run_deploy
+from tasks.uploads import FileSummary
+from tests.harness import file_summaries, run_deploy
 
 SECRETS = {"db_password": "correct-horse-battery-staple", "django_secret_key": "k" * 40}
 DB_IP = "10.0.1.10"
@@ -64,6 +65,9 @@ def fresh_host():
             **{f"path={path}": None for path in BACKUP_FILES},
         },
         Sha1File: {f"path={HBA}": hashlib.sha1(b"distro").hexdigest()},
+        FileSummary: file_summaries(
+            {CONF: None, HBA: ("distro", 640, "postgres", "postgres"), **dict.fromkeys(BACKUP_FILES)}
+        ),
         Directory: {
             "path=/var/backups/postgresql": None,
             f"path={CONF}": None,
@@ -87,6 +91,7 @@ def installed_host(conf_text, hba_text, verifier):
             for path, (text, mode, user) in files.items()
         },
         Sha1File: {f"path={path}": hashlib.sha1(text.encode()).hexdigest() for path, (text, _, _) in files.items()},
+        FileSummary: file_summaries({path: (text, mode, user, user) for path, (text, mode, user) in files.items()}),
         Directory: {"path=/var/backups/postgresql": {"mode": 700, "user": "postgres", "group": "postgres"}, **PARENTS},
         UnitStates: {PG_UNITS: UP, TIMER: UP},
         PostgresRolePassword: {"role=dispatch_user": verifier},
@@ -156,6 +161,7 @@ def test_installed_cluster_gets_the_files_from_its_own_version_folder_and_a_relo
     facts[File][f"path={CONF}"] = None
     facts[File][f"path={HBA}"] = {"mode": 640, "user": "postgres", "group": "postgres", "size": 10}
     facts[Sha1File][f"path={HBA}"] = "0" * 40
+    facts[FileSummary].update(file_summaries({CONF: None, HBA: ("other", 640, "postgres", "postgres")}))
     facts[Directory] = {**facts[Directory], f"path={CONF}": None}
     run = deploy(facts, settings)
     conf = run.op("Configure PostgreSQL's listen address, connections and memory")
