@@ -13,7 +13,7 @@ from pyinfra.api import operation
 from pyinfra.context import state
 
 from stack.secrets import new_verifier, verifier_matches
-from tasks import uploads
+from tasks import asked_once, uploads
 from tasks.db.commands import AS_POSTGRES, psql
 from tasks.db.facts import PostgresCluster, PostgresDatabaseOwner, PostgresRolePassword
 
@@ -21,7 +21,7 @@ from tasks.db.facts import PostgresCluster, PostgresDatabaseOwner, PostgresRoleP
 @operation()
 def cluster_file(filename: str, content: str, mode: str = "644"):
     """Write `filename` (relative to the main cluster's config folder, e.g. 'pg_hba.conf')."""
-    cluster = host.get_fact(PostgresCluster)
+    cluster = asked_once.fact(PostgresCluster)  # one pg_lsclusters for both cluster files
     if not cluster:
         if state.is_executing:
             yield "echo 'no PostgreSQL cluster main found after the install (pg_lsclusters)' >&2; exit 1"

@@ -6,6 +6,7 @@ from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.facts.files import File, Sha256File
 
+from tasks import asked_once
 from tasks.kong.commands import (
     checked,
     docker_run_argv,
@@ -22,7 +23,8 @@ from tasks.kong.render import CANDIDATE, CONFIG, CONTAINER, SPEC_LABEL, spec_has
 
 
 def _serves(spec: dict) -> bool:
-    current = host.get_fact(DockerContainer, container=CONTAINER, label=SPEC_LABEL)
+    # Asked once for both operations below, again after the first (re)creates the container.
+    current = asked_once.fact(DockerContainer, container=CONTAINER, label=SPEC_LABEL)
     return bool(current and current["running"] and current["label"] == spec_hash(spec))
 
 
@@ -47,6 +49,7 @@ def container_runs(spec: dict):
     if _serves(spec):
         host.noop(f"container {CONTAINER} runs spec {spec_hash(spec)}")
         return
+    asked_once.forget(DockerContainer)
     if listen_ports(spec):
         yield ports_free_command(listen_ports(spec))
     yield checked(parse_in_new_container_argv(spec), f"Kong rejected {CANDIDATE}; the container was not (re)created:")

@@ -217,3 +217,18 @@ def test_changed_backup_keep_rewrites_the_script_only():
     run = deploy(converged(before), settings_from({"backup_keep": 3}))
     assert run.changed == ["Install the backup script"]
     assert "tail -n +4" in run.op("Install the backup script").uploads["/usr/local/sbin/sprint2-db-backup"]
+
+
+def test_the_cluster_is_listed_once_for_both_of_its_files():
+    settings = settings_from({})
+    run = run_deploy(
+        deploy_db,
+        facts=converged(settings),
+        groups=["db"],
+        host_data={"private_ip": DB_IP, "name": "des-db"},
+        other_hosts={"backends": TWO},
+        kwargs={"settings": settings, "secrets": SECRETS},
+        yes=True,
+    )
+    assert run.changed == []
+    assert sum(call.startswith(f"{PostgresCluster.name}(") for call in run.fact_calls) == 1

@@ -193,3 +193,22 @@ def test_every_operation_of_a_non_root_user_runs_with_sudo():
         kwargs={"settings": settings},
     )
     assert all(op.global_arguments.get("_sudo") for op in run.ops)
+
+
+def test_the_container_is_read_once_unless_the_run_recreates_it():
+    settings = settings_from({})
+    text = render_kong_yml(settings, ["10.0.1.11", "10.0.1.12"])
+    stopped = serving_host(settings, text)
+    stopped[DockerContainer] = {KONG: {"label": spec_hash(container_spec(settings)), "running": False}}
+    asked = []
+    for facts in (serving_host(settings, text), stopped):
+        run = run_deploy(
+            deploy_kong,
+            facts=facts,
+            groups=["kong"],
+            other_hosts={"backends": TWO},
+            kwargs={"settings": settings},
+            yes=True,
+        )
+        asked.append(sum(call.startswith(f"{DockerContainer.name}(") for call in run.fact_calls))
+    assert asked == [1, 2]  # once for the container and the config; again after a recreate
