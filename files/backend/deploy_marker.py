@@ -23,10 +23,7 @@ import sys
 import traceback
 
 import django
-
-django.setup()
-
-from django.db import connection, transaction  # noqa: E402
+from django.db import connection, transaction
 
 MARKERS = "sprint2_deploy_marker"
 MIGRATIONS = "sprint2_deploy_migrations"
@@ -190,6 +187,11 @@ def check_migrations(allow_destructive):
 
 def main(arguments):
     action = arguments[0] if arguments else ""
+    if action != "list":
+        # `list` reads one table through the connection alone: without loading every app and
+        # model it takes ~0.25 s instead of ~0.4 s, on every deploy (issue 12). The others run
+        # the app's own code (populate scripts, migrations), which needs them.
+        django.setup()
     if action == "list":
         with connection.cursor() as cursor:
             print(json.dumps(markers(cursor), sort_keys=True))

@@ -23,6 +23,7 @@ class Database:
 
     def __init__(self, table_exists: bool, rows: dict):
         self.table_exists, self.rows, self.statements = table_exists, rows, []
+        self.django_setups = 0
 
     def cursor(self):
         return Cursor(self)
@@ -74,7 +75,7 @@ class Cursor:
 def run(monkeypatch, capsys, tmp_path):
     def run(database, *arguments):
         django = types.ModuleType("django")
-        django.setup = lambda: None
+        django.setup = lambda: setattr(database, "django_setups", database.django_setups + 1)
         db = types.ModuleType("django.db")
         db.connection = database
         db.transaction = types.SimpleNamespace(atomic=database.atomic)
@@ -101,6 +102,14 @@ def test_set_creates_the_tables_then_list_reads_every_marker_at_once(run):
     database.statements.clear()
     assert json.loads(run(database, "list")) == {"setup": "abc"}
     assert database.statements == ["SELECT", "SELECT"]
+
+
+def test_only_list_reads_without_loading_the_apps(run, tmp_path):
+    database = Database(table_exists=True, rows={"setup": "abc"})
+    run(database, "list")
+    assert database.django_setups == 0
+    run(database, "set", "setup", "def")
+    assert database.django_setups == 1  # the app's own code may run: its apps are loaded first
 
 
 def script(tmp_path, text):
