@@ -27,7 +27,7 @@ from typing import Any
 
 from pyinfra import host, inventory, state
 from pyinfra.api import deploy
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import server, systemd
 from pyinfra.operations.util import any_changed
 
 from stack.errors import UserError, exit_with
@@ -56,6 +56,7 @@ from tasks.backend.render import (
 from tasks.backend.setup import app_populate, app_setup
 from tasks.backend.switch import app_switch
 from tasks.packages import packages_installed
+from tasks.paths import paths_exist, wanted
 from tasks.shared import UPSTREAM, db_private_ip
 from tasks.units import units_running
 
@@ -156,14 +157,16 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
     packages_installed(name="Ensure git and Python's venv are installed", packages=PACKAGES)
     system_group(name="Ensure the app group exists", group=layout.user)
     system_user(name="Ensure the app user exists", user=layout.user, home=layout.home, shell="/usr/sbin/nologin")
-    for path, owner, mode in (
-        (layout.home, layout.user, "755"),
-        (layout.conf_dir, "root", "755"),
-        (layout.secrets_dir, "root", "700"),
-    ):
-        files.directory(name=f"Ensure {path} exists", path=path, user=owner, group=owner, mode=mode)
-    for path, owner in ((layout.django_log, layout.user), (layout.deploy_log, "root")):
-        files.file(name=f"Ensure {path} exists", path=path, user=owner, group="adm", mode="640")
+    paths_exist(
+        name="Ensure the app's folders and log files exist",
+        paths=[
+            wanted(layout.home, "directory", layout.user, layout.user, "755"),
+            wanted(layout.conf_dir, "directory", "root", "root", "755"),
+            wanted(layout.secrets_dir, "directory", "root", "root", "700"),
+            wanted(layout.django_log, "file", layout.user, "adm", "640"),
+            wanted(layout.deploy_log, "file", "root", "adm", "640"),
+        ],
+    )
     # Every file below goes into a folder that exists by now (the conf folder just above, or
     # /usr/local/sbin and /etc/systemd/system of the OS): create_remote_dir=False spares a check each.
 

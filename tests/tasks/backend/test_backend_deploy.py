@@ -39,6 +39,7 @@ from tasks.backend.render import (
     requirements_key,
     run_helper,
 )
+from tasks.paths import PathStates
 from tasks.shared import UPSTREAM
 from tasks.units import UnitStates
 from tasks.uploads import FileSummary
@@ -55,8 +56,15 @@ OLD, NEW = "a" * 40, "b" * 40
 REQUIREMENTS = "Django==4.2.25\npsycopg2-binary==2.9.9\nwhitenoise\n"
 VENV = f"/srv/sprint2/venvs/{requirements_key(REQUIREMENTS)}"
 LEGACY = f"paths={list(LAYOUT.legacy)!r}"
+APP_PATHS = f"paths={[LAYOUT.home, LAYOUT.conf_dir, LAYOUT.secrets_dir, LAYOUT.django_log, LAYOUT.deploy_log]!r}"
+APP_PATH_STATES = {
+    LAYOUT.home: {"type": "directory", "user": LAYOUT.user, "group": LAYOUT.user, "mode": 755},
+    LAYOUT.conf_dir: {"type": "directory", "user": "root", "group": "root", "mode": 755},
+    LAYOUT.secrets_dir: {"type": "directory", "user": "root", "group": "root", "mode": 700},
+    LAYOUT.django_log: {"type": "regular file", "user": LAYOUT.user, "group": "adm", "mode": 640},
+    LAYOUT.deploy_log: {"type": "regular empty file", "user": "root", "group": "adm", "mode": 640},
+}
 APP_UNITS = "units=['sprint2-app.socket', 'sprint2-app.service']"
-DIRS = {LAYOUT.home: LAYOUT.user, LAYOUT.conf_dir: "root", LAYOUT.secrets_dir: "root"}
 PARENTS = ["/usr/local/sbin", "/etc/systemd/system", "/var/log", "/etc"]
 
 FETCH = "Fetch main of the app"
@@ -148,21 +156,10 @@ def host_facts(
         else env_file(db_host="10.0.1.10", db_password=SECRETS["db_password"], secret_key=SECRETS["django_secret_key"])
     )
     files = {f"path={path}": dict(owned, mode=mode, size=len(text)) for path, (text, mode) in uploads.items()}
-    files.update(
-        {
-            f"path={LAYOUT.django_log}": {"mode": 640, "user": LAYOUT.user, "group": "adm"} if installed else None,
-            f"path={LAYOUT.deploy_log}": {"mode": 640, "user": "root", "group": "adm"} if installed else None,
-            f"path={LAYOUT.env_file}": {"mode": 600, "user": "root", "group": "root"} if installed else None,
-        }
-    )
+    files[f"path={LAYOUT.env_file}"] = {"mode": 600, "user": "root", "group": "root"} if installed else None
     for path in managed_files(settings):
         files.setdefault(f"path={path}", None)
-    directories = {
-        f"path={path}": {"mode": 700 if path == LAYOUT.secrets_dir else 755, "user": owner, "group": owner}
-        if installed
-        else None
-        for path, owner in DIRS.items()
-    }
+    directories = {}
     directories.update({f"path={path}": {"mode": 755, "user": "root", "group": "root"} for path in PARENTS})
     directories.update({f"path={path}": None for path in managed_files(settings)})
     mirror_before = {"origin": REPO, "commit": commit} if installed else None
@@ -225,6 +222,7 @@ def host_facts(
             ),
         },
         UnitStates: {APP_UNITS: units},
+        PathStates: {APP_PATHS: APP_PATH_STATES if installed else {}},
         Directories: {LEGACY: []},
         HttpStatus: {f"address=10.0.1.11, path={settings.gateway.health_path}, port={settings.app_port}": health},
     }
