@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from stack import settings as settings_module
 from stack.errors import SettingsError
 from stack.settings import PROJECT_ROOT, Settings, defaults, host_names, load_settings, settings_from
 from stack.settings_hosts import HostSettings
@@ -53,6 +54,20 @@ def test_a_partial_file_keeps_the_other_defaults(tmp_path):
     assert settings.gateway.active.interval == 5
     assert settings.gateway.active.timeout == defaults().gateway.active.timeout
     assert settings.region == "us-east-1"
+
+
+def test_the_same_file_is_read_again_but_parsed_once_and_a_changed_one_again(tmp_path, monkeypatch):
+    path = write(tmp_path, "backends: [a, b]\n")
+    parsed = []
+    original = settings_module._parse_yaml
+    monkeypatch.setattr(settings_module, "_parse_yaml", lambda *a: parsed.append(a) or original(*a))
+    first, second = load_settings(path), load_settings(path)
+    assert second is first and len(parsed) == 1
+    path.write_text("backends: [a, b, c]\n")
+    assert load_settings(path).backends == ["a", "b", "c"] and len(parsed) == 2
+    path.write_text("backends: [a, b, c\n")
+    with pytest.raises(SettingsError):
+        load_settings(path)  # a broken file is never answered from the last good one
 
 
 def test_an_empty_file_means_all_defaults(tmp_path):
