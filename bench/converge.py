@@ -9,7 +9,8 @@ needed), then
                         so a change of the machine's load hits both alike
 and destroy the hosts. Each pyinfra run goes through bench/trace.py (pyinfra's CLI with a
 recorder), so every figure comes from the run itself: wall time; controller CPU (user+sys of the
-pyinfra process, os.wait4); commands, file transfers and round trips per host and per role (round
+pyinfra process, os.wait4); the time of each step of pyinfra's CLI (start-up, connect, prepare,
+operations, finish); commands, file transfers and round trips per host and per role (round
 trips: the replies the client waits for, counted in paramiko: 3 per command, more per SFTP file);
 command latency (median, how many >= 35 ms); the slowest operations. A run that exits non-zero
 or fails a host is reported as FAILED, never timed.
@@ -172,6 +173,30 @@ def print_counts(run: Run) -> None:
     )
 
 
+def phases(run: Run) -> dict[str, float] | None:
+    """Seconds of each step of pyinfra's CLI in one run (bench/trace.py), or None if not recorded."""
+    at = dict(run.trace.get("phases", []))
+    try:
+        return {
+            "start-up (imports, settings, inventory)": at["make_inventory end"],
+            "connect": at["connect_all end"] - at["connect_all start"],
+            "prepare (deploy.py for each host)": at["load_deploy_file end"] - at["load_deploy_file start"],
+            "operations": at["run_ops end"] - at["run_ops start"],
+            "finish (results, disconnect)": at["exit"] - at["run_ops end"],
+        }
+    except KeyError:
+        return None
+
+
+def print_phases(runs: list[Run]) -> None:
+    recorded = [split for split in map(phases, runs) if split]
+    if recorded:
+        print(
+            "    where the wall time goes (median s): "
+            + "; ".join(f"{name} {statistics.median(split[name] for split in recorded):.2f}" for name in recorded[0])
+        )
+
+
 def print_slowest(runs: list[Run]) -> None:
     """Operations by their median (over runs) of the slowest host's seconds."""
     seconds = defaultdict(list)
@@ -280,6 +305,7 @@ def bench(count: int, args, work: Path) -> None:
         fresh = Run(project, env_of[modes[-1]], ["--limit", "db", "--limit", "backends"], f"fresh, nodelay {modes[-1]}")
         good = case(f"fresh converge, db + {count} backends (Kong apart), nodelay {modes[-1]}", [fresh], before)
         if good:
+            print_phases(good)
             print_counts(fresh)
             print_slowest(good)
         kong_fresh = Run(project, env_of[modes[-1]], ["--limit", kong], "fresh kong")
@@ -313,6 +339,7 @@ def bench(count: int, args, work: Path) -> None:
         for mode in modes:
             good = case(f"no-change re-run ({scope}), nodelay {mode}", runs[mode], before)
             if good:
+                print_phases(good)
                 print_counts(good[0])
                 print_slowest(good)
                 print_command_list(good[0], Path(args.out) / f"commands-{count}-backends-nodelay-{mode}.txt")

@@ -7,20 +7,27 @@ process only (nothing changes in the project or on the hosts):
 - round trips: each reply the client waits for (channel open, exec request, exit status, each SFTP
   request), counted per SSH transport, i.e. per host;
 - seconds per operation per host (run_host_op, facts included when they are read at run time).
+- phases: when pyinfra's CLI started and ended reading the inventory, connecting, preparing
+  (deploy.py for every host) and running the operations, from this process's start.
 Why a wrapper rather than `--debug` output: the debug log has no timings per command, mixes hosts
 run in parallel, and prints commands unmasked by level; here each record is tied to its host.
 """
 
-import atexit
-import json
-import sys
 import time
 
-import paramiko
-from pyinfra.api import facts, operations
-from pyinfra.connectors.ssh import SSHConnector
+STARTED = time.monotonic()  # before pyinfra's imports: they are part of a run's start-up
 
-RECORD = {"commands": [], "operations": [], "round_trips": {}}
+import atexit  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+
+import paramiko  # noqa: E402
+from pyinfra.api import facts, operations  # noqa: E402
+from pyinfra.connectors.ssh import SSHConnector  # noqa: E402
+
+RECORD: dict = {"commands": [], "operations": [], "round_trips": {}, "phases": []}
+# pyinfra's CLI steps, in the order it takes them (pyinfra_cli/cli.py).
+PHASES = ("make_inventory", "connect_all", "load_deploy_file", "run_ops")
 _host_of_transport: dict[int, str] = {}
 _fact_of_host: dict[str, list[str]] = {}
 
@@ -94,7 +101,22 @@ def _counted(original, transport_of):
     return wrapper
 
 
+def _phase_timed(name: str, original):
+    def wrapper(*args, **kwargs):
+        RECORD["phases"].append([f"{name} start", round(time.monotonic() - STARTED, 4)])
+        try:
+            return original(*args, **kwargs)
+        finally:
+            RECORD["phases"].append([f"{name} end", round(time.monotonic() - STARTED, 4)])
+
+    return wrapper
+
+
 def install() -> None:
+    from pyinfra_cli import cli
+
+    for name in PHASES:
+        setattr(cli, name, _phase_timed(name, getattr(cli, name)))
     SSHConnector.run_shell_command = _recorded("command", SSHConnector.run_shell_command)
     SSHConnector.put_file = _recorded("put", SSHConnector.put_file)
     SSHConnector.get_file = _recorded("get", SSHConnector.get_file)
@@ -110,6 +132,7 @@ def main() -> None:
     path = sys.argv.pop(1)
 
     def dump():
+        RECORD["phases"].append(["exit", round(time.monotonic() - STARTED, 4)])
         with open(path, "w") as handle:
             json.dump(RECORD, handle)
 
