@@ -6,12 +6,12 @@ the health path, as a deploy does. A rollback never reverses migrations: the dat
 the newest release left it, so the older code must work with it (add, don't drop, in one release).
 """
 
-from pyinfra import host
+from pyinfra import host, state
 
 from stack.deploy_lock import take
 from tasks.backend.deploy import rollback_backend
 
-take("a rollback")
+take("a rollback", state)
 
 if "backends" in host.groups:
     rollback_backend(release=host.data.get("release"))
