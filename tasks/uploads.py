@@ -1,19 +1,45 @@
-"""Files the deploy manages, checked with one command when they are already right.
+"""Files the deploy manages, checked with one command for all of a host's files.
 
 pyinfra's `files.put` asks two commands of a file that exists (its owner and mode, then its sum),
 and a deploy that changes nothing asks them for every managed file of every host (8 files per
-backend; issue 12). `put` reads the owner, the mode and the SHA-256 of the file at once and stops
-there when all match; otherwise it is `files.put` itself, with its --diff output and its upload.
+backend; issue 12), each command costing the host an SSH channel and a shell. Here each managed
+file is declared for its host when the deploy is prepared (`managed`); the first check at run time
+reads the owner, the mode and the SHA-256 of every declared file of the host at once
+(`FileSummaries`), and each operation looks up its own file there. An operation that writes its
+file drops that answer (tasks/asked_once.py), so the next one reads the files again. A file not
+declared (written by an operation inside another) is read alone (`FileSummary`).
+When a file differs, `put` is `files.put` itself, with its --diff output and its upload.
 """
 
+import functools
 import hashlib
 import shlex
 from io import StringIO
 from pathlib import Path
+from typing import Any
+from weakref import WeakKeyDictionary
 
 from pyinfra import host
 from pyinfra.api import FactBase, operation
+from pyinfra.context import ctx_host
 from pyinfra.operations import files
+
+from tasks import asked_once
+
+# The files declared for each host, in the order the deploy declared them.
+_declared: "WeakKeyDictionary[Any, list[str]]" = WeakKeyDictionary()
+
+_SUMMARY = "stat -c '%U %G %a %F' {path} && sha256sum < {path}"
+
+
+def _summary(lines: list[str]) -> dict | None:
+    """{"user", "group", "mode", "sha256"} from the two lines of _SUMMARY, None if not a regular file."""
+    if len(lines) != 2:
+        return None
+    words, digest = lines[0].split(" ", 3), lines[1].split()
+    if len(words) != 4 or not words[3].startswith("regular") or not digest:
+        return None
+    return {"user": words[0], "group": words[1], "mode": int(words[2]), "sha256": digest[0]}
 
 
 class FileSummary(FactBase):
@@ -22,14 +48,61 @@ class FileSummary(FactBase):
 
     def command(self, path):
         quoted = shlex.quote(path)
-        return f"if [ -f {quoted} ]; then stat -c '%U %G %a' {quoted} && sha256sum {quoted}; fi"
+        return f"if [ -f {quoted} ]; then {_SUMMARY.format(path=quoted)}; fi"
 
     def process(self, output):
-        lines = [line.split() for line in output if line.strip()]
-        if len(lines) < 2 or len(lines[0]) != 3 or not lines[1]:
-            return None
-        user, group, mode = lines[0]
-        return {"user": user, "group": group, "mode": int(mode), "sha256": lines[1][0]}
+        return _summary([line for line in output if line.strip()])
+
+
+class FileSummaries(FactBase):
+    """[what FileSummary says of each of `paths`, in their order], with one command."""
+
+    def command(self, paths):
+        # One block per path, in order: a separator line, then the file's two lines if it is one.
+        return "; ".join(
+            f"echo '--'; if [ -f {quoted} ]; then {_SUMMARY.format(path=quoted)}; fi"
+            for quoted in map(shlex.quote, paths)
+        )
+
+    def process(self, output):
+        blocks: list[list[str]] = []
+        for line in output:
+            if line.strip() == "--":
+                blocks.append([])
+            elif blocks and line.strip():
+                blocks[-1].append(line)
+        return [_summary(block) for block in blocks]
+
+    @staticmethod
+    def default():
+        return []
+
+
+def managed(write_operation):
+    """`write_operation` (a pyinfra operation writing the one file named by its `dest` or `path`
+    argument), declaring that file for its host each time the deploy calls it."""
+
+    @functools.wraps(write_operation)
+    def declaring(*args, **kwargs):
+        _declared.setdefault(ctx_host.get(), []).append(kwargs.get("dest") or kwargs["path"])
+        return write_operation(*args, **kwargs)
+
+    return declaring
+
+
+def summary_of(path: str) -> dict | None:
+    """What FileSummary says of `path` on this host: from the read of all declared files when it
+    is one of them, else read alone."""
+    declared = _declared.get(ctx_host.get(), [])
+    if path not in declared:
+        return host.get_fact(FileSummary, path=path)
+    summaries = asked_once.fact(FileSummaries, paths=list(declared))
+    return dict(zip(declared, summaries, strict=False)).get(path)
+
+
+def written(path: str) -> None:
+    """Called by an operation before it writes `path`: the next check reads the files again."""
+    asked_once.forget(FileSummaries)
 
 
 def sha256_of(src: str | Path | StringIO) -> str:
@@ -50,7 +123,7 @@ def is_in_place(current: dict | None, sha256: str, user: str | None, group: str 
 
 
 @operation()
-def put(
+def _put(
     src: str | Path | StringIO,
     dest: str,
     user: str | None = None,
@@ -58,10 +131,10 @@ def put(
     mode: str | None = None,
     create_remote_dir: bool = True,
 ):
-    """`files.put` (same arguments), checked with one command when the file is already right."""
-    if is_in_place(host.get_fact(FileSummary, path=dest), sha256_of(src), user, group, mode):
+    if is_in_place(summary_of(dest), sha256_of(src), user, group, mode):
         host.noop(f"file {dest} is already uploaded")
         return
+    written(dest)
     yield from files.put._inner(
         src=src if isinstance(src, StringIO) else str(src),
         dest=dest,
@@ -70,3 +143,7 @@ def put(
         mode=mode,
         create_remote_dir=create_remote_dir,
     )
+
+
+# `files.put` (same arguments), checked with the host's other declared files.
+put = managed(_put)

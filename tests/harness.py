@@ -66,6 +66,21 @@ class MissingFact(AssertionError):
     """The deploy asked for a fact the test did not provide."""
 
 
+class PerPath:
+    """The answer of a fact asked about several paths at once (`paths=[...]`, answering a list in
+    their order), built from answers given per path as {"path=/x": value}: the same dict can answer
+    the fact that reads one path, so a test states each file once."""
+
+    def __init__(self, answers: dict[str, Any]):
+        self.answers = answers
+
+    def answer(self, paths: list[str]) -> list:
+        missing = [path for path in paths if f"path={path}" not in self.answers]
+        if missing:
+            raise MissingFact(f"no answer for {', '.join(missing)}: add 'path=...' keys to the PerPath answers")
+        return [self.answers[f"path={path}"] for path in paths]
+
+
 class ByOperation:
     """A fact answer that changes during the run, as the host does: `before` for the operations whose
     names contain one of `until` (e.g. the clone, and what runs before the host changes), `after` for
@@ -135,6 +150,12 @@ def file_summaries(files: dict[str, tuple[str, int, str, str] | None]) -> dict[s
     }
 
 
+def per_path(one: type, many: type, answers: dict[str, Any]) -> dict[type, Any]:
+    """Facts `one` (asked about one path) and `many` (about several, see PerPath) answered from
+    the same {"path=/x": value} dict: a test that changes one file's answer changes both."""
+    return {one: answers, many: PerPath(answers)}
+
+
 def fact_key(fact_cls: type, args: tuple, kwargs: dict) -> str:
     """'name=value, ...' for the arguments that differ from the fact command's defaults."""
     if not args and not kwargs:
@@ -156,6 +177,8 @@ def _fact_answerer(facts: dict[type, Any], calls: list[str]) -> Callable:
             hint = f'{{"{key}": value}}' if key else "value"
             raise MissingFact(f"the deploy asked for fact {name}({key}): add facts[{fact_cls.__name__}] = {hint}")
         answer = facts[fact_cls]
+        if isinstance(answer, PerPath):
+            return answer.answer(kwargs["paths"])
         if key:
             if not isinstance(answer, dict) or key not in answer:
                 raise MissingFact(

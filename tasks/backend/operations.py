@@ -33,17 +33,19 @@ from tasks.backend.facts import (
 )
 from tasks.backend.layout import LAYOUT, Layout
 from tasks.backend.render import extra_requirements, requirements_key
-from tasks.uploads import FileSummary, is_in_place
+from tasks.uploads import is_in_place, managed, summary_of, written
 
 
 @operation()
-def secret_file(path: str, content: str, user: str = "root", group: str = "root", mode: str = "600"):
+def _secret_file(path: str, content: str, user: str = "root", group: str = "root", mode: str = "600"):
     """Like files.put, but never prints the content (no --diff of secrets) and the file is
-    created with its final mode before the secret is written into it."""
+    created with its final mode before the secret is written into it. Checked with the host's
+    other managed files (tasks/uploads.py)."""
     digest = hashlib.sha256(content.encode()).hexdigest()
-    if is_in_place(host.get_fact(FileSummary, path=path), digest, user, group, mode):
+    if is_in_place(summary_of(path), digest, user, group, mode):
         host.noop(f"{path} is up to date")
         return
+    written(path)
     yield f"install -m {mode} -o {user} -g {group} /dev/null {path}.new"
     temporary = host.get_temp_filename(path)
     ssh_user = host.data.get("ssh_user")
@@ -53,6 +55,9 @@ def secret_file(path: str, content: str, user: str = "root", group: str = "root"
         yield f"install -m 600 -o {ssh_user} /dev/null {temporary}"
     yield FileUploadCommand(StringIO(content), f"{path}.new", remote_temp_filename=temporary)
     yield f"chmod {mode} {path}.new && chown {user}:{group} {path}.new && mv -f {path}.new {path}"
+
+
+secret_file = managed(_secret_file)
 
 
 @operation()

@@ -42,8 +42,8 @@ from tasks.backend.render import (
 from tasks.paths import PathStates
 from tasks.shared import UPSTREAM
 from tasks.units import UnitStates
-from tasks.uploads import FileSummary
-from tests.harness import ByOperation, file_summaries, run_deploy
+from tasks.uploads import FileSummaries, FileSummary
+from tests.harness import ByOperation, file_summaries, per_path, run_deploy
 
 SECRETS = {"db_password": "correct-horse-battery-staple", "django_secret_key": "s" * 48}
 ME = {"private_ip": "10.0.1.11", "name": "des-backend-a", "ssh_hostname": "3.80.1.11"}
@@ -185,13 +185,17 @@ def host_facts(
         File: files,
         Directory: directories,
         Sha1File: {f"path={path}": hashlib.sha1(text.encode()).hexdigest() for path, (text, _) in uploads.items()},
-        FileSummary: file_summaries(
-            {
-                **{path: None for path in managed_files(settings)},
-                **{path: (text, mode, "root", "root") for path, (text, mode) in uploads.items()},
-                LAYOUT.env_file: (env_text, 600, "root", "root") if installed else None,
-                LOGROTATE_PATH: None,
-            }
+        **per_path(
+            FileSummary,
+            FileSummaries,
+            file_summaries(
+                {
+                    **{path: None for path in managed_files(settings)},
+                    **{path: (text, mode, "root", "root") for path, (text, mode) in uploads.items()},
+                    LAYOUT.env_file: (env_text, 600, "root", "root") if installed else None,
+                    LOGROTATE_PATH: None,
+                }
+            ),
         ),
         Which: {"command=git": "/usr/bin/git" if installed else None},
         GitRemoteRef: {f"ref=main, repo={REPO}": {"refs/heads/main": remote, "HEAD": remote}},
@@ -266,9 +270,19 @@ def test_a_converged_backend_asks_each_question_once_per_run():
     # One start of Django for the markers, one read of the mirror and of the remote, for the
     # fetch, build, setup, populate and switch together; one getent for the app user and group;
     # what the backend serves, once for its switch and the prune; one systemctl for both units;
-    # one look for the layout of before releases.
-    once = (DeployMarkers, MirrorCommit, GitRemoteRef, SystemAccount, ServiceRelease, UnitStates, Directories)
+    # one look for the layout of before releases; one read of all the managed files.
+    once = (
+        DeployMarkers,
+        MirrorCommit,
+        GitRemoteRef,
+        SystemAccount,
+        ServiceRelease,
+        UnitStates,
+        Directories,
+        FileSummaries,
+    )
     assert [asked(run, fact) for fact in once] == [1] * len(once)
+    assert asked(run, FileSummary) == 0
     assert not any(call.startswith(("systemd.", "hardware.Cpus")) for call in run.fact_calls)
     assert not any(call.startswith(("server.Users", "server.Groups")) for call in run.fact_calls)
     # Files go into folders that exist: no check of their parent folders.
@@ -482,6 +496,13 @@ def test_changed_settings_restart_the_backend_in_its_batch():
     assert run.changed == ["Write the app's secrets to its root-only environment file", SWITCH_A]
     # The same release: restarted behind the socket, no trial needed.
     assert run.op(SWITCH_A).commands[0] == switch_command(OLD, previous=OLD)
+
+
+def test_after_a_file_is_written_the_next_check_reads_the_files_again():
+    settings = base()
+    run = deploy(host_facts(settings, env="DATABASE_PASSWORD=old\n"), settings, yes=True)
+    assert "Write the app's secrets to its root-only environment file" in run.changed
+    assert asked(run, FileSummaries) == 2  # the files after the secrets are read again
 
 
 def test_after_a_switch_the_prune_reads_again_what_the_backend_serves():

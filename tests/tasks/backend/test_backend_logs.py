@@ -7,8 +7,8 @@ from pyinfra.facts.files import Directory, File, Sha1File
 
 from tasks.backend.logs import deploy_log_rotation
 from tasks.backend.render import LOGROTATE_PATH, app_logrotate
-from tasks.uploads import FileSummary
-from tests.harness import file_summaries, run_deploy
+from tasks.uploads import FileSummaries, FileSummary
+from tests.harness import file_summaries, per_path, run_deploy
 
 INSTALL = "Ensure logrotate is installed"
 CONFIG = "Rotate the app's logs (logrotate)"
@@ -28,7 +28,11 @@ def facts(installed: bool):
             f"path={LOGROTATE_PATH}": None,
         },
         Sha1File: {f"path={LOGROTATE_PATH}": hashlib.sha1(text.encode()).hexdigest()} if installed else {},
-        FileSummary: file_summaries({LOGROTATE_PATH: (text, 644, "root", "root") if installed else None}),
+        **per_path(
+            FileSummary,
+            FileSummaries,
+            file_summaries({LOGROTATE_PATH: (text, 644, "root", "root") if installed else None}),
+        ),
     }
 
 

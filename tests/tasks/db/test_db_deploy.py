@@ -14,8 +14,8 @@ from tasks.db.deploy import deploy_db
 from tasks.db.facts import PostgresCluster, PostgresDatabaseOwner, PostgresRolePassword
 from tasks.db.render import pg_hba_conf, postgresql_conf
 from tasks.units import UnitStates
-from tasks.uploads import FileSummary
-from tests.harness import file_summaries, run_deploy
+from tasks.uploads import FileSummaries, FileSummary
+from tests.harness import file_summaries, per_path, run_deploy
 
 SECRETS = {"db_password": "correct-horse-battery-staple", "django_secret_key": "k" * 40}
 DB_IP = "10.0.1.10"
@@ -65,8 +65,10 @@ def fresh_host():
             **{f"path={path}": None for path in BACKUP_FILES},
         },
         Sha1File: {f"path={HBA}": hashlib.sha1(b"distro").hexdigest()},
-        FileSummary: file_summaries(
-            {CONF: None, HBA: ("distro", 640, "postgres", "postgres"), **dict.fromkeys(BACKUP_FILES)}
+        **per_path(
+            FileSummary,
+            FileSummaries,
+            file_summaries({CONF: None, HBA: ("distro", 640, "postgres", "postgres"), **dict.fromkeys(BACKUP_FILES)}),
         ),
         Directory: {
             "path=/var/backups/postgresql": None,
@@ -91,7 +93,11 @@ def installed_host(conf_text, hba_text, verifier):
             for path, (text, mode, user) in files.items()
         },
         Sha1File: {f"path={path}": hashlib.sha1(text.encode()).hexdigest() for path, (text, _, _) in files.items()},
-        FileSummary: file_summaries({path: (text, mode, user, user) for path, (text, mode, user) in files.items()}),
+        **per_path(
+            FileSummary,
+            FileSummaries,
+            file_summaries({path: (text, mode, user, user) for path, (text, mode, user) in files.items()}),
+        ),
         Directory: {"path=/var/backups/postgresql": {"mode": 700, "user": "postgres", "group": "postgres"}, **PARENTS},
         UnitStates: {PG_UNITS: UP, TIMER: UP},
         PostgresRolePassword: {"role=dispatch_user": verifier},

@@ -14,8 +14,8 @@ from tasks.kong.deploy import deploy_kong
 from tasks.kong.facts import DockerContainer, DockerImage
 from tasks.kong.render import CANDIDATE, CONFIG, container_spec, render_kong_yml, spec_hash
 from tasks.units import UnitStates
-from tasks.uploads import FileSummary
-from tests.harness import file_summaries, run_deploy
+from tasks.uploads import FileSummaries, FileSummary
+from tests.harness import file_summaries, per_path, run_deploy
 
 NOW = datetime(2026, 11, 28, 1, 0, 0)
 STAMP = "/var/lib/apt/periodic/update-success-stamp"
@@ -45,7 +45,7 @@ def fresh_host(settings):
         DockerImage: {f"image={settings.gateway.image}": None},
         DockerContainer: {KONG: None},
         Sha256File: {f"path={CONFIG}": None},
-        FileSummary: file_summaries({CANDIDATE: None}),
+        **per_path(FileSummary, FileSummaries, file_summaries({CANDIDATE: None})),
     }
 
 
@@ -65,7 +65,11 @@ def serving_host(settings, text, image_id="sha256:0a1b"):
         DockerContainer: {KONG: {"label": spec_hash(container_spec(settings)), "running": True}},
         Sha1File: {f"path={CANDIDATE}": hashlib.sha1(text.encode()).hexdigest()},
         Sha256File: {f"path={CONFIG}": hashlib.sha256(text.encode()).hexdigest()},
-        FileSummary: file_summaries({CANDIDATE: (text, OWNED["mode"], OWNED["user"], OWNED["group"])}),
+        **per_path(
+            FileSummary,
+            FileSummaries,
+            file_summaries({CANDIDATE: (text, OWNED["mode"], OWNED["user"], OWNED["group"])}),
+        ),
     }
 
 
