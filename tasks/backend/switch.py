@@ -36,6 +36,10 @@ def app_switch(
     whose settings changed (`changes`) or whose running release is not `current`'s. A release that
     does not answer healthy is switched back; then this backend fails and later batches do not switch.
     `setup_left_out`: the setup backend's name when this run does not reach it (`--limit`)."""
+    # What each backend serves is read by the first batch's operation, on every backend at once:
+    # a later batch then asks nothing of a backend that already serves the release (nothing
+    # changes a backend before its own batch; its switch makes the next reads ask again).
+    serving = asked_once.fact(ServiceRelease, current=layout.current, service=layout.service)
     if host not in batch:
         host.noop("switches in another batch")
         return
@@ -44,7 +48,6 @@ def app_switch(
         yield from no_commit(repo, ref, f"{ref} is switched to once built")
         return
     release = layout.release(commit)
-    serving = asked_once.fact(ServiceRelease, current=layout.current, service=layout.service)
     changed = any(change.did_change() if change.is_complete() else change.will_change for change in changes)
     if serving["current"] == release and serving["running"] == release and serving["socket"] and not changed:
         host.noop(f"serves release {commit[:12]}")

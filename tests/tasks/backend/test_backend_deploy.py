@@ -490,6 +490,23 @@ def test_the_second_backend_switches_in_the_second_batch_and_never_sets_up():
     assert not run.op(SWITCH_A).changes and run.op(SWITCH_B).changes
 
 
+def test_what_a_backend_serves_is_read_when_the_roll_starts_not_in_its_own_batch():
+    # Read in batch 1's operation it serves the release; read any later, it would not: a switch
+    # in batch 2 shows that it was read late.
+    # des-backend-0 sorts first: it sets up and switches in batch 1, this backend (a) in batch 2.
+    settings = base()
+    others = {"db": OTHERS["db"], "backends": [("des-backend-0", {"private_ip": "10.0.1.10", "name": "des-backend-0"})]}
+    facts = host_facts(settings)
+    facts[ServiceRelease] = {
+        f"current={LAYOUT.current}, service={LAYOUT.service}": ByOperation(
+            serving(OLD), serving(NEW), until=("batch 1 of",)
+        )
+    }
+    run = deploy(facts, settings, others=others, yes=True)
+    assert run.has("Switch to the release of main, batch 2 of 2 (des-backend-a)")
+    assert run.changed == [] and asked(run, ServiceRelease) == 1
+
+
 def test_changed_settings_restart_the_backend_in_its_batch():
     settings = base()
     run = deploy(host_facts(settings, env="DATABASE_PASSWORD=old\n"), settings)
