@@ -33,7 +33,8 @@ _SUMMARY = "stat -c '%U %G %a %F' {path} && sha256sum < {path}"
 
 
 def _summary(lines: list[str]) -> dict | None:
-    """{"user", "group", "mode", "sha256"} from the two lines of _SUMMARY, None if not a regular file."""
+    """{"user", "group", "mode", "sha256"} from stat's line ('%U %G %a %F') and sha256sum's,
+    None if not a regular file (or either line is missing)."""
     if len(lines) != 2:
         return None
     words, digest = lines[0].split(" ", 3), lines[1].split()
@@ -55,27 +56,28 @@ class FileSummary(FactBase):
 
 
 class FileSummaries(FactBase):
-    """[what FileSummary says of each of `paths`, in their order], with one command."""
+    """{path: what FileSummary says of it} for those of `paths` that are files: one `stat` and one
+    `sha256sum` for them all (the paths are the deploy's own: no newline in them)."""
 
     def command(self, paths):
-        # One block per path, in order: a separator line, then the file's two lines if it is one.
-        return "; ".join(
-            f"echo '--'; if [ -f {quoted} ]; then {_SUMMARY.format(path=quoted)}; fi"
-            for quoted in map(shlex.quote, paths)
-        )
+        names = " ".join(shlex.quote(path) for path in paths)
+        return f"stat -c '%U %G %a %F|%n' {names} 2>/dev/null; echo '--'; sha256sum {names} 2>/dev/null; true"
 
     def process(self, output):
-        blocks: list[list[str]] = []
-        for line in output:
-            if line.strip() == "--":
-                blocks.append([])
-            elif blocks and line.strip():
-                blocks[-1].append(line)
-        return [_summary(block) for block in blocks]
+        lines = [line for line in output if line.strip()]
+        split = lines.index("--") if "--" in lines else len(lines)
+        digests = dict(reversed(line.split(None, 1)) for line in lines[split + 1 :] if len(line.split(None, 1)) == 2)
+        summaries = {}
+        for line in lines[:split]:
+            head, _, path = line.partition("|")
+            summary = _summary([head, digests.get(path, "")])
+            if summary is not None:
+                summaries[path] = summary
+        return summaries
 
     @staticmethod
     def default():
-        return []
+        return {}
 
 
 def managed(write_operation):
@@ -96,8 +98,7 @@ def summary_of(path: str) -> dict | None:
     declared = _declared.get(ctx_host.get(), [])
     if path not in declared:
         return host.get_fact(FileSummary, path=path)
-    summaries = asked_once.fact(FileSummaries, paths=list(declared))
-    return dict(zip(declared, summaries, strict=False)).get(path)
+    return asked_once.fact(FileSummaries, paths=list(declared)).get(path)
 
 
 def written(path: str) -> None:

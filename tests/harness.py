@@ -67,18 +67,19 @@ class MissingFact(AssertionError):
 
 
 class PerPath:
-    """The answer of a fact asked about several paths at once (`paths=[...]`, answering a list in
-    their order), built from answers given per path as {"path=/x": value}: the same dict can answer
-    the fact that reads one path, so a test states each file once."""
+    """The answer of a fact asked about several paths at once (`paths=[...]`, answering
+    {path: value} for those whose value is not None), built from answers given per path as
+    {"path=/x": value}: the same dict can answer the fact that reads one path, so a test states
+    each file once."""
 
     def __init__(self, answers: dict[str, Any]):
         self.answers = answers
 
-    def answer(self, paths: list[str]) -> list:
+    def answer(self, paths: list[str]) -> dict:
         missing = [path for path in paths if f"path={path}" not in self.answers]
         if missing:
             raise MissingFact(f"no answer for {', '.join(missing)}: add 'path=...' keys to the PerPath answers")
-        return [self.answers[f"path={path}"] for path in paths]
+        return {path: self.answers[f"path={path}"] for path in paths if self.answers[f"path={path}"] is not None}
 
 
 class ByOperation:
