@@ -2,10 +2,10 @@
 
 1. Operation order. pyinfra orders operations by the line numbers of the deploy code that called
    them (`pyinfra.api.util.get_operation_order_from_stack`). It gets them with `inspect.stack()`
-   and `inspect.getframeinfo(frame)`, whose default `context=1` also reads one line of source for
-   each frame (`findsource` -> `getmodule`, which scans every loaded module): ~35 frames per call,
-   for a number the source line is never used in. With `context=0` the frames, file names and line
-   numbers are the same and no source is read.
+   and `inspect.getframeinfo(frame)`, which for each of ~20 frames, twice, look for the source
+   file and read one line of it (`findsource` -> `getmodule`, which scans every loaded module),
+   for a file name and a line number the frame holds itself. Here the frames are walked and each
+   gives its code's file name and its line number: the same values, no file looked at.
 2. Global arguments. `pyinfra.api.arguments.all_global_arguments()` evaluates the type hints of
    its argument classes (`typing.get_type_hints`) on every operation and fact call; they are
    fixed for the life of the process, so the first answer is kept.
@@ -18,12 +18,29 @@ not there (a pyinfra that changed them), so an upgrade can only lose the speed, 
 
 import functools
 import inspect
+import sys
+from types import FrameType
+from typing import Any
 
 from pyinfra.api import arguments, facts, util
 
-# partial, not a wrapper function: a frame of ours would be in the stack pyinfra reads.
-_stack_without_source = functools.partial(inspect.stack, 0)
-_frameinfo_without_source = functools.partial(inspect.getframeinfo, context=0)
+
+def _stack_without_source(context: int = 0) -> list[inspect.FrameInfo]:
+    """`inspect.stack()` as pyinfra uses it: from the frame that called it outwards (ours is left
+    out, as inspect leaves out its own), with no source line (`context` is not used)."""
+    frames: list[inspect.FrameInfo] = []
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        frames.append(inspect.FrameInfo(frame, code.co_filename, frame.f_lineno, code.co_name, None, None))
+        frame = frame.f_back
+    return frames
+
+
+def _frameinfo_without_source(frame: Any, context: int = 0) -> inspect.Traceback:
+    """`inspect.getframeinfo(frame)`'s file name and line, with no source line (for a frame, as
+    pyinfra passes; `context` is not used)."""
+    return inspect.Traceback(frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name, None, None)
 
 
 def apply() -> list[str]:
