@@ -2,13 +2,14 @@
 deploy (from any operator's machine) looks.
 
 deploy.py takes it before any host changes (never with --dry) and gives it back when its last
-operation has run, or when pyinfra exits, whether the deploy succeeded or failed. Both go through
-pyinfra's own SSH connection to the database host when this run has one (no second SSH handshake
-on a deploy's critical path: ~0.25 s each, issue 12), else through OpenSSH (a `--limit` without
-the database host). A lock left by a run that could not give it back
-(killed with SIGKILL, a laptop that went away) expires after an hour, or `python provision.py
-unlock` removes it. Two deploys at once both ran makemigrations and migrate (the second failed
-half-way with `relation ... already exists`): the second one now stops before it starts.
+operation has run, or when pyinfra exits, whether the deploy succeeded or failed. When the run
+has a connection to the database host, the lock is taken and given back after the last operation
+through it (no second SSH handshake on a deploy's critical path: ~0.25 s each, issue 12); else,
+and at exit, through OpenSSH (a `--limit` without the database host, a run that stopped early).
+A lock left by a run that could not give it back (killed with SIGKILL, a laptop that went away)
+expires after an hour, or `python provision.py unlock` removes it. Two deploys at once both ran
+makemigrations and migrate (the second failed half-way with `relation ... already exists`): the
+second one now stops before it starts.
 """
 
 import atexit
@@ -127,7 +128,7 @@ class _GiveBackAfterTheLastOperation(BaseStateCallback):
         if not last:
             last.append(state.get_op_order()[-1])
         if op_hash == last[0]:
-            give_back()
+            give_back(through_pyinfra=True)
 
 
 def take(ref: str, pyinfra_state: Any = None) -> None:
@@ -167,14 +168,15 @@ def take(ref: str, pyinfra_state: Any = None) -> None:
     atexit.register(give_back)  # a run that stops before its last operation
 
 
-def give_back() -> None:
-    """Remove this run's lock (once); through OpenSSH when pyinfra's connection is gone."""
+def give_back(through_pyinfra: bool = False) -> None:
+    """Remove this run's lock (once). Through pyinfra's connection only when called from the run
+    itself: at exit, whatever stopped the run, OpenSSH (pyinfra's connection may be gone or stuck)."""
     global _taken
     where, _taken = _taken, None
     if where is None:
         return
     try:
-        if not isinstance(where, Target) and not where.connected:
+        if not isinstance(where, Target) and not (through_pyinfra and where.connected):
             where = database_host()
         if where is not None:
             _run_at(where, release_script())

@@ -91,6 +91,18 @@ def test_a_run_connected_to_the_database_host_gives_the_lock_back_after_its_last
     assert not lock_file.exists()
 
 
+def test_at_exit_the_lock_is_given_back_through_openssh_whatever_state_pyinfra_is_in(
+    local_db_run, lock_file, monkeypatch
+):
+    deploy_lock.take("v2", local_db_run)
+    used = []
+    monkeypatch.setattr(deploy_lock, "database_host", lambda: "the db host through OpenSSH")
+    monkeypatch.setattr(deploy_lock, "_run_at", lambda where, script: used.append(where) or "")
+    deploy_lock.give_back()  # as atexit calls it
+    deploy_lock.give_back()  # once only
+    assert used == ["the db host through OpenSSH"]
+
+
 def test_a_run_connected_to_the_database_host_stops_on_a_held_lock_naming_the_holder(local_db_run, lock_file, capsys):
     lock_file.parent.mkdir()
     lock_file.write_text("bob@desk (pid 2, run bbbbbbbbbbbb) deploying main since then\n")
