@@ -233,13 +233,12 @@ def print_command_list(run: Run, path: Path) -> None:
         texts = defaultdict(list)
         for record in run.trace["commands"]:
             if record["host"] == name:
-                texts[(record["fact"] or "-", record["text"].replace("\n", " ")[:70])].append(
-                    record["op"].split(" | ")[-1]
-                )
+                # The whole recorded text: commands that differ only past their start are different questions.
+                texts[(record["fact"] or "-", record["text"].replace("\n", " "))].append(record["op"].split(" | ")[-1])
         repeated = {key: ops for key, ops in texts.items() if len(ops) > 1}
         print(f"    asked more than once on {name}: " + ("nothing" if not repeated else ""))
         for (fact, text), ops in sorted(repeated.items(), key=lambda item: -len(item[1])):
-            print(f"      {len(ops)}x {fact}: {text}  <- {'; '.join(ops)}")
+            print(f"      {len(ops)}x {fact}: {text[:70]}  <- {'; '.join(ops)}")
 
 
 def case(title: str, runs: list[Run], before: float) -> list[Run]:
