@@ -178,22 +178,27 @@ class VenvWorks(FactBase):
 
 class ServiceRelease(FactBase):
     """What a backend serves: {"current": the release `current` names, "running": the release the
-    running gunicorn was started in (its working directory), "socket": whether systemd holds the port}."""
+    running gunicorn was started in (its working directory), "socket": whether systemd holds the port}.
+    One `systemctl show` for the service and its socket (each systemctl costs a backend ~15 ms of
+    CPU, on every run: issue 12); it prints a block per unit in the order asked, the service's first."""
 
     def command(self, current, service):
         return (
             f"echo current=$(readlink -f {current} 2>/dev/null); "
-            f"pid=$(systemctl show -p MainPID --value {service} 2>/dev/null); "
-            f'echo running=$([ "${{pid:-0}}" != 0 ] && readlink /proc/$pid/cwd); '
-            f"echo socket=$(systemctl is-active {service}.socket 2>/dev/null)"
+            f"systemctl show --property MainPID,ActiveState {service}.service {service}.socket 2>/dev/null | "
+            "while IFS='=' read -r key value; do case $key in "
+            'MainPID) [ "$value" != 0 ] && echo "running=$(readlink /proc/$value/cwd)";; '
+            'ActiveState) echo "state=$value";; esac; done; true'
         )
 
     def process(self, output):
-        values = dict(line.split("=", 1) for line in output if "=" in line)
+        lines = [line.split("=", 1) for line in output if "=" in line]
+        values = {key: value for key, value in lines if key != "state"}
+        states = [value for key, value in lines if key == "state"]  # the service's, then the socket's
         return {
             "current": values.get("current") or None,
             "running": values.get("running") or None,
-            "socket": values.get("socket") == "active",
+            "socket": len(states) > 1 and states[1] == "active",
         }
 
 
