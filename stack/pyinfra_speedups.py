@@ -10,10 +10,13 @@
    its argument classes (`typing.get_type_hints`) on every operation and fact call; they are
    fixed for the life of the process, so the first answer is kept.
 
-Measured (issue 12): the controller's CPU for a no-change run of 10 hosts went from 3.2-3.3 s to
-2.4 s. Both are plain replacements of module-level
-names that pyinfra looks up when called; `apply()` leaves pyinfra as it is when those names are
-not there (a pyinfra that changed them), so an upgrade can only lose the speed, not break a run.
+Measured (issue 12), a no-change run of 10 hosts: the controller's CPU went from 3.2-3.3 s to
+2.4 s with `context=0` and the cache, and preparing the operations from 0.44 s to 0.23 s more
+with the frames walked here. Both are plain replacements of module-level names that pyinfra looks
+up when called (`util.stack`, `util.getframeinfo`, `all_global_arguments`); `apply()` leaves
+pyinfra as it is when those names are not there (a pyinfra that changed them), so an upgrade can
+only lose the speed, not break a run. tests/stack/test_pyinfra_speedups.py checks that the order
+computed is the same with them as without.
 """
 
 import functools
