@@ -88,7 +88,16 @@ def test_logs_follow_ends_on_sigint_without_a_traceback(hosts, ssh):
         urllib.request.urlopen(f"http://{hosts.address(backend)}:8080/despachos/reporte/?follow={marker}", timeout=30)
         time.sleep(3)
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
+        try:
+            out, err = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            left = subprocess.run(["ps", "-o", "pid,ppid,stat,args", "--ppid", str(process.pid)], capture_output=True)
+            process.kill()
+            out, err = process.communicate(timeout=30)
+            pytest.fail(
+                f"logs -f still ran 30 s after SIGINT; its children: {left.stdout.decode()}\n"
+                f"stdout: {out[-2000:]}\nstderr: {err[-2000:]}"
+            )
     finally:
         if process.poll() is None:
             process.kill()
