@@ -21,23 +21,32 @@ def wanted(path: str, kind: str, user: str, group: str, mode: str) -> dict:
     return {"path": path, "kind": kind, "user": user, "group": group, "mode": mode}
 
 
+def stat_command(paths: list[str]) -> str:
+    """One `stat` of `paths`, a line each for those that exist, read by `stat_states`."""
+    return f"stat -c '%U %G %a %F|%n' {' '.join(shlex.quote(path) for path in paths)} 2>/dev/null"
+
+
+def stat_states(lines: list[str]) -> dict[str, dict]:
+    """{path: {"type": stat's file type, "user", "group", "mode" (e.g. 755)}} from `stat_command`'s lines."""
+    states = {}
+    for line in lines:
+        head, _, path = line.partition("|")
+        words = head.split(" ", 3)
+        if path and len(words) == 4:
+            user, group, mode, kind = words
+            states[path] = {"type": kind, "user": user, "group": group, "mode": int(mode)}
+    return states
+
+
 class PathStates(FactBase):
     """{path: {"type": stat's file type, "user", "group", "mode" (e.g. 755)}} for those of `paths`
     that exist (a missing one is left out)."""
 
     def command(self, paths):
-        names = " ".join(shlex.quote(path) for path in paths)
-        return f"stat -c '%U %G %a %F|%n' {names} 2>/dev/null; true"
+        return f"{stat_command(paths)}; true"
 
     def process(self, output):
-        states = {}
-        for line in output:
-            head, _, path = line.partition("|")
-            words = head.split(" ", 3)
-            if path and len(words) == 4:
-                user, group, mode, kind = words
-                states[path] = {"type": kind, "user": user, "group": group, "mode": int(mode)}
-        return states
+        return stat_states(output)
 
     @staticmethod
     def default():

@@ -25,6 +25,7 @@ from pyinfra.context import ctx_host
 from pyinfra.operations import files
 
 from tasks import asked_once
+from tasks.paths import stat_command, stat_states
 
 # The files declared for each host, in the order the deploy declared them.
 _declared: "WeakKeyDictionary[Any, list[str]]" = WeakKeyDictionary()
@@ -61,19 +62,17 @@ class FileSummaries(FactBase):
 
     def command(self, paths):
         names = " ".join(shlex.quote(path) for path in paths)
-        return f"stat -c '%U %G %a %F|%n' {names} 2>/dev/null; echo '--'; sha256sum {names} 2>/dev/null; true"
+        return f"{stat_command(paths)}; echo '--'; sha256sum {names} 2>/dev/null; true"
 
     def process(self, output):
         lines = [line for line in output if line.strip()]
         split = lines.index("--") if "--" in lines else len(lines)
         digests = dict(reversed(line.split(None, 1)) for line in lines[split + 1 :] if len(line.split(None, 1)) == 2)
-        summaries = {}
-        for line in lines[:split]:
-            head, _, path = line.partition("|")
-            summary = _summary([head, digests.get(path, "")])
-            if summary is not None:
-                summaries[path] = summary
-        return summaries
+        return {
+            path: {"user": state["user"], "group": state["group"], "mode": state["mode"], "sha256": digests[path]}
+            for path, state in stat_states(lines[:split]).items()
+            if state["type"].startswith("regular") and path in digests
+        }
 
     @staticmethod
     def default():
