@@ -20,7 +20,10 @@ from tasks import asked_once
 # Long enough for an unattended-upgrades run or an interrupted install of docker.io to finish.
 LOCK_TIMEOUT_S = 600
 WAIT = f"-o DPkg::Lock::Timeout={LOCK_TIMEOUT_S}"
-NONINTERACTIVE = "DEBIAN_FRONTEND=noninteractive"
+# needrestart (Ubuntu Server has it) would restart every service using a replaced library after
+# the install, PostgreSQL, gunicorn and Docker among them, in the middle of a deploy: list mode
+# and suspended, it restarts nothing (the deploy restarts what it changed, behind its checks).
+NONINTERACTIVE = "DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l NEEDRESTART_SUSPEND=1"
 RETRY_S = 5
 
 
