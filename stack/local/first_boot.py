@@ -96,7 +96,7 @@ import fcntl, os, time
 seconds = int(open("{CONFIG_DIR}/apt-hold-seconds").read())
 held = []
 for path in {APT_LOCKS!r}:
-    handle = open(path, "w")
+    handle = open(path, "a")  # no truncation: the files stay as dpkg left them
     fcntl.lockf(handle, fcntl.LOCK_EX)
     held.append(handle)
 print(f"sprint2-local: holding dpkg's lock for {{seconds}} s at {{time.time():.3f}}", flush=True)
