@@ -17,7 +17,7 @@ import sys
 
 from stack.errors import UserError, exit_with
 from stack.options import Options
-from stack.provider import PROVIDERS, chosen_provider_name, provider_named
+from stack.providers import PROVIDERS, chosen_provider_name, provider_named
 from stack.settings import load_settings
 
 COMMANDS = ("apply", "plan", "destroy", "outputs", "backup", "unlock", "status", "ssh", "logs", "manage", "psql")

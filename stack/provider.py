@@ -1,5 +1,5 @@
-"""The contract provision.py drives, like terraform's plan/apply/destroy/output, and the registry
-of the providers that implement it: `aws` (EC2, stack/aws) and `local` (systemd-nspawn, stack/local).
+"""The contract provision.py drives, like terraform's plan/apply/destroy/output, implemented by
+`aws` (EC2, stack/aws) and `local` (systemd-nspawn, stack/local); stack/providers.py names them.
 
 What both providers share lives here once: which provider a command is for, the refusal to touch
 the state of another project_prefix, the outputs, and a plan's summary line (each provider renders
@@ -7,7 +7,6 @@ its own plan lines: AWS aligns resource kinds, local aligns host names).
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import replace
 
 from stack.errors import UserError
@@ -68,36 +67,3 @@ def check_recorded_project(state: State | None, settings: Settings) -> None:
             f"{settings.project_prefix!r}: set it back and run destroy first, or set DEPLOY_HOME "
             f"to another folder"
         )
-
-
-def _aws() -> Provider:
-    from stack.aws.provider import AwsProvider
-
-    return AwsProvider()
-
-
-def _local() -> Provider:
-    from stack.local.provider import LocalProvider
-
-    return LocalProvider()
-
-
-# Loaders, not instances: the AWS side imports boto3 (about a second) only when a command needs it.
-PROVIDERS: dict[str, Callable[[], Provider]] = {"aws": _aws, "local": _local}
-DEFAULT = "aws"
-
-
-def chosen_provider_name(asked: str | None) -> str:
-    """--provider, else the one the state records, else aws; a --provider contradicting the state is refused."""
-    state = load_state()
-    recorded = state.provider if state else None
-    if asked and recorded and asked != recorded:
-        raise UserError(
-            f"the state records {recorded} hosts; run python provision.py --provider {recorded} destroy "
-            f"first, or set DEPLOY_HOME to another folder"
-        )
-    return asked or recorded or DEFAULT
-
-
-def provider_named(name: str) -> Provider:
-    return PROVIDERS[name]()

@@ -49,7 +49,8 @@ def test_only_with_plan_is_refused_rather_than_ignored(tmp_path):
 
 
 def test_every_registered_provider_implements_the_contract():
-    from stack.provider import PROVIDERS, Provider, provider_named
+    from stack.provider import Provider
+    from stack.providers import PROVIDERS, provider_named
 
     assert sorted(PROVIDERS) == ["aws", "local"]
     for name in PROVIDERS:
@@ -80,7 +81,7 @@ def test_outputs_of_local_hosts_never_import_boto3(tmp_path, monkeypatch):
     imported = [
         line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time")
     ]
-    assert "stack.provider" in imported
+    assert "stack.providers" in imported
     assert not [name for name in imported if name.startswith(("boto", "stack.aws.clients"))]
 
 
