@@ -149,10 +149,15 @@ class State(_ReadByKey):
 def load_state() -> State | None:
     """The recorded state, or None when nothing was provisioned yet."""
     path = state_path()
-    if not path.exists():
-        return None
     try:
+        if not path.exists():
+            return None
         state = json.loads(path.read_text())
+    except PermissionError:
+        # e.g. `plan` run as an ordinary user against the state root made (DEPLOY_HOME is 0700)
+        raise UserError(
+            f"{path}: not readable by this user: run as its owner (sudo), or set DEPLOY_HOME to a copy you can read"
+        ) from None
     except (OSError, ValueError) as problem:
         raise UserError(f"{path}: unreadable state file ({problem}); restore it or re-run provision.py") from None
     if not isinstance(state, dict):

@@ -8,6 +8,7 @@ the others.
 import hashlib
 import ipaddress
 import json
+import os
 import subprocess
 
 from stack.errors import UserError
@@ -105,8 +106,10 @@ def nat_exists(bridge: str, subnet: str) -> bool:
     return _run("iptables", "-t", "nat", "-C", *nat_rule(bridge, subnet), check=False).returncode == 0
 
 
-def network_ready(bridge: str, subnet: str) -> bool:
-    return bridge_exists(bridge) and nat_exists(bridge, subnet)
+def nat_found(bridge: str, subnet: str) -> bool | None:
+    """Whether the NAT rule is in place, or None for a user who may not read the rules (iptables
+    needs root, and is not on an ordinary user's PATH): `plan` runs without root."""
+    return nat_exists(bridge, subnet) if os.geteuid() == 0 else None
 
 
 def ensure_network(bridge: str, subnet: str) -> None:

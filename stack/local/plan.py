@@ -40,8 +40,23 @@ def make_plan(
     return steps
 
 
-def render_plan(steps: list[Step], network: list[str]) -> str:
-    """Terraform-like lines: `+ create des-db  (db, 10.77.0.10)`, then a one-line summary."""
+def network_setup(
+    bridge: str, gateway: str, subnet: str, bridge_found: bool, nat_found: bool | None
+) -> tuple[list[str], list[str]]:
+    """(what apply creates of the project's network, what could not be checked). `nat_found` is
+    None for a user who may not read the NAT rules (iptables needs root): the plan says so
+    rather than guess."""
+    if not bridge_found or nat_found is False:
+        return [f"create bridge {bridge} {gateway} with NAT for {subnet}"], []
+    if nat_found is None:
+        unknown = f"the NAT rule of {bridge} for {subnet} (reading iptables needs root); apply adds it if missing"
+        return [], [f"not checked: {unknown}"]
+    return [], []
+
+
+def render_plan(steps: list[Step], network: list[str], notes: list[str] | tuple[str, ...] = ()) -> str:
+    """Terraform-like lines: `+ create des-db  (db, 10.77.0.10)`, then a one-line summary, then
+    `note: ...` for each thing the plan could not check."""
     width = max((len(step.name) for step in steps), default=0)
     lines = [f"+ {line}" for line in network]
     for step in steps:
@@ -65,6 +80,7 @@ def render_plan(steps: list[Step], network: list[str]) -> str:
         if not counts["restart"]:
             del shown["to restart"]
         lines.append(plan_summary(shown))
+    lines += [f"note: {note}" for note in notes]
     return "\n".join(lines)
 
 

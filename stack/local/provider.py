@@ -17,7 +17,7 @@ from stack.confirm import confirm
 from stack.dump import check_backup_path, default_backup_path, pull_dump, restore_hint
 from stack.errors import UserError
 from stack.local import image, machines, network
-from stack.local.plan import make_plan, render_destroy_plan, render_plan
+from stack.local.plan import make_plan, network_setup, render_destroy_plan, render_plan
 from stack.operate.commands import sudo_prefix
 from stack.options import Options
 from stack.provider import Provider, check_recorded_project
@@ -38,10 +38,19 @@ REQUIRED = {
 PAST = {"create": "created", "start": "started", "restart": "restarted"}
 
 
-def check_requirements() -> None:
-    if os.geteuid() != 0:
-        raise UserError("the local provider boots systemd-nspawn hosts and needs root: run it as root (sudo)")
-    missing = sorted({package for command, package in REQUIRED.items() if not shutil.which(command)})
+# What `plan` runs: it reads addresses and links and asks running hosts over SSH, all without root.
+PLAN_REQUIRES = ("ip", "ssh")
+
+
+def check_requirements(root: bool = True) -> None:
+    """Root and every tool, or (root=False, for a plan) only the tools the plan runs."""
+    if root and os.geteuid() != 0:
+        raise UserError(
+            "the local provider boots systemd-nspawn hosts and needs root: run it as root (sudo); "
+            "python provision.py --provider local plan runs without"
+        )
+    needed = REQUIRED if root else {command: REQUIRED[command] for command in PLAN_REQUIRES}
+    missing = sorted({package for command, package in needed.items() if not shutil.which(command)})
     if missing:
         raise UserError(f"the local provider needs {', '.join(missing)}: apt-get install {' '.join(missing)}")
 
@@ -104,9 +113,17 @@ def _running(state: State) -> set[str]:
     return {name for name, host in state.hosts.items() if machines.is_running(name, _machine(host).get("pid"))}
 
 
-def _silent(state: State, running: set[str]) -> set[str]:
-    """The running hosts that do not answer SSH (asked all at once: a silent one costs its timeout)."""
+def _silent(state: State, running: set[str], notes: list[str]) -> set[str]:
+    """The running hosts that do not answer SSH (asked all at once: a silent one costs its timeout).
+    A user who may not read the project key (a plan without root) cannot ask: a note says so."""
     if not running:
+        return set()
+    keys = {_key_of(state.hosts[name]) for name in running}
+    unreadable = sorted(key for key in keys if not os.access(key, os.R_OK))
+    if unreadable:
+        notes.append(
+            f"not checked: whether the running hosts answer SSH ({', '.join(unreadable)} is not readable here)"
+        )
         return set()
     known_hosts = str(known_hosts_file())
 
@@ -144,7 +161,7 @@ def _allow_enough_inotify_instances(hosts: int) -> None:
 
 
 def apply(settings: Settings, options: Options) -> int:
-    check_requirements()
+    check_requirements(root=not options.dry)
     if settings.ssh_user == "root":
         raise UserError(
             "ssh_user: root: local hosts log in as a normal user and use sudo, as the AWS hosts do: "
@@ -158,14 +175,17 @@ def apply(settings: Settings, options: Options) -> int:
     recorded = state.hosts
     addresses = network.assign_addresses(subnet, wanted, {name: host.private_ip for name, host in recorded.items()})
     running = _running(state)
-    steps = make_plan(wanted, addresses, recorded, running, _silent(state, running))
+    notes: list[str] = []  # what this user could not check (a plan without root)
+    steps = make_plan(wanted, addresses, recorded, running, _silent(state, running, notes))
 
     setup = []
     if not image.is_complete(image.image_path(settings.local_distro)):
         setup.append(f"build base image {image.image_path(settings.local_distro)} (once, about 75 s)")
-    if not network.network_ready(bridge, subnet):
-        setup.append(f"create bridge {bridge} {network.gateway_address(subnet)} with NAT for {subnet}")
-    print(render_plan(steps, setup), flush=True)
+    bridge_found = network.bridge_exists(bridge)
+    nat_found = network.nat_found(bridge, subnet) if bridge_found else False
+    missing, unknown = network_setup(bridge, network.gateway_address(subnet), subnet, bridge_found, nat_found)
+    setup += missing
+    print(render_plan(steps, setup, notes + unknown), flush=True)
     if options.dry:
         print("(dry run: nothing was changed)")
         return 0

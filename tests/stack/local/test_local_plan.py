@@ -1,4 +1,4 @@
-from stack.local.plan import Step, make_plan, render_plan
+from stack.local.plan import Step, make_plan, network_setup, render_plan
 from stack.settings import host_names, settings_from
 from stack.state import Host
 
@@ -64,3 +64,27 @@ def test_a_host_recorded_but_interrupted_while_created_is_created_again():
     }
     steps = make_plan(WANTED, ADDRESSES, recorded, running=set())
     assert Step("create", "des-kong", "kong", "10.77.0.11") in steps
+
+
+def test_the_network_is_created_when_the_bridge_or_its_nat_rule_is_missing():
+    create = ["create bridge br-des 10.77.0.1 with NAT for 10.77.0.0/24"]
+    assert network_setup("br-des", "10.77.0.1", "10.77.0.0/24", False, False) == (create, [])
+    assert network_setup("br-des", "10.77.0.1", "10.77.0.0/24", False, None) == (create, [])
+    assert network_setup("br-des", "10.77.0.1", "10.77.0.0/24", True, False) == (create, [])
+    assert network_setup("br-des", "10.77.0.1", "10.77.0.0/24", True, True) == ([], [])
+
+
+def test_a_nat_rule_this_user_cannot_read_is_a_note_not_a_guess():
+    assert network_setup("br-des", "10.77.0.1", "10.77.0.0/24", True, None) == (
+        [],
+        [
+            "not checked: the NAT rule of br-des for 10.77.0.0/24 (reading iptables needs root); apply adds it if missing"
+        ],
+    )
+
+
+def test_notes_follow_the_summary():
+    steps = [Step("keep", "des-db", "db", "10.77.0.10")]
+    assert render_plan(steps, [], ["not checked: x"]) == (
+        "  des-db  (db, 10.77.0.10) running, unchanged\nNo changes: 1 hosts running.\nnote: not checked: x"
+    )

@@ -3,7 +3,7 @@ import re
 import pytest
 
 from stack.errors import UserError
-from stack.local import image, provider
+from stack.local import image, machines, provider
 
 
 def test_not_root_is_one_clear_line(monkeypatch):
@@ -11,9 +11,22 @@ def test_not_root_is_one_clear_line(monkeypatch):
     with pytest.raises(
         UserError,
         match=r"^the local provider boots systemd-nspawn hosts and needs root: "
-        r"run it as root \(sudo\)$",
+        r"run it as root \(sudo\); python provision.py --provider local plan runs without$",
     ):
         provider.check_requirements()
+
+
+def test_a_plan_needs_neither_root_nor_the_tools_only_apply_runs(monkeypatch):
+    monkeypatch.setattr(provider.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(
+        provider.shutil, "which", lambda command: f"/usr/bin/{command}" if command in ("ip", "ssh") else None
+    )
+    provider.check_requirements(root=False)
+    monkeypatch.setattr(provider.shutil, "which", lambda command: None)
+    with pytest.raises(
+        UserError, match=r"^the local provider needs iproute2, openssh-client: apt-get install iproute2 openssh-client$"
+    ):
+        provider.check_requirements(root=False)
 
 
 def test_missing_tools_name_the_packages_to_install(monkeypatch):
@@ -160,3 +173,23 @@ def test_two_builds_of_the_base_image_at_once_make_one_image(tmp_path):
     outputs = [run.communicate(timeout=30)[0].strip() for run in runs]
     assert (tmp_path / "builds.log").read_text() == "build\n"
     assert outputs == [str(tmp_path / image.image_path().name)] * 2
+
+
+def test_running_hosts_are_not_called_silent_when_the_key_cannot_be_read(tmp_path, monkeypatch):
+    """A plan by a user who may not read the project key cannot ask the hosts: it says so
+    instead of planning a restart of every running host."""
+    from stack.state import Host, State
+
+    key = tmp_path / "id_ed25519"
+    key.write_text("key\n")
+    state = State("local", "h", hosts={"h-db": Host("db", "10.9.0.10", "10.9.0.10", "ubuntu", ssh_key=str(key))})
+    monkeypatch.setattr(provider.os, "access", lambda path, mode: False)
+    asked = []
+    monkeypatch.setattr(machines, "ssh_answers", lambda *args: asked.append(args) or False)
+    notes: list[str] = []
+    assert provider._silent(state, {"h-db"}, notes) == set()
+    assert asked == []
+    assert notes == [f"not checked: whether the running hosts answer SSH ({key} is not readable here)"]
+    monkeypatch.setattr(provider.os, "access", lambda path, mode: True)
+    assert provider._silent(state, {"h-db"}, notes) == {"h-db"}
+    assert len(notes) == 1 and len(asked) == 1
