@@ -12,6 +12,7 @@ import os
 import subprocess
 
 from stack.errors import UserError
+from stack.local import sysctls
 
 FIXED = {"db": 10, "kong": 11}
 FIRST_BACKEND = 20
@@ -119,9 +120,22 @@ def ensure_network(bridge: str, subnet: str) -> None:
         _run("ip", "link", "add", bridge, "type", "bridge")
         _run("ip", "addr", "add", f"{gateway_address(subnet)}/{prefixlen}", "dev", bridge)
     _run("ip", "link", "set", bridge, "up")
-    _run("sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+    # After the bridge: a destroy that finds any bridge leaves forwarding on (sysctls.py).
+    found = sysctls.change(sysctls.IP_FORWARD, "1")
+    if found is not None:
+        print(
+            f"set {sysctls.IP_FORWARD} from {found} to 1 (the hosts' NAT): put back after the last local host",
+            flush=True,
+        )
     if not nat_exists(bridge, subnet):
         _run("iptables", "-t", "nat", "-A", *nat_rule(bridge, subnet))
+
+
+def bridges() -> list[str]:
+    """Every bridge of this machine: each project's br-<prefix>, also those of Docker, libvirt or
+    LXC, which need forwarding as much as ours."""
+    links = json.loads(_run("ip", "-j", "link", "show", "type", "bridge").stdout or "[]")
+    return sorted(link["ifname"] for link in links if link.get("ifname"))
 
 
 def remove_network(bridge: str, subnet: str) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from stack.confirm import confirm
 from stack.dump import check_backup_path, default_backup_path, pull_dump, restore_hint
 from stack.errors import UserError
-from stack.local import image, machines, network
+from stack.local import image, machines, network, sysctls
 from stack.local.plan import make_plan, network_setup, render_destroy_plan, render_plan
 from stack.operate.commands import sudo_prefix
 from stack.options import Options
@@ -145,7 +145,7 @@ def _allow_enough_inotify_instances(hosts: int) -> None:
     if wanted is None:
         return
     try:
-        machines.INOTIFY_INSTANCES.write_text(f"{wanted}\n")
+        sysctls.change(sysctls.INOTIFY_INSTANCES, str(wanted))
     except OSError as problem:
         print(
             f"warning: {hosts} hosts on this machine may exhaust fs.inotify.max_user_instances ({current}), "
@@ -155,7 +155,7 @@ def _allow_enough_inotify_instances(hosts: int) -> None:
         return
     print(
         f"raised fs.inotify.max_user_instances from {current} (Linux's default) to {wanted}: {hosts} hosts will "
-        f"run on this machine and each systemd holds about 9 (undo: sysctl -w fs.inotify.max_user_instances={current})",
+        f"run on this machine and each systemd holds about 9 (put back after the last local host)",
         flush=True,
     )
 
@@ -308,6 +308,14 @@ def _forget_host_keys(address: str) -> None:
         path.write_text(machines.replace_known_hosts(path.read_text(), address, []))
 
 
+def _still_here() -> list[str]:
+    """What may still need this machine's forwarding and inotify instances: the local hosts of
+    every project (running, or their folders) and every bridge (each project's is up before it
+    sets anything, see network.ensure_network; Docker's and libvirt's need forwarding too)."""
+    folders = sorted(path.name for path in machines.MACHINES.iterdir()) if machines.MACHINES.is_dir() else []
+    return sorted(machines.running_hosts() | set(folders)) + network.bridges()
+
+
 def _destroy_hosts(state: State, names: list[str]) -> None:
     hosts = {name: state.hosts[name] for name in names}
     print(
@@ -394,5 +402,8 @@ def destroy(settings: Settings, options: Options) -> int:
         if local.get("bridge"):
             network.remove_network(local["bridge"], local["subnet"])
         remove_state()
+        restored = sysctls.restore_after_last_host(_still_here)
+        if restored:
+            print(restored, flush=True)
     print(f"Destroy complete: {len(targets)} destroyed.")
     return 0
