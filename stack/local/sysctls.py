@@ -61,7 +61,8 @@ def kept_line(saved: Saved, others: list[str]) -> str:
 
 
 @contextmanager
-def _locked(saved_path: Path) -> Iterator[None]:
+def locked(saved_path: Path = SAVED) -> Iterator[None]:
+    """Held by every read-modify-write of `saved_path` and of the values it records."""
     saved_path.parent.mkdir(parents=True, exist_ok=True)
     with open(saved_path.with_suffix(".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -75,7 +76,7 @@ def read(name: str, proc_sys: Path = PROC_SYS) -> str | None:
         return None
 
 
-def _load(saved_path: Path) -> Saved:
+def load(saved_path: Path = SAVED) -> Saved:
     try:
         saved = json.loads(saved_path.read_text())
     except (OSError, ValueError):
@@ -83,7 +84,8 @@ def _load(saved_path: Path) -> Saved:
     return saved if isinstance(saved, dict) else {}
 
 
-def _store(saved_path: Path, saved: Saved) -> None:
+def store(saved: Saved, saved_path: Path = SAVED) -> None:
+    """Write `saved` (under locked()); an empty one removes the file."""
     if not saved:
         saved_path.unlink(missing_ok=True)
         return
@@ -95,13 +97,13 @@ def _store(saved_path: Path, saved: Saved) -> None:
 def change(name: str, wanted: str, saved_path: Path = SAVED, proc_sys: Path = PROC_SYS) -> str | None:
     """Set `name` to `wanted`, first recording the value found; returns that value, or None when
     it already was `wanted` (nothing changed, nothing recorded). OSError when it cannot be set."""
-    with _locked(saved_path):
+    with locked(saved_path):
         found = read(name, proc_sys)
         if found == wanted:
             return None
-        saved = _load(saved_path)
+        saved = load(saved_path)
         if found is not None:
-            _store(saved_path, with_change(saved, name, found, wanted))  # recorded before it changes
+            store(with_change(saved, name, found, wanted), saved_path)  # recorded before it changes
         proc_file(name, proc_sys).write_text(f"{wanted}\n")
         return found
 
@@ -112,8 +114,8 @@ def restore_after_last_host(
     """After a destroy: put back what we changed when `still_here()` (the local hosts, bridges
     and machine folders of every project) is empty; the line to print, None when nothing was
     recorded. Under the lock, so no project changes a value between the check and the write."""
-    with _locked(saved_path):
-        saved = _load(saved_path)
+    with locked(saved_path):
+        saved = load(saved_path)
         if not saved:
             return None
         others = still_here()
@@ -122,5 +124,5 @@ def restore_after_last_host(
         back, left = restorations(saved, {name: read(name, proc_sys) for name in saved})
         for name, value in back.items():
             proc_file(name, proc_sys).write_text(f"{value}\n")
-        _store(saved_path, {})
+        store({}, saved_path)
         return restore_line(back, left, saved)

@@ -2,13 +2,14 @@
 plan of them, and what a full destroy puts back (net.ipv4.ip_forward, the inotify limit).
 
 Other sessions' hosts may run on this machine meanwhile, so the destroy's check asserts what is
-true either way: our own hosts and bridge are gone before the check, and the values are put back
-exactly when nothing is left (tests/stack/local/test_local_sysctls.py proves the restore itself
-against a /proc/sys of its own). The hosts are made again at the end for the modules after this.
+true either way: our own hosts and bridge are gone before the check, the values stay while
+anything is left and are put back exactly when nothing is (tests/stack/local/test_local_sysctls.py
+proves the restore itself against a /proc/sys of its own). The hosts are made again at the end for
+the modules after this.
 """
 
-import json
 import shutil
+from contextlib import contextmanager
 
 import pytest
 
@@ -50,27 +51,52 @@ def test_an_ordinary_user_plans_the_running_hosts(platform):
     )
 
 
+@contextmanager
+def recorded_inotify_change():
+    """What was recorded of the inotify limit before this destroy. When nothing was (it already
+    was as the hosts need it), a record that changes nothing: found at its current value, set by
+    us to another, so someone changed it since and a restore must leave it. Removed afterwards
+    if still there (a destroy of another session may meanwhile have consumed it)."""
+    name = sysctls.INOTIFY_INSTANCES
+    with sysctls.locked():
+        saved = sysctls.load()
+        seeded = None
+        if name not in saved:
+            current = sysctls.read(name)
+            assert current is not None
+            seeded = {"before": current, "set": str(int(current) + 1)}
+            sysctls.store({**saved, name: seeded})
+    try:
+        yield {**saved, name: seeded} if seeded else saved
+    finally:
+        with sysctls.locked():
+            now = sysctls.load()
+            if seeded and now.get(name) == seeded:
+                sysctls.store({key: value for key, value in now.items() if key != name})
+
+
 def test_a_full_destroy_puts_back_what_it_changed_when_no_host_is_left(platform):
-    saved = json.loads(sysctls.SAVED.read_text()) if sysctls.SAVED.exists() else {}
     ours = set(platform.hosts) | {network.bridge_name(PREFIX)}
     try:
-        result = platform.down()
-        after = {name: sysctls.read(name) for name in (sysctls.IP_FORWARD, sysctls.INOTIFY_INSTANCES)}
+        with recorded_inotify_change() as saved:
+            before = {name: sysctls.read(name) for name in saved}
+            result = platform.down()
+            after = {name: sysctls.read(name) for name in saved}
         assert result.returncode == 0, result.output
         lines = [line for line in result.stdout.splitlines() if line.startswith(("kept ", "no local host is left"))]
-        if not saved:  # nothing was recorded (both were already as the hosts need them): nothing to say
-            assert lines == []
-        elif lines[0].startswith("kept "):  # another session's hosts or a bridge: they still need both
-            assert len(lines) == 1
+        assert len(lines) == 1, result.stdout
+        if lines[0].startswith("kept "):  # another session's hosts or a bridge: they still need both
             still = lines[0].split(": still on this machine: ", 1)[1]
             assert not ours & set(still.replace(" and ", ", ").split(", ")), still
-            assert after[sysctls.IP_FORWARD] == "1"
-            assert sysctls.SAVED.exists()
+            assert after == before
         else:  # the last host of this machine: each value we set is back to the one found first
-            assert lines == [lines[0]] and lines[0].startswith("no local host is left on this machine: restored ")
+            assert lines[0].startswith("no local host is left on this machine: restored ")
             for name, values in saved.items():
-                assert after[name] == values["before"] or f"left {name} at" in lines[0]
-            assert not sysctls.SAVED.exists()
+                if before[name] == values["set"]:
+                    assert after[name] == values["before"]
+                else:
+                    assert after[name] == before[name]
+                    assert f"left {name} at {before[name]} (set to {values['set']} by us, changed since)" in lines[0]
         assert not ours & set(provider._still_here())
     finally:
         platform._deployed = None
