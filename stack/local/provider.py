@@ -375,7 +375,7 @@ def backup(settings: Settings, path: str | None) -> int:
 
 
 def destroy(settings: Settings, options: Options) -> int:
-    check_requirements()
+    check_requirements(root=not options.dry)
     state = load_state()
     if state is None:
         print("Nothing to destroy: no local hosts are recorded.")

@@ -57,8 +57,8 @@ def interpreter(env: dict[str, str]) -> str:
     raise AssertionError(f"{USER} can run no {version} that imports this environment's packages")
 
 
-def plan_as_user(readable: Path, home: Path, config: str) -> subprocess.CompletedProcess:
-    """`python provision.py --provider local plan` as the user, with DEPLOY_HOME `home`."""
+def plan_as_user(readable: Path, home: Path, config: str, *command: str) -> subprocess.CompletedProcess:
+    """`python provision.py --provider local plan` (or `command`) as the user, DEPLOY_HOME `home`."""
     code = readable / "code"
     for part in CODE:
         source = PROJECT_ROOT / part
@@ -76,7 +76,7 @@ def plan_as_user(readable: Path, home: Path, config: str) -> subprocess.Complete
         "HOME": str(readable),
     }
     return subprocess.run(
-        as_user([interpreter(env), "provision.py", "--provider", "local", "plan"], env),
+        as_user([interpreter(env), "provision.py", "--provider", "local", *(command or ("plan",))], env),
         cwd=code,
         capture_output=True,
         text=True,

@@ -87,3 +87,22 @@ def test_a_state_this_user_cannot_read_is_one_line(readable):
         "or set DEPLOY_HOME to a copy you can read\n"
     )
     assert result.stdout == ""
+
+
+def test_an_ordinary_user_gets_the_destroy_plan_too(readable):
+    home = readable / "home"
+    home.mkdir(mode=0o700)
+    (home / "state.json").write_text(json.dumps(recorded_state(SUBNET)))
+    give(home)
+    give(home / "state.json")
+
+    result = plan_as_user(readable, home, CONFIG, "destroy", "--dry")
+
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines() == [
+        "- destroy pnr-backend-a  (backend, 10.251.7.20)",
+        "- destroy pnr-db  (db, 10.251.7.10)",
+        "- remove bridge br-pnr and its NAT rule",
+        "Plan: 2 to destroy.",
+        "(dry run: nothing was changed)",
+    ]
