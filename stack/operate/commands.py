@@ -72,12 +72,14 @@ def manage_command(host: Target, args: list[str]) -> str:
 
 
 def psql_command(host: Target, settings: Settings, args: list[str]) -> str:
-    """psql on the db host through the local socket (no port opened), as the app user: postgres
-    connects by peer and the session takes the app user's role, so no password is needed."""
-    role = shlex.quote(f"-c role={settings.db_user}")
+    """psql on the db host through the local socket (no port opened), logged in as the app role
+    itself: the postgres system user is mapped to it by peer authentication (pg_ident.conf, see
+    tasks/db/render.py), so no password is needed and the session has the app's rights and no
+    more. Never a superuser session that takes the app's role (`-c role=...`): any function of
+    the app's that it ran could `RESET ROLE` and act as the superuser."""
     return as_root(
         host,
-        f"runuser -u postgres -- env --chdir=/ PGOPTIONS={role} psql -d {settings.db_name}"
+        f"runuser -u postgres -- env --chdir=/ psql -U {settings.db_user} -d {settings.db_name}"
         + "".join(f" {shlex.quote(arg)}" for arg in args),
     )
 
