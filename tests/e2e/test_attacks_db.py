@@ -146,7 +146,8 @@ BEGIN
   EXCEPTION WHEN OTHERS THEN NULL;
   END;
   BEGIN
-    RESET ROLE;
+    -- In a superuser's session that took the app's role: back to the superuser.
+    SET ROLE NONE;
     ALTER ROLE {APP_ROLE} SUPERUSER;
   EXCEPTION WHEN OTHERS THEN NULL;
   END;
