@@ -75,9 +75,9 @@ def operate(platform, *args, timeout=300):
 
 
 def one_line_refusal(result):
-    """The deploy failed on the db host with a line of ours, not a traceback."""
+    """The lines of ours saying what the deploy refused (and no traceback)."""
     assert "Traceback" not in result.output, result.output[-3000:]
-    return [line for line in result.output.splitlines() if "refused" in line or "not a folder" in line]
+    return [line for line in result.output.splitlines() if "is not a folder that postgres can write" in line]
 
 
 def test_links_planted_by_postgres_leave_root_files_untouched(platform, ssh, run_deploy, db):
@@ -97,7 +97,7 @@ def test_links_planted_by_postgres_leave_root_files_untouched(platform, ssh, run
 
         after = {path: state_of(ssh, db, path) for path in ROOT_FILES}
         assert after == before, "a root file was changed through a link postgres planted"
-        if db in result.failed_hosts:
+        if result.returncode != 0:
             assert one_line_refusal(result), result.output[-3000:]
         else:
             for link in planted:
@@ -126,7 +126,8 @@ def test_a_config_folder_replaced_by_a_link_is_refused_in_one_line(platform, ssh
             .strip()
             .endswith("No such file or directory")
         ), "the deploy wrote into /etc/systemd/system through postgres's link"
-        assert db in result.failed_hosts, "the deploy wrote through a link instead of refusing"
+        # (The only host failed: pyinfra stops with "No hosts remaining", without its JSON report.)
+        assert result.returncode != 0, "the deploy wrote through a link instead of refusing"
         assert one_line_refusal(result), result.output[-3000:]
     finally:
         platform.write_config()
