@@ -16,6 +16,7 @@ from tasks.kong.render import CONTAINER as KONG_CONTAINER
 
 DEFAULT_LINES = 100
 POSTGRES_LOGS = "/var/log/postgresql/postgresql-*-main.log"
+AS_POSTGRES_EXEC = "setpriv --reuid=postgres --regid=postgres --init-groups"
 SINCE = re.compile(r"^(\d+)([smhd])$")
 SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -121,7 +122,13 @@ def logs_command(host: Target, lines: int | None, since: int | None, follow: boo
         )
         cap = False  # docker applies --tail to the lines since --since itself
     else:
-        source = f"tail -q -n {'+1' if since is not None else count}" + (" -F" if follow else "") + f" {POSTGRES_LOGS}"
+        # PostgreSQL's log files are postgres's (a link there could point at a root-only file):
+        # read as postgres (setpriv execs tail, so -f still ends with the session's SIGHUP).
+        source = (
+            f"{AS_POSTGRES_EXEC} tail -q -n {'+1' if since is not None else count}"
+            + (" -F" if follow else "")
+            + f" {POSTGRES_LOGS}"
+        )
         if since is not None:
             # PostgreSQL lines start with the server's local time (log_timezone = the system's); a line
             # without a time (a statement's continuation) follows the fate of the line before it.

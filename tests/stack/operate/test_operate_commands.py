@@ -105,11 +105,18 @@ def test_kong_logs_are_the_containers():
 
 def test_database_logs_are_postgresqls_file():
     db = host("db", name="des-db")
-    assert logs_command(db, None, None, False) == "tail -q -n 100 /var/log/postgresql/postgresql-*-main.log"
-    assert logs_command(db, 10, None, True) == "tail -q -n 10 -F /var/log/postgresql/postgresql-*-main.log"
+    # Read as postgres, whose files they are.
+    as_postgres = "setpriv --reuid=postgres --regid=postgres --init-groups"
+    assert logs_command(db, None, None, False) == (
+        f"{as_postgres} tail -q -n 100 /var/log/postgresql/postgresql-*-main.log"
+    )
+    assert (
+        logs_command(db, 10, None, True) == f"{as_postgres} tail -q -n 10 -F /var/log/postgresql/postgresql-*-main.log"
+    )
     since = logs_command(db, None, 600, True)
     assert since.startswith("sh -c ") and "$(date +%s) - 600" in since
-    assert "tail -q -n +1 -F /var/log/postgresql/postgresql-*-main.log | awk" in since and "fflush()" in since
+    assert f"{as_postgres} tail -q -n +1 -F /var/log/postgresql/postgresql-*-main.log | awk" in since
+    assert "fflush()" in since
     assert logs_command(db, 5, 600, False).endswith("keep {print; fflush()}'\"'\"' | tail -n 5'")
 
 
