@@ -184,6 +184,15 @@ DROP TABLE IF EXISTS trap_log;
 """
 
 
+RESTORE = (
+    "cd / && latest=$(runuser -u postgres -- sh -c 'ls -1t /var/backups/postgresql/dispatch_db-*.sql.gz | head -n 1') && "
+    "runuser -u postgres -- dropdb --if-exists restored_e2e && "
+    f"runuser -u postgres -- createdb -O {APP_ROLE} restored_e2e && "
+    f'runuser -u postgres -- sh -c "gunzip -c $latest" | runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 '
+    f"-U {APP_ROLE} -d restored_e2e"
+)
+
+
 def as_app_role(platform, ssh, db, sql):
     """SQL as the app role with its own password, over TCP as the backends connect (the password
     in the environment of this test's command only)."""
@@ -210,6 +219,9 @@ def test_the_operators_sessions_never_run_the_app_roles_code_as_superuser(platfo
         "status": lambda: operate(platform, "status"),
         "provision.py backup": lambda: operate(platform, "backup", str(tmp_path / "db.dump")),
         "the daily backup": lambda: ssh(db, "systemctl start sprint2-db-backup.service"),
+        # As the README says: restored as the app role (its materialized view is refreshed, its
+        # index built: the app's code runs, with the app's rights).
+        "a restore of the daily backup": lambda: ssh(db, RESTORE),
     }
     made_superuser, answers = [], {}
     try:
@@ -224,6 +236,7 @@ def test_the_operators_sessions_never_run_the_app_roles_code_as_superuser(platfo
                 )
         ran_as = as_app_role(platform, ssh, db, "SELECT DISTINCT session_role || ' ' || via FROM trap_log ORDER BY 1")
     finally:
+        ssh(db, "cd / && runuser -u postgres -- dropdb --if-exists restored_e2e")
         as_app_role(platform, ssh, db, UNTRAP)
         run(ssh, db, f"cd / && runuser -u postgres -- psql -X -d postgres -c 'ALTER ROLE {APP_ROLE} NOSUPERUSER'")
     assert not made_superuser, f"the app role became superuser after: {', '.join(made_superuser)}"
@@ -234,5 +247,6 @@ def test_the_operators_sessions_never_run_the_app_roles_code_as_superuser(platfo
     assert psql.returncode == 0 and "(1 row)" in psql.stdout, psql.stdout + psql.stderr
     assert answers["provision.py backup"].returncode == 0, answers["provision.py backup"].stderr
     assert answers["the daily backup"][0] == 0, answers["the daily backup"][1]
+    assert answers["a restore of the daily backup"][0] == 0, answers["a restore of the daily backup"][1]
     who = operate(platform, "psql", "-At", "-c", "select session_user, current_user")
     assert who.stdout == f"{APP_ROLE}|{APP_ROLE}\n", who.stdout + who.stderr

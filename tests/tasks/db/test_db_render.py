@@ -39,8 +39,8 @@ def test_pg_hba_allows_the_app_user_only_from_each_backend_with_scram():
 
 # Administration: only through the local socket, as the matching system user.
 local   all             postgres                                peer
-# provision.py psql: the app role itself, for the system users pg_ident.conf maps to it.
-local   dispatch_db     dispatch_user                           peer map=sprint2-psql
+# provision.py psql and restores: the app role itself, for the system users pg_ident.conf maps to it.
+local   all             dispatch_user                           peer map=sprint2-psql
 local   all             all                                     peer
 host    all             all             127.0.0.1/32            scram-sha-256
 host    all             all             ::1/128                 scram-sha-256
@@ -59,7 +59,7 @@ def test_pg_hba_never_trusts_and_never_opens_to_everyone():
 
 def test_pg_hba_without_backends_lets_nobody_in_over_the_network():
     text = pg_hba_conf("dispatch_db", "dispatch_user", [])
-    assert [line.split()[0] for line in text.splitlines() if "dispatch_db" in line] == ["local"]
+    assert "dispatch_db" not in text
 
 
 def test_pg_ident_maps_only_the_postgres_system_user_to_the_app_role():
