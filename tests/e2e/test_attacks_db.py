@@ -85,7 +85,11 @@ def test_links_planted_by_postgres_leave_root_files_untouched(platform, ssh, run
     for path, (text, mode) in ROOT_FILES.items():
         run(ssh, db, f"printf %s {shlex.quote(text)} > {path} && chown root:root {path} && chmod {mode} {path}")
     before = {path: state_of(ssh, db, path) for path in ROOT_FILES}
-    planted = {f"{folder}/pg_hba.conf": UNIT, f"{folder}/conf.d/90-deploy.conf": SECRET}
+    planted = {
+        f"{folder}/pg_hba.conf": UNIT,
+        f"{folder}/conf.d/90-deploy.conf": SECRET,
+        f"{folder}/pg_ident.conf": SECRET,
+    }
     try:
         # As postgres: keep the real files aside, put links in their place.
         for link, target in planted.items():
