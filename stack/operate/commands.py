@@ -16,6 +16,7 @@ from tasks.kong.render import CONTAINER as KONG_CONTAINER
 
 DEFAULT_LINES = 100
 POSTGRES_LOGS = "/var/log/postgresql/postgresql-*-main.log"
+AS_POSTGRES_EXEC = "setpriv --reuid=postgres --regid=postgres --init-groups"
 SINCE = re.compile(r"^(\d+)([smhd])$")
 SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -78,12 +79,14 @@ def manage_command(host: Target, args: list[str]) -> str:
 
 
 def psql_command(host: Target, settings: Settings, args: list[str]) -> str:
-    """psql on the db host through the local socket (no port opened), as the app user: postgres
-    connects by peer and the session takes the app user's role, so no password is needed."""
-    role = shlex.quote(f"-c role={settings.db_user}")
+    """psql on the db host through the local socket (no port opened), logged in as the app role
+    itself: the postgres system user is mapped to it by peer authentication (pg_ident.conf, see
+    tasks/db/render.py), so no password is needed and the session has the app's rights and no
+    more. Never a superuser session that takes the app's role (`-c role=...`): any function of
+    the app's that it ran could `RESET ROLE` and act as the superuser."""
     return as_root(
         host,
-        f"runuser -u postgres -- env --chdir=/ PGOPTIONS={role} psql -d {settings.db_name}"
+        f"runuser -u postgres -- env --chdir=/ psql -U {settings.db_user} -d {settings.db_name}"
         + "".join(f" {shlex.quote(arg)}" for arg in args),
     )
 
@@ -125,7 +128,13 @@ def logs_command(host: Target, lines: int | None, since: int | None, follow: boo
         )
         cap = False  # docker applies --tail to the lines since --since itself
     else:
-        source = f"tail -q -n {'+1' if since is not None else count}" + (" -F" if follow else "") + f" {POSTGRES_LOGS}"
+        # PostgreSQL's log files are postgres's (a link there could point at a root-only file):
+        # read as postgres (setpriv execs tail, so -f still ends with the session's SIGHUP).
+        source = (
+            f"{AS_POSTGRES_EXEC} tail -q -n {'+1' if since is not None else count}"
+            + (" -F" if follow else "")
+            + f" {POSTGRES_LOGS}"
+        )
         if since is not None:
             # PostgreSQL lines start with the server's local time (log_timezone = the system's); a line
             # without a time (a statement's continuation) follows the fate of the line before it.

@@ -47,6 +47,11 @@ ADMIN_PROBE = (
     "    except (OSError, ValueError) as error:\n"
     "        print('kong_%s_error=%s' % (key, str(error).replace(chr(10), ' ')))\n"
 )
+BACKUP_LATEST = (
+    "latest=$(ls -1t {pattern} 2>/dev/null | head -n 1); "
+    'if [ -n "$latest" ]; then echo "backup=$latest"; echo backup_time=$(stat -c %Y "$latest"); fi'
+)
+
 ADMIN_PATHS = {**PATHS, "status": "/status"}
 ADMIN_PATHS_JSON = json.dumps(ADMIN_PATHS, separators=(",", ":"))
 
@@ -69,12 +74,14 @@ def probe_script(host: Target, settings: Settings) -> str:
         )
     elif host.role == "db":
         query = ("select count(*) from pg_stat_activity where backend_type = 'client backend'", "show max_connections")
+        backups = f"{BACKUP_DIRECTORY}/{settings.db_name}-*.sql.gz"
+        # In the `postgres` database, where the app role owns nothing (tasks/db/commands.py's psql).
         psql = "runuser -u postgres -- psql -XAtq -d postgres " + " ".join(f"-c {shlex.quote(q)}" for q in query)
         script += (
             f"if out=$({psql} 2>&1); then echo connections=$(echo $out | tr ' ' /); "
             'else echo "db_error=$(echo "$out" | tail -n 1)"; fi\n'
-            f"latest=$(ls -1t {BACKUP_DIRECTORY}/{settings.db_name}-*.sql.gz 2>/dev/null | head -n 1)\n"
-            'if [ -n "$latest" ]; then echo "backup=$latest"; echo backup_time=$(stat -c %Y "$latest"); fi\n'
+            # The backup folder is postgres's: listed as postgres, never by root.
+            f"runuser -u postgres -- sh -c {shlex.quote(BACKUP_LATEST.format(pattern=backups))}\n"
         )
     elif host.role == "kong":
         script += (

@@ -4,9 +4,15 @@ Defaults (tasks/db/settings.py): db_name dispatch_db, db_user dispatch_user,
 max_connections 2000, backup_keep 7. The password is generated once (stack/secrets.py).
 
 - The version and config folder come from the host (pg_lsclusters): 16 on Ubuntu 24.04, 15 on
-  Debian 12. The deploy owns conf.d/90-deploy.conf and pg_hba.conf; nothing else is edited.
+  Debian 12. The deploy owns conf.d/90-deploy.conf, pg_hba.conf and pg_ident.conf; nothing else
+  is edited. That folder is postgres's: they are written as postgres, never through a link
+  (tasks/db/commands.py).
 - pg_hba.conf: peer for local admins; the app role to the app database only from each
-  backend's private address with scram-sha-256. No trust, no 0.0.0.0/0.
+  backend's private address with scram-sha-256. No trust, no 0.0.0.0/0. pg_ident.conf maps the
+  postgres system user to the app role, so `provision.py psql` is a session of the app role, never
+  a superuser's.
+- Every superuser session of the deploy connects to the `postgres` database, where the app role
+  owns nothing (tasks/db/commands.py's psql).
 - A changed file reloads PostgreSQL; it restarts only if a changed setting needs it
   (pg_settings.pending_restart, e.g. listen_addresses or max_connections).
 - The role and database are created once; the role's password is compared with its stored SCRAM
@@ -23,7 +29,7 @@ from stack.settings import Settings, load_settings
 from tasks.db.backup import deploy_backup
 from tasks.db.commands import AS_POSTGRES, RELOAD_OR_RESTART
 from tasks.db.operations import app_database, app_role, cluster_file
-from tasks.db.render import pg_hba_conf, postgresql_conf
+from tasks.db.render import pg_hba_conf, pg_ident_conf, postgresql_conf
 from tasks.packages import packages_installed
 from tasks.shared import backend_addresses
 from tasks.units import units_running
@@ -41,17 +47,26 @@ def deploy_db(settings: Settings | None = None, secrets: dict | None = None):
         name="Configure PostgreSQL's listen address, connections and memory",
         filename="conf.d/90-deploy.conf",
         content=postgresql_conf(host.data.private_ip, settings.max_connections),
+        **AS_POSTGRES,
     )
     hba = cluster_file(
         name="Allow the app user in from the backends only (pg_hba.conf)",
         filename="pg_hba.conf",
         mode="640",
         content=pg_hba_conf(settings.db_name, settings.db_user, backend_addresses()),
+        **AS_POSTGRES,
+    )
+    ident = cluster_file(
+        name="Let provision.py psql log in as the app role itself (pg_ident.conf)",
+        filename="pg_ident.conf",
+        mode="640",
+        content=pg_ident_conf(settings.db_user),
+        **AS_POSTGRES,
     )
     server.shell(
         name="Reload PostgreSQL, restarting it only for settings that need it",
         commands=[RELOAD_OR_RESTART],
-        _if=any_changed(conf, hba),
+        _if=any_changed(conf, hba, ident),
     )
     units_running(name="Ensure PostgreSQL is running and starts at boot", units=["postgresql.service"])
     app_role(

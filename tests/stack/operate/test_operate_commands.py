@@ -64,15 +64,18 @@ def test_manage_runs_through_the_run_helper_as_root_or_with_sudo():
     )
 
 
-def test_psql_connects_through_the_socket_as_the_app_user():
+def test_psql_logs_in_as_the_app_role_itself_through_the_socket():
+    """Not a superuser session taking the app's role (PGOPTIONS='-c role=...'): the app's own
+    functions could RESET ROLE there. The postgres system user is mapped to the app role
+    (pg_hba.conf's map=, tasks/db/render.py), so the session user is the app role."""
     settings = settings_from({"db_name": "dispatch_db", "db_user": "dispatch_user"})
     assert psql_command(host("db"), settings, []) == (
-        "runuser -u postgres -- env --chdir=/ PGOPTIONS='-c role=dispatch_user' psql -d dispatch_db"
+        "runuser -u postgres -- env --chdir=/ psql -U dispatch_user -d dispatch_db"
     )
     assert psql_command(host("db", user="ubuntu"), settings, ["-c", "select 1"]) == (
-        "sudo -n runuser -u postgres -- env --chdir=/ PGOPTIONS='-c role=dispatch_user' psql -d dispatch_db "
-        "-c 'select 1'"
+        "sudo -n runuser -u postgres -- env --chdir=/ psql -U dispatch_user -d dispatch_db -c 'select 1'"
     )
+    assert "role=" not in psql_command(host("db"), settings, [])
 
 
 def test_backend_logs_are_the_app_units_journal():
@@ -102,11 +105,18 @@ def test_kong_logs_are_the_containers():
 
 def test_database_logs_are_postgresqls_file():
     db = host("db", name="des-db")
-    assert logs_command(db, None, None, False) == "tail -q -n 100 /var/log/postgresql/postgresql-*-main.log"
-    assert logs_command(db, 10, None, True) == "tail -q -n 10 -F /var/log/postgresql/postgresql-*-main.log"
+    # Read as postgres, whose files they are.
+    as_postgres = "setpriv --reuid=postgres --regid=postgres --init-groups"
+    assert logs_command(db, None, None, False) == (
+        f"{as_postgres} tail -q -n 100 /var/log/postgresql/postgresql-*-main.log"
+    )
+    assert (
+        logs_command(db, 10, None, True) == f"{as_postgres} tail -q -n 10 -F /var/log/postgresql/postgresql-*-main.log"
+    )
     since = logs_command(db, None, 600, True)
     assert since.startswith("sh -c ") and "$(date +%s) - 600" in since
-    assert "tail -q -n +1 -F /var/log/postgresql/postgresql-*-main.log | awk" in since and "fflush()" in since
+    assert f"{as_postgres} tail -q -n +1 -F /var/log/postgresql/postgresql-*-main.log | awk" in since
+    assert "fflush()" in since
     assert logs_command(db, 5, 600, False).endswith("keep {print; fflush()}'\"'\"' | tail -n 5'")
 
 

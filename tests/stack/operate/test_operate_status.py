@@ -1,9 +1,10 @@
 """status: the probe each host runs, how its answer is read, and the one-screen report."""
 
 import json
+import shlex
 
 from stack.operate.hosts import Target
-from stack.operate.probe import parse, probe_script
+from stack.operate.probe import BACKUP_LATEST, parse, probe_script
 from stack.operate.status import Answer, render, report
 from stack.settings import settings_from
 
@@ -208,6 +209,10 @@ def test_probes_read_the_units_and_files_the_deploy_writes():
     db = probe_script(Target("des-db", "db", "10.0.0.10", "root", "/k", "/kh", 22, "10.0.0.10"), settings)
     assert not db.startswith("sudo") and "/var/backups/postgresql/dispatch_db-*.sql.gz" in db
     assert "runuser -u postgres -- psql -XAtq -d postgres" in db and "show max_connections" in db
+    # The backup folder is postgres's: root lists nothing there.
+    lines = shlex.split(db)[2].splitlines()
+    latest = BACKUP_LATEST.format(pattern="/var/backups/postgresql/dispatch_db-*.sql.gz")
+    assert [line for line in lines if "/var/backups" in line] == [f"runuser -u postgres -- sh -c {shlex.quote(latest)}"]
     kong = probe_script(Target("des-kong", "kong", "10.0.0.11", "root", "/k", "/kh", 22, "10.0.0.11"), settings)
     assert "docker inspect --format '\"'\"'{{.State.Status}}'\"'\"' kong" in kong
     assert "8101" in kong and "/upstreams/backend-cluster/health" in kong and '"status":"/status"' in kong

@@ -17,6 +17,15 @@ directory=/var/backups/postgresql
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 target="$directory/dispatch_db-$stamp.sql.gz"
 
+# pg_dump runs as the superuser over objects the app role owns, and runs none of their code: it
+# reads with an empty search_path in a read-only snapshot, and since PostgreSQL 16.4 / 15.8
+# (CVE-2024-7348) it sets restrict_nonsystem_relation_kind, so no view or foreign table of the
+# app's expands in its session. A server without that setting is refused, not dumped.
+if [ "$(psql -XAtq -d postgres -c "SELECT count(*) FROM pg_settings WHERE name = 'restrict_nonsystem_relation_kind'")" != 1 ]; then
+    echo "refused: this PostgreSQL predates restrict_nonsystem_relation_kind (16.4, 15.8): a dump could run the app role's code as superuser; upgrade it (apt-get install --only-upgrade 'postgresql-*')" >&2
+    exit 1
+fi
+
 # Written under a temporary name and renamed when complete: a failed dump never
 # counts as a backup, and never pushes a good one out of the rotation.
 pg_dump --no-password dispatch_db | gzip -9 > "$target.partial"

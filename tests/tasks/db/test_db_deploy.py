@@ -9,10 +9,10 @@ from pyinfra.facts.files import Directory, File, Sha1File
 from stack.secrets import scram_verifier, verifier_matches
 from stack.settings import settings_from
 from tasks.db.backup_render import backup_script, backup_service, backup_timer
-from tasks.db.commands import RELOAD_OR_RESTART
+from tasks.db.commands import RELOAD_OR_RESTART, write_as_postgres
 from tasks.db.deploy import deploy_db
 from tasks.db.facts import PostgresCluster, PostgresDatabaseOwner, PostgresRolePassword
-from tasks.db.render import pg_hba_conf, postgresql_conf
+from tasks.db.render import pg_hba_conf, pg_ident_conf, postgresql_conf
 from tasks.units import UnitStates
 from tasks.uploads import FileSummaries, FileSummary
 from tests.harness import file_summaries, per_path, run_deploy
@@ -20,8 +20,10 @@ from tests.harness import file_summaries, per_path, run_deploy
 SECRETS = {"db_password": "correct-horse-battery-staple", "django_secret_key": "k" * 40}
 DB_IP = "10.0.1.10"
 TWO = [("des-backend-a", {"private_ip": "10.0.1.11"}), ("des-backend-b", {"private_ip": "10.0.1.12"})]
-CONF = "/etc/postgresql/16/main/conf.d/90-deploy.conf"
-HBA = "/etc/postgresql/16/main/pg_hba.conf"
+FOLDER = "/etc/postgresql/16/main"
+CONF = f"{FOLDER}/conf.d/90-deploy.conf"
+HBA = f"{FOLDER}/pg_hba.conf"
+IDENT = f"{FOLDER}/pg_ident.conf"
 BACKUP_FILES = {
     "/usr/local/sbin/sprint2-db-backup": (backup_script("dispatch_db", 7), 755, "root"),
     "/etc/systemd/system/sprint2-db-backup.service": (backup_service("dispatch_db"), 644, "root"),
@@ -29,7 +31,7 @@ BACKUP_FILES = {
 }
 PARENTS = {
     f"path={path}": {"mode": 755, "user": "root", "group": "root"}
-    for path in ("/etc/postgresql/16/main/conf.d", "/etc/postgresql/16/main", "/usr/local/sbin", "/etc/systemd/system")
+    for path in ("/usr/local/sbin", "/etc/systemd/system")
 }
 PG = "postgresql"
 PG_UNITS = "units=['postgresql.service']"
@@ -40,6 +42,7 @@ OPS = [
     "Ensure PostgreSQL is installed",
     "Configure PostgreSQL's listen address, connections and memory",
     "Allow the app user in from the backends only (pg_hba.conf)",
+    "Let provision.py psql log in as the app role itself (pg_ident.conf)",
     "Reload PostgreSQL, restarting it only for settings that need it",
     "Ensure PostgreSQL is running and starts at boot",
     "Ensure the role dispatch_user exists with its password",
@@ -53,50 +56,60 @@ OPS = [
 ]
 
 
+def regular(text, mode, user="postgres"):
+    """A regular file of the cluster's folder, as PostgresCluster reports it."""
+    return {
+        "type": "regular file",
+        "user": user,
+        "group": user,
+        "mode": mode,
+        "sha256": hashlib.sha256(text.encode()).hexdigest(),
+    }
+
+
+def cluster(files):
+    """PostgresCluster's answer for 16/main with these files ({name in the folder: state})."""
+    return {"version": "16", "status": "online", "config_dir": FOLDER, "files": files}
+
+
 def fresh_host():
     """No PostgreSQL package yet. The operations after the install read the host when they run,
-    so they are answered with what the install leaves: cluster 16/main with the distro's pg_hba.conf."""
+    so they are answered with what the install leaves: cluster 16/main with the distro's pg_hba.conf
+    and pg_ident.conf."""
     return {
         DebPackages: {},
-        PostgresCluster: {"version": "16", "status": "online", "config_dir": "/etc/postgresql/16/main"},
-        File: {
-            f"path={CONF}": None,
-            f"path={HBA}": {"mode": 640, "user": "postgres", "group": "postgres", "size": 5},
-            **{f"path={path}": None for path in BACKUP_FILES},
-        },
-        Sha1File: {f"path={HBA}": hashlib.sha1(b"distro").hexdigest()},
-        **per_path(
-            FileSummary,
-            FileSummaries,
-            file_summaries({CONF: None, HBA: ("distro", 640, "postgres", "postgres"), **dict.fromkeys(BACKUP_FILES)}),
-        ),
-        Directory: {
-            "path=/var/backups/postgresql": None,
-            f"path={CONF}": None,
-            **PARENTS,
-            **{f"path={path}": None for path in BACKUP_FILES},
-        },
+        PostgresCluster: cluster({"pg_hba.conf": regular("distro", 640), "pg_ident.conf": regular("distro", 640)}),
+        File: {f"path={path}": None for path in BACKUP_FILES},
+        **per_path(FileSummary, FileSummaries, file_summaries(dict.fromkeys(BACKUP_FILES))),
+        Directory: {"path=/var/backups/postgresql": None, **PARENTS, **{f"path={path}": None for path in BACKUP_FILES}},
         UnitStates: {PG_UNITS: DOWN, TIMER: DOWN},
         PostgresRolePassword: {"role=dispatch_user": None},
         PostgresDatabaseOwner: {"database=dispatch_db": None},
     }
 
 
-def installed_host(conf_text, hba_text, verifier):
+def installed_host(conf_text, hba_text, ident_text, verifier):
     """PostgreSQL 16 installed and configured with these files and this role verifier."""
-    files = {CONF: (conf_text, 644, "postgres"), HBA: (hba_text, 640, "postgres"), **BACKUP_FILES}
     return {
         DebPackages: {"postgresql": {"16+257build1"}, "gzip": {"1.12-1ubuntu3"}},
-        PostgresCluster: {"version": "16", "status": "online", "config_dir": "/etc/postgresql/16/main"},
+        PostgresCluster: cluster(
+            {
+                "conf.d/90-deploy.conf": regular(conf_text, 644),
+                "pg_hba.conf": regular(hba_text, 640),
+                "pg_ident.conf": regular(ident_text, 640),
+            }
+        ),
         File: {
             f"path={path}": {"mode": mode, "user": user, "group": user, "size": len(text)}
-            for path, (text, mode, user) in files.items()
+            for path, (text, mode, user) in BACKUP_FILES.items()
         },
-        Sha1File: {f"path={path}": hashlib.sha1(text.encode()).hexdigest() for path, (text, _, _) in files.items()},
+        Sha1File: {
+            f"path={path}": hashlib.sha1(text.encode()).hexdigest() for path, (text, _, _) in BACKUP_FILES.items()
+        },
         **per_path(
             FileSummary,
             FileSummaries,
-            file_summaries({path: (text, mode, user, user) for path, (text, mode, user) in files.items()}),
+            file_summaries({path: (text, mode, user, user) for path, (text, mode, user) in BACKUP_FILES.items()}),
         ),
         Directory: {"path=/var/backups/postgresql": {"mode": 700, "user": "postgres", "group": "postgres"}, **PARENTS},
         UnitStates: {PG_UNITS: UP, TIMER: UP},
@@ -109,6 +122,7 @@ def converged(settings, backends=TWO, password=SECRETS["db_password"]):
     return installed_host(
         postgresql_conf(DB_IP, settings.max_connections),
         pg_hba_conf(settings.db_name, settings.db_user, [data["private_ip"] for _, data in backends]),
+        pg_ident_conf(settings.db_user),
         scram_verifier(password, b"salt-from-server", 4096),
     )
 
@@ -151,8 +165,9 @@ def test_fresh_host_installs_configures_and_creates_role_and_database():
         "cd / && createdb --owner=dispatch_user dispatch_db"
     ]
     assert run.changed == OPS
-    assert run.op(OPS[1]).uploads == {CONF: postgresql_conf(DB_IP, 2000)}
-    assert run.op(OPS[3]).commands == [RELOAD_OR_RESTART]
+    assert run.op(OPS[1]).commands == [write_as_postgres(CONF, postgresql_conf(DB_IP, 2000), "644")]
+    assert run.op(OPS[3]).commands == [write_as_postgres(IDENT, pg_ident_conf("dispatch_user"), "640")]
+    assert run.op(OPS[4]).commands == [RELOAD_OR_RESTART]
 
 
 def test_the_password_never_reaches_a_command():
@@ -164,18 +179,36 @@ def test_the_password_never_reaches_a_command():
 def test_installed_cluster_gets_the_files_from_its_own_version_folder_and_a_reload():
     settings = settings_from({})
     facts = converged(settings)
-    facts[File][f"path={CONF}"] = None
-    facts[File][f"path={HBA}"] = {"mode": 640, "user": "postgres", "group": "postgres", "size": 10}
-    facts[Sha1File][f"path={HBA}"] = "0" * 40
-    facts[FileSummary].update(file_summaries({CONF: None, HBA: ("other", 640, "postgres", "postgres")}))
-    facts[Directory] = {**facts[Directory], f"path={CONF}": None}
+    files = facts[PostgresCluster]["files"]
+    del files["conf.d/90-deploy.conf"]
+    files["pg_hba.conf"] = regular("other", 640)
     run = deploy(facts, settings)
     conf = run.op("Configure PostgreSQL's listen address, connections and memory")
-    assert conf.uploads == {CONF: postgresql_conf(DB_IP, 2000)}
+    assert conf.commands == [write_as_postgres(CONF, postgresql_conf(DB_IP, 2000), "644")]
     hba = run.op("Allow the app user in from the backends only (pg_hba.conf)")
-    assert hba.uploads == {HBA: pg_hba_conf("dispatch_db", "dispatch_user", ["10.0.1.11", "10.0.1.12"])}
+    assert hba.commands == [
+        write_as_postgres(HBA, pg_hba_conf("dispatch_db", "dispatch_user", ["10.0.1.11", "10.0.1.12"]), "640")
+    ]
     assert run.op("Reload PostgreSQL, restarting it only for settings that need it").commands == [RELOAD_OR_RESTART]
-    assert run.changed == [OPS[1], OPS[2], OPS[3]]
+    assert run.changed == [OPS[1], OPS[2], OPS[4]]
+
+
+def test_the_cluster_files_are_written_as_postgres_and_a_planted_link_is_replaced():
+    """Root never writes in postgres's folder: what postgres planted there reaches only what
+    postgres could change anyway, and a link is replaced by the file (renamed over it)."""
+    settings = settings_from({})
+    facts = converged(settings)
+    files = facts[PostgresCluster]["files"]
+    files["pg_hba.conf"] = {"type": "symbolic link", "user": "postgres", "group": "postgres", "mode": 777}
+    files["pg_ident.conf"] = regular(pg_ident_conf("dispatch_user"), 640, user="root")
+    run = deploy(facts, settings)
+    assert run.changed == [OPS[2], OPS[3], OPS[4]]
+    for name in OPS[1:4]:
+        assert run.op(name).global_arguments == {"_sudo": True, "_sudo_user": "postgres"}, name
+        assert run.op(name).uploads == {}
+    (command,) = run.op(OPS[2]).commands
+    assert f'mv -fT -- "$temp" {HBA}' in command
+    assert not [command for command in run.commands if command.startswith(("chown", "chmod"))]
 
 
 def test_converged_host_changes_nothing():
@@ -189,8 +222,10 @@ def test_a_new_backend_rewrites_pg_hba_and_reloads_only():
     settings = settings_from({})
     three = TWO + [("des-backend-c", {"private_ip": "10.0.1.13"})]
     run = deploy(converged(settings, backends=TWO), settings, backends=three)
-    assert run.changed == [OPS[2], OPS[3]]
-    uploaded = run.op(OPS[2]).uploads[HBA]
+    assert run.changed == [OPS[2], OPS[4]]
+    (command,) = run.op(OPS[2]).commands
+    uploaded = pg_hba_conf("dispatch_db", "dispatch_user", ["10.0.1.11", "10.0.1.12", "10.0.1.13"])
+    assert command == write_as_postgres(HBA, uploaded, "640")
     assert re.findall(r"^host +dispatch_db +dispatch_user +(\S+)/32 +scram-sha-256$", uploaded, re.M) == [
         "10.0.1.11",
         "10.0.1.12",
@@ -202,9 +237,9 @@ def test_changed_max_connections_rewrites_the_conf_and_lets_postgres_decide_on_a
     before = settings_from({})
     after = settings_from({"max_connections": 500})
     run = deploy(converged(before), after)
-    assert run.changed == [OPS[1], OPS[3]]
-    assert "max_connections = 500" in run.op(OPS[1]).uploads[CONF]
-    assert "pending_restart" in run.op(OPS[3]).commands[0]
+    assert run.changed == [OPS[1], OPS[4]]
+    assert "max_connections = 500" in run.op(OPS[1]).commands[0]
+    assert "pending_restart" in run.op(OPS[4]).commands[0]
 
 
 def test_a_changed_password_alters_the_role_with_a_new_verifier():
@@ -225,7 +260,7 @@ def test_changed_backup_keep_rewrites_the_script_only():
     assert "tail -n +4" in run.op("Install the backup script").uploads["/usr/local/sbin/sprint2-db-backup"]
 
 
-def test_the_cluster_is_listed_once_for_both_of_its_files():
+def test_the_cluster_and_its_files_are_read_once_for_all_of_its_files():
     settings = settings_from({})
     run = run_deploy(
         deploy_db,

@@ -1,6 +1,6 @@
 """PostgreSQL's files, by exact output."""
 
-from tasks.db.render import pg_hba_conf, postgresql_conf
+from tasks.db.render import pg_hba_conf, pg_ident_conf, postgresql_conf
 
 
 def test_conf_snippet_listens_privately_and_fits_2000_connections_in_512_mb():
@@ -39,6 +39,8 @@ def test_pg_hba_allows_the_app_user_only_from_each_backend_with_scram():
 
 # Administration: only through the local socket, as the matching system user.
 local   all             postgres                                peer
+# provision.py psql and restores: the app role itself, for the system users pg_ident.conf maps to it.
+local   all             dispatch_user                           peer map=sprint2-psql
 local   all             all                                     peer
 host    all             all             127.0.0.1/32            scram-sha-256
 host    all             all             ::1/128                 scram-sha-256
@@ -58,3 +60,17 @@ def test_pg_hba_never_trusts_and_never_opens_to_everyone():
 def test_pg_hba_without_backends_lets_nobody_in_over_the_network():
     text = pg_hba_conf("dispatch_db", "dispatch_user", [])
     assert "dispatch_db" not in text
+
+
+def test_pg_ident_maps_only_the_postgres_system_user_to_the_app_role():
+    assert (
+        pg_ident_conf("dispatch_user")
+        == """\
+# Managed by the deploy (tasks/db/); edits here are overwritten.
+# MAPNAME       SYSTEM-USERNAME         PG-USERNAME
+
+# `provision.py psql`: the postgres system user (superuser anyway) logs in as the app role itself,
+# so the operator's session has the app's rights and no more (pg_hba.conf's map=sprint2-psql line).
+sprint2-psql    postgres                dispatch_user
+"""
+    )
