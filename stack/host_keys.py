@@ -36,6 +36,8 @@ _CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\
 # EC2 stamps the console in chunks, also in the middle of a line; base64 has no "[".
 _EC2_STAMP = re.compile(r"\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?\]")
 _KEY = re.compile(r"(?:^|\s)((?:ssh|ecdsa-sha2|sk-ssh|sk-ecdsa-sha2)-[A-Za-z0-9@.-]+) ([A-Za-z0-9+/]+={0,2})(?=\s|$)")
+# OpenSSH's REMOTE HOST IDENTIFICATION HAS CHANGED message names the key the host offered so:
+_OFFERED = re.compile(r"fingerprint for the (\S+) key sent by the remote host is\s+(SHA256:[A-Za-z0-9+/]+)")
 _FINGERPRINT = re.compile(r"\d+ (SHA256:[A-Za-z0-9+/]+)\s.*\(([A-Z0-9-]+)\)\s*$")
 # ssh-keygen -l's name for each key type
 LABELS = {"ssh-ed25519": "ED25519", "ssh-rsa": "RSA", "ssh-dss": "DSA"}
@@ -202,6 +204,12 @@ def renamed(text: str, name: str, names: list[str]) -> str:
         if line.strip():
             lines.append(line)
     return "".join(f"{line}\n" for line in lines)
+
+
+def offered_in(ssh_messages: str) -> str | None:
+    """`SHA256:... (ED25519)`: the key a host offered, when OpenSSH refused it as changed."""
+    found = _OFFERED.search(ssh_messages)
+    return f"{found.group(2)} ({found.group(1)})" if found else None
 
 
 def mismatch(host: str, offered: str, pinned: list[HostKey], known_hosts: str) -> str:
