@@ -2,7 +2,7 @@
 host is terminated)."""
 
 from stack import known_hosts
-from stack.aws import instances
+from stack.aws import discover, instances
 from stack.aws.errors import aws_errors
 from stack.aws.keys import private_key_path
 from stack.aws.plan import Instance
@@ -57,6 +57,7 @@ def ssh_command(settings: Settings, database: Instance) -> list[str]:
         f"HostKeyAlias={database.id}",
         "-o",
         "ConnectTimeout=15",
+        *(["-p", str(discover.SSH_PORT)] if discover.SSH_PORT != 22 else []),
     ]
     if key:
         command += ["-i", str(key), "-o", "IdentitiesOnly=yes"]

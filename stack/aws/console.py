@@ -64,10 +64,9 @@ def pin_from_consoles(
     state: State,
     instances: dict[str, Instance],
     progress,
-    timeout: float = CONSOLE_TIMEOUT,
-    poll: float = POLL_SECONDS,
 ) -> None:
     """Read the console of every recorded host that has no pin yet until its keys appear, and pin them."""
+    timeout, poll = CONSOLE_TIMEOUT, POLL_SECONDS
     waiting = unpinned(state)
     started = time.monotonic()
     while waiting:
