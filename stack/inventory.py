@@ -31,7 +31,11 @@ def host_data(name: str, host: Host) -> dict:
     """pyinfra host data for one recorded host: how to reach it and what it is. Its key must be
     pinned already (provision.py pins it from the host's console): never trusted on first use."""
     pinned_as = pin_name(host)
-    shown = f"{name} ({host.extra['instance_id']}, {host.public_ip})" if "instance_id" in host.extra else f"{name} ({pinned_as})"
+    shown = (
+        f"{name} ({host.extra['instance_id']}, {host.public_ip})"
+        if "instance_id" in host.extra
+        else f"{name} ({pinned_as})"
+    )
     check = PinnedTransportFactory(shown, pinned_as, str(known_hosts_file()), nodelay=bool(connect_kwargs()))
     data = {
         "ssh_hostname": host.public_ip,

@@ -58,7 +58,9 @@ def test_lf_only_and_the_older_ec2_tag_read_the_same():
 
 def test_escape_sequences_and_interleaved_lines_inside_the_block():
     block = CONSOLE.replace(ED25519, "\x1b[0;32m" + ED25519[:30] + "\x1b[6n" + ED25519[30:] + "\x1b[0m")
-    block = block.replace("-----END SSH HOST KEY KEYS-----", "[    8.0] random: crng init done\r\n-----END SSH HOST KEY KEYS-----")
+    block = block.replace(
+        "-----END SSH HOST KEY KEYS-----", "[    8.0] random: crng init done\r\n-----END SSH HOST KEY KEYS-----"
+    )
     assert [key.described for key in console_host_keys(block)] == FINGERPRINTS
 
 
@@ -74,13 +76,17 @@ def test_the_last_complete_block_counts():
 
 def test_a_key_that_is_not_its_printed_fingerprint_is_refused():
     other = "AAAAC3NzaC1lZDI1NTE5AAAAIBegbolJwkf1GRFhjRZxe2WW7dVsg+qy68eiAe1Dff4p"
-    with pytest.raises(ConsoleKeysError, match=r"^its ED25519 key has fingerprint SHA256:\S+ but the console printed SHA256:YS9f8"):
+    with pytest.raises(
+        ConsoleKeysError, match=r"^its ED25519 key has fingerprint SHA256:\S+ but the console printed SHA256:YS9f8"
+    ):
         console_host_keys(CONSOLE.replace(ED25519.split()[1], other))
 
 
 def test_a_block_without_a_whole_key_is_refused():
     with pytest.raises(ConsoleKeysError, match="holds no whole key"):
-        console_host_keys("-----BEGIN SSH HOST KEY KEYS-----\nssh-ed25519 AAAAnotakey\n-----END SSH HOST KEY KEYS-----\n")
+        console_host_keys(
+            "-----BEGIN SSH HOST KEY KEYS-----\nssh-ed25519 AAAAnotakey\n-----END SSH HOST KEY KEYS-----\n"
+        )
 
 
 def test_known_hosts_lines_under_the_instance_id_and_address_follow_a_new_address():
