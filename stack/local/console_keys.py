@@ -89,8 +89,8 @@ def keys_from_console(name: str, console_log: Path, wait_s: float | None = None)
             keys = console_host_keys(text)
         except ConsoleKeysError as error:
             raise UserError(
-                f"{name}: its console output cannot be trusted ({error}); nothing was pinned: re-create it "
-                f"(python provision.py --provider local destroy --only {name}, then python provision.py --provider local)"
+                f"{name}: its console output cannot be trusted ({error}); nothing was pinned: re-create it (python "
+                f"provision.py --provider local destroy --only {name}, then python provision.py --provider local)"
             ) from None
         if keys:
             return keys
