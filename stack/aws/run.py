@@ -263,7 +263,6 @@ class Run:
                     "run python provision.py again before deploying (it reads them from the consoles)"
                 )
             return
-        console.pin_from_consoles(ec2, self.state, self.actual.instances, progress)
-        if ssh:
-            hosts = {name: (host.public_ip, host.ssh_port) for name, host in self.state.hosts.items() if host.public_ip}
-            instances.wait_for_ssh(hosts, progress, SSH_TIMEOUT)
+        console.pin_from_consoles(ec2, self.state, self.actual.instances, progress)  # before anything connects
+        hosts = {name: (host.public_ip, host.ssh_port) for name, host in self.state.hosts.items() if host.public_ip}
+        instances.wait_for_ssh(hosts, progress, SSH_TIMEOUT)
