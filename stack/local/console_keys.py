@@ -27,7 +27,8 @@ def unit_text() -> str:
     return f"""\
 [Unit]
 Description=Print the SSH host keys to the console at first boot (as cloud-init does on EC2)
-After=systemd-journald.socket
+# before the console's login prompt, so getty's terminal reset never lands inside the block
+Before=console-getty.service
 ConditionPathExists=!{DONE}
 
 [Service]

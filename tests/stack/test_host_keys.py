@@ -111,3 +111,15 @@ def test_the_mismatch_line_names_the_host_and_both_fingerprints():
         "was sent; someone may be in between; if the host was replaced on purpose, re-create it with "
         "python provision.py (which pins the new host's keys)"
     )
+
+
+def test_a_local_hosts_first_boot_console_as_nspawn_wrote_it():
+    # Captured from a Debian 12 local host (stack/local/console_keys.py): systemd's status lines,
+    # with their colour sequences, land between the fingerprint lines.
+    text = (Path(__file__).parent / "fixtures" / "console-local-first-boot.txt").read_bytes().decode()
+    assert "[\x1b[0;32m  OK  \x1b[0m] Started" in text
+    assert [key.described for key in console_host_keys(text)] == [
+        "SHA256:YaovJKyNB+7EI7T0WLoxFUdTocbIFNHv5UNBgUJg/Bw (ECDSA)",
+        "SHA256:vvk/2WD4lKJ9hs0WtxS/ZGbiKhCrO90wByeW7Ad5bOc (ED25519)",
+        "SHA256:70hBD2FXVyPtvgsaBUQ6To5wGOYs7JJu8rNd2X9QX04 (RSA)",
+    ]
