@@ -34,9 +34,11 @@ def pull_dump(
     progress,
     if_failed: str = "",
     label: str = "--backup",
+    explain=lambda stderr: None,
 ) -> None:
     """Run `command` (ssh ... pg_dump) with its output going into `target`, created 0600 and exclusively.
-    `if_failed`: what the caller did not do, added to a failure's line ("nothing was terminated")."""
+    `if_failed`: what the caller did not do, added to a failure's line ("nothing was terminated").
+    `explain(stderr)`: the whole line for a failure it recognises (a refused host key), else None."""
     tail = f"; {if_failed}" if if_failed else ""
     progress(f"  pulling pg_dump of {db_name} from {host_name} to {target}")
     try:
@@ -55,7 +57,11 @@ def pull_dump(
         ) from None
     if result.returncode != 0 or target.stat().st_size == 0:
         target.unlink(missing_ok=True)
-        reason = (result.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+        stderr = result.stderr.decode(errors="replace")
+        explained = explain(stderr)
+        if explained:
+            raise UserError(f"backup of {host_name} failed: {explained}{tail}")
+        reason = (stderr.strip().splitlines() or ["no output"])[-1]
         raise UserError(f"backup of {host_name} failed ({reason}){tail}")
     progress(f"  saved {target} ({target.stat().st_size} bytes)")
 

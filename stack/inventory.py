@@ -7,6 +7,8 @@ import logging
 import shlex
 
 from stack.errors import UserError
+from stack.host_keys import address_name
+from stack.pinned_ssh import PinnedTransportFactory
 from stack.provider import check_recorded_project
 from stack.settings import load_settings
 from stack.ssh_nodelay import connect_kwargs
@@ -19,19 +21,35 @@ NO_STATE = (
 )
 
 
+def pin_name(host: Host) -> str:
+    """The host's name in known_hosts: its instance id on AWS (kept across a new public IP), else
+    its address (a local host's never changes)."""
+    return host.extra.get("instance_id") or address_name(str(host.public_ip), host.ssh_port)
+
+
 def host_data(name: str, host: Host) -> dict:
-    """pyinfra host data for one recorded host: how to reach it and what it is."""
+    """pyinfra host data for one recorded host: how to reach it and what it is. Its key must be
+    pinned already (provision.py pins it from the host's console): never trusted on first use."""
+    pinned_as = pin_name(host)
+    shown = (
+        f"{name} ({host.extra['instance_id']}, {host.public_ip})"
+        if "instance_id" in host.extra
+        else f"{name} ({pinned_as})"
+    )
+    check = PinnedTransportFactory(shown, pinned_as, str(known_hosts_file()), nodelay=bool(connect_kwargs()))
     data = {
         "ssh_hostname": host.public_ip,
         "ssh_user": host.ssh_user,
         "ssh_port": host.ssh_port,
         "ssh_known_hosts_file": str(known_hosts_file()),
-        "ssh_strict_host_key_checking": "accept-new",
+        "ssh_strict_host_key_checking": "yes",
         "name": name,
         "role": host.role,
         "backend_key": host.key,
         "private_ip": host.private_ip,
-        **connect_kwargs(),  # TCP_NODELAY on the SSH socket: see stack/ssh_nodelay.py
+        # The pinned key checked before anything is sent (stack/pinned_ssh.py), and TCP_NODELAY on
+        # the socket (stack/ssh_nodelay.py): paramiko's transport_factory does both.
+        "ssh_paramiko_connect_kwargs": {"transport_factory": check},
     }
     if host.ssh_key:
         data["ssh_key"] = host.ssh_key

@@ -9,6 +9,8 @@ from stack.state import Host, State, known_hosts_file
 def tunnel_command(host: Host, address: str, port: int) -> str:
     """ssh -L to Kong's admin API, checking the host's key against the project's known_hosts only."""
     identity = ["-i", host.ssh_key] if host.ssh_key else []
+    # An AWS host's keys are pinned under its instance id (provision.py reads them from its console).
+    alias = ["-o", f"HostKeyAlias={host.extra['instance_id']}"] if host.extra.get("instance_id") else []
     return shlex.join(
         [
             "ssh",
@@ -17,6 +19,7 @@ def tunnel_command(host: Host, address: str, port: int) -> str:
             f"UserKnownHostsFile={known_hosts_file()}",
             "-o",
             "StrictHostKeyChecking=yes",
+            *alias,
             "-L",
             f"{port}:127.0.0.1:{port}",
             f"{host.ssh_user}@{address}",

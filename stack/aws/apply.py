@@ -4,6 +4,7 @@
 from stack.aws import keys
 from stack.aws.ami import resolve_image
 from stack.aws.clients import Clients
+from stack.aws.console import follow_addresses
 from stack.aws.discover import aws_host, discover
 from stack.aws.network import subnets_for
 from stack.aws.plan import Actual, instance_type_of, key_pair_name, plan_apply, render
@@ -56,6 +57,7 @@ def apply(settings: Settings, options: Options) -> int:
 
     state = _fresh_state(settings, aws, actual)
     save_state(state)
+    follow_addresses(state)  # a stop/start gave a host a new public IP: its pinned keys follow it
     run = Run(aws, settings, actual, state, image_id, subnets)
     run.do_all([a for a in actions if not a.destructive])
     run.wait_until_ready(options.wait)  # the safe part is complete (and recorded) before any question

@@ -15,6 +15,7 @@ from stack.errors import UserError
 from stack.settings import Settings
 from stack.state import ROLES, Host, State
 
+SSH_PORT = 22  # sshd on every EC2 host (the tests point it at a loopback server)
 DENIED = ("AccessDenied", "AccessDeniedException", "AuthorizationError", "UnauthorizedOperation")
 
 
@@ -52,7 +53,7 @@ def aws_host(settings: Settings, instance: Instance, role: str, key: str | None)
         public_ip=instance.public_ip,
         ssh_user=settings.ssh_user,
         ssh_key=str(ssh_key) if ssh_key else None,
-        ssh_port=22,
+        ssh_port=SSH_PORT,
         extra={
             "instance_id": instance.id,
             "instance_type": instance.instance_type,

@@ -34,6 +34,10 @@ class AwsProvider(Provider):
         """The hosts found by their EC2 tags (recorded by outputs, so inventory.py can read them)."""
         if not credentials_configured():
             return None
+        from stack.aws.console import follow_addresses
         from stack.aws.discover import state_from_tags
 
-        return state_from_tags(settings)
+        state = state_from_tags(settings)
+        if state:
+            follow_addresses(state)  # the pinned keys follow each host's current address
+        return state

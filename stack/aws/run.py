@@ -5,7 +5,8 @@ leaves what exists recorded and a re-run (which finds everything by tags) finish
 import sys
 from itertools import groupby
 
-from stack.aws import alerts, groups, instances
+from stack import known_hosts
+from stack.aws import alerts, console, groups, instances
 from stack.aws.clients import Clients
 from stack.aws.discover import aws_host
 from stack.aws.keys import create_key_pair
@@ -96,6 +97,7 @@ class Run:
             "topic_arn": self.actual.topic_arn,
         }
         save_state(self.state)
+        console.follow_addresses(self.state)  # a new public IP renames the host's pinned keys
 
     def do_all(self, actions: list[Action]) -> None:
         """In plan order; the new rules of one group go to AWS in one call."""
@@ -204,6 +206,8 @@ class Run:
         self.terminated += ids
         for action in actions:
             self.state.hosts.pop(action.name, None)
+        for instance_id in ids:
+            known_hosts.forget(instance_id)
         self.save()
         if self.together:
             progress(f"  terminating {', '.join(action.name for action in actions)}")
@@ -251,6 +255,14 @@ class Run:
                     self.state.hosts[name] = aws_host(self.settings, found, host.role, host.key)
                     self.actual.instances[name] = found
             self.save()
-        if ssh:
-            hosts = {name: (host.public_ip, host.ssh_port) for name, host in self.state.hosts.items() if host.public_ip}
-            instances.wait_for_ssh(hosts, progress, SSH_TIMEOUT)
+        if not ssh:
+            left = console.unpinned(self.state)
+            if left:
+                progress(
+                    f"  --no-wait: the SSH host keys of {', '.join(left)} are not pinned yet; "
+                    "run python provision.py again before deploying (it reads them from the consoles)"
+                )
+            return
+        console.pin_from_consoles(ec2, self.state, self.actual.instances, progress)  # before anything connects
+        hosts = {name: (host.public_ip, host.ssh_port) for name, host in self.state.hosts.items() if host.public_ip}
+        instances.wait_for_ssh(hosts, progress, SSH_TIMEOUT)

@@ -16,7 +16,7 @@ from pathlib import Path
 from stack.confirm import confirm
 from stack.dump import check_backup_path, default_backup_path, pull_dump, restore_hint
 from stack.errors import UserError
-from stack.local import image, machines, network, sysctls
+from stack.local import console_keys, image, machines, network, sysctls
 from stack.local.plan import make_plan, network_setup, render_destroy_plan, render_plan
 from stack.operate.commands import sudo_prefix
 from stack.options import Options
@@ -251,7 +251,7 @@ def apply(settings: Settings, options: Options) -> int:
         save_state(state)
         root = machines.mount_root(step.name, host_image)
         if step.action == "create":
-            public_keys = machines.write_host_files(
+            machines.write_host_files(
                 root,
                 step.name,
                 step.address,
@@ -261,7 +261,7 @@ def apply(settings: Settings, options: Options) -> int:
                 Path(f"{key}.pub").read_text(),
                 settings.ssh_user,
             )
-            _trust_host_keys(step.address, public_keys)
+            console_keys.install(root)  # it prints its host keys to its console at first boot
         del _machine(record)["incomplete"]
         pid = _machine(record)["pid"] = machines.start(step.name, root, bridge, step.role)
         save_state(state)
@@ -271,6 +271,10 @@ def apply(settings: Settings, options: Options) -> int:
             flush=True,
         )
 
+    for step in booting:  # pinned from what each new host printed to its console, as on AWS
+        if step.action == "create":
+            keys = console_keys.keys_from_console(step.name, machines.machine_dir(step.name) / "console.log")
+            _trust_host_keys(step.address, [key.line for key in keys])
     if booted and options.wait:
         pids = {name: _machine(state.hosts[name])["pid"] for name in booted}
 

@@ -49,6 +49,7 @@ def ssh_argv(
         f"UserKnownHostsFile={host.known_hosts}",
         "-o",
         "GlobalKnownHostsFile=/dev/null",
+        *(["-o", f"HostKeyAlias={host.host_key_alias}"] if host.host_key_alias else []),
         "-o",
         "ConnectTimeout=10",
         "-o",

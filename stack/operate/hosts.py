@@ -2,7 +2,8 @@
 
 Every operate command reaches hosts the way the deploy does (the state's user, address and key)
 but never trusts a host key on first use: the host must already be in .deploy/ssh/known_hosts
-(the local provider writes it when it creates a host; on AWS the first deploy records it).
+(provision.py pins each host's keys from its console when it creates it; an AWS host under its
+instance id, which ssh is told with HostKeyAlias, so a new public IP changes nothing).
 Nothing here touches the network.
 """
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import paramiko
 
 from stack.errors import UserError
+from stack.host_keys import address_name
 from stack.state import ROLES, Host, State, known_hosts_file
 
 # Group names of inventory.py are accepted too: `logs backends`.
@@ -31,11 +33,12 @@ class Target:
     port: int = 22
     private_ip: str = ""
     backend_key: str | None = None
+    host_key_alias: str | None = None  # the EC2 instance id its keys are pinned under
 
     @property
     def known_hosts_name(self) -> str:
         # OpenSSH records a non-default port as [address]:port.
-        return self.address if self.port == 22 else f"[{self.address}]:{self.port}"
+        return self.host_key_alias or address_name(self.address, self.port)
 
 
 def recorded_hosts(state: State | None) -> dict[str, Host]:
@@ -105,6 +108,7 @@ def target(name: str, host: Host, provider: str | None) -> Target:
         host.ssh_port,
         host.private_ip,
         host.key,
+        host.extra.get("instance_id"),
     )
     if not _is_pinned(known_hosts, found.known_hosts_name):
         how = (
@@ -114,7 +118,7 @@ def target(name: str, host: Host, provider: str | None) -> Target:
                 + " && python provision.py --provider local"
             )
             if provider == "local"
-            else ("deploy once (pyinfra -y inventory.py deploy.py records it on first contact)")
+            else "run python provision.py (it pins each host's keys from its console)"
         )
         raise UserError(
             f"{known_hosts} has no host key for {name} ({found.known_hosts_name}); "

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from stack.errors import UserError
+from stack.host_keys import keys_for, mismatch, offered_in
 from stack.operate.hosts import Target
 
 SSH_FAILED = 255
@@ -34,6 +35,11 @@ def explain(host: Target, log_text: str) -> str:
     lines = [line.strip() for line in log_text.splitlines() if line.strip() and not line.startswith("@")]
     text = " ".join(lines)
     where = f"{host.name} ({host.user}@{host.address}:{host.port})"
+    offered = offered_in(log_text)
+    if offered:
+        path = Path(host.known_hosts)
+        pinned = keys_for(path.read_text() if path.exists() else "", host.known_hosts_name)
+        return mismatch(where, offered, pinned, host.known_hosts)
     if "REMOTE HOST IDENTIFICATION HAS CHANGED" in log_text or "Host key verification failed" in text:
         return (
             f"{where}: its host key does not match the one pinned in {host.known_hosts}; if the host "

@@ -118,7 +118,13 @@ def test_a_changed_host_key_names_the_projects_known_hosts_file(platform, kong):
         )
         output = ANSI.sub("", result.stdout + result.stderr)
         assert result.returncode != 0
-        assert f"ssh-keygen -R {address} -f {known_hosts}" in output, output[-2000:]
+        # one line naming the host, the key it offered and the pinned one, in the project's file
+        refused = [line for line in output.splitlines() if "offered host key SHA256:" in line]
+        assert len(refused) == 1, output[-2000:]
+        assert f"{kong} ({address}) offered host key SHA256:" in refused[0], refused
+        assert (
+            f"not the one pinned in {known_hosts} (SHA256:" in refused[0] and "refused, nothing was sent" in refused[0]
+        )
     finally:
         known_hosts.write_text(saved)
 

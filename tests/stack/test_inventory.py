@@ -90,3 +90,19 @@ def test_pyinfras_changed_host_key_hint_names_the_projects_known_hosts(home, cap
         "If this is expected, you can remove the bad key using:",
         f"    ssh-keygen -R 198.51.100.4 -f {home.resolve()}/ssh/known_hosts",
     ]
+
+
+def test_every_host_is_checked_strictly_against_its_pin_never_trusted_on_first_use(home):
+    aws = host("db", "172.31.0.4")
+    aws.extra["instance_id"] = "i-0abc"
+    record({"des-db": aws, "des-kong": host("kong", "172.31.0.9")})
+    groups = groups_from_state()
+    for _, data in groups["db"] + groups["kong"]:
+        assert data["ssh_strict_host_key_checking"] == "yes"
+    check = groups["db"][0][1]["ssh_paramiko_connect_kwargs"]["transport_factory"]
+    assert (check.host, check.pin_name, check.known_hosts) == (
+        "des-db (i-0abc, 198.51.100.4)",
+        "i-0abc",
+        str(home.resolve() / "ssh" / "known_hosts"),
+    )
+    assert groups["kong"][0][1]["ssh_paramiko_connect_kwargs"]["transport_factory"].pin_name == "198.51.100.9"

@@ -56,6 +56,7 @@ def server(tmp_path_factory):
     client_key = paramiko.ECDSAKey.generate()
     client_key.write_private_key_file(str(folder / "id_ecdsa"))
     host_key = paramiko.ECDSAKey.generate()
+    (folder / "host_key.pub").write_text(f"{host_key.get_name()} {host_key.get_base64()}\n")
     listener = socket.create_server(("127.0.0.1", 0))
     transports = []
 
@@ -138,7 +139,10 @@ def test_the_project_inventory_sets_it_on_a_real_pyinfra_run(server, tmp_path, m
     state = Recorded("aws", "des", "us-east-1")
     state.hosts["des-db"] = Host("db", "10.0.0.4", "127.0.0.1", "root", ssh_key=str(key), ssh_port=port)
     save_state(state)
-    (tmp_path / "home" / "ssh").mkdir(exist_ok=True)  # provision.py makes it; accept-new writes into it
+    # provision.py pins every host's key before the first deploy (nothing is trusted on first use)
+    host_key = (key.parent / "host_key.pub").read_text()
+    (tmp_path / "home" / "ssh").mkdir(exist_ok=True)
+    (tmp_path / "home" / "ssh" / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_key}")
     pyinfra = Path(sys.executable).with_name("pyinfra")
     result = subprocess.run(
         [str(pyinfra), "-y", "--debug-all", "inventory.py", "exec", "--", "true"],

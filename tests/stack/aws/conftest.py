@@ -197,6 +197,42 @@ class Aws:
         monkeypatch.setattr(Clients, "make", make)
         return calls
 
+    def consoles(self, monkeypatch, answer):
+        """Answer provision.py's GetConsoleOutput (moto's is made-up text) with `answer(name, n)`: the
+        console text of instance `name` at its n-th read (from 1), or None for no output yet."""
+        reads: dict[str, int] = {}
+
+        def hook(params):
+            instance_id = params["body"]["InstanceId"]
+            raw = self.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+            name = {t["Key"]: t["Value"] for t in raw.get("Tags", [])}["Name"]
+            reads[name] = reads.get(name, 0) + 1
+            text = answer(name, reads[name])
+            parsed = {"InstanceId": instance_id, "Timestamp": "2026-12-06T19:02:41.000Z"}
+            if text is not None:  # botocore's after-call handler base64-decodes it, as AWS sends it
+                parsed["Output"] = base64.b64encode(text.encode()).decode()
+            return _Http(200), parsed
+
+        self.inject(monkeypatch, "GetConsoleOutput", "", "", hook=hook)
+        return reads
+
+    def rewrite(self, monkeypatch, operation: str, change):
+        """`change(parsed)` edits every answer to `operation` that provision.py's clients receive."""
+        original = Clients.make
+
+        def handler(parsed, **_):
+            change(parsed)
+
+        def make(clients, service):
+            client = original(clients, service)
+            if operation in client.meta.service_model.operation_names:
+                event = f"after-call.{client.meta.service_model.service_id.hyphenize()}.{operation}"
+                client.meta.events.register(event, handler, unique_id=f"rewrite-{id(change)}")
+                self._injected.append((client, event, f"rewrite-{id(change)}"))
+            return client
+
+        monkeypatch.setattr(Clients, "make", make)
+
     def client(self, service: str):
         """The test's own client (one per service and test: making EC2's is costly)."""
         if service not in self._clients:

@@ -77,7 +77,7 @@ def test_first_run_creates_exactly_the_hosts_groups_and_rules(aws, monkeypatch):
     assert f"kong_proxy_url = http://{kong_ip}:8000/despachos/reporte/" in out
     assert (
         f"ssh -i {key} -o UserKnownHostsFile={aws.home / 'ssh' / 'known_hosts'} -o StrictHostKeyChecking=yes "
-        f"-L 8001:127.0.0.1:8001 ubuntu@{kong_ip}"
+        f"-o HostKeyAlias={instances['des-kong']['InstanceId']} -L 8001:127.0.0.1:8001 ubuntu@{kong_ip}"
     ) in out
 
     code, again, _ = aws.run("outputs")

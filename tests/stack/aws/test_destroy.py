@@ -209,9 +209,21 @@ def test_a_failed_backup_stops_the_destroy_and_a_good_one_precedes_it(aws, tmp_p
 
 def test_ssh_command_for_the_dump_uses_the_project_key(aws):
     from stack.aws.backup import ssh_command
+    from stack.aws.plan import Instance
+    from stack.errors import UserError
     from stack.settings import load_settings
 
-    command = ssh_command(load_settings(), "192.0.2.10")
+    database = Instance("i-0abc", "des-db", "running", "db", None, "t2.nano", "172.31.0.4", "192.0.2.10", "us-east-1a")
+    with pytest.raises(
+        UserError, match=r"^des-db \(i-0abc\) has no host key pinned in .*known_hosts; nothing is trusted"
+    ):
+        ssh_command(load_settings(), database)
+    (aws.home / "ssh").mkdir(parents=True, exist_ok=True)
+    (aws.home / "ssh" / "known_hosts").write_text(
+        "i-0abc,192.0.2.10 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMSFrAi7WodGpvx4XLh5c6PuJRaptHJM5psjLUXoiLy9\n"
+    )
+    command = ssh_command(load_settings(), database)
     assert command[-2:] == ["ubuntu@192.0.2.10", "sudo -u postgres pg_dump --format=custom dispatch_db"]
     assert command[command.index("-i") + 1] == str(aws.home / "ssh" / "des_ed25519")
-    assert "BatchMode=yes" in command and "StrictHostKeyChecking=accept-new" in command
+    assert "BatchMode=yes" in command and "StrictHostKeyChecking=yes" in command and "HostKeyAlias=i-0abc" in command
+    assert "accept-new" not in " ".join(command)

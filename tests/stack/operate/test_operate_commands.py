@@ -56,6 +56,15 @@ def test_ssh_options_never_trust_on_first_use():
     assert "StrictHostKeyChecking=yes" in joined and "accept-new" not in joined and "=no" not in joined
 
 
+def test_an_aws_host_is_checked_under_its_instance_id():
+    aws = Target("des-db", "db", "198.51.100.7", "ubuntu", "/k", KNOWN, 22, "172.31.0.4", None, "i-0abc")
+    argv = ssh_argv(aws)
+    assert argv[argv.index("GlobalKnownHostsFile=/dev/null") + 1 : argv.index("ConnectTimeout=10") - 1] == [
+        "-o",
+        "HostKeyAlias=i-0abc",
+    ]
+
+
 def test_manage_runs_through_the_run_helper_as_root_or_with_sudo():
     assert manage_command(host(), ["check"]) == "/usr/local/sbin/sprint2-run --quiet 'python manage.py check'"
     assert manage_command(host(user="ubuntu"), ["createsuperuser", "--username", "ana maria"]) == (

@@ -74,7 +74,7 @@ def test_no_pinned_host_key_is_refused_not_trusted(home):
     with pytest.raises(
         UserError,
         match=r"known_hosts has no host key for des-db \(198\.51\.100\.10\); nothing is "
-        r"trusted on first use here: deploy once \(pyinfra -y inventory.py deploy.py",
+        r"trusted on first use here: run python provision.py \(it pins each host's keys from its console\)$",
     ):
         target("des-db", recorded(home), "aws")
     (home / "ssh" / "known_hosts").unlink()
@@ -113,4 +113,42 @@ def test_ssh_failures_become_one_sentence(home):
     assert explain(found, changed).startswith(f"{where}: its host key does not match the one pinned in ")
     assert explain(found, "kex_exchange_identification: read: Connection reset by peer\n") == (
         f"{where}: ssh failed: kex_exchange_identification: read: Connection reset by peer"
+    )
+
+
+PINNED = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMSFrAi7WodGpvx4XLh5c6PuJRaptHJM5psjLUXoiLy9"
+
+
+def test_an_aws_host_is_pinned_under_its_instance_id_whatever_its_address(home):
+    (home / "ssh" / "known_hosts").write_text(f"i-0abc,198.51.100.99 {PINNED}\n")
+    found = target("des-db", recorded(home, extra={"instance_id": "i-0abc"}), "aws")
+    assert (found.address, found.host_key_alias, found.known_hosts_name) == ("198.51.100.10", "i-0abc", "i-0abc")
+    with pytest.raises(UserError, match=r"has no host key for des-db \(i-0def\)"):
+        target("des-db", recorded(home, extra={"instance_id": "i-0def"}), "aws")
+
+
+def test_a_changed_host_key_is_one_line_with_both_fingerprints(home):
+    (home / "ssh" / "known_hosts").write_text(f"i-0abc,198.51.100.10 {PINNED}\n")
+    found = target("des-db", recorded(home, extra={"instance_id": "i-0abc"}), "aws")
+    # what OpenSSH 9.2 writes (-E) when the host offers another key
+    changed = (
+        "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n"
+        "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\n"
+        "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n"
+        "IT IS POSSIBLE THAT SOMEONE IS DOING SOMETHING NASTY!\n"
+        "Someone could be eavesdropping on you right now (man-in-the-middle attack)!\n"
+        "It is also possible that a host key has just been changed.\n"
+        "The fingerprint for the ED25519 key sent by the remote host is\n"
+        "SHA256:Kq0d8mD1zv5i7m8Q0mRw3C1aXn3l9p2tYc6b0eKx3Xk.\n"
+        "Please contact your system administrator.\n"
+        f"Add correct host key in {home}/ssh/known_hosts to get rid of this message.\n"
+        f"Offending ED25519 key in {home}/ssh/known_hosts:1\n"
+        "Host key for i-0abc has changed and you have requested strict checking.\n"
+        "Host key verification failed.\n"
+    )
+    assert explain(found, changed) == (
+        "des-db (ubuntu@198.51.100.10:22) offered host key SHA256:Kq0d8mD1zv5i7m8Q0mRw3C1aXn3l9p2tYc6b0eKx3Xk "
+        f"(ED25519), not the one pinned in {home}/ssh/known_hosts (SHA256:YS9f8lSDoTCtYdIlXv7QmmGbwxHdXDplG5ZF73Ie6Hw "
+        "(ED25519)): refused, nothing was sent; someone may be in between; if the host was replaced on purpose, "
+        "re-create it with python provision.py (which pins the new host's keys)"
     )
