@@ -47,12 +47,24 @@ def populate_marker(command: str) -> str:
     return "populate:" + hashlib.sha256(command.encode()).hexdigest()[:32]
 
 
-def applies_migrations(command: str) -> bool:
-    return "migrate" in shlex.split(command)
-
-
 def marker_script(layout: Layout, action: str) -> str:
+    """The deploy-marker script's `action`, as the app (through the run helper: its venv, its role)."""
     return f"python {layout.marker_script} {action}"
+
+
+def history_credentials(layout: Layout) -> str:
+    """The root-only file with the deploy-only role's login, on the setup backend during a setup."""
+    return f"{layout.secrets_dir}/migration-history.json"
+
+
+def history_step(layout: Layout, action: str, release: str) -> str:
+    """The deploy-marker script's save-migrations / restore-migrations as root: the system's Python
+    in isolated mode (no PYTHONPATH, no user site, not the script's folder), from `/`, so no file
+    of the app's is imported; the files themselves are read and written by its child as the app user."""
+    return (
+        f"cd / && /usr/bin/python3 -I {layout.marker_script} {action} {release} "
+        f"{history_credentials(layout)} {layout.user}"
+    )
 
 
 def wrapped(steps: list[str], why: str) -> str:
