@@ -18,9 +18,10 @@ on the setup backend with that role's login, which is there only while a setup r
 
 import json
 import shlex
+from io import StringIO
 
 from pyinfra import host
-from pyinfra.api import operation
+from pyinfra.api import FileUploadCommand, operation
 
 from tasks import asked_once
 from tasks.backend.commands import (
@@ -33,7 +34,7 @@ from tasks.backend.commands import (
 )
 from tasks.backend.facts import DeployMarkers
 from tasks.backend.layout import LAYOUT, Layout
-from tasks.backend.operations import _secret_file, no_commit, release_commit, stop
+from tasks.backend.operations import no_commit, release_commit, stop
 from tasks.shared import HISTORY_ROLE
 
 # The marker of the populate commands from before each had its own: all of them ran.
@@ -47,6 +48,20 @@ def history_login(db_host: str, db_name: str, password: str) -> str:
     """The deploy-only role's login, as the setup backend's root-only credentials file holds it."""
     login = {"host": db_host, "port": 5432, "dbname": db_name, "user": HISTORY_ROLE, "password": password}
     return json.dumps(login, sort_keys=True) + "\n"
+
+
+def root_only_file(path: str, content: str):
+    """Commands writing `content` to `path` (root's, 0600 from its creation, never in a command
+    line or a --diff), as tasks/backend/operations.py secret_file does, without asking first: it
+    is removed when the setup ends, so it is never there to compare with."""
+    yield f"install -m 600 -o root -g root /dev/null {path}.new"
+    temporary = host.get_temp_filename(path)
+    ssh_user = host.data.get("ssh_user")
+    if ssh_user and ssh_user != "root":
+        # With sudo, pyinfra uploads to a temporary file first (SFTP as the SSH user): private beforehand.
+        yield f"install -m 600 -o {ssh_user} /dev/null {temporary}"
+    yield FileUploadCommand(StringIO(content), f"{path}.new", remote_temp_filename=temporary)
+    yield f"mv -f {path}.new {path}"
 
 
 def setup_steps(layout: Layout, release: str, commit: str, commands: list[str], allow_destructive: bool) -> list[str]:
@@ -116,15 +131,15 @@ def app_setup(
         host.noop(f"the database is set up for {commit[:12]}")
         return
     asked_once.forget(DeployMarkers)
-    credentials = history_credentials(layout)
-    yield from _secret_file._inner(path=credentials, content=history)
-    steps = setup_steps(layout, release, commit, commands, allow_destructive)
-    yield f"trap 'rm -f {credentials}' EXIT; " + wrapped(
-        steps,
+    why = (
         f"{host.name}: cannot set the database up for {commit[:12]}: $reason; every backend keeps "
         f"serving its release: commit the migrations in the app, or start from an empty database "
-        f"(README: Moving to another commit)",
+        f"(README: Moving to another commit)"
     )
+    credentials = history_credentials(layout)
+    yield from root_only_file(credentials, history)
+    steps = setup_steps(layout, release, commit, commands, allow_destructive)
+    yield f"trap 'rm -f {credentials}' EXIT; " + wrapped(steps, why)
 
 
 @operation()

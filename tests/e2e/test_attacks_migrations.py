@@ -116,3 +116,70 @@ def test_the_app_role_can_neither_write_nor_take_over_the_migration_history(plat
     ):
         code, out = as_app_role(ssh, setup, f"cursor.execute({statement!r})")
         assert code != 0 and ("permission denied" in out or "must be owner" in out), f"{statement}: {out[-600:]}"
+
+
+def test_narrowing_and_code_migrations_are_refused_whatever_command_runs_migrate(
+    platform, run_deploy, rewrite_config, app_repo, deployed, ssh
+):
+    """A field made narrower (makemigrations writes AlterField) and a committed RunPython are
+    refused before anything is applied, also when migrate runs inside `sh -c`, until
+    allow_destructive_migrations is set; nothing moves meanwhile."""
+    backends = platform.names("backend")
+    (db,) = platform.names("db")
+    models = (app_repo.work / "pedidos" / "models.py").read_text()
+    kept = ssh(backends[0], RUNNING)[1].strip()
+    length = (
+        'cd / && runuser -u postgres -- psql -XtA -d dispatch_db -c "SELECT character_maximum_length FROM '
+        "information_schema.columns WHERE table_name = 'pedidos_producto' AND column_name = 'nombre'\""
+    )
+    assert ssh(db, length)[1].strip() == "100"
+    try:
+        assert (
+            rewrite_config(
+                app_setup_commands=[
+                    "python manage.py makemigrations --noinput",
+                    "sh -c 'python manage.py migrate --noinput'",
+                ]
+            ).returncode
+            == 0
+        )
+        narrower = models.replace(
+            "nombre = models.CharField(max_length=100)", "nombre = models.CharField(max_length=20)"
+        )
+        sha = app_repo.push_commit("Producto: a shorter name", {"pedidos/models.py": narrower})
+        result = run_deploy()
+        lines = [line for line in result.stderr.splitlines() if "cannot set the database up" in line]
+        assert len(lines) == 1 and f"for {sha[:12]}:" in lines[0], result.output[-4000:]
+        assert "not known to keep the data" in lines[0] and "Alter field nombre on producto" in lines[0], lines[0]
+        assert "allow_destructive_migrations: true" in lines[0]
+        assert ssh(db, length)[1].strip() == "100"
+        for name in backends:
+            assert ssh(name, RUNNING)[1].strip() == kept, f"{name} moved"
+
+        # Back to the models the database has, and a data migration committed in the app.
+        latest = sorted(
+            ssh(backends[0], f"ls {HOME}/current/pedidos/migrations/ | grep -E '^[0-9]{{4}}_.*[.]py$'")[1].split()
+        )[-1][: -len(".py")]
+        data = (
+            "from django.db import migrations\n\n\n"
+            "def touch(apps, schema_editor):\n    pass\n\n\n"
+            "class Migration(migrations.Migration):\n"
+            f"    dependencies = [('pedidos', '{latest}')]\n"
+            "    operations = [migrations.RunPython(touch, migrations.RunPython.noop)]\n"
+        )
+        sha = app_repo.push_commit(
+            "pedidos: a data migration", {"pedidos/models.py": models, "pedidos/migrations/9000_data.py": data}
+        )
+        result = run_deploy()
+        lines = [line for line in result.stderr.splitlines() if "cannot set the database up" in line]
+        assert len(lines) == 1 and "pedidos.9000_data: Raw Python operation" in lines[0], result.output[-4000:]
+        for name in backends:
+            assert ssh(name, RUNNING)[1].strip() == kept, f"{name} moved"
+
+        assert rewrite_config(allow_destructive_migrations=True).returncode == 0
+        deploy_ok(platform, run_deploy)
+        for name in backends:
+            assert ssh(name, RUNNING)[1].strip() == sha
+    finally:
+        assert rewrite_config().returncode == 0
+    deploy_ok(platform, run_deploy)
