@@ -409,16 +409,18 @@ def open_folder(release_fd, path):
     """The folder of `path` (app/migrations), opened below the release without following a link;
     None when it is not there (an app that does not exist at this commit)."""
     folder_fd = release_fd
-    try:
-        for part in path.split("/")[:-1]:
+    for part in path.split("/")[:-1]:
+        try:
             next_fd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=folder_fd)
-            if folder_fd != release_fd:
-                os.close(folder_fd)
-            folder_fd = next_fd
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except OSError as error:  # ELOOP: a link where a folder should be
-        fail(f"{path}: {error.strerror}: its folders must be real folders of the release, not links")
+        except OSError as error:  # ENOTDIR or ELOOP for a link, ENOENT for nothing there
+            if os.path.islink(os.path.join(f"/proc/self/fd/{folder_fd}", part)):
+                fail(f"{path}: {part} is a link: its folders must be real folders of the release, not links")
+            if isinstance(error, (FileNotFoundError, NotADirectoryError)):
+                return None
+            raise
+        if folder_fd != release_fd:
+            os.close(folder_fd)
+        folder_fd = next_fd
     return folder_fd
 
 
