@@ -39,7 +39,8 @@ def secrets_path() -> Path:
 
 
 def load_secrets() -> dict[str, str]:
-    """{"db_password": ..., "django_secret_key": ..., "db_history_password": ...}: from the environment, else the file (created if needed)."""
+    """{"db_password", "django_secret_key", "db_history_password"}: each from the environment, else
+    the file (created if needed)."""
     path = secrets_path()
     stored = _read(path)
     missing = [key for key, (variable, _) in SECRETS.items() if key not in stored and not os.environ.get(variable)]

@@ -14,8 +14,8 @@ if not settings.configured:
     settings.configure(INSTALLED_APPS=[], DATABASES={}, USE_TZ=True)
     django.setup()
 
-from django.db import migrations, models  # noqa: E402
-from django.db.migrations.state import ModelState, ProjectState  # noqa: E402
+from django.db import migrations, models
+from django.db.migrations.state import ModelState, ProjectState
 
 MARKER = runpy.run_path(str(PROJECT_ROOT / "files" / "backend" / "deploy_marker.py"))
 losses = MARKER["losses"]

@@ -4,6 +4,8 @@ running release, a release the database is not set up for, the roll stopped, a r
 
 import hashlib
 import json
+import shlex
+import types
 
 import pytest
 from pyinfra.api import deploy as deploy_function
@@ -12,7 +14,7 @@ from pyinfra.facts.files import Directory, File, Sha1File
 from pyinfra.facts.server import Which
 
 from stack.settings import PROJECT_ROOT, settings_from
-from tasks.backend.commands import HEALTH_PROBE, populate_marker
+from tasks.backend.commands import HEALTH_PROBE, ROOT_SCRIPT, populate_marker
 from tasks.backend.deploy import batches, deploy_backend, rollback_backend
 from tasks.backend.facts import (
     BuiltReleases,
@@ -400,9 +402,8 @@ def test_fresh_backend_mirrors_builds_sets_up_populates_and_switches():
         "password": SECRETS["db_history_password"],
     }
     assert login[2] == f"mv -f {credentials}.new {credentials}"
-    history = (
-        f"cd / && /usr/bin/python3 -I /srv/sprint2/conf/deploy_marker.py {{}} {release(NEW)} {credentials} sprint2"
-    )
+    root = f"cd / && /usr/bin/python3 -I -c {shlex.quote(ROOT_SCRIPT)} /srv/sprint2/conf/deploy_marker.py"
+    history = types.SimpleNamespace(format=lambda action: f"{root} {action} {release(NEW)} {credentials} sprint2")
     app = f"{RUN} --in {release(NEW)} '{{}}'"
     steps = [
         history.format("restore-migrations"),
