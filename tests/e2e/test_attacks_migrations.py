@@ -238,12 +238,14 @@ def test_narrowing_and_code_migrations_are_refused_whatever_command_runs_migrate
             f"    dependencies = [('pedidos', '{latest}')]\n"
             "    operations = [migrations.RunPython(touch, migrations.RunPython.noop)]\n"
         )
+        # Numbered next, as a migration committed in the app would be (and later ones follow it).
+        committed = f"{int(latest[:4]) + 1:04d}_data"
         sha = app_repo.push_commit(
-            "pedidos: a data migration", {"pedidos/models.py": models, "pedidos/migrations/9000_data.py": data}
+            "pedidos: a data migration", {"pedidos/models.py": models, f"pedidos/migrations/{committed}.py": data}
         )
         result = run_deploy()
         lines = [line for line in result.stderr.splitlines() if "cannot set the database up" in line]
-        assert len(lines) == 1 and "pedidos.9000_data: Raw Python operation" in lines[0], result.output[-4000:]
+        assert len(lines) == 1 and f"pedidos.{committed}: Raw Python operation" in lines[0], result.output[-4000:]
         for name in backends:
             assert ssh(name, RUNNING)[1].strip() == kept, f"{name} moved"
 
