@@ -28,6 +28,7 @@ says which. `--nodelay off` sets DEPLOY_SSH_NODELAY=0 (stack/ssh_nodelay.py): Na
 import argparse
 import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -365,11 +366,13 @@ def _standin(project: Path, env: dict, kong: str) -> bool:
     finally:
         os.environ.pop("DEPLOY_CONFIG") if previous is None else os.environ.__setitem__("DEPLOY_CONFIG", previous)
     script = (
-        f"command -v busybox >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q busybox-static "
+        "command -v busybox >/dev/null || DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 "
+        "apt-get install -y -q busybox-static "
         f">/dev/null 2>&1; sh -s {image} <<'STANDIN'\n{STANDIN.read_text()}\nSTANDIN"
     )
     built = subprocess.run(
-        [PYTHON, "provision.py", "ssh", kong, "--", script],
+        # The login user (ubuntu) builds it as root through sudo, as every command on the hosts.
+        [PYTHON, "provision.py", "ssh", kong, "--", f"sudo -n bash -c {shlex.quote(script)}"],
         cwd=project,
         env=env,
         stdin=subprocess.DEVNULL,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from stack.settings_types import PRIVATE_RANGES, Cidr, Items, Section, Text, is_private
+from stack.settings_types import PRIVATE_RANGES, Cidr, Items, OneOf, Section, Text, is_private
 
 NAME = re.compile(r"[a-z][a-z0-9-]{0,19}")
 BACKEND_KEY = re.compile(r"[a-z0-9]{1,10}")
@@ -57,7 +57,9 @@ class HostSettings(Section):
         default=None, description="Private key for key_name (e.g. ~/.ssh/labsuser.pem); unused with a generated key."
     )
     ssh_user: Annotated[str, Text(NAME, "a user name")] = Field(
-        default="ubuntu", description="SSH user on the AWS hosts (Ubuntu images: ubuntu)."
+        default="ubuntu",
+        description="SSH login user of every host, who runs everything through sudo (Ubuntu images: ubuntu; "
+        "local hosts create it at first boot).",
     )
     admin_cidr: Annotated[str, Cidr()] | None = Field(
         default=None, description="Who may SSH to the hosts (your IP/32); unset = anywhere, with a warning."
@@ -70,4 +72,9 @@ class HostSettings(Section):
     )
     local_subnet: Annotated[str, LocalSubnet()] = Field(
         default="10.77.0.0/24", description="--provider local: the /24 of the local hosts' bridge (the host takes .1)."
+    )
+    local_distro: Annotated[str, OneOf(("bookworm", "trixie"))] = Field(
+        default="bookworm",
+        description="--provider local: the hosts' distribution, Debian 12 (bookworm) or 13 (trixie); "
+        "together they bracket the AWS hosts' Ubuntu 24.04.",
     )

@@ -20,7 +20,10 @@ from tasks import asked_once
 # Long enough for an unattended-upgrades run or an interrupted install of docker.io to finish.
 LOCK_TIMEOUT_S = 600
 WAIT = f"-o DPkg::Lock::Timeout={LOCK_TIMEOUT_S}"
-NONINTERACTIVE = "DEBIAN_FRONTEND=noninteractive"
+# needrestart (Ubuntu Server has it) would restart every service using a replaced library after
+# the install, PostgreSQL, gunicorn and Docker among them, in the middle of a deploy: list mode
+# and suspended, it restarts nothing (the deploy restarts what it changed, behind its checks).
+NONINTERACTIVE = "DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l NEEDRESTART_SUSPEND=1"
 RETRY_S = 5
 
 
@@ -36,6 +39,17 @@ def update_command() -> str:
     )
 
 
+def install_command(packages: list[str]) -> str:
+    """Install `packages`, waiting for dpkg's lock. After a killed dpkg, apt refuses everything
+    until `dpkg --configure -a`: when the first install fails the lock was free (apt waited for
+    it), so the repair runs alone."""
+    install = (
+        f"{NONINTERACTIVE} apt-get -y {WAIT} -o Dpkg::Options::=--force-confdef "
+        f"-o Dpkg::Options::=--force-confold install {' '.join(packages)}"
+    )
+    return f"{install} || {{ {NONINTERACTIVE} dpkg --configure -a && {install}; }}"
+
+
 @operation()
 def packages_installed(packages: list[str]):
     installed = asked_once.fact(DebPackages) or {}
@@ -43,12 +57,6 @@ def packages_installed(packages: list[str]):
     if not missing:
         host.noop(f"{', '.join(packages)} installed")
         return
-    install = (
-        f"{NONINTERACTIVE} apt-get -y {WAIT} -o Dpkg::Options::=--force-confdef "
-        f"-o Dpkg::Options::=--force-confold install {' '.join(missing)}"
-    )
     asked_once.forget(DebPackages)
     yield update_command()
-    # After a killed dpkg, apt refuses everything until `dpkg --configure -a`. When the first
-    # install fails the lock was free (apt waited for it), so the repair runs alone.
-    yield f"{install} || {{ {NONINTERACTIVE} dpkg --configure -a && {install}; }}"
+    yield install_command(missing)

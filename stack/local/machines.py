@@ -16,6 +16,7 @@ from pathlib import Path
 
 from stack import ssh_wait
 from stack.errors import UserError
+from stack.local import first_boot
 
 MACHINES = Path("/var/lib/sprint2-stack/machines")
 SUPERVISOR = Path(__file__).with_name("supervise.py")
@@ -133,9 +134,17 @@ def mount_root(name: str, image: Path) -> Path:
 
 
 def write_host_files(
-    root: Path, name: str, address: str, prefixlen: int, gateway: str, nameservers: list[str], authorized_key: str
+    root: Path,
+    name: str,
+    address: str,
+    prefixlen: int,
+    gateway: str,
+    nameservers: list[str],
+    authorized_key: str,
+    login_user: str,
 ) -> list[str]:
-    """Write the host's identity into its own layer; returns its SSH host public keys."""
+    """Write the host's identity into its own layer; returns its SSH host public keys. The login
+    user is made at first boot from these files (first_boot.py), as cloud-init makes it on EC2."""
     (root / "etc/hostname").write_text(f"{name}\n")
     (root / "etc/hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {name}\n")
     network = root / "etc/systemd/network"
@@ -146,12 +155,11 @@ def write_host_files(
         resolv.unlink()
     resolv.write_text(resolv_conf(nameservers))
     _copy_certificates(root)
-    ssh = root / "root/.ssh"
-    ssh.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(ssh, 0o700)
-    keys = ssh / "authorized_keys"
-    keys.write_text(authorized_key.strip() + "\n")
-    os.chmod(keys, 0o600)
+    for path, (text, mode) in first_boot.host_files(login_user, authorized_key).items():
+        target = root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+        os.chmod(target, mode)
     subprocess.run(["ssh-keygen", "-A", "-f", str(root)], check=True, stdout=subprocess.DEVNULL)
     return [path.read_text().strip() for path in sorted((root / "etc/ssh").glob("ssh_host_*_key.pub"))]
 
@@ -297,7 +305,9 @@ def remove(name: str) -> None:
     shutil.rmtree(machine_dir(name), ignore_errors=True)
 
 
-def ssh_answers(address: str, key: str, known_hosts: str, timeout: int = 3) -> bool:
+def ssh_answers(address: str, user: str, key: str, known_hosts: str, timeout: int = 3) -> bool:
+    """True when `user` logs in with the key and may use sudo without a password: the host is
+    ready for a deploy (its login user is made at first boot, before sshd starts)."""
     command = [
         "ssh",
         "-i",
@@ -312,8 +322,8 @@ def ssh_answers(address: str, key: str, known_hosts: str, timeout: int = 3) -> b
         f"UserKnownHostsFile={known_hosts}",
         "-o",
         "LogLevel=ERROR",
-        f"root@{address}",
-        "true",
+        f"{user}@{address}",
+        "sudo -n true",
     ]
     return (
         subprocess.run(
@@ -372,6 +382,7 @@ def read_inotify_limit() -> int | None:
 
 def wait_for_ssh(
     addresses: dict[str, str],
+    users: dict[str, str],
     key: str,
     known_hosts: str,
     pids: dict[str, int],
@@ -400,7 +411,7 @@ def wait_for_ssh(
 
     ssh_wait.wait_for_ssh(
         addresses,
-        lambda name: ssh_answers(addresses[name], key, known_hosts),
+        lambda name: ssh_answers(addresses[name], users[name], key, known_hosts),
         lambda line: print(line, flush=True),
         timeout=timeout,
         poll=0.5,

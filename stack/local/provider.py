@@ -18,6 +18,7 @@ from stack.dump import check_backup_path, default_backup_path, pull_dump, restor
 from stack.errors import UserError
 from stack.local import image, machines, network
 from stack.local.plan import make_plan, render_destroy_plan, render_plan
+from stack.operate.commands import sudo_prefix
 from stack.options import Options
 from stack.provider import Provider, check_recorded_project
 from stack.settings import Settings, host_names
@@ -79,6 +80,12 @@ def _current_state(settings: Settings) -> State:
             f"local_subnet changed from {recorded_subnet} to {settings.local_subnet} while hosts "
             f"exist: run python provision.py --provider local destroy first"
         )
+    recorded_distro = (state.local or {}).get("distro")
+    if state.hosts and recorded_distro and recorded_distro != settings.local_distro:
+        raise UserError(
+            f"local_distro changed from {recorded_distro} to {settings.local_distro} while hosts "
+            f"exist: run python provision.py --provider local destroy first"
+        )
     state.prefix = settings.project_prefix
     return state
 
@@ -105,7 +112,7 @@ def _silent(state: State, running: set[str]) -> set[str]:
 
     def answers_ssh(name: str) -> bool:
         host = state.hosts[name]
-        return machines.ssh_answers(host.private_ip, _key_of(host), known_hosts)
+        return machines.ssh_answers(host.private_ip, host.ssh_user, _key_of(host), known_hosts)
 
     names = sorted(running)
     with ThreadPoolExecutor(max_workers=len(names)) as pool:
@@ -138,6 +145,11 @@ def _allow_enough_inotify_instances(hosts: int) -> None:
 
 def apply(settings: Settings, options: Options) -> int:
     check_requirements()
+    if settings.ssh_user == "root":
+        raise UserError(
+            "ssh_user: root: local hosts log in as a normal user and use sudo, as the AWS hosts do: "
+            "set ssh_user to another name (default ubuntu)"
+        )
     state = _current_state(settings)
     subnet = settings.local_subnet
     bridge = network.bridge_name(settings.project_prefix)
@@ -149,8 +161,8 @@ def apply(settings: Settings, options: Options) -> int:
     steps = make_plan(wanted, addresses, recorded, running, _silent(state, running))
 
     setup = []
-    if not image.is_complete(image.image_path()):
-        setup.append(f"build base image {image.image_path()} (once, about 75 s)")
+    if not image.is_complete(image.image_path(settings.local_distro)):
+        setup.append(f"build base image {image.image_path(settings.local_distro)} (once, about 75 s)")
     if not network.network_ready(bridge, subnet):
         setup.append(f"create bridge {bridge} {network.gateway_address(subnet)} with NAT for {subnet}")
     print(render_plan(steps, setup), flush=True)
@@ -166,10 +178,16 @@ def apply(settings: Settings, options: Options) -> int:
         return 1
 
     started = time.monotonic()
-    base = image.ensure_image()
+    base = image.ensure_image(settings.local_distro)
     key = ssh_key()
     network.ensure_network(bridge, subnet)
-    state.local = {"bridge": bridge, "subnet": subnet, "gateway": network.gateway_address(subnet), "image": str(base)}
+    state.local = {
+        "bridge": bridge,
+        "subnet": subnet,
+        "gateway": network.gateway_address(subnet),
+        "image": str(base),
+        "distro": settings.local_distro,
+    }
     save_state(state)
 
     if doomed:
@@ -185,6 +203,11 @@ def apply(settings: Settings, options: Options) -> int:
         if step.action == "create":
             machines.remove(step.name)
         role, backend_key = wanted[step.name]
+        # A host started again keeps the login user and the image it was made with (its own
+        # layer sits on that image); a new one takes the settings'.
+        before = state.hosts.get(step.name) if step.action != "create" else None
+        login_user = before.ssh_user if before else settings.ssh_user
+        host_image = Path(_machine(before).get("image") or base) if before else base
         # Recorded before anything exists, so an interrupted run leaves nothing unrecorded;
         # "incomplete" makes the next apply create it again and destroy remove it.
         record = state.hosts[step.name] = Host(
@@ -192,7 +215,7 @@ def apply(settings: Settings, options: Options) -> int:
             key=backend_key,
             private_ip=step.address,
             public_ip=step.address,
-            ssh_user="root",
+            ssh_user=login_user,
             ssh_key=str(key),
             ssh_port=22,
             extra={
@@ -200,12 +223,13 @@ def apply(settings: Settings, options: Options) -> int:
                     "pid": None,
                     "dir": str(machines.machine_dir(step.name)),
                     "root": str(machines.machine_dir(step.name) / "root"),
+                    "image": str(host_image),
                     "incomplete": True,
                 }
             },
         )
         save_state(state)
-        root = machines.mount_root(step.name, base)
+        root = machines.mount_root(step.name, host_image)
         if step.action == "create":
             public_keys = machines.write_host_files(
                 root,
@@ -215,6 +239,7 @@ def apply(settings: Settings, options: Options) -> int:
                 network.gateway_address(subnet),
                 nameservers,
                 Path(f"{key}.pub").read_text(),
+                settings.ssh_user,
             )
             _trust_host_keys(step.address, public_keys)
         del _machine(record)["incomplete"]
@@ -236,7 +261,8 @@ def apply(settings: Settings, options: Options) -> int:
             save_state(state)
             return pid
 
-        machines.wait_for_ssh(booted, str(key), str(known_hosts_file()), pids, restart=restart)
+        users = {name: state.hosts[name].ssh_user for name in booted}
+        machines.wait_for_ssh(booted, users, str(key), str(known_hosts_file()), pids, restart=restart)
     restarted = sum(s.action == "restart" for s in steps)
     print(
         f"Apply complete in {time.monotonic() - started:.0f} s: "
@@ -303,8 +329,8 @@ def _backup(
         f"UserKnownHostsFile={known_hosts_file()}",
         "-o",
         "ConnectTimeout=10",
-        f"root@{host.private_ip}",
-        f"runuser -u postgres -- pg_dump --format=custom {settings.db_name}",
+        f"{host.ssh_user}@{host.private_ip}",
+        sudo_prefix(host.ssh_user) + f"runuser -u postgres -- pg_dump --format=custom {settings.db_name}",
     ]
     pull_dump(command, target, name, settings.db_name, lambda line: print(line, flush=True), if_failed, label)
 

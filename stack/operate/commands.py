@@ -60,8 +60,14 @@ def ssh_argv(
     return argv + list(remote or [])
 
 
+def sudo_prefix(user: str) -> str:
+    """What a remote command that needs root starts with when `user` logs in: `sudo -n` (never a
+    password prompt that would hang), nothing for root (an AWS image may log in as root)."""
+    return "" if user == "root" else "sudo -n "
+
+
 def as_root(host: Target, command: str) -> str:
-    return command if host.user == "root" else f"sudo -n {command}"
+    return sudo_prefix(host.user) + command
 
 
 def manage_command(host: Target, args: list[str]) -> str:

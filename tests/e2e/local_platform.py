@@ -35,6 +35,7 @@ import fcntl
 import ipaddress
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -58,9 +59,13 @@ PREFIX = os.environ.get("E2E_PREFIX", "e2e")
 SUBNET = os.environ.get("E2E_SUBNET", "10.78.0.0/24")
 BRIDGE_ADDRESS = str(ipaddress.IPv4Network(SUBNET)[1])
 LOCKS = Path("/run/sprint2-stack")
+# The distribution of the hosts (local_distro): CI runs the suite on bookworm and a chosen part
+# of it again on trixie (.ci/run, README's testing section).
+DISTRO = os.environ.get("E2E_DISTRO", "bookworm")
 BASE_CONFIG = {
     "project_prefix": PREFIX,
     "local_subnet": SUBNET,
+    "local_distro": DISTRO,
     "backends": ["a", "b"],
     "app_repo": f"git://{BRIDGE_ADDRESS}/testapp.git",
     "app_ref": "main",
@@ -275,23 +280,26 @@ class Platform:
             start_new_session=True,
         )
 
-    def ssh_argv(self, host_name: str, command: str) -> list[str]:
-        """ssh as root to a host with the project's key, its pinned host key only."""
+    def ssh_argv(self, host_name: str, command: str, as_root: bool = True) -> list[str]:
+        """ssh to a host as its recorded login user, with the project's key and its pinned host key
+        only; `command` runs as root through `sudo -n` (the production path), or as the login user."""
         host = self.hosts[host_name]
         known_hosts = self.home / "ssh" / "known_hosts"
         options = ["BatchMode=yes", "StrictHostKeyChecking=yes", f"UserKnownHostsFile={known_hosts}", "LogLevel=ERROR"]
+        if as_root and host["ssh_user"] != "root":
+            command = f"sudo -n bash -c {shlex.quote(command)}"
         return [
             "ssh",
             "-i",
             host["ssh_key"],
             *(f"-o{option}" for option in options),
-            f"root@{host['private_ip']}",
+            f"{host['ssh_user']}@{host['private_ip']}",
             command,
         ]
 
-    def ssh(self, host_name: str, command: str, timeout: float = 300) -> tuple[int, str]:
+    def ssh(self, host_name: str, command: str, timeout: float = 300, as_root: bool = True) -> tuple[int, str]:
         completed = subprocess.run(
-            self.ssh_argv(host_name, command),
+            self.ssh_argv(host_name, command, as_root),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -35,7 +35,7 @@ def test_a_deploy_waits_for_apt_held_by_another_run_then_converges(platform, run
     name = platform.names("backend")[0]
     code, out = ssh(
         name,
-        "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q python3-venv >/dev/null && "
+        "DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 apt-get remove -y -q python3-venv >/dev/null && "
         "rm -f /tmp/apt-held && " + HOLD_LOCK.format(seconds=HOLD_S),
     )
     assert code == 0 and out.strip() == "held", out

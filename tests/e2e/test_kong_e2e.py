@@ -112,7 +112,7 @@ def test_status_without_a_running_kong_says_so(provision, kong, again):
 def _build_standin(ssh, kong, tag):
     code, out = ssh(
         kong,
-        "command -v busybox >/dev/null || DEBIAN_FRONTEND=noninteractive "
+        "command -v busybox >/dev/null || DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 "
         "apt-get install -y -q busybox-static >/dev/null 2>&1; "
         f"sh -s {tag} <<'STANDIN'\n{STANDIN.read_text()}\nSTANDIN",
     )

@@ -32,7 +32,7 @@ def serving(platform, ssh, kong):
     platform.run_deploy("--limit", kong)  # installs Docker, then stops at the pull (no image here)
     code, out = ssh(
         kong,
-        "command -v busybox >/dev/null || DEBIAN_FRONTEND=noninteractive "
+        "command -v busybox >/dev/null || DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 "
         "apt-get install -y -q busybox-static >/dev/null 2>&1; "
         f"sh -s kong:2.7.2-alpine <<'STANDIN'\n{STANDIN.read_text()}\nSTANDIN",
     )

@@ -52,14 +52,17 @@ def test_missing_packages_refresh_the_lists_then_install_finishing_an_interrupte
     run = run_deploy(_install, facts={DebPackages: {"git": {"1"}}}, args=(["git", "logrotate"],))
     wait = f"-o DPkg::Lock::Timeout={LOCK_TIMEOUT_S}"
     install = (
-        f"DEBIAN_FRONTEND=noninteractive apt-get -y {wait} -o Dpkg::Options::=--force-confdef "
+        # needrestart must restart nothing: the deploy restarts what it changed, behind its checks.
+        f"DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l NEEDRESTART_SUSPEND=1 apt-get -y {wait} "
+        f"-o Dpkg::Options::=--force-confdef "
         f"-o Dpkg::Options::=--force-confold install logrotate"
     )
     assert run.op("Ensure the packages are installed").commands == [
         update_command(),
         # dpkg refuses to install after an interrupted run until `dpkg --configure -a`; by then
         # apt has waited for the lock, so the repair does not collide with the other apt.
-        f"{install} || {{ DEBIAN_FRONTEND=noninteractive dpkg --configure -a && {install}; }}",
+        f"{install} || {{ DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l NEEDRESTART_SUSPEND=1 "
+        f"dpkg --configure -a && {install}; }}",
     ]
 
 

@@ -34,15 +34,26 @@ def test_missing_tools_name_the_packages_to_install(monkeypatch):
         provider.check_requirements()
 
 
-def test_debootstrap_command():
-    assert image.debootstrap_command(image.CACHE / "x") == [
+@pytest.mark.parametrize("suite", ["bookworm", "trixie"])
+def test_debootstrap_command(suite):
+    assert image.debootstrap_command(image.CACHE / "x", suite) == [
         "debootstrap",
         "--variant=minbase",
-        "--include=systemd,systemd-sysv,dbus,openssh-server,python3,iproute2,sudo,ca-certificates",
-        "bookworm",
+        "--include=systemd,systemd-sysv,dbus,openssh-server,python3,iproute2,sudo,ca-certificates,needrestart",
+        suite,
         "/var/cache/sprint2-stack/x",
         "http://deb.debian.org/debian",
     ]
+
+
+def test_each_distribution_has_its_image_named_by_what_goes_into_it(monkeypatch):
+    """A changed package list or first-boot file builds a new image beside the old one (which
+    running hosts may have mounted), never reuses the old one."""
+    bookworm, trixie = image.image_path("bookworm"), image.image_path("trixie")
+    assert bookworm.parent == trixie.parent == image.CACHE
+    assert bookworm.name.startswith("base-bookworm-") and trixie.name.startswith("base-trixie-")
+    monkeypatch.setattr(image, "PACKAGES", (*image.PACKAGES, "vim"))
+    assert image.image_path("bookworm") != bookworm
 
 
 def _db_state():
@@ -85,7 +96,7 @@ def test_a_host_that_dies_while_booting_is_started_again_then_given_up(monkeypat
 
     alive = {"h-db": {2}, "h-kong": {1}}  # h-db's first nspawn (pid 1) died; its restart (pid 2) lives
     monkeypatch.setattr(machines, "is_running", lambda name, pid: pid in alive[name])
-    monkeypatch.setattr(machines, "ssh_answers", lambda address, key, known: True)
+    monkeypatch.setattr(machines, "ssh_answers", lambda address, user, key, known: True)
     monkeypatch.setattr(machines, "console_cause", lambda name: "empty console log")
     started = []
 
@@ -94,7 +105,12 @@ def test_a_host_that_dies_while_booting_is_started_again_then_given_up(monkeypat
         return 2
 
     machines.wait_for_ssh(
-        {"h-db": "10.9.0.10", "h-kong": "10.9.0.11"}, "k", "kh", {"h-db": 1, "h-kong": 1}, restart=restart
+        {"h-db": "10.9.0.10", "h-kong": "10.9.0.11"},
+        {"h-db": "ubuntu", "h-kong": "ubuntu"},
+        "k",
+        "kh",
+        {"h-db": 1, "h-kong": 1},
+        restart=restart,
     )
     assert started == ["h-db"]
     assert "h-db stopped while booting (empty console log); starting it again" in capsys.readouterr().out
@@ -102,7 +118,7 @@ def test_a_host_that_dies_while_booting_is_started_again_then_given_up(monkeypat
     alive["h-db"] = set()  # dies every time: two restarts, then one clear line
     started.clear()
     with pytest.raises(UserError, match=r"^h-db stopped while booting: empty console log \(see "):
-        machines.wait_for_ssh({"h-db": "10.9.0.10"}, "k", "kh", {"h-db": 1}, restart=restart)
+        machines.wait_for_ssh({"h-db": "10.9.0.10"}, {"h-db": "ubuntu"}, "k", "kh", {"h-db": 1}, restart=restart)
     assert started == ["h-db", "h-db"]
 
 
@@ -111,7 +127,7 @@ import sys, time
 from pathlib import Path
 from stack.local import image
 image.CACHE = Path(sys.argv[1])
-def build(final):
+def build(final, suite):
     with open(image.CACHE / "builds.log", "a") as log:
         log.write("build\\n")
     time.sleep(0.5)
