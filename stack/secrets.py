@@ -1,4 +1,4 @@
-"""The deploy's generated secrets: the database password and Django's SECRET_KEY.
+"""The deploy's generated secrets: the database passwords and Django's SECRET_KEY.
 
 Generated on first use and kept in DEPLOY_HOME/secrets.yml (mode 0600, git-ignored with the rest
 of .deploy/), so every later run uses the same values and changes nothing. An environment variable
@@ -25,6 +25,9 @@ FILE_NAME = "secrets.yml"
 SECRETS = {
     "db_password": ("DEPLOY_DB_PASSWORD", lambda: random.token_urlsafe(24)),
     "django_secret_key": ("DEPLOY_SECRET_KEY", lambda: random.token_urlsafe(48)),
+    # The deploy-only role owning the migration history (tasks/db/history.py): only the setup
+    # backend gets it, in a root-only file, while a setup runs; the app never does.
+    "db_history_password": ("DEPLOY_DB_HISTORY_PASSWORD", lambda: random.token_urlsafe(24)),
 }
 # Values end up in a systemd EnvironmentFile and a shell `.`: keep them to characters both read literally.
 SAFE = re.compile(r"[A-Za-z0-9_.:@%+=/-]{16,200}")
@@ -36,7 +39,8 @@ def secrets_path() -> Path:
 
 
 def load_secrets() -> dict[str, str]:
-    """{"db_password": ..., "django_secret_key": ...}: from the environment, else the file (created if needed)."""
+    """{"db_password", "django_secret_key", "db_history_password"}: each from the environment, else
+    the file (created if needed)."""
     path = secrets_path()
     stored = _read(path)
     missing = [key for key, (variable, _) in SECRETS.items() if key not in stored and not os.environ.get(variable)]

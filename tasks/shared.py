@@ -9,6 +9,9 @@ from stack.errors import UserError, exit_with
 
 # Kong's upstream (tasks/kong/render.py), and the Host header of the requests it proxies.
 UPSTREAM = "backend-cluster"
+# The deploy-only database role that owns the migration history (tasks/db/history.py makes it, the
+# setup backend logs in as it: files/backend/deploy_marker.py); the app's role has no right on it.
+HISTORY_ROLE = "sprint2_deploy"
 
 
 def _inventory():

@@ -47,12 +47,45 @@ def populate_marker(command: str) -> str:
     return "populate:" + hashlib.sha256(command.encode()).hexdigest()[:32]
 
 
-def applies_migrations(command: str) -> bool:
-    return "migrate" in shlex.split(command)
-
-
 def marker_script(layout: Layout, action: str) -> str:
+    """The deploy-marker script's `action`, as the app (through the run helper: its venv, its role)."""
     return f"python {layout.marker_script} {action}"
+
+
+def history_credentials(layout: Layout) -> str:
+    """The root-only file with the deploy-only role's login, on the setup backend during a setup."""
+    return f"{layout.secrets_dir}/migration-history.json"
+
+
+# Root runs the script only as the file root installed: a plain file (not a link) owned by root
+# that no one else may write. Its folder may sit inside one the app user owns (until the deploy's
+# files move under a root-owned parent), where that user could rename folders: whatever they put
+# at that path is theirs (refused), and a file of root's cannot be moved out of root's folder.
+ROOT_SCRIPT = (
+    "import os, stat, sys\n"
+    "sys.argv = sys.argv[1:]\n"
+    "try:\n"
+    "    fd = os.open(sys.argv[0], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)\n"
+    "except OSError as error:\n"
+    "    sys.exit(f'{sys.argv[0]}: {error.strerror}: not run as root')\n"
+    "info = os.fstat(fd)\n"
+    "if not stat.S_ISREG(info.st_mode) or info.st_uid != 0 or info.st_mode & 0o022:\n"
+    "    sys.exit(sys.argv[0] + ': not the plain root-owned file the deploy installed: not run as root')\n"
+    "with os.fdopen(fd, 'rb') as script:\n"
+    "    code = compile(script.read(), sys.argv[0], 'exec')\n"
+    "exec(code, {'__name__': '__main__', '__file__': sys.argv[0]})\n"
+)
+
+
+def history_step(layout: Layout, action: str, release: str) -> str:
+    """The deploy-marker script's save-migrations / restore-migrations as root: the system's Python
+    in isolated mode (no PYTHONPATH, no user site, not the script's folder), from `/`, so no file
+    of the app's is imported, and the script checked first (ROOT_SCRIPT); the files themselves are
+    read and written by its child as the app user."""
+    return (
+        f"cd / && /usr/bin/python3 -I -c {shlex.quote(ROOT_SCRIPT)} {layout.marker_script} {action} {release} "
+        f"{history_credentials(layout)} {layout.user}"
+    )
 
 
 def wrapped(steps: list[str], why: str) -> str:

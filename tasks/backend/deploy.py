@@ -53,15 +53,16 @@ from tasks.backend.render import (
     gunicorn_conf,
     run_helper,
 )
-from tasks.backend.setup import app_populate, app_setup
+from tasks.backend.setup import app_populate, app_setup, history_login
 from tasks.backend.switch import app_switch
 from tasks.packages import packages_installed
 from tasks.paths import paths_exist, wanted
 from tasks.shared import UPSTREAM, db_private_ip
 from tasks.units import units_running
 
-# git for the checkout, python3-venv for the virtualenv (same names on Ubuntu 24.04 and Debian 12).
-PACKAGES = ["git", "python3-venv", "ca-certificates"]
+# git for the checkout, python3-venv for the virtualenv (same names on Ubuntu 24.04 and Debian 12),
+# python3-psycopg2 for root's own connection to the migration history (never the app's venv).
+PACKAGES = ["git", "python3-venv", "ca-certificates", "python3-psycopg2"]
 
 
 def backend_label(backend) -> str:
@@ -262,6 +263,7 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
             name="Set the database up for the new release, from this backend only",
             commands=list(settings.app_setup_commands),
             allow_destructive=settings.allow_destructive_migrations,
+            history=history_login(db_host, settings.db_name, secrets["db_history_password"]),
             **release,
         )
         app_populate(

@@ -70,7 +70,8 @@ class BackendSettings(Section):
         description="Each run at most once in the life of the database, inside one transaction with its marker.",
     )
     allow_destructive_migrations: Annotated[bool, Flag()] = Field(
-        default=False, description="Apply new migrations that drop a field or a model (their data is lost)."
+        default=False,
+        description="Apply new migrations not known to keep the data (drop, rename, narrow, RunPython, RunSQL...).",
     )
     releases_keep: Annotated[int, Whole(2, 50)] = Field(
         default=3, description="Releases kept on each backend (the live one and those to roll back to)."

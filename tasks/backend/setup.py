@@ -10,17 +10,23 @@ next batch starts only when the health path answers; a release that does not ans
 switched back on that backend and the roll stops there.
 
 The migration files `makemigrations` writes (the app commits none) are kept in the database
-(files/backend/deploy_marker.py), so whichever backend sets the database up starts from the same history.
+(files/backend/deploy_marker.py), so whichever backend sets the database up starts from the same
+history. They are code (makemigrations and migrate import them), so they are kept where the app's
+role cannot write: a table of the deploy-only role (tasks/db/history.py), read and written by root
+on the setup backend with that role's login, which is there only while a setup runs.
 """
 
+import json
 import shlex
+from io import StringIO
 
 from pyinfra import host
-from pyinfra.api import operation
+from pyinfra.api import FileUploadCommand, operation
 
 from tasks import asked_once
 from tasks.backend.commands import (
-    applies_migrations,
+    history_credentials,
+    history_step,
     marker_script,
     populate_marker,
     run_app,
@@ -29,9 +35,56 @@ from tasks.backend.commands import (
 from tasks.backend.facts import DeployMarkers
 from tasks.backend.layout import LAYOUT, Layout
 from tasks.backend.operations import no_commit, release_commit, stop
+from tasks.shared import HISTORY_ROLE
 
 # The marker of the populate commands from before each had its own: all of them ran.
 LEGACY_POPULATED = "populated"
+# Set with the setup once the history is kept in the deploy-only table (deploy_marker.py's
+# HISTORY_MARKER and HISTORY): a database set up before that is set up again once, to adopt it.
+HISTORY_MARKER, HISTORY = "history", "sprint2_deploy.migrations"
+
+
+def history_login(db_host: str, db_name: str, password: str) -> str:
+    """The deploy-only role's login, as the setup backend's root-only credentials file holds it."""
+    login = {"host": db_host, "port": 5432, "dbname": db_name, "user": HISTORY_ROLE, "password": password}
+    return json.dumps(login, sort_keys=True) + "\n"
+
+
+def root_only_file(path: str, content: str):
+    """Commands writing `content` to `path` (root's, 0600 from its creation, never in a command
+    line or a --diff), as tasks/backend/operations.py secret_file does, without asking first: it
+    is removed when the setup ends, so it is never there to compare with."""
+    yield f"install -m 600 -o root -g root /dev/null {path}.new"
+    temporary = host.get_temp_filename(path)
+    ssh_user = host.data.get("ssh_user")
+    if ssh_user and ssh_user != "root":
+        # With sudo, pyinfra uploads to a temporary file first (SFTP as the SSH user): private beforehand.
+        yield f"install -m 600 -o {ssh_user} /dev/null {temporary}"
+    yield FileUploadCommand(StringIO(content), f"{path}.new", remote_temp_filename=temporary)
+    yield f"mv -f {path}.new {path}"
+
+
+def setup_steps(layout: Layout, release: str, commit: str, commands: list[str], allow_destructive: bool) -> list[str]:
+    """The setup's commands, in order: the saved history into the release (as root, its files as
+    the app user), the old history checked, then before EVERY setup command (whatever it runs: a
+    `sh -c '... migrate'` is not recognised by its words) the check that the pending migrations,
+    and those makemigrations would write, keep the data, and the history saved (before migrate
+    applies it: a run interrupted after migrate must not find the database migrated by files it
+    no longer has); last the history saved once more and the commit recorded."""
+    check = marker_script(layout, "check-migrations" + (" --allow-destructive" if allow_destructive else ""))
+    app = [
+        run_app(layout, step, release=release)
+        for step in (
+            check,
+            marker_script(layout, "adopt-legacy-migrations"),
+            f"{marker_script(layout, 'setup-done')} {commit}",
+        )
+    ]
+    save = history_step(layout, "save-migrations", release)
+    steps = [history_step(layout, "restore-migrations", release), app[1]]
+    for command in commands:
+        steps += [app[0], save, run_app(layout, command, release=release)]
+    return steps + [save, app[2]]
 
 
 def read_markers(release: str) -> tuple[dict | None, str | None]:
@@ -60,33 +113,33 @@ def built_release_and_markers(repo: str, ref: str, layout: Layout, later: str):
 
 
 @operation()
-def app_setup(repo: str, ref: str, commands: list[str], layout: Layout = LAYOUT, allow_destructive: bool = False):
-    """Set the database up for `ref`'s release, from that release, before any backend serves it:
-    the saved migration history, the setup commands with a check that no new migration drops data
-    before anything is applied, then the history and the commit recorded, all in the database."""
+def app_setup(
+    repo: str,
+    ref: str,
+    commands: list[str],
+    layout: Layout = LAYOUT,
+    allow_destructive: bool = False,
+    history: str = "",
+):
+    """Set the database up for `ref`'s release, from that release, before any backend serves it
+    (setup_steps), with `history` (history_login) in a root-only file for as long as it runs."""
     found = yield from built_release_and_markers(repo, ref, layout, "the setup commands run after the build")
     if found is None:
         return
     commit, release, markers = found
-    if markers.get("setup") == commit:
+    if markers.get("setup") == commit and markers.get(HISTORY_MARKER) == HISTORY:
         host.noop(f"the database is set up for {commit[:12]}")
         return
-    check = marker_script(layout, "check-migrations" + (" --allow-destructive" if allow_destructive else ""))
-    steps = [marker_script(layout, "restore-migrations")]
-    for command in commands:
-        if applies_migrations(command) and check not in steps:
-            # Saved before migrate applies them: a run interrupted after migrate must not find the
-            # database migrated by files it no longer has (makemigrations would name them anew).
-            steps += [check, marker_script(layout, "save-migrations")]
-        steps.append(command)
-    steps += [marker_script(layout, "save-migrations"), f"{marker_script(layout, 'set')} setup {commit}"]
     asked_once.forget(DeployMarkers)
-    yield wrapped(
-        [run_app(layout, step, release=release) for step in steps],
+    why = (
         f"{host.name}: cannot set the database up for {commit[:12]}: $reason; every backend keeps "
         f"serving its release: commit the migrations in the app, or start from an empty database "
-        f"(README: Moving to another commit)",
+        f"(README: Moving to another commit)"
     )
+    credentials = history_credentials(layout)
+    yield from root_only_file(credentials, history)
+    steps = setup_steps(layout, release, commit, commands, allow_destructive)
+    yield f"trap 'rm -f {credentials}' EXIT; " + wrapped(steps, why)
 
 
 @operation()

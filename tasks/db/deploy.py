@@ -28,10 +28,11 @@ from stack.secrets import deploy_secrets
 from stack.settings import Settings, load_settings
 from tasks.db.backup import deploy_backup
 from tasks.db.commands import AS_POSTGRES, RELOAD_OR_RESTART
+from tasks.db.history import history_role
 from tasks.db.operations import app_database, app_role, cluster_file
 from tasks.db.render import pg_hba_conf, pg_ident_conf, postgresql_conf
 from tasks.packages import packages_installed
-from tasks.shared import backend_addresses
+from tasks.shared import HISTORY_ROLE, backend_addresses
 from tasks.units import units_running
 
 PACKAGES = ["postgresql", "gzip"]
@@ -53,7 +54,7 @@ def deploy_db(settings: Settings | None = None, secrets: dict | None = None):
         name="Allow the app user in from the backends only (pg_hba.conf)",
         filename="pg_hba.conf",
         mode="640",
-        content=pg_hba_conf(settings.db_name, settings.db_user, backend_addresses()),
+        content=pg_hba_conf(settings.db_name, settings.db_user, backend_addresses(), HISTORY_ROLE),
         **AS_POSTGRES,
     )
     ident = cluster_file(
@@ -79,6 +80,13 @@ def deploy_db(settings: Settings | None = None, secrets: dict | None = None):
         name=f"Ensure the database {settings.db_name} exists",
         database=settings.db_name,
         owner=settings.db_user,
+        **AS_POSTGRES,
+    )
+    history_role(
+        name=f"Ensure the role {HISTORY_ROLE} owning the migration history exists with its password",
+        role=HISTORY_ROLE,
+        database=settings.db_name,
+        password=secrets["db_history_password"],
         **AS_POSTGRES,
     )
     deploy_backup(settings=settings)

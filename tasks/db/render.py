@@ -15,14 +15,16 @@ def postgresql_conf(private_ip: str, max_connections: int) -> str:
     )
 
 
-def pg_hba_conf(db_name: str, db_user: str, backend_addresses: list[str]) -> str:
-    """Local peer for admins and for psql as the app role (PSQL_MAP); the app user to the app
-    database from each backend's /32, scram only."""
+def pg_hba_conf(db_name: str, db_user: str, backend_addresses: list[str], history_user: str | None = None) -> str:
+    """Local peer for admins and for psql as the app role (PSQL_MAP); the app user (and the
+    migration history's deploy-only role, since whichever backend is first sets the database up)
+    to the app database from each backend's /32, scram only."""
     return render_template(
         "db/pg_hba.conf.j2",
         db_name=db_name,
         db_user=db_user,
         psql_map=PSQL_MAP,
+        history_user=history_user,
         backend_addresses=sorted(set(backend_addresses), key=_address_order),
     )
 

@@ -23,9 +23,10 @@ def home(tmp_path, monkeypatch):
 
 def test_first_use_generates_and_keeps_them_private(home):
     first = load_secrets()
-    assert set(first) == {"db_password", "django_secret_key"}
+    assert set(first) == {"db_password", "django_secret_key", "db_history_password"}
     assert len(first["db_password"]) >= 32 and len(first["django_secret_key"]) >= 64
-    assert first["db_password"] != first["django_secret_key"]
+    assert len(first["db_history_password"]) >= 32
+    assert len(set(first.values())) == 3
     path = secrets_path()
     assert path == home / "secrets.yml"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600

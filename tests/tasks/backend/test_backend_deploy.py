@@ -3,6 +3,9 @@ commit built beside the running release and switched batch by batch, changed set
 running release, a release the database is not set up for, the roll stopped, a rollback, pruning."""
 
 import hashlib
+import json
+import shlex
+import types
 
 import pytest
 from pyinfra.api import deploy as deploy_function
@@ -11,7 +14,7 @@ from pyinfra.facts.files import Directory, File, Sha1File
 from pyinfra.facts.server import Which
 
 from stack.settings import PROJECT_ROOT, settings_from
-from tasks.backend.commands import HEALTH_PROBE, populate_marker
+from tasks.backend.commands import HEALTH_PROBE, ROOT_SCRIPT, populate_marker
 from tasks.backend.deploy import batches, deploy_backend, rollback_backend
 from tasks.backend.facts import (
     BuiltReleases,
@@ -39,13 +42,18 @@ from tasks.backend.render import (
     requirements_key,
     run_helper,
 )
+from tasks.backend.setup import HISTORY, HISTORY_MARKER
 from tasks.paths import PathStates
 from tasks.shared import UPSTREAM
 from tasks.units import UnitStates
 from tasks.uploads import FileSummaries, FileSummary
 from tests.harness import ByOperation, file_summaries, per_path, run_deploy
 
-SECRETS = {"db_password": "correct-horse-battery-staple", "django_secret_key": "s" * 48}
+SECRETS = {
+    "db_password": "correct-horse-battery-staple",
+    "django_secret_key": "s" * 48,
+    "db_history_password": "history-horse-battery-staple",
+}
 ME = {"private_ip": "10.0.1.11", "name": "des-backend-a", "ssh_hostname": "3.80.1.11"}
 OTHERS = {
     "db": [("des-db", {"private_ip": "10.0.1.10"})],
@@ -116,7 +124,7 @@ def managed_files(settings):
 
 
 def markers(setup, populated, settings):
-    answer = {"setup": setup} if setup else {}
+    answer = {"setup": setup, HISTORY_MARKER: HISTORY} if setup else {}
     if populated:
         answer.update({populate_marker(command): command for command in settings.app_populate_commands})
     return {"markers": answer}
@@ -174,7 +182,9 @@ def host_facts(
     }
     units = [{"running": installed, "enabled": installed}] * 2
     return {
-        DebPackages: {"git": {"1"}, "python3-venv": {"1"}, "ca-certificates": {"1"}} if installed else {},
+        DebPackages: {"git": {"1"}, "python3-venv": {"1"}, "ca-certificates": {"1"}, "python3-psycopg2": {"1"}}
+        if installed
+        else {},
         SystemAccount: {
             f"account={LAYOUT.user}": ByOperation(
                 {"user": None, "group": None}, {"user": ACCOUNT, "group": 998}, until=BEFORE_ACCOUNT
@@ -378,20 +388,36 @@ def test_fresh_backend_mirrors_builds_sets_up_populates_and_switches():
         f"{APP} rm -f {release(NEW)}/.deploy-built && echo {NEW} | {APP} tee {release(NEW)}/.deploy-built > /dev/null",
         run.op(BUILD).commands[-1],
     ]
-    # From the new release, before it serves: the saved migration history, a check that nothing
-    # drops data before migrate, then the history and the commit recorded in the database.
-    (setup,) = run.op(SETUP).commands
-    # The generated files are saved before migrate applies them (and again after, unchanged).
+    # From the new release, before it serves: the saved migration history (as root, with the
+    # deploy-only role's login in a root-only file for the setup's duration), the check before
+    # every setup command, the history saved before each (so before migrate), the commit recorded.
+    *login, setup = run.op(SETUP).commands
+    credentials = "/etc/sprint2/migration-history.json"
+    assert login[0] == f"install -m 600 -o root -g root /dev/null {credentials}.new"
+    assert login[1] == f"upload {credentials}.new" and json.loads(run.op(SETUP).uploads[f"{credentials}.new"]) == {
+        "host": "10.0.1.10",
+        "port": 5432,
+        "dbname": "dispatch_db",
+        "user": "sprint2_deploy",
+        "password": SECRETS["db_history_password"],
+    }
+    assert login[2] == f"mv -f {credentials}.new {credentials}"
+    root = f"cd / && /usr/bin/python3 -I -c {shlex.quote(ROOT_SCRIPT)} /srv/sprint2/conf/deploy_marker.py"
+    history = types.SimpleNamespace(format=lambda action: f"{root} {action} {release(NEW)} {credentials} sprint2")
+    app = f"{RUN} --in {release(NEW)} '{{}}'"
     steps = [
-        f"{MARKER} restore-migrations",
-        "python manage.py makemigrations --noinput",
-        f"{MARKER} check-migrations",
-        f"{MARKER} save-migrations",
-        "python manage.py migrate --noinput",
-        f"{MARKER} save-migrations",
-        f"{MARKER} set setup {NEW}",
+        history.format("restore-migrations"),
+        app.format(f"{MARKER} adopt-legacy-migrations"),
+        app.format(f"{MARKER} check-migrations"),
+        history.format("save-migrations"),
+        app.format("python manage.py makemigrations --noinput"),
+        app.format(f"{MARKER} check-migrations"),
+        history.format("save-migrations"),
+        app.format("python manage.py migrate --noinput"),
+        history.format("save-migrations"),
+        app.format(f"{MARKER} setup-done {NEW}"),
     ]
-    assert setup.startswith("if reason=$({ " + " && ".join(f"{RUN} --in {release(NEW)} '{step}'" for step in steps))
+    assert setup.startswith(f"trap 'rm -f {credentials}' EXIT; if reason=$({{ " + " && ".join(steps) + "; }")
     assert setup.endswith(
         f"cannot set the database up for {NEW[:12]}: $reason; every backend keeps serving its release: "
         "commit the migrations in the app, or start from an empty database (README: Moving to another "
@@ -626,7 +652,11 @@ def test_a_populate_command_already_done_is_not_run_again_and_the_other_is():
     facts = host_facts(settings)
     facts[DeployMarkers] = {
         f"release={release(OLD)}": {
-            "markers": {"setup": OLD, populate_marker("python populate.py"): "python populate.py"}
+            "markers": {
+                "setup": OLD,
+                HISTORY_MARKER: HISTORY,
+                populate_marker("python populate.py"): "python populate.py",
+            }
         }
     }
     run = deploy(facts, settings)
@@ -638,8 +668,8 @@ def test_a_populate_command_already_done_is_not_run_again_and_the_other_is():
 
 def test_allowing_destructive_migrations_reaches_the_check():
     settings = base({"allow_destructive_migrations": True})
-    (setup,) = deploy(host_facts(settings, remote=NEW), settings).op(SETUP).commands
-    assert f"{RUN} --in {release(NEW)} '{MARKER} check-migrations --allow-destructive'" in setup
+    setup = deploy(host_facts(settings, remote=NEW), settings).op(SETUP).commands[-1]
+    assert setup.count(f"{RUN} --in {release(NEW)} '{MARKER} check-migrations --allow-destructive'") == 2
 
 
 ROLLBACK_A = "Switch back to an earlier release, batch 1 of 2 (des-backend-a)"
@@ -681,7 +711,9 @@ def test_populate_markers_are_one_per_command_and_fit_the_marker_column():
 def test_a_database_populated_before_per_command_markers_is_not_populated_again():
     settings = base()
     facts = host_facts(settings)
-    facts[DeployMarkers] = {f"release={release(OLD)}": {"markers": {"setup": OLD, "populated": "by-des-backend-a"}}}
+    facts[DeployMarkers] = {
+        f"release={release(OLD)}": {"markers": {"setup": OLD, HISTORY_MARKER: HISTORY, "populated": "by-des-backend-a"}}
+    }
     assert deploy(facts, settings).op(POPULATE).commands == []
 
 

@@ -12,12 +12,17 @@ from tasks.db.backup_render import backup_script, backup_service, backup_timer
 from tasks.db.commands import RELOAD_OR_RESTART, write_as_postgres
 from tasks.db.deploy import deploy_db
 from tasks.db.facts import PostgresCluster, PostgresDatabaseOwner, PostgresRolePassword
+from tasks.db.history import HistoryRole
 from tasks.db.render import pg_hba_conf, pg_ident_conf, postgresql_conf
 from tasks.units import UnitStates
 from tasks.uploads import FileSummaries, FileSummary
 from tests.harness import file_summaries, per_path, run_deploy
 
-SECRETS = {"db_password": "correct-horse-battery-staple", "django_secret_key": "k" * 40}
+SECRETS = {
+    "db_password": "correct-horse-battery-staple",
+    "django_secret_key": "k" * 40,
+    "db_history_password": "history-horse-battery-staple",
+}
 DB_IP = "10.0.1.10"
 TWO = [("des-backend-a", {"private_ip": "10.0.1.11"}), ("des-backend-b", {"private_ip": "10.0.1.12"})]
 FOLDER = "/etc/postgresql/16/main"
@@ -47,6 +52,7 @@ OPS = [
     "Ensure PostgreSQL is running and starts at boot",
     "Ensure the role dispatch_user exists with its password",
     "Ensure the database dispatch_db exists",
+    "Ensure the role sprint2_deploy owning the migration history exists with its password",
     "Ensure the backup folder is private to postgres",
     "Install the backup script",
     "Install the backup service",
@@ -85,6 +91,7 @@ def fresh_host():
         UnitStates: {PG_UNITS: DOWN, TIMER: DOWN},
         PostgresRolePassword: {"role=dispatch_user": None},
         PostgresDatabaseOwner: {"database=dispatch_db": None},
+        HistoryRole: {"database=dispatch_db, role=sprint2_deploy": None},
     }
 
 
@@ -115,13 +122,19 @@ def installed_host(conf_text, hba_text, ident_text, verifier):
         UnitStates: {PG_UNITS: UP, TIMER: UP},
         PostgresRolePassword: {"role=dispatch_user": verifier},
         PostgresDatabaseOwner: {"database=dispatch_db": "dispatch_user"},
+        HistoryRole: {
+            "database=dispatch_db, role=sprint2_deploy": {
+                "verifier": scram_verifier(SECRETS["db_history_password"], b"another-salt", 4096),
+                "create": True,
+            }
+        },
     }
 
 
 def converged(settings, backends=TWO, password=SECRETS["db_password"]):
     return installed_host(
         postgresql_conf(DB_IP, settings.max_connections),
-        pg_hba_conf(settings.db_name, settings.db_user, [data["private_ip"] for _, data in backends]),
+        pg_hba_conf(settings.db_name, settings.db_user, [data["private_ip"] for _, data in backends], "sprint2_deploy"),
         pg_ident_conf(settings.db_user),
         scram_verifier(password, b"salt-from-server", 4096),
     )
@@ -187,7 +200,9 @@ def test_installed_cluster_gets_the_files_from_its_own_version_folder_and_a_relo
     assert conf.commands == [write_as_postgres(CONF, postgresql_conf(DB_IP, 2000), "644")]
     hba = run.op("Allow the app user in from the backends only (pg_hba.conf)")
     assert hba.commands == [
-        write_as_postgres(HBA, pg_hba_conf("dispatch_db", "dispatch_user", ["10.0.1.11", "10.0.1.12"]), "640")
+        write_as_postgres(
+            HBA, pg_hba_conf("dispatch_db", "dispatch_user", ["10.0.1.11", "10.0.1.12"], "sprint2_deploy"), "640"
+        )
     ]
     assert run.op("Reload PostgreSQL, restarting it only for settings that need it").commands == [RELOAD_OR_RESTART]
     assert run.changed == [OPS[1], OPS[2], OPS[4]]
@@ -224,7 +239,7 @@ def test_a_new_backend_rewrites_pg_hba_and_reloads_only():
     run = deploy(converged(settings, backends=TWO), settings, backends=three)
     assert run.changed == [OPS[2], OPS[4]]
     (command,) = run.op(OPS[2]).commands
-    uploaded = pg_hba_conf("dispatch_db", "dispatch_user", ["10.0.1.11", "10.0.1.12", "10.0.1.13"])
+    uploaded = pg_hba_conf("dispatch_db", "dispatch_user", ["10.0.1.11", "10.0.1.12", "10.0.1.13"], "sprint2_deploy")
     assert command == write_as_postgres(HBA, uploaded, "640")
     assert re.findall(r"^host +dispatch_db +dispatch_user +(\S+)/32 +scram-sha-256$", uploaded, re.M) == [
         "10.0.1.11",

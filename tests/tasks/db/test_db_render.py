@@ -52,6 +52,17 @@ host    dispatch_db     dispatch_user   10.0.1.12/32            scram-sha-256
     )
 
 
+def test_pg_hba_lets_the_history_role_in_from_each_backend_too_with_scram():
+    text = pg_hba_conf("dispatch_db", "dispatch_user", ["10.0.1.12", "10.0.1.9"], "sprint2_deploy")
+    assert text == pg_hba_conf("dispatch_db", "dispatch_user", ["10.0.1.12", "10.0.1.9"]) + (
+        "\n"
+        "# The migration history's deploy-only role (tasks/db/history.py), from the backends too.\n"
+        "host    dispatch_db     sprint2_deploy  10.0.1.9/32             scram-sha-256\n"
+        "host    dispatch_db     sprint2_deploy  10.0.1.12/32            scram-sha-256\n"
+    )
+    assert "sprint2_deploy" not in pg_hba_conf("dispatch_db", "dispatch_user", [], "sprint2_deploy")
+
+
 def test_pg_hba_never_trusts_and_never_opens_to_everyone():
     text = pg_hba_conf("db", "user", ["10.0.0.5"])
     assert "trust" not in text and "0.0.0.0/0" not in text and "md5" not in text
