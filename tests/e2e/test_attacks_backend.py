@@ -1,0 +1,194 @@
+"""The app user against root on a backend (issue 18): each attack replayed as `sprint2` would
+(`runuser -u sprint2`), then the deploy, the rollback or the run helper as the operator runs them.
+
+Whoever breaks into the app runs as `sprint2`; that must be where it ends. Each test checks that a
+root-only file stayed byte for byte what it was (owner and mode too), that /etc/ld.so.preload was not
+made, that no planted code ran, that nothing hung, and that the next deploy converges.
+"""
+
+import os
+import shlex
+import signal
+import subprocess
+
+import pytest
+
+from tasks.backend.render import requirements_key
+from tests.e2e.local_platform import PYINFRA, ROOT, DeployResult, deploy_ok
+
+pytestmark = pytest.mark.e2e
+
+HOME = "/srv/sprint2"
+TARGET = "/root/h1-target"  # a root-only file the attacker wants to read or overwrite
+TARGET_TEXT = "root only: h1 secret 7c1d\n"
+RAN = "/root/h1-planted-code-ran"  # what planted code would make if it ran as root
+STATE = f"stat -c '%U %G %a %s' {TARGET} && sha256sum {TARGET} && cat {TARGET}; ls -la /etc/ld.so.preload {RAN} 2>&1"
+
+
+def as_app(ssh, name: str, script: str) -> tuple[int, str]:
+    """`script` run by the attacker: the app user, in a shell of its own."""
+    return ssh(name, f"cd / && runuser -u sprint2 -- sh -c {shlex.quote(script)}")
+
+
+def plant_target(ssh, name: str) -> str:
+    code, out = ssh(
+        name,
+        f"rm -f /etc/ld.so.preload {RAN}; printf %s {shlex.quote(TARGET_TEXT)} > {TARGET}; "
+        f"chown root:root {TARGET}; chmod 600 {TARGET}; {STATE}",
+    )
+    assert code == 0, out
+    return out
+
+
+def assert_untouched(ssh, name: str, before: str) -> None:
+    code, after = ssh(name, STATE)
+    assert after == before, f"{name}: the root-only {TARGET} or /etc/ld.so.preload changed:\n{before}\n---\n{after}"
+    assert "root root 600" in after and TARGET_TEXT in after, after
+    assert "cannot access '/etc/ld.so.preload'" in after and f"cannot access '{RAN}'" in after, after
+
+
+def current_release(ssh, name: str) -> str:
+    code, out = ssh(name, f"readlink -f {HOME}/current")
+    assert code == 0 and out.strip().startswith(f"{HOME}/releases/"), out
+    return out.strip()
+
+
+def deploy_within(platform, seconds: float, script: str = "deploy.py") -> DeployResult:
+    """A deploy (or rollback) that must end within `seconds`: a link to /proc/kcore read by root never ends."""
+    command = [PYINFRA, "-y", "--json", "inventory.py", script]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=platform.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        pytest.fail(f"{script} did not end within {seconds} s: it hangs on what the app user planted")
+    return DeployResult.from_run((), False, subprocess.CompletedProcess(command, process.returncode, stdout, stderr))
+
+
+def test_a_swapped_conf_folder_gets_no_write_from_root(platform, run_deploy, deployed, ssh):
+    name = platform.names("backend")[0]
+    before = plant_target(ssh, name)
+    # The attack of issue 18: the app user owns /srv/sprint2, so it can put a folder of its own in
+    # place of the root-owned conf/, with links where the deploy writes. Tried at the new place too.
+    attack = (
+        f"cd {HOME} && mv conf conf.h1 && mkdir conf && ln -s /etc/ld.so.preload conf/gunicorn.conf.py && "
+        f"ln -s {TARGET} conf/sprint2_deploy_settings.py && ln -s {TARGET} conf/deploy_marker.py; "
+        f"for dir in /etc/sprint2 /etc/sprint2/conf; do ln -s {TARGET} $dir/gunicorn.conf.py; "
+        f"ln -s /etc/ld.so.preload $dir/sprint2_deploy_settings.py; done; "
+        f'printf \'open("{RAN}", "w")\\n\' > {HOME}/conf/sitecustomize.py; true'
+    )
+    as_app(ssh, name, attack)
+    try:
+        result = deploy_within(platform, 600)
+        assert_untouched(ssh, name, before)
+        assert result.returncode == 0, result.output[-4000:]
+        code, out = ssh(name, f"stat -c '%U %a' {HOME}")
+        assert out.strip() == "root 755", out
+        deploy_ok(platform, run_deploy).assert_no_changes(hosts=platform.names("db") + platform.names("backend"))
+        assert_untouched(ssh, name, before)
+    finally:
+        # Whatever main let through, put back for the next tests.
+        ssh(
+            name,
+            f"rm -f /etc/ld.so.preload; if [ -d {HOME}/conf.h1 ]; then rm -rf {HOME}/conf; "
+            f"mv {HOME}/conf.h1 {HOME}/conf; fi",
+        )
+
+
+def test_links_in_a_release_to_kcore_or_a_root_only_file_neither_hang_nor_leak(platform, run_deploy, deployed, ssh):
+    name = platform.names("backend")[0]
+    before = plant_target(ssh, name)
+    release = current_release(ssh, name)
+    try:
+        # The build stamp root reads to know whether the release is complete.
+        as_app(ssh, name, f"ln -sfn /proc/kcore {release}/.deploy-built")
+        result = deploy_within(platform, 300)
+        assert result.returncode == 0, result.output[-4000:]
+        assert_untouched(ssh, name, before)
+
+        # requirements.txt, read for the virtualenv's name when the virtualenv no longer runs: the
+        # hash of a root-only file would be published as a folder name.
+        code, venv = ssh(name, f"readlink -f {release}/.venv")
+        assert code == 0, venv
+        as_app(ssh, name, f"ln -sfn {TARGET} {release}/requirements.txt && rm -f {venv.strip()}/bin/gunicorn")
+        result = deploy_within(platform, 600)
+        assert_untouched(ssh, name, before)
+        code, venvs = ssh(name, f"ls {HOME}/venvs")
+        assert requirements_key(TARGET_TEXT) not in venvs, f"the target's hash became a virtualenv: {venvs}"
+        assert result.returncode == 0, result.output[-4000:]
+        as_app(ssh, name, f"ln -sfn /proc/kcore {release}/requirements.txt && rm -f {venv.strip()}/bin/gunicorn")
+        result = deploy_within(platform, 600)
+        assert result.returncode == 0, result.output[-4000:]
+        assert_untouched(ssh, name, before)
+    finally:
+        ssh(name, f"cd {release} && runuser -u sprint2 -- git checkout -- requirements.txt 2>/dev/null; true")
+    deploy_ok(platform, run_deploy)
+    deploy_ok(platform, run_deploy).assert_no_changes(hosts=platform.names("db") + platform.names("backend"))
+
+
+def test_a_linked_history_neither_hangs_nor_leaks_in_a_rollback(platform, run_deploy, deployed, ssh):
+    names = platform.names("backend")
+    befores = {name: plant_target(ssh, name) for name in names}
+    saved = {}
+    for name in names:
+        saved[name] = ssh(name, f"cat {HOME}/releases/.history 2>/dev/null")[1]
+        as_app(ssh, name, f"ln -sfn /proc/kcore {HOME}/releases/.history")
+    try:
+        result = deploy_within(platform, 300, "rollback.py")
+        # With no history to read there is no earlier release: one line, no hang, no traceback.
+        assert result.returncode != 0
+        assert "no earlier release to roll back to" in result.stderr, result.stderr[-3000:]
+        assert "Traceback" not in result.output
+        for name in names:
+            as_app(ssh, name, f"ln -sfn {TARGET} {HOME}/releases/.history")
+        result = deploy_within(platform, 300, "rollback.py")
+        assert "no earlier release to roll back to" in result.stderr, result.stderr[-3000:]
+        assert TARGET_TEXT.strip() not in result.output
+        for name in names:
+            assert_untouched(ssh, name, befores[name])
+    finally:
+        for name in names:
+            as_app(
+                ssh,
+                name,
+                f"rm -f {HOME}/releases/.history && printf %s {shlex.quote(saved[name])} > {HOME}/releases/.history",
+            )
+    deploy_ok(platform, run_deploy).assert_no_changes(hosts=platform.names("db") + names)
+
+
+def test_the_run_helper_works_in_the_app_folders_only_as_the_app_user(platform, deployed, ssh):
+    name = platform.names("backend")[0]
+    release = current_release(ssh, name)
+    # Which processes of root have their working directory in the app's folders while the helper runs.
+    cwds = (
+        "sleep 2; for p in /proc/[0-9]*; do cwd=$(readlink $p/cwd 2>/dev/null) || continue; "
+        f'case "$cwd" in {HOME}*) echo "$(stat -c %U $p) $cwd $(tr "\\0" " " < $p/cmdline)";; esac; done'
+    )
+    for options in ("--quiet", ""):
+        code, out = ssh(name, f"sprint2-run {options} 'sleep 6' & {cwds}; wait")
+        lines = [line for line in out.splitlines() if "sleep 6" in line or line.startswith("root ")]
+        assert not [line for line in lines if line.startswith("root ")], f"root works in the app's folders:\n{out}"
+        assert f"sprint2 {release} sleep 6" in out, out
+
+    # The app user points a release at a folder only root may enter: the command must not start there.
+    ssh(
+        name,
+        "mkdir -p /root/h1-private && chmod 700 /root/h1-private && echo h1-private-note > /root/h1-private/note && chmod 644 /root/h1-private/note",
+    )
+    as_app(ssh, name, f"ln -sfn /root/h1-private {HOME}/releases/h1-link")
+    try:
+        code, out = ssh(name, f"sprint2-run --quiet --in {HOME}/releases/h1-link 'cat note'")
+        assert "h1-private-note" not in out, out
+        assert code != 0
+    finally:
+        ssh(name, f"rm -f {HOME}/releases/h1-link")
