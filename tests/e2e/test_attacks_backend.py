@@ -22,7 +22,9 @@ HOME = "/srv/sprint2"
 TARGET = "/root/h1-target"  # a root-only file the attacker wants to read or overwrite
 TARGET_TEXT = "root only: h1 secret 7c1d\n"
 RAN = "/root/h1-planted-code-ran"  # what planted code would make if it ran as root
-STATE = f"stat -c '%U %G %a %s' {TARGET} && sha256sum {TARGET} && cat {TARGET}; ls -la /etc/ld.so.preload {RAN} 2>&1"
+STATE = (
+    f"stat -c '%U %G %a %s' {TARGET} && sha256sum {TARGET} && cat {TARGET}; ls -la /etc/ld.so.preload {RAN} 2>&1; true"
+)
 
 
 def as_app(ssh, name: str, script: str) -> tuple[int, str]:
@@ -169,26 +171,31 @@ def test_a_linked_history_neither_hangs_nor_leaks_in_a_rollback(platform, run_de
 def test_the_run_helper_works_in_the_app_folders_only_as_the_app_user(platform, deployed, ssh):
     name = platform.names("backend")[0]
     release = current_release(ssh, name)
-    # Which processes of root have their working directory in the app's folders while the helper runs.
-    cwds = (
-        "sleep 2; for p in /proc/[0-9]*; do cwd=$(readlink $p/cwd 2>/dev/null) || continue; "
-        f'case "$cwd" in {HOME}*) echo "$(stat -c %U $p) $cwd $(tr "\\0" " " < $p/cmdline)";; esac; done'
+    # runuser starts as root (PAM, NSS, the dynamic loader: /etc/ld.so.preload's relative names are
+    # looked up from the working directory): a stand-in first on PATH notes where it was started.
+    probe = (
+        "mkdir -p /root/h1-bin && rm -f /root/h1-runuser.log && "
+        'printf \'#!/bin/sh\\necho "$(id -un) $(pwd -P)" >> /root/h1-runuser.log\\nexec %s "$@"\\n\' '
+        '"$(command -v runuser)" > /root/h1-bin/runuser && chmod 755 /root/h1-bin/runuser'
     )
-    for options in ("--quiet", ""):
-        code, out = ssh(name, f"sprint2-run {options} 'sleep 6' & {cwds}; wait")
-        lines = [line for line in out.splitlines() if "sleep 6" in line or line.startswith("root ")]
-        assert not [line for line in lines if line.startswith("root ")], f"root works in the app's folders:\n{out}"
-        assert f"sprint2 {release} sleep 6" in out, out
+    code, out = ssh(name, probe)
+    assert code == 0, out
+    code, out = ssh(name, "PATH=/root/h1-bin:$PATH sprint2-run --quiet 'id -un; pwd -P'")
+    assert code == 0 and out.split() == ["sprint2", release], out
+    code, out = ssh(name, "PATH=/root/h1-bin:$PATH sprint2-run 'pwd -P' && tail -n 3 /var/log/backend.log")
+    assert code == 0 and release in out, out
+    code, started = ssh(name, "cat /root/h1-runuser.log")
+    assert len(started.splitlines()) == 2, started
+    for line in started.splitlines():
+        user, folder = line.split(" ", 1)
+        assert user == "root" and not folder.startswith(HOME), f"runuser started as root in {folder}:\n{started}"
 
     # The app user points a release at a folder only root may enter: the command must not start there.
-    ssh(
-        name,
-        "mkdir -p /root/h1-private && chmod 700 /root/h1-private && echo h1-private-note > /root/h1-private/note && chmod 644 /root/h1-private/note",
-    )
+    ssh(name, "mkdir -p /root/h1-private && chmod 700 /root/h1-private && echo h1-private-note > /root/h1-private/note")
     as_app(ssh, name, f"ln -sfn /root/h1-private {HOME}/releases/h1-link")
     try:
-        code, out = ssh(name, f"sprint2-run --quiet --in {HOME}/releases/h1-link 'cat note'")
-        assert "h1-private-note" not in out, out
+        code, out = ssh(name, f"sprint2-run --quiet --in {HOME}/releases/h1-link 'cat note; pwd -P'")
+        assert "h1-private-note" not in out and "/root/h1-private" not in out.replace("/root/h1-private is", ""), out
         assert code != 0
     finally:
-        ssh(name, f"rm -f {HOME}/releases/h1-link")
+        ssh(name, f"rm -f {HOME}/releases/h1-link; rm -rf /root/h1-bin")
