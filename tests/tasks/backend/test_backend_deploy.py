@@ -788,3 +788,26 @@ def test_without_a_database_host_the_deploy_stops_with_one_line(capsys):
     assert capsys.readouterr().err == (
         "error: no database host is recorded: run python provision.py to create it, then deploy\n"
     )
+
+
+def test_with_sudo_each_upload_goes_through_a_new_temporary_file_of_a_random_name():
+    settings = base()
+    me = dict(ME, ssh_user="ubuntu", _sudo=True)
+    facts = host_facts(settings)
+    facts[FileSummary][f"path={LAYOUT.gunicorn_conf}"] = None  # another text there: uploaded
+    facts[Sha1File][f"path={LAYOUT.gunicorn_conf}"] = "0" * 40
+    names = []
+    for _ in range(2):
+        commands = deploy(facts, settings, me=me).op("Write gunicorn's config").commands
+        temporary = commands[0].split(" > ", 1)[1].split(")", 1)[0]
+        assert re.fullmatch(r"/tmp/pyinfra-[0-9a-f]{40}", temporary), commands
+        assert commands[:2] == [
+            f"(umask 077 && set -C && : > {temporary}) && chown ubuntu {temporary}",
+            f"upload {LAYOUT.gunicorn_conf}",
+        ]
+        names.append(temporary)
+    # pyinfra's own name is a hash of the destination: the same on every run, made first by anyone.
+    assert names[0] != names[1]
+    # Logged in as root, pyinfra writes the destination itself: no temporary file.
+    commands = deploy(facts, settings).op("Write gunicorn's config").commands
+    assert commands[0] == f"upload {LAYOUT.gunicorn_conf}"
