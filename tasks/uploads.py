@@ -8,7 +8,14 @@ reads the owner, the mode and the SHA-256 of every declared file of the host at 
 (`FileSummaries`), and each operation looks up its own file there. An operation that writes its
 file drops that answer (tasks/asked_once.py), so the next one reads the files again. A file not
 declared (written by an operation inside another) is read alone (`FileSummary`).
-When a file differs, `put` is `files.put` itself, with its --diff output and its upload.
+When a file differs, `put` is `files.put` itself, with its --diff output and its upload, except
+for the temporary file of a sudo upload (below).
+
+Under sudo, pyinfra uploads to a temporary file (SFTP as the SSH user) and copies it into place as
+root. pyinfra names it after the destination (the same name on every run, in world-writable /tmp),
+so whoever made that name first (the app user) would get the upload into a file of its own, or
+root's `cp` would read what that user put there. Here each upload's temporary file has a random name
+and is made new (O_EXCL), private to the SSH user, before the upload writes into it.
 """
 
 import functools
@@ -20,7 +27,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from pyinfra import host
-from pyinfra.api import FactBase, operation
+from pyinfra.api import FactBase, FileUploadCommand, operation
 from pyinfra.context import ctx_host
 from pyinfra.operations import files
 
@@ -122,6 +129,17 @@ def is_in_place(current: dict | None, sha256: str, user: str | None, group: str 
     )
 
 
+def private_temp_file() -> tuple[str, list[str]]:
+    """(a random temporary name for an upload, the commands making it a new file of the SSH user's,
+    mode 0600): nothing when pyinfra uploads straight to the destination (logged in as root)."""
+    name = host.get_temp_filename()  # no key: a hash of a random uuid
+    ssh_user = host.data.get("ssh_user")
+    if not ssh_user or ssh_user == "root":
+        return name, []
+    # noclobber's `>` is open(O_CREAT | O_EXCL): it fails on any name that exists, a link included.
+    return name, [f"(umask 077 && set -C && : > {name}) && chown {shlex.quote(ssh_user)} {name}"]
+
+
 @operation()
 def _put(
     src: str | Path | StringIO,
@@ -135,14 +153,19 @@ def _put(
         host.noop(f"file {dest} is already uploaded")
         return
     written(dest)
-    yield from files.put._inner(
+    for command in files.put._inner(
         src=src if isinstance(src, StringIO) else str(src),
         dest=dest,
         user=user,
         group=group,
         mode=mode,
         create_remote_dir=create_remote_dir,
-    )
+    ):
+        if isinstance(command, FileUploadCommand):
+            temporary, create = private_temp_file()
+            yield from create
+            command = FileUploadCommand(command.src, command.dest, remote_temp_filename=temporary)
+        yield command
 
 
 # `files.put` (same arguments), checked with the host's other declared files.

@@ -54,7 +54,7 @@ def marker_script(layout: Layout, action: str) -> str:
 
 def history_credentials(layout: Layout) -> str:
     """The root-only file with the deploy-only role's login, on the setup backend during a setup."""
-    return f"{layout.secrets_dir}/migration-history.json"
+    return f"{layout.config_root}/migration-history.json"
 
 
 # Root runs the script only as the file root installed: a plain file (not a link) owned by root
@@ -135,7 +135,7 @@ def trial_run(
     """A command that starts `release` in a gunicorn of its own on 127.0.0.1:<trial port> (one
     worker, the deploy's settings and secrets), asks its health path, stops it, and fails in one
     line when it did not answer healthy. Nothing the clients reach is touched."""
-    trial, pidfile = trial_port(port), f"{layout.home}/.trial.pid"
+    trial, pidfile = trial_port(port), layout.trial_pid
     gunicorn = (
         f"exec gunicorn --config {layout.gunicorn_conf} --bind 127.0.0.1:{trial} --workers 1 "
         f"--pid {pidfile} {layout.app_package}.wsgi:application"
@@ -143,7 +143,8 @@ def trial_run(
     probe = wait_healthy("127.0.0.1", trial, path, statuses, wait)
     # Whatever still listens on the trial port (a master that never wrote its pid file); not a
     # pattern match on command lines, which would also match this command's own shell.
-    # Killed as the app user: the pid file is that user's to write, and root must not kill what it names.
+    # Killed as the app user: the pid file is that user's to write, and root must not kill what it
+    # names; read as that user too (root following a link there would read anything), digits only.
     kill = f"{as_app(layout)} kill"
     leftover = (
         f"for pid in $(ss -Hltnp 'sport = :{trial}' | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); "
@@ -153,7 +154,8 @@ def trial_run(
         f"{as_app(layout)} rm -f {pidfile}; "
         f"{run_app(layout, gunicorn, quiet=True, release=release)} > /dev/null 2>&1 & "
         f"if status=$({probe}); then healthy=yes; else healthy=no; fi; "
-        f"if [ -f {pidfile} ]; then {kill} $(cat {pidfile}) 2>/dev/null; fi; {leftover}; wait; "
+        f"pid=$({as_app(layout)} head -c 16 {pidfile} 2>/dev/null); "
+        f"case $pid in ''|*[!0-9]*) ;; *) {kill} $pid 2>/dev/null;; esac; {leftover}; wait; "
         f'if [ $healthy = no ]; then echo "{name}: release {commit[:12]} answered $status on {path} '
         f"(tried on 127.0.0.1:{trial}, beside the running release); nothing switched; the roll stopped "
         f'here" >&2; exit 1; fi'

@@ -5,11 +5,14 @@ commit that works), app_port 8080, app_setup_commands (makemigrations, migrate, 
 app_populate_commands (populate.py, populateDespachos.py), allow_destructive_migrations (false),
 gateway.health_path and gateway.active.healthy_statuses. Layout on the host (tasks/backend/layout.py):
 
-  /srv/sprint2/repo.git            a mirror of app_repo (owned by the app user `sprint2`)
+  /srv/sprint2                     root's (0755): the app user `sprint2` owns only what it writes below
+  /srv/sprint2/repo.git            a mirror of app_repo (the app user's; git runs in it as that user only)
   /srv/sprint2/releases/<commit>   one release per commit: its tree (never edited by the deploy),
                                    .venv (-> /srv/sprint2/venvs/<requirements>), .static
-  /srv/sprint2/current             -> the live release
-  /srv/sprint2/conf                the deploy's settings module (imports provesi.settings), gunicorn.conf.py
+  /srv/sprint2/current             -> the live release (root's link)
+  /srv/sprint2/venvs, .cache, .gunicorn  the app user's: virtualenvs, pip's cache, gunicorn's control socket
+  /etc/sprint2/conf                root's (0755): the deploy's settings module (imports provesi.settings),
+                                   gunicorn.conf.py, deploy_marker.py
   /etc/sprint2/env                 root-only (0600) secrets for systemd's EnvironmentFile and sprint2-run
   sprint2-app.socket / .service    the port, held by systemd; gunicorn in the release `current` named
                                    when it started; journal + /var/log/django.log; deploy events in
@@ -35,7 +38,7 @@ from stack.secrets import deploy_secrets
 from stack.settings import PROJECT_ROOT, Settings, load_settings
 from tasks import uploads
 from tasks.backend.account import system_group, system_user
-from tasks.backend.facts import BuiltReleases, FileText, ServiceRelease
+from tasks.backend.facts import AppFileText, BuiltReleases, ServiceRelease
 from tasks.backend.layout import LAYOUT
 from tasks.backend.operations import (
     app_build,
@@ -63,6 +66,8 @@ from tasks.units import units_running
 # git for the checkout, python3-venv for the virtualenv (same names on Ubuntu 24.04 and Debian 12),
 # python3-psycopg2 for root's own connection to the migration history (never the app's venv).
 PACKAGES = ["git", "python3-venv", "ca-certificates", "python3-psycopg2"]
+# The end of the releases' history read for a rollback: ~60 bytes a switch, the last ~1000 switches.
+HISTORY_BYTES = 65536
 
 
 def backend_label(backend) -> str:
@@ -116,9 +121,9 @@ def rollback_target(release: str | None, layout) -> str:
                 )
             )
         return matches[0]
-    served = [
-        line.split()[-1] for line in (host.get_fact(FileText, path=layout.history) or "").splitlines() if line.strip()
-    ]  # only names among `built` (full commit ids) are ever used
+    history = host.get_fact(AppFileText, path=layout.history, limit=HISTORY_BYTES, end=True) or ""
+    # Only names among `built` (full commit ids) are ever used; read as the app user, its newest lines.
+    served = [line.split()[-1] for line in history.splitlines() if line.strip()]
     for commit in reversed(served):
         if commit != current and commit in built:
             return commit
@@ -160,16 +165,21 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
     system_user(name="Ensure the app user exists", user=layout.user, home=layout.home, shell="/usr/sbin/nologin")
     paths_exist(
         name="Ensure the app's folders and log files exist",
+        # Root's folders first: on a host deployed before issue 18 the home is the app user's until
+        # this chown, and the app's folders are then made in a folder only root can change.
         paths=[
-            wanted(layout.home, "directory", layout.user, layout.user, "755"),
+            wanted(layout.home, "directory", "root", "root", "755"),
+            wanted(layout.config_root, "directory", "root", "root", "755"),
             wanted(layout.conf_dir, "directory", "root", "root", "755"),
-            wanted(layout.secrets_dir, "directory", "root", "root", "700"),
+            *(wanted(path, "directory", layout.user, layout.user, "700") for path in layout.cache),
+            *(wanted(path, "directory", layout.user, layout.user, "755") for path in layout.app_dirs),
             wanted(layout.django_log, "file", layout.user, "adm", "640"),
             wanted(layout.deploy_log, "file", "root", "adm", "640"),
         ],
     )
-    # Every file below goes into a folder that exists by now (the conf folder just above, or
-    # /usr/local/sbin and /etc/systemd/system of the OS): create_remote_dir=False spares a check each.
+    # Every file below goes into a root-owned folder that exists by now (the conf folder just above,
+    # or /usr/local/sbin and /etc/systemd/system of the OS): create_remote_dir=False spares a check
+    # each. None is in a folder the app user can change: pyinfra's upload, chown and chmod follow links.
 
     uploads.put(
         name="Install the helper that runs the app's commands",

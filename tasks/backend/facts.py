@@ -50,16 +50,50 @@ def resolve_ref(refs: dict, ref: str) -> str | None:
     return None
 
 
-class FileText(FactBase):
-    """The text of a small file, or None when it does not exist."""
+NO_FILE = "<no such file>"
 
-    def command(self, path):
-        return f"if [ -f {path} ]; then cat {path}; else echo '<no such file>'; fi"
+
+def _text(output) -> str | None:
+    """A file's text from its lines as a shell printed them, None for NO_FILE."""
+    lines = list(output)
+    if lines == [NO_FILE]:
+        return None
+    return "\n".join(lines) + "\n"
+
+
+class AppFileText(FactBase):
+    """The text of a small file of the app user's (a build stamp, the releases' history), at most
+    `limit` bytes of it (its last ones with `end`), or None when it is not a regular file the app
+    user can read. Read as the app user, never by root: root following a link planted there would
+    read anything on the host (a root-only file), or never end (/proc/kcore); `timeout`: a file
+    swapped for a FIFO after the check."""
+
+    def command(self, path, limit, end=False):
+        read = f"timeout 10 {'tail' if end else 'head'} -c {int(limit)}"
+        missing = f"echo {shlex.quote(NO_FILE)}"
+        script = f'if [ -f "$1" ]; then {read} -- "$1" 2>/dev/null || {missing}; else {missing}; fi'
+        return f"{as_app(LAYOUT)} sh -c {shlex.quote(script)} sh {shlex.quote(path)}"
 
     def process(self, output):
-        if list(output) == ["<no such file>"]:
-            return None
-        return "\n".join(output) + "\n"
+        lines = list(output)
+        return None if NO_FILE in lines else _text(lines)
+
+
+class CommitFile(FactBase):
+    """The text of `path` in `commit` of the mirror `repo` (at most `limit` bytes), or None when the
+    commit has no such file: what the commit says, whatever its release's work tree holds now. git
+    runs as the app user (the mirror is that user's)."""
+
+    def command(self, repo, commit, path, limit):
+        script = (
+            'if git --git-dir="$1" cat-file -e "$2:$3" 2>/dev/null; then git --git-dir="$1" show "$2:$3" | '
+            f"head -c {int(limit)}; else echo {shlex.quote(NO_FILE)}; fi"
+        )
+        quoted = " ".join(shlex.quote(value) for value in (repo, commit, path))
+        return f"{as_app(LAYOUT)} sh -c {shlex.quote(script)} sh {quoted}"
+
+    def process(self, output):
+        return _text(output)
 
 
 class SystemAccount(FactBase):
@@ -146,10 +180,15 @@ class MirrorCommit(FactBase):
         return "git"
 
     def command(self, repo, ref):
-        git = f"git -c safe.directory={repo} --git-dir={repo}"
+        # git as the app user, whose mirror it is: root reading that user's git config would run
+        # what it names (core.fsmonitor, ...); one runuser for all the names.
         names = [f"refs/heads/{ref}^{{commit}}", f"refs/tags/{ref}^{{commit}}", f"{ref}^{{commit}}"]
-        resolve = " || ".join(f"{git} rev-parse --verify --quiet {shlex.quote(name)}" for name in names)
-        return f"if [ -d {repo} ]; then {git} config remote.origin.url; {resolve} || true; fi"
+        script = (
+            'git="git --git-dir=$0"; $git config remote.origin.url || exit 0; '
+            'for name in "$@"; do $git rev-parse --verify --quiet "$name" && exit 0; done; true'
+        )
+        quoted = " ".join(shlex.quote(value) for value in (repo, *names))
+        return f"if [ -d {repo} ]; then {as_app(LAYOUT)} sh -c {shlex.quote(script)} {quoted}; fi"
 
     def process(self, output):
         lines = [line.strip() for line in output if line.strip()]

@@ -17,9 +17,12 @@ class Layout:
     settings_module: str = "sprint2_deploy_settings"
     django_log: str = "/var/log/django.log"
     deploy_log: str = "/var/log/backend.log"
-    secrets_dir: str = "/etc/sprint2"
+    # Root's own: the env file (0600) and the deploy's config folder (0755, for the app to read).
+    config_root: str = "/etc/sprint2"
     run_helper: str = "/usr/local/sbin/sprint2-run"
 
+    # /srv/sprint2 itself is root's: the app user owns only what it must write below it (`app_dirs`, `cache`),
+    # so it can never put a folder or a link of its own where root writes, chowns or reads (issue 18).
     # Releases: each commit is built in its own work tree of the mirrored repository, with a
     # virtualenv shared by releases of identical requirements; `current` points at the live one.
     repo = property(lambda self: f"{self.home}/repo.git")
@@ -29,16 +32,28 @@ class Layout:
     history = property(lambda self: f"{self.releases}/.history")
     # The live release's virtualenv, through the `current` link.
     venv = property(lambda self: f"{self.current}/.venv")
-    conf_dir = property(lambda self: f"{self.home}/conf")
-    env_file = property(lambda self: f"{self.secrets_dir}/env")
+    # Files of the app user in its home: pip's cache, gunicorn's control socket ($HOME/.gunicorn).
+    cache = property(lambda self: [f"{self.home}/.cache", f"{self.home}/.gunicorn"])
+    app_dirs = property(lambda self: [self.repo, self.releases, self.venvs])
+    # The trial gunicorn's pid file: written by the app user, read as the app user.
+    trial_pid = property(lambda self: f"{self.releases}/.trial.pid")
+    conf_dir = property(lambda self: f"{self.config_root}/conf")
+    env_file = property(lambda self: f"{self.config_root}/env")
     unit_path = property(lambda self: f"/etc/systemd/system/{self.service}.service")
     socket_path = property(lambda self: f"/etc/systemd/system/{self.service}.socket")
     settings_path = property(lambda self: f"{self.conf_dir}/{self.settings_module}.py")
     gunicorn_conf = property(lambda self: f"{self.conf_dir}/gunicorn.conf.py")
     marker_script = property(lambda self: f"{self.conf_dir}/deploy_marker.py")
-    # The layout before releases (one checkout changed in place), removed once a release serves.
+    # The layout before releases (one checkout changed in place) and the conf folder of before issue
+    # 18 (inside the home), removed once a release serves.
     legacy = property(
-        lambda self: [f"{self.home}/app", f"{self.home}/venv", f"{self.home}/static", f"{self.home}/preflight"]
+        lambda self: [
+            f"{self.home}/app",
+            f"{self.home}/venv",
+            f"{self.home}/static",
+            f"{self.home}/preflight",
+            f"{self.home}/conf",
+        ]
     )
 
     def release(self, commit: str) -> str:

@@ -20,10 +20,11 @@ from tasks import asked_once
 from tasks.backend.commands import as_app, fail, log_event, run_app, write_as_app
 from tasks.backend.facts import (
     HEX,
+    AppFileText,
     BuiltReleases,
+    CommitFile,
     DeployMarkers,
     Directories,
-    FileText,
     GitRemoteRef,
     HttpStatus,
     MirrorCommit,
@@ -33,7 +34,11 @@ from tasks.backend.facts import (
 )
 from tasks.backend.layout import LAYOUT, Layout
 from tasks.backend.render import extra_requirements, requirements_key
-from tasks.uploads import is_in_place, managed, summary_of, written
+from tasks.uploads import is_in_place, managed, private_temp_file, summary_of, written
+
+# What root reads of the app's files, at most: a build stamp (a commit id), the requirements.
+STAMP_BYTES = 128
+REQUIREMENTS_BYTES = 1 << 20
 
 
 @operation()
@@ -47,12 +52,10 @@ def _secret_file(path: str, content: str, user: str = "root", group: str = "root
         return
     written(path)
     yield f"install -m {mode} -o {user} -g {group} /dev/null {path}.new"
-    temporary = host.get_temp_filename(path)
-    ssh_user = host.data.get("ssh_user")
-    if ssh_user and ssh_user != "root":
-        # With sudo, pyinfra uploads to a temporary file first (SFTP as the SSH user) and copies it:
-        # create that file private beforehand, so the secret is never world-readable in /tmp.
-        yield f"install -m 600 -o {ssh_user} /dev/null {temporary}"
+    # With sudo, pyinfra uploads to a temporary file first (SFTP as the SSH user) and copies it: a
+    # new private file of a random name, so the secret is never readable by anyone else in /tmp.
+    temporary, create = private_temp_file()
+    yield from create
     yield FileUploadCommand(StringIO(content), f"{path}.new", remote_temp_filename=temporary)
     yield f"chmod {mode} {path}.new && chown {user}:{group} {path}.new && mv -f {path}.new {path}"
 
@@ -140,12 +143,16 @@ def app_fetch(repo: str, ref: str, layout: Layout = LAYOUT):
     if mirror and mirror["origin"] == repo and (mirror["commit"] or "").startswith(wanted):
         host.noop(f"{ref} = {mirror['commit'][:12]} is fetched")
         return
-    git = f"{as_app(layout)} git"
+    git = f"{as_app(layout)} git --git-dir={layout.repo}"
     asked_once.forget(MirrorCommit)
     if mirror is None or mirror["origin"] != repo:
-        yield f"{as_app(layout)} rm -rf {layout.repo} && {git} clone --quiet --mirror {shlex.quote(repo)} {layout.repo}"
-    else:
-        yield f"{git} --git-dir={layout.repo} fetch --quiet --prune --force --tags origin"
+        # A mirror made in its folder (the app user's, in root's home: not removed and cloned anew),
+        # as `git clone --mirror` configures one; a new app_repo's refs replace the old ones.
+        yield (
+            f"{git} init --quiet --bare && {git} config remote.origin.url {shlex.quote(repo)} && "
+            f"{git} config remote.origin.fetch '+refs/*:refs/*' && {git} config remote.origin.mirror true"
+        )
+    yield f"{git} fetch --quiet --prune --force --tags origin"
     yield log_event(layout, f"fetched {ref} from {repo}")
 
 
@@ -159,7 +166,8 @@ def app_build(repo: str, ref: str, layout: Layout = LAYOUT):
         yield from no_commit(repo, ref, f"the release of {ref} is built after the fetch")
         return
     release = layout.release(commit)
-    built = (host.get_fact(FileText, path=layout.built_stamp(commit)) or "").strip() == commit
+    stamp = host.get_fact(AppFileText, path=layout.built_stamp(commit), limit=STAMP_BYTES)
+    built = (stamp or "").strip() == commit
     if built and host.get_fact(VenvWorks, path=f"{release}/.venv"):
         host.noop(f"release {commit[:12]} is built")
         return
@@ -172,13 +180,21 @@ def app_build(repo: str, ref: str, layout: Layout = LAYOUT):
         )
     if not state.is_executing:
         return
-    requirements = host.get_fact(FileText, path=f"{release}/requirements.txt") or ""
+    # The commit's requirements, not its work tree's (the app user's to change; a link there would
+    # name the virtualenv after a root-only file's hash): pip installs the same text.
+    requirements = host.get_fact(
+        CommitFile, repo=layout.repo, commit=commit, path="requirements.txt", limit=REQUIREMENTS_BYTES
+    )
+    requirements = requirements or ""  # its name from its first MiB: requirements are never near that
     venv = f"{layout.venvs}/{requirements_key(requirements)}"
     if not host.get_fact(VenvWorks, path=venv):
         pip = f"{app} {venv}/bin/pip install --quiet --disable-pip-version-check"
         yield f"{app} rm -rf {venv} && {app} mkdir -p {layout.venvs} && {app} python3 -m venv {venv}"
         if requirements:
-            yield f"{pip} -r {release}/requirements.txt"
+            yield (
+                f"{git} show {commit}:requirements.txt | {app} tee {venv}/requirements.txt > /dev/null && "
+                f"{pip} -r {venv}/requirements.txt"
+            )
         extras = extra_requirements(requirements)
         if extras:
             yield f"{pip} {' '.join(shlex.quote(extra) for extra in extras)}"

@@ -69,6 +69,7 @@ def run_helper(layout: Layout = LAYOUT) -> str:
         "backend/run.sh.j2",
         user=layout.user,
         current=layout.current,
+        releases=layout.releases,
         env_file=layout.env_file,
         run_helper=layout.run_helper,
         deploy_log=layout.deploy_log,

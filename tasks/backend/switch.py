@@ -72,7 +72,8 @@ def app_switch(
     if serving["running"] != release:
         # A new release answers first beside the running one: a broken one never serves a request.
         yield trial_run(host.name, layout, release, commit, port, path, statuses, wait)
-    link = f"{app} ln -sfn {{}} {layout.current}.next && {app} mv -T {layout.current}.next {layout.current}"
+    # `current` is root's link in root's home (the app user can neither move nor replace it).
+    link = f"ln -sfn {{}} {layout.current}.next && mv -T {layout.current}.next {layout.current}"
     probe = wait_healthy(address, port, path, statuses, wait)
     # What this backend serves now is what it goes back to (not `current`: an interrupted run may
     # have moved the link without a restart); never the layout of before releases (no .venv there).

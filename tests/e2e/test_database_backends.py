@@ -76,7 +76,7 @@ def test_only_backends_reach_postgresql_as_the_app_user(platform, deployed, ssh)
         code, out = ssh(name, probe)
         assert out.strip() == "auth-requested 10", out  # 10 = SASL: scram-sha-256, no trust
         # And the app's own credentials work from there (a real query through Django).
-        code, out = ssh(name, "/usr/local/sbin/sprint2-run --quiet 'python /srv/sprint2/conf/deploy_marker.py list'")
+        code, out = ssh(name, "/usr/local/sbin/sprint2-run --quiet 'python /etc/sprint2/conf/deploy_marker.py list'")
         assert code == 0, out
         markers = json.loads(out.strip().splitlines()[-1])
         assert "python populate.py" in markers.values(), markers
@@ -92,8 +92,9 @@ def test_secrets_are_in_no_tracked_file_no_command_line_and_a_root_only_env_file
         code, out = ssh(name, "ps -eo args")
         assert code == 0 and not [value for value in values if value in out], f"{name}: a secret in ps"
     for name in platform.names("backend"):
+        # The folder is root's and open (the app reads its config in /etc/sprint2/conf); the file is not.
         code, out = ssh(name, "stat -c '%a %U %G' /etc/sprint2/env /etc/sprint2")
-        assert out.split("\n")[:2] == ["600 root root", "700 root root"], out
+        assert out.split("\n")[:2] == ["600 root root", "755 root root"], out
         code, out = ssh(name, "runuser -u sprint2 -- cat /etc/sprint2/env")
         assert code != 0, "the app user can read the env file"
     (db,) = platform.names("db")

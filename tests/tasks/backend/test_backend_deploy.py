@@ -4,6 +4,7 @@ running release, a release the database is not set up for, the roll stopped, a r
 
 import hashlib
 import json
+import re
 import shlex
 import types
 
@@ -17,10 +18,11 @@ from stack.settings import PROJECT_ROOT, settings_from
 from tasks.backend.commands import HEALTH_PROBE, ROOT_SCRIPT, populate_marker
 from tasks.backend.deploy import batches, deploy_backend, rollback_backend
 from tasks.backend.facts import (
+    AppFileText,
     BuiltReleases,
+    CommitFile,
     DeployMarkers,
     Directories,
-    FileText,
     GitRemoteRef,
     HttpStatus,
     MirrorCommit,
@@ -64,11 +66,14 @@ OLD, NEW = "a" * 40, "b" * 40
 REQUIREMENTS = "Django==4.2.25\npsycopg2-binary==2.9.9\nwhitenoise\n"
 VENV = f"/srv/sprint2/venvs/{requirements_key(REQUIREMENTS)}"
 LEGACY = f"paths={list(LAYOUT.legacy)!r}"
-APP_PATHS = f"paths={[LAYOUT.home, LAYOUT.conf_dir, LAYOUT.secrets_dir, LAYOUT.django_log, LAYOUT.deploy_log]!r}"
+APP_DIRS = ["/srv/sprint2/repo.git", "/srv/sprint2/releases", "/srv/sprint2/venvs"]
+CACHE = ["/srv/sprint2/.cache", "/srv/sprint2/.gunicorn"]
+ROOT_DIRS = ["/srv/sprint2", "/etc/sprint2", "/etc/sprint2/conf"]
+APP_PATHS = f"paths={[*ROOT_DIRS, *CACHE, *APP_DIRS, LAYOUT.django_log, LAYOUT.deploy_log]!r}"
 APP_PATH_STATES = {
-    LAYOUT.home: {"type": "directory", "user": LAYOUT.user, "group": LAYOUT.user, "mode": 755},
-    LAYOUT.conf_dir: {"type": "directory", "user": "root", "group": "root", "mode": 755},
-    LAYOUT.secrets_dir: {"type": "directory", "user": "root", "group": "root", "mode": 700},
+    **{path: {"type": "directory", "user": "root", "group": "root", "mode": 755} for path in ROOT_DIRS},
+    **{path: {"type": "directory", "user": LAYOUT.user, "group": LAYOUT.user, "mode": 700} for path in CACHE},
+    **{path: {"type": "directory", "user": LAYOUT.user, "group": LAYOUT.user, "mode": 755} for path in APP_DIRS},
     LAYOUT.django_log: {"type": "regular file", "user": LAYOUT.user, "group": "adm", "mode": 640},
     LAYOUT.deploy_log: {"type": "regular empty file", "user": "root", "group": "adm", "mode": 640},
 }
@@ -84,7 +89,7 @@ SWITCH_B = "Switch to the release of main, batch 2 of 2 (des-backend-b)"
 PRUNE = "Keep the newest 3 releases"
 HEALTH = "Check that /despachos/reporte/ answers 200 or 302"
 RUN = "/usr/local/sbin/sprint2-run"
-MARKER = "python /srv/sprint2/conf/deploy_marker.py"
+MARKER = "python /etc/sprint2/conf/deploy_marker.py"
 APP = "runuser -u sprint2 --"
 # What the operations before each step see: the host as the earlier steps leave it.
 BEFORE_ACCOUNT = ("app group", "app user")
@@ -172,11 +177,11 @@ def host_facts(
     directories.update({f"path={path}": None for path in managed_files(settings)})
     mirror_before = {"origin": REPO, "commit": commit} if installed else None
     built_commits = built if built is not None else ([commit] if installed else [])
+    # Read as the app user, at most so many bytes (the history: its end).
     text = {
-        f"path={release(commit)}/.deploy-built": f"{commit}\n" if commit in built_commits else None,
-        f"path={release(remote)}/requirements.txt": REQUIREMENTS,
-        f"path={LAYOUT.history}": history,
-        f"path={release(remote)}/.deploy-built": ByOperation(
+        f"limit=128, path={release(commit)}/.deploy-built": f"{commit}\n" if commit in built_commits else None,
+        f"end=True, limit=65536, path={LAYOUT.history}": history,
+        f"limit=128, path={release(remote)}/.deploy-built": ByOperation(
             f"{remote}\n" if remote in built_commits else None, f"{remote}\n", until=BEFORE_BUILD
         ),
     }
@@ -214,7 +219,10 @@ def host_facts(
                 mirror_before, {"origin": REPO, "commit": remote}, until=BEFORE_FETCH
             )
         },
-        FileText: text,
+        AppFileText: text,
+        CommitFile: {
+            f"commit={remote}, limit=1048576, path=requirements.txt, repo={LAYOUT.repo}": REQUIREMENTS,
+        },
         VenvWorks: {
             f"path={release(remote)}/.venv": venv_works,
             f"path={release(commit)}/.venv": venv_works,
@@ -373,15 +381,20 @@ def test_fresh_backend_mirrors_builds_sets_up_populates_and_switches():
     settings = base()
     run = deploy(host_facts(settings, installed=False, commit=None, remote=NEW, populated=False), settings)
     assert run.changed == [name for name in run.names if name not in (HEALTH, SWITCH_B, PRUNE)]
-    assert run.op(FETCH).commands[0] == (
-        f"{APP} rm -rf /srv/sprint2/repo.git && {APP} git clone --quiet --mirror {REPO} /srv/sprint2/repo.git"
-    )
     git = f"{APP} git --git-dir=/srv/sprint2/repo.git"
+    # Made in its folder (the app user's, in root's home), as `git clone --mirror` would.
+    assert run.op(FETCH).commands[:2] == [
+        f"{git} init --quiet --bare && {git} config remote.origin.url {REPO} && "
+        f"{git} config remote.origin.fetch '+refs/*:refs/*' && {git} config remote.origin.mirror true",
+        f"{git} fetch --quiet --prune --force --tags origin",
+    ]
     assert run.op(BUILD).commands == [
         f"{git} worktree prune && {APP} mkdir -p /srv/sprint2/releases && {APP} rm -rf {release(NEW)} && "
         f"{git} worktree add --quiet --detach --force {release(NEW)} {NEW}",
         f"{APP} rm -rf {VENV} && {APP} mkdir -p /srv/sprint2/venvs && {APP} python3 -m venv {VENV}",
-        f"{APP} {VENV}/bin/pip install --quiet --disable-pip-version-check -r {release(NEW)}/requirements.txt",
+        # The commit's requirements (not the work tree's, the app user's to change).
+        f"{git} show {NEW}:requirements.txt | {APP} tee {VENV}/requirements.txt > /dev/null && "
+        f"{APP} {VENV}/bin/pip install --quiet --disable-pip-version-check -r {VENV}/requirements.txt",
         f"{APP} {VENV}/bin/pip install --quiet --disable-pip-version-check gunicorn",
         f"{APP} ln -sfn {VENV} {release(NEW)}/.venv",
         f"{RUN} --in {release(NEW)} 'python manage.py collectstatic --noinput'",
@@ -402,7 +415,7 @@ def test_fresh_backend_mirrors_builds_sets_up_populates_and_switches():
         "password": SECRETS["db_history_password"],
     }
     assert login[2] == f"mv -f {credentials}.new {credentials}"
-    root = f"cd / && /usr/bin/python3 -I -c {shlex.quote(ROOT_SCRIPT)} /srv/sprint2/conf/deploy_marker.py"
+    root = f"cd / && /usr/bin/python3 -I -c {shlex.quote(ROOT_SCRIPT)} /etc/sprint2/conf/deploy_marker.py"
     history = types.SimpleNamespace(format=lambda action: f"{root} {action} {release(NEW)} {credentials} sprint2")
     app = f"{RUN} --in {release(NEW)} '{{}}'"
     steps = [
@@ -436,13 +449,15 @@ def trial_command(commit):
 
     probe = f"python3 -c {shlex.quote(HEALTH_PROBE)} 127.0.0.1 18080 /despachos/reporte/ 200,302 60"
     gunicorn = (
-        "exec gunicorn --config /srv/sprint2/conf/gunicorn.conf.py --bind 127.0.0.1:18080 --workers 1 "
-        "--pid /srv/sprint2/.trial.pid provesi.wsgi:application"
+        "exec gunicorn --config /etc/sprint2/conf/gunicorn.conf.py --bind 127.0.0.1:18080 --workers 1 "
+        "--pid /srv/sprint2/releases/.trial.pid provesi.wsgi:application"
     )
+    pidfile = "/srv/sprint2/releases/.trial.pid"
     return (
-        f"{APP} rm -f /srv/sprint2/.trial.pid; {RUN} --quiet --in {release(commit)} '{gunicorn}' > /dev/null 2>&1 & "
+        f"{APP} rm -f {pidfile}; {RUN} --quiet --in {release(commit)} '{gunicorn}' > /dev/null 2>&1 & "
         f"if status=$({probe}); then healthy=yes; else healthy=no; fi; "
-        f"if [ -f /srv/sprint2/.trial.pid ]; then {APP} kill $(cat /srv/sprint2/.trial.pid) 2>/dev/null; fi; "
+        f"pid=$({APP} head -c 16 {pidfile} 2>/dev/null); "
+        f"case $pid in ''|*[!0-9]*) ;; *) {APP} kill $pid 2>/dev/null;; esac; "
         "for pid in $(ss -Hltnp 'sport = :18080' | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u); "
         f"do {APP} kill $pid; done; wait; "
         f'if [ $healthy = no ]; then echo "@fake/target: release {commit[:12]} answered $status on '
@@ -453,7 +468,8 @@ def trial_command(commit):
 
 def switch_command(commit, previous=None):
     app = APP
-    link = f"{app} ln -sfn {{}} /srv/sprint2/current.next && {app} mv -T /srv/sprint2/current.next /srv/sprint2/current"
+    # Root's link in root's home.
+    link = "ln -sfn {} /srv/sprint2/current.next && mv -T /srv/sprint2/current.next /srv/sprint2/current"
     import shlex
 
     probe = f"python3 -c {shlex.quote(HEALTH_PROBE)} 10.0.1.11 8080 /despachos/reporte/ 200,302 60"
@@ -740,8 +756,13 @@ def test_with_sudo_the_temporary_upload_is_private_before_the_secret_is_written(
     me = dict(ME, ssh_user="ubuntu", _sudo=True)
     run = deploy(host_facts(settings, env="old\n"), settings, me=me)
     write = run.op("Write the app's secrets to its root-only environment file").commands
-    assert write[1].startswith("install -m 600 -o ubuntu /dev/null /tmp/pyinfra-")
+    # A new file (O_EXCL) of a random name: nobody can have made it first, or read it.
+    temporary = write[1].split(" > ", 1)[1].split(")", 1)[0]
+    assert re.fullmatch(r"/tmp/pyinfra-[0-9a-f]{40}", temporary), write[1]
+    assert write[1] == f"(umask 077 && set -C && : > {temporary}) && chown ubuntu {temporary}"
     assert write[2] == "upload /etc/sprint2/env.new"
+    again = deploy(host_facts(settings, env="old\n"), settings, me=me)
+    assert temporary not in again.op("Write the app's secrets to its root-only environment file").commands[1]
 
 
 @pytest.mark.parametrize(
@@ -799,3 +820,26 @@ def test_without_a_database_host_the_deploy_stops_with_one_line(capsys):
     assert capsys.readouterr().err == (
         "error: no database host is recorded: run python provision.py to create it, then deploy\n"
     )
+
+
+def test_with_sudo_each_upload_goes_through_a_new_temporary_file_of_a_random_name():
+    settings = base()
+    me = dict(ME, ssh_user="ubuntu", _sudo=True)
+    facts = host_facts(settings)
+    facts[FileSummary][f"path={LAYOUT.gunicorn_conf}"] = None  # another text there: uploaded
+    facts[Sha1File][f"path={LAYOUT.gunicorn_conf}"] = "0" * 40
+    names = []
+    for _ in range(2):
+        commands = deploy(facts, settings, me=me).op("Write gunicorn's config").commands
+        temporary = commands[0].split(" > ", 1)[1].split(")", 1)[0]
+        assert re.fullmatch(r"/tmp/pyinfra-[0-9a-f]{40}", temporary), commands
+        assert commands[:2] == [
+            f"(umask 077 && set -C && : > {temporary}) && chown ubuntu {temporary}",
+            f"upload {LAYOUT.gunicorn_conf}",
+        ]
+        names.append(temporary)
+    # pyinfra's own name is a hash of the destination: the same on every run, made first by anyone.
+    assert names[0] != names[1]
+    # Logged in as root, pyinfra writes the destination itself: no temporary file.
+    commands = deploy(facts, settings).op("Write gunicorn's config").commands
+    assert commands[0] == f"upload {LAYOUT.gunicorn_conf}"

@@ -1,8 +1,14 @@
 """The backends' files, by exact output."""
 
+import os
+import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
-from tasks.backend.layout import LAYOUT
+import pytest
+
+from tasks.backend.layout import LAYOUT, Layout
 from tasks.backend.render import (
     allowed_hosts,
     app_socket,
@@ -78,7 +84,7 @@ def test_env_file_holds_the_secrets_and_the_settings_module():
 # Managed by the deploy (tasks/backend/). Root-only (0600): read by systemd for sprint2-app
 # and by /usr/local/sbin/sprint2-run; the processes get the values in their environment, never in argv.
 DJANGO_SETTINGS_MODULE=sprint2_deploy_settings
-PYTHONPATH=/srv/sprint2/conf
+PYTHONPATH=/etc/sprint2/conf
 DATABASE_HOST=10.0.1.10
 DATABASE_PASSWORD=pw-0123456789abcdef
 DJANGO_SECRET_KEY=key-0123456789
@@ -130,7 +136,7 @@ EnvironmentFile=/etc/sprint2/env
 # systemd resolves the link when the service starts: gunicorn runs the release `current` named
 # then (its working directory shows which), whatever the link says later.
 WorkingDirectory=/srv/sprint2/current
-ExecStart=/srv/sprint2/current/.venv/bin/gunicorn --config /srv/sprint2/conf/gunicorn.conf.py provesi.wsgi:application
+ExecStart=/srv/sprint2/current/.venv/bin/gunicorn --config /etc/sprint2/conf/gunicorn.conf.py provesi.wsgi:application
 ExecReload=/bin/kill -HUP $MAINPID
 # TERM to the master only: it stops accepting and lets its workers finish their requests.
 KillMode=mixed
@@ -185,8 +191,64 @@ def test_run_helper_is_valid_shell_and_loads_the_env_file_before_dropping_to_the
     text = run_helper()
     assert subprocess.run(["sh", "-n"], input=text, text=True).returncode == 0
     assert text.index(". /etc/sprint2/env") < text.index("runuser -u sprint2")
-    assert "PATH=$2/.venv/bin:$PATH" in text and 'tree=$(cd "$tree" && pwd -P)' in text
+    assert "PATH=$2/.venv/bin:$PATH" in text and 'tree=$(readlink -f -- "$tree")' in text
     assert ">> /var/log/backend.log" in text
+    # Root changes only into `/`; the release is entered by the command, as the app user.
+    assert [line.strip() for line in text.splitlines() if line.strip().startswith("cd ")] == ["cd /"]
+
+
+@pytest.fixture
+def helper_here():
+    """The rendered helper with its layout in a temporary folder and `nobody` as the app user, run
+    here as root (as the deploy runs it): (layout, a release, a run(*args) -> CompletedProcess).
+    Not pytest's tmp_path: its parents are root-only, and `nobody` must reach the release."""
+    base = Path(tempfile.mkdtemp(prefix="sprint2-run-"))
+    try:
+        base.chmod(0o755)
+        yield _helper_in(base)
+    finally:
+        shutil.rmtree(base)
+
+
+def _helper_in(base: Path):
+    layout = Layout(user="nobody", home=str(base / "srv"), config_root=str(base / "etc"), deploy_log=str(base / "log"))
+    release = Path(layout.release("a" * 40))
+    (release / ".venv" / "bin").mkdir(parents=True)
+    for folder in (base / "srv", Path(layout.releases), release, release / ".venv", release / ".venv" / "bin"):
+        folder.chmod(0o755)
+    Path(layout.config_root).mkdir(mode=0o755)
+    Path(layout.env_file).write_text("SECRET=from-the-env-file\n")
+    Path(layout.env_file).chmod(0o600)
+    Path(layout.current).symlink_to(release)
+    helper = base / "sprint2-run"
+    helper.write_text(run_helper(layout))
+
+    def run(*args):
+        # Started from inside the release: the helper must not stay there as root either.
+        return subprocess.run(["sh", str(helper), *args], cwd=release, capture_output=True, text=True, timeout=30)
+
+    return layout, release, run
+
+
+def test_run_helper_enters_the_release_only_as_the_app_user_and_refuses_what_is_not_a_release(helper_here):
+    if os.geteuid() != 0:
+        pytest.fail("needs root, as the deploy runs the helper (runuser)")
+    layout, release, run = helper_here
+    done = run("--quiet", 'id -un; pwd -P; echo "$SECRET"; echo "$PYTHONPATH"')
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:4] == ["nobody", str(release), "from-the-env-file", f"{layout.conf_dir}:{release}"], lines
+    # A link planted in place of a release, to a folder only root may enter: refused, nothing run.
+    private = Path(layout.releases).parent / "private"
+    private.mkdir(mode=0o700)
+    (Path(layout.releases) / "planted").symlink_to(private)
+    refused = run("--quiet", "--in", f"{layout.releases}/planted", "pwd -P")
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr == f"{private} is not a release of {layout.releases}\n"
+    # A release the app user cannot enter fails in the command (as that user), not before.
+    release.chmod(0o700)
+    failed = run("--quiet", "pwd -P")
+    assert failed.returncode != 0 and failed.stdout == "", failed
 
 
 def test_layout_keeps_the_deploys_files_outside_the_checkout():

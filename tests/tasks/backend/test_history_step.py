@@ -14,7 +14,7 @@ from tasks.backend.layout import LAYOUT
 
 def test_the_root_step_runs_the_checked_script_isolated_from_slash():
     assert history_step(LAYOUT, "save-migrations", "/srv/sprint2/releases/abc") == (
-        f"cd / && /usr/bin/python3 -I -c {shlex.quote(ROOT_SCRIPT)} /srv/sprint2/conf/deploy_marker.py "
+        f"cd / && /usr/bin/python3 -I -c {shlex.quote(ROOT_SCRIPT)} /etc/sprint2/conf/deploy_marker.py "
         "save-migrations /srv/sprint2/releases/abc /etc/sprint2/migration-history.json sprint2"
     )
 
