@@ -127,7 +127,7 @@ class ChannelSession(Session):
     def answer(self) -> str:
         try:
             line = self.output.readline()
-        except socket.timeout:
+        except TimeoutError:  # socket.timeout
             raise TimeoutError from None
         return line.decode(errors="replace") if isinstance(line, bytes) else line
 
@@ -251,7 +251,7 @@ def unlock() -> int:
         raise UserError(f"cannot read the deploy lock on {host.name}: {message}")
     answer = printable(completed.stdout)
     if answer.startswith("released "):
-        print(f"deploy lock released: the session of {answer[9:]} on {host.name} was ended")
+        print(f"deploy lock released: {answer[9:]} (its session on {host.name} was ended)")
     else:
         print("no deploy lock is held")
     return 0

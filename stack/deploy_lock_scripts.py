@@ -130,7 +130,7 @@ def unlock_script(place: LockPlace | None = None) -> str:
         # The shell that holds the host lock (its pid is the holder file's second line).
         'if [ -e "$lock" ] && ! flock -n "$lock" true; then\n'
         f'  found="$(head -n 1 {holder} 2>/dev/null)"; [ -n "$found" ] || found="a run"\n'
-        f'  pid=$(sed -n 2p {holder} 2>/dev/null)\n'
+        f"  pid=$(sed -n 2p {holder} 2>/dev/null)\n"
         # Only if that process holds it open (dash keeps it on another fd while it runs a command).
         '  if [ -n "$pid" ] && ls -l "/proc/$pid/fd" 2>/dev/null | grep -qF -- "-> $lock"; then kill -9 "$pid"; fi\n'
         "fi\n"

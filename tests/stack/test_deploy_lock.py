@@ -31,7 +31,9 @@ def sh(script: str) -> str:
 
 
 # A run holding a session (its stdin a pipe only this process writes), until it is killed.
-KEEP_A_SESSION = "import subprocess, sys, time; subprocess.Popen(['sh', '-c', sys.argv[1]], stdin=subprocess.PIPE); time.sleep(60)"
+KEEP_A_SESSION = (
+    "import subprocess, sys, time; subprocess.Popen(['sh', '-c', sys.argv[1]], stdin=subprocess.PIPE); time.sleep(60)"
+)
 
 ALICE = "alice@laptop (pid 1, run aaaaaaaaaaaa) deploying main since 2026-11-29T10:00:00Z"
 BOB = "bob@desk (pid 2, run bbbbbbbbbbbb) deploying main since 2026-11-29T10:01:00Z"
@@ -99,7 +101,9 @@ def test_the_statement_that_takes_the_advisory_lock_carries_its_holder_as_a_lite
 
 
 def test_a_managed_database_place_holds_only_the_advisory_lock():
-    script = hold_script("x", LockPlace(role="backends", psql="psql 'host=db.example sslmode=verify-full'", host_lock=False))
+    script = hold_script(
+        "x", LockPlace(role="backends", psql="psql 'host=db.example sslmode=verify-full'", host_lock=False)
+    )
     assert "flock" not in script and "/run" not in script
     assert script.startswith("cd / && { printf '%s\\n' 'SELECT CASE WHEN pg_catalog.pg_try_advisory_lock(")
     assert script.endswith(
@@ -156,7 +160,8 @@ def test_the_lock_is_given_back_after_the_runs_last_operation(local_run, place):
     (handler,) = state.callback_handlers
     type(handler).last.clear()
     holder = session(BOB, place)
-    assert holder.answer().startswith("held ") and "deploying v2 since" in open(f"{place.folder}/holder").read()
+    answer = holder.answer()
+    assert answer.startswith("held ") and "deploying v2 since" in answer
     holder.end(wait=True)
 
     handler.operation_end(state, "an operation before it")
