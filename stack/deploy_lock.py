@@ -45,6 +45,16 @@ GIVE_BACK_S = 10
 _held: "Session | None" = None
 
 
+class _Pending:
+    """Stands for the session while it is being opened."""
+
+    def end(self, wait: bool) -> None:
+        pass
+
+
+_PENDING: Any = _Pending()
+
+
 def holder(ref: str, now: float | None = None) -> str:
     """What the lock says about its holder: who, from where, when, and what it deploys."""
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if now is None else now))
@@ -192,10 +202,13 @@ def take(ref: str, pyinfra_state: Any = None) -> None:
     where = connected or database_host()
     if where is None:
         return  # nothing deployed yet to lock on (see database_host)
+    # pyinfra prepares hosts in greenlets: the others must not ask while this one waits for its answer.
+    _held = _PENDING
     try:
         held = open_session(where, hold_script(holder(ref)))
         answer = printable(held.answer())
     except TimeoutError:
+        _held = None
         exit_with(
             UserError(
                 f"the database host {where.name} did not answer for the deploy lock within {ANSWER_S} s: "
@@ -203,10 +216,13 @@ def take(ref: str, pyinfra_state: Any = None) -> None:
             )
         )
     except UserError as error:
+        _held = None
         exit_with(error)
     except Exception as error:  # paramiko's, the channel's: one line, no traceback
+        _held = None
         exit_with(UserError(f"cannot take the deploy lock on {where.name}: {error}"))
     if answer != "acquired":
+        _held = None
         held.end(wait=False)
         if answer.startswith("held "):
             exit_with(
