@@ -235,16 +235,29 @@ def take(ref: str, pyinfra_state: Any = None) -> None:
     _held = held
     if pyinfra_state is not None:
         pyinfra_state.add_callback_handler(_GiveBackAfterTheLastOperation())
-    atexit.register(give_back)  # a run that stops before its last operation
+    atexit.register(give_back_at_exit)  # a run that stops before its last operation
 
 
 def give_back(wait: bool = False) -> None:
-    """End this run's session (once). At exit it only closes the session's input: nothing that
-    waits or switches greenlets while the interpreter (and gevent's hub) is going away."""
+    """End this run's session (once). `wait`: until the session has ended (the run's own give-back)."""
     global _held
     held, _held = _held, None
     if held is not None:
         held.end(wait=wait)
+
+
+def give_back_at_exit() -> None:
+    """At exit, whatever stopped the run: nothing here may yield to gevent's hub, which would run
+    the other hosts' pending greenlets (a rollback refused on each backend printed the next
+    refusal as a traceback from this callback). The session's input closes with this process
+    anyway; a pipe of ours is closed now, a channel of pyinfra's goes with its connection."""
+    global _held
+    held, _held = _held, None
+    if isinstance(held, ProcessSession) and held.process.stdin is not None:
+        try:
+            os.close(held.process.stdin.fileno())
+        except OSError:
+            pass
 
 
 def unlock() -> int:

@@ -156,7 +156,7 @@ class StateWithCallbacks:
 def test_the_lock_is_given_back_after_the_runs_last_operation(local_run, place):
     state = StateWithCallbacks()
     deploy_lock.take("v2", state)
-    assert local_run == [deploy_lock.give_back]
+    assert local_run == [deploy_lock.give_back_at_exit]
     (handler,) = state.callback_handlers
     type(handler).last.clear()
     holder = session(BOB, place)
@@ -189,11 +189,14 @@ def test_a_second_run_stops_in_one_line_naming_the_holder(local_run, place, caps
     assert deploy_lock._held is None
 
 
-def test_at_exit_the_session_is_only_closed(local_run, place):
+def test_at_exit_the_sessions_input_is_only_closed_without_yielding_to_gevent(local_run, place, monkeypatch):
     deploy_lock.take("v2")
     held = deploy_lock._held
-    assert held is not None
-    deploy_lock.give_back()  # as atexit calls it: no wait
-    deploy_lock.give_back()  # once only
-    assert held.process.stdin.closed
-    assert held.process.wait(timeout=5) == 0
+    assert isinstance(held, deploy_lock.ProcessSession)
+    monkeypatch.setattr(held, "end", lambda wait: pytest.fail("a wait at exit"))
+    deploy_lock.give_back_at_exit()
+    deploy_lock.give_back_at_exit()  # once only
+    assert held.process.wait(timeout=5) == 0  # the session saw its input end and gave the lock back
+    after = session(BOB, place)
+    assert after.answer() == "acquired\n"
+    after.end(wait=True)
