@@ -97,14 +97,15 @@ def hold_script(line: str, place: LockPlace | None = None) -> str:
     if not place.host_lock:
         return f"cd / && {advisory}"
     return (
-        f"cd / && umask 077 && mkdir -p {folder} && exec 9>>{folder}/lock || exit 1\n"
+        # Each command here is a process on every deploy's path: the shell's own tests where they do.
+        f"cd / && umask 077 && {{ [ -d {folder} ] || mkdir {folder}; }} && exec 9>>{folder}/lock || exit 1\n"
         "if ! flock -n 9; then\n"
         # The holder writes its description just after taking the flock: wait a moment for it.
         f"  i=0; while [ ! -s {holder} ] && [ $i -lt 20 ]; do sleep 0.05; i=$((i + 1)); done\n"
         f'  echo "held $(head -n 1 {holder} 2>/dev/null || echo {shlex.quote(NO_HOLDER)})"; exit 0\n'
         "fi\n"
-        # The description, then this shell's pid (for unlock): written whole, then renamed.
-        f"printf '%s\\n%s\\n' {shlex.quote(line[:HOLDER_MAX])} $$ > {holder}.new && mv -f {holder}.new {holder}\n"
+        # The description, then this shell's pid (for unlock), in one write.
+        f"printf '%s\\n%s\\n' {shlex.quote(line[:HOLDER_MAX])} $$ > {holder}\n"
         f"if {place.ready} 2>/dev/null; then {advisory}; else echo acquired; cat > /dev/null 9<&-; fi\n"
         f"rm -f {holder}\n"
     )
