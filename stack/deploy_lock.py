@@ -250,13 +250,14 @@ def give_back_at_exit() -> None:
     """At exit, whatever stopped the run: nothing here may yield to gevent's hub, which would run
     the other hosts' pending greenlets (a rollback refused on each backend printed the next
     refusal as a traceback from this callback). The session's input closes with this process
-    anyway; a pipe of ours is closed now, a channel of pyinfra's goes with its connection."""
+    anyway; a pipe of ours is closed now (a close waits for nothing), a channel of pyinfra's goes
+    with its connection."""
     global _held
     held, _held = _held, None
     if isinstance(held, ProcessSession) and held.process.stdin is not None:
         try:
-            os.close(held.process.stdin.fileno())
-        except OSError:
+            held.process.stdin.close()
+        except Exception:
             pass
 
 
