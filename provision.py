@@ -5,7 +5,7 @@
   python provision.py destroy [--only NAME ...] [--backup PATH]
   python provision.py outputs         print the hosts and URLs again from the state
   python provision.py backup [PATH]   pull a fresh pg_dump of the database (default .deploy/backups/)
-  python provision.py unlock          remove the deploy lock left by a deploy that died
+  python provision.py unlock          end the session holding the deploy lock (a run that hangs)
   python provision.py status [--json] every host, backend, the database and Kong on one screen
   python provision.py ssh NAME [-- COMMAND], logs [NAME|ROLE ...] [-f] [--since 10m] [--lines N],
                       manage COMMAND ..., psql [ARGS ...]   (see stack/operate/cli.py)

@@ -1,42 +1,58 @@
-"""The deploy lock: one deploy at a time on a platform, kept on the database host, where every
-deploy (from any operator's machine) looks.
+"""The deploy lock: one deploy (or rollback) at a time on a platform, whoever runs it from wherever.
 
-deploy.py takes it before any host changes (never with --dry) and gives it back when its last
-operation has run, or when pyinfra exits, whether the deploy succeeded or failed. When the run
-has a connection to the database host, the lock is taken and given back after the last operation
-through it (no second SSH handshake on a deploy's critical path: ~0.25 s each, issue 12); else,
-and at exit, through OpenSSH (a `--limit` without the database host, a run that stopped early).
-A lock left by a run that could not give it back (killed with SIGKILL, a laptop that went away)
-expires after an hour, or `python provision.py unlock` removes it. Two deploys at once both ran
-makemigrations and migrate (the second failed half-way with `relation ... already exists`): the
-second one now stops before it starts.
+The lock is a session held for the whole run (stack/deploy_lock_scripts.py says what it holds:
+PostgreSQL's advisory lock, and the database host's flock before PostgreSQL exists and across its
+restarts): it cannot be taken twice, needs no expiry, and ends with the run's connection.
+
+deploy.py and rollback.py take it before any host changes (never with --dry) and give it back when
+the run's last operation has ended, or when the process exits, whatever stopped it. When the run
+has a connection to the database host the session is a channel of that connection (no second SSH
+handshake on a deploy's critical path: ~0.25 s, issue 12); else (a `--limit` without the database
+host) an OpenSSH process whose stdin this process holds. A run killed outright (SIGKILL) closes
+its connection with it, and the lock goes with it. `python provision.py unlock` ends a holder's
+session at once, e.g. one whose network went away (sshd would end it only at its TCP keepalive).
 """
 
 import atexit
 import getpass
 import os
+import select
 import shlex
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
+from pathlib import Path
 from typing import Any, ClassVar
 
 from pyinfra.api import StringCommand
 from pyinfra.api.state import BaseStateCallback
 
+from stack import deploy_lock_scripts
+from stack.deploy_lock_scripts import hold_script, unlock_script
 from stack.errors import UserError, exit_with
 from stack.operate import session
 from stack.operate.commands import as_root, ssh_argv
 from stack.operate.hosts import Target, target
 from stack.state import load_state
 
-LOCK_FILE = "/var/lib/sprint2-deploy/lock"
-EXPIRES_S = 3600
-RUN = uuid.uuid4().hex[:12]  # this deploy, as written in the lock it holds
+RUN = uuid.uuid4().hex[:12]  # this deploy, as its lock's description names it
+ANSWER_S = 60  # for the lock's first answer; then the session is held as long as the run
+GIVE_BACK_S = 10
 
-_taken: Any = None  # where the lock is held: a Target (OpenSSH) or a pyinfra Host
+_held: "Session | None" = None
+
+
+class _Pending:
+    """Stands for the session while it is being opened."""
+
+    def end(self, wait: bool) -> None:
+        pass
+
+
+_PENDING: Any = _Pending()
 
 
 def holder(ref: str, now: float | None = None) -> str:
@@ -45,33 +61,102 @@ def holder(ref: str, now: float | None = None) -> str:
     return f"{getpass.getuser()}@{socket.gethostname()} (pid {os.getpid()}, run {RUN}) deploying {ref} since {when}"
 
 
-def acquire_script(line: str, expires_s: int = EXPIRES_S) -> str:
-    """Create the lock only if there is none (noclobber: atomic), or take over one older than
-    `expires_s`. Prints `acquired`, `expired <old holder>` or `held <holder>`."""
-    folder, quoted = os.path.dirname(LOCK_FILE), shlex.quote(line)
-    return (
-        f"mkdir -p {folder} && chmod 700 {folder} && "
-        f"if (set -C; printf '%s\\n' {quoted} > {LOCK_FILE}) 2>/dev/null; then echo acquired; "
-        f"elif [ $(( $(date +%s) - $(stat -c %Y {LOCK_FILE}) )) -gt {expires_s} ]; then "
-        f"echo \"expired $(cat {LOCK_FILE})\"; printf '%s\\n' {quoted} > {LOCK_FILE}; "
-        f'else echo "held $(cat {LOCK_FILE})"; fi'
-    )
+def printable(text: str) -> str:
+    """What another host says, as one line of text (no terminal escapes from it)."""
+    return "".join(c if c.isprintable() else "?" for c in text.strip())
 
 
-def release_script(run: str = RUN) -> str:
-    """Remove the lock only if this run holds it (an expired lock may have been taken over)."""
-    return f"if grep -qF {shlex.quote(f'run {run})')} {LOCK_FILE} 2>/dev/null; then rm -f {LOCK_FILE}; fi"
+class Session:
+    """The lock's session on the host where it lives: closing its input gives the lock back."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def answer(self) -> str:
+        raise NotImplementedError
+
+    def end(self, wait: bool) -> None:
+        raise NotImplementedError
 
 
-def unlock_script() -> str:
-    return f'if [ -f {LOCK_FILE} ]; then echo "released $(cat {LOCK_FILE})"; rm -f {LOCK_FILE}; else echo none; fi'
+class ProcessSession(Session):
+    """A local process: OpenSSH to the lock's host (or a shell, for the fast tests)."""
+
+    def __init__(self, name: str, argv: list[str], host: Target | None = None):
+        super().__init__(name)
+        self.host, self.log = host, None
+        if host is not None:
+            fd, self.log = tempfile.mkstemp(prefix="provision-ssh-", suffix=".log")
+            os.close(fd)
+            argv = [*argv[:1], "-E", self.log, *argv[1:]]
+        # stdin is ours alone (close_fds): when this process dies, the session ends.
+        self.process = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+
+    def answer(self) -> str:
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], ANSWER_S)
+        if not ready:
+            raise TimeoutError
+        line = self.process.stdout.readline()
+        if not line and self.host is not None and self.log is not None:
+            problem = session.failure(self.host, self.process.wait(), self.log)
+            if problem:
+                raise UserError(f"cannot take the deploy lock: {problem}")
+        return line
+
+    def end(self, wait: bool) -> None:
+        try:
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+            if wait:
+                self.process.wait(timeout=GIVE_BACK_S)
+        except (OSError, subprocess.TimeoutExpired):
+            pass  # the session ends with this process anyway
+        if self.log is not None:
+            Path(self.log).unlink(missing_ok=True)
+
+
+class ChannelSession(Session):
+    """A channel of pyinfra's own SSH connection to the lock's host (sudo as pyinfra's is)."""
+
+    def __init__(self, host: Any, script: str):
+        super().__init__(host.name)
+        from pyinfra.connectors.util import make_unix_command_for_host
+
+        command = make_unix_command_for_host(
+            host.state, host, StringCommand(script), _sudo=bool(host.data.get("_sudo"))
+        )
+        self.channel = host.connector.client.get_transport().open_session()
+        self.channel.settimeout(ANSWER_S)
+        self.channel.set_combine_stderr(True)
+        self.channel.exec_command(command.get_raw_value())
+        self.output = self.channel.makefile("r")
+
+    def answer(self) -> str:
+        try:
+            line = self.output.readline()
+        except TimeoutError:  # socket.timeout
+            raise TimeoutError from None
+        return line.decode(errors="replace") if isinstance(line, bytes) else line
+
+    def end(self, wait: bool) -> None:
+        try:
+            self.channel.shutdown_write()  # EOF: the session gives the lock back and ends
+            if wait:
+                self.channel.settimeout(GIVE_BACK_S)
+                self.channel.recv_exit_status()
+            self.channel.close()
+        except Exception:
+            pass  # a closed connection has ended the session already
 
 
 def database_host() -> Target | None:
     """The db host as ssh reaches it, or None when there is none to lock on yet (nothing recorded,
     or never deployed: its host key is pinned by the first deploy)."""
     state = load_state()
-    names = [name for name, host in state.hosts.items() if host.role == "db"] if state else []
+    names = [name for name, host in state.hosts.items() if host.role == deploy_lock_scripts.PLACE.role] if state else []
     if not state or not names:
         return None
     try:
@@ -80,45 +165,21 @@ def database_host() -> Target | None:
         return None
 
 
-def _run(host: Target, script: str) -> str:
-    with session.ssh_log() as log:
-        completed = subprocess.run(
-            ssh_argv(host, [as_root(host, f"sh -c {shlex.quote(script)}")], log_file=log),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        # ssh's own failure (no answer, key refused, host key changed) in the operate commands' words.
-        problem = session.failure(host, completed.returncode, log)
-    if problem or completed.returncode != 0:
-        raise UserError(
-            f"cannot read the deploy lock on {host.name}: "
-            f"{problem or (completed.stderr.strip().splitlines() or ['no message'])[-1]}"
-        )
-    return completed.stdout.strip()
-
-
 def connected_database_host(inventory) -> Any:
-    """The database host of this pyinfra run when pyinfra holds a connection to it, else None."""
-    hosts = inventory.get_group("db", [])
-    return hosts[0] if hosts and hosts[0].connected else None
+    """The database host of this pyinfra run when pyinfra holds an SSH connection to it, else None."""
+    hosts = inventory.get_group(deploy_lock_scripts.PLACE.role, [])
+    return hosts[0] if hosts and hosts[0].connected and hasattr(hosts[0].connector, "client") else None
 
 
-def _run_on(host: Any, script: str) -> str:
-    """`script` as root through pyinfra's connection to `host` (a pyinfra Host)."""
-    ok, output = host.run_shell_command(StringCommand(script), _sudo=bool(host.data.get("_sudo")))
-    if not ok:
-        raise UserError(f"cannot read the deploy lock on {host.name}: {(output.stderr_lines or ['no message'])[-1]}")
-    return output.stdout.strip()
-
-
-def _run_at(where: Any, script: str) -> str:
-    return _run(where, script) if isinstance(where, Target) else _run_on(where, script)
+def open_session(where: Any, script: str) -> Session:
+    if isinstance(where, Target):
+        argv = ssh_argv(where, [as_root(where, f"sh -c {shlex.quote(script)}")])
+        return ProcessSession(where.name, argv, host=where)
+    return ChannelSession(where, script)
 
 
 class _GiveBackAfterTheLastOperation(BaseStateCallback):
-    """Gives the lock back through pyinfra's connection once the run's last operation has ended."""
+    """Gives the lock back once the run's last operation has ended (inside the run: waits for it)."""
 
     last: ClassVar[list[str]] = []  # the last operation's hash, once known
 
@@ -128,67 +189,99 @@ class _GiveBackAfterTheLastOperation(BaseStateCallback):
         if not last:
             last.append(state.get_op_order()[-1])
         if op_hash == last[0]:
-            give_back(through_pyinfra=True)
+            give_back(wait=True)
 
 
 def take(ref: str, pyinfra_state: Any = None) -> None:
-    """Take the lock for this pyinfra run (once, whatever the number of hosts), or stop in one line.
+    """Take the lock for this run (once, whatever the number of hosts), or stop in one line.
     With the run's pyinfra state, through its connection to the database host when it has one."""
-    global _taken
-    if _taken is not None or "--dry" in sys.argv:
+    global _held
+    if _held is not None or "--dry" in sys.argv:
         return
     connected = connected_database_host(pyinfra_state.inventory) if pyinfra_state is not None else None
-    host = connected or database_host()
-    if host is None:
-        return
-    _taken = host
+    where = connected or database_host()
+    if where is None:
+        return  # nothing deployed yet to lock on (see database_host)
+    # pyinfra prepares hosts in greenlets: the others must not ask while this one waits for its answer.
+    _held = _PENDING
     try:
-        answer = _run_at(host, acquire_script(holder(ref)))
-    except subprocess.TimeoutExpired:
+        held = open_session(where, hold_script(holder(ref)))
+        answer = printable(held.answer())
+    except TimeoutError:
+        _held = None
         exit_with(
             UserError(
-                f"the database host {host.name} did not answer for the deploy lock within 60 s: "
+                f"the database host {where.name} did not answer for the deploy lock within {ANSWER_S} s: "
                 "is it running? (python provision.py status)"
             )
         )
     except UserError as error:
+        _held = None
         exit_with(error)
-    if answer.startswith("held "):
-        _taken = None
-        exit_with(
-            UserError(
-                f"another deploy holds the lock on {host.name}: {answer[5:]}; wait for it to end, "
-                f"or if that run is dead: python provision.py unlock"
+    except Exception as error:  # paramiko's, the channel's: one line, no traceback
+        _held = None
+        exit_with(UserError(f"cannot take the deploy lock on {where.name}: {error}"))
+    if answer != "acquired":
+        _held = None
+        held.end(wait=False)
+        if answer.startswith("held "):
+            exit_with(
+                UserError(
+                    f"another deploy holds the lock on {where.name}: {answer[5:]}; wait for it to end, "
+                    f"or if that run is dead: python provision.py unlock"
+                )
             )
-        )
-    if answer.startswith("expired "):
-        print(f"deploy lock: took over an expired lock ({answer[8:]})", file=sys.stderr)
-    if connected is not None:
+        exit_with(UserError(f"cannot take the deploy lock on {where.name}: {answer or 'the session ended'}"))
+    _held = held
+    if pyinfra_state is not None:
         pyinfra_state.add_callback_handler(_GiveBackAfterTheLastOperation())
-    atexit.register(give_back)  # a run that stops before its last operation
+    atexit.register(give_back_at_exit)  # a run that stops before its last operation
 
 
-def give_back(through_pyinfra: bool = False) -> None:
-    """Remove this run's lock (once). Through pyinfra's connection only when called from the run
-    itself: at exit, whatever stopped the run, OpenSSH (pyinfra's connection may be gone or stuck)."""
-    global _taken
-    where, _taken = _taken, None
-    if where is None:
-        return
-    try:
-        if not isinstance(where, Target) and not (through_pyinfra and where.connected):
-            where = database_host()
-        if where is not None:
-            _run_at(where, release_script())
-    except Exception:
-        pass  # whatever failed, the lock expires; `provision.py unlock` removes it sooner
+def give_back(wait: bool = False) -> None:
+    """End this run's session (once). `wait`: until the session has ended (the run's own give-back)."""
+    global _held
+    held, _held = _held, None
+    if held is not None:
+        held.end(wait=wait)
+
+
+def give_back_at_exit() -> None:
+    """At exit, whatever stopped the run: nothing here may yield to gevent's hub, which would run
+    the other hosts' pending greenlets (a rollback refused on each backend printed the next
+    refusal as a traceback from this callback). The session's input closes with this process
+    anyway; a pipe of ours is closed now (a close waits for nothing), a channel of pyinfra's goes
+    with its connection."""
+    global _held
+    held, _held = _held, None
+    if isinstance(held, ProcessSession) and held.process.stdin is not None:
+        try:
+            held.process.stdin.close()
+        except Exception:
+            pass
 
 
 def unlock() -> int:
-    """python provision.py unlock: remove the lock whoever holds it (a run that died)."""
+    """python provision.py unlock: end the session holding the lock, whoever's (a run that died,
+    or whose connection hangs), and say whose it was."""
     host = database_host()
     if host is None:
         raise UserError("no deployed database host is recorded: there is no deploy lock")
-    answer = _run(host, unlock_script())
-    print(f"deploy lock {answer}" if answer != "none" else "no deploy lock is held")
+    with session.ssh_log() as log:
+        completed = subprocess.run(
+            ssh_argv(host, [as_root(host, f"sh -c {shlex.quote(unlock_script())}")], log_file=log),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        problem = session.failure(host, completed.returncode, log)
+    if problem or completed.returncode != 0:
+        message = problem or (completed.stderr.strip().splitlines() or ["no message"])[-1]
+        raise UserError(f"cannot read the deploy lock on {host.name}: {message}")
+    answer = printable(completed.stdout)
+    if answer.startswith("released "):
+        print(f"deploy lock released: {answer[9:]} (its session on {host.name} was ended)")
+    else:
+        print("no deploy lock is held")
     return 0

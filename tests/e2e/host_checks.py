@@ -7,13 +7,19 @@ wait_for_health(platform, name, seconds=60): until the backend's /health-check/ 
 RUNNING: a command printing the release a backend's gunicorn runs.
 sql(ssh, db, query) -> the query's output, as postgres on the db host.
 TableLock(platform, ssh, table): holds a table's ACCESS EXCLUSIVE lock on the db host.
+deploy_lock(ssh, db) -> {"host": holder or None, "advisory": holder or None}: who holds the deploy lock.
+DeployLockHolder(platform, db, line, place): a session holding the deploy lock, as a run would.
 """
 
 import http.client
 import json
+import shlex
+import subprocess
 import time
 
 import pytest
+
+from stack.deploy_lock_scripts import LOCK_FOLDER, LockPlace, hold_script, holder_sql
 
 APP_PORT = 8080
 COUNTS_PATH = "/despachos/reporte/"
@@ -103,3 +109,32 @@ class TableLock:
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(600)%' "
             "AND pid <> pg_backend_pid()",
         )
+
+
+def deploy_lock(ssh, db: str) -> dict:
+    """Who holds the deploy lock on the db host: its host lock (flock) and PostgreSQL's advisory lock."""
+    lock = f"{LOCK_FOLDER}/lock"
+    code, out = ssh(
+        db,
+        f'if [ -e {lock} ] && ! flock -n {lock} true; then echo "host $(head -n 1 {LOCK_FOLDER}/holder)"; fi; '
+        f"cd / && runuser -u postgres -- psql -X -At -d postgres -c {shlex.quote(holder_sql())} | sed 's/^/advisory /'",
+    )
+    assert code == 0, out
+    found = dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+    return {"host": found.get("host"), "advisory": found.get("advisory")}
+
+
+class DeployLockHolder:
+    """A session holding the deploy lock on the db host (stack/deploy_lock_scripts.py's script
+    over this test's own ssh), as a run would; `place` as another provider would hold it."""
+
+    def __init__(self, platform, db: str, line: str, place: LockPlace | None = None):
+        argv = platform.ssh_argv(db, f"sh -c {shlex.quote(hold_script(line, place))}")
+        self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        self.answer = self.process.stdout.readline().strip()
+
+    def end(self) -> int:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        return self.process.wait(timeout=60)

@@ -14,7 +14,7 @@ from collections import Counter
 
 import pytest
 
-from tests.e2e.host_checks import RUNNING, TableLock
+from tests.e2e.host_checks import RUNNING, DeployLockHolder, TableLock, deploy_lock
 from tests.e2e.local_platform import PYINFRA, ROOT, deploy_ok
 
 pytestmark = pytest.mark.e2e
@@ -182,7 +182,7 @@ def test_a_second_deploy_meanwhile_stops_naming_the_holder_and_unlock_clears_a_d
     first = platform.start_deploy("--limit", "backends")
     try:
         deadline = time.monotonic() + 120
-        while ssh(db, "test -f /var/lib/sprint2-deploy/lock")[0] != 0:
+        while not deploy_lock(ssh, db)["host"]:
             assert time.monotonic() < deadline and first.poll() is None, "the first deploy never took the lock"
             time.sleep(0.2)
         second = run_deploy()
@@ -193,20 +193,16 @@ def test_a_second_deploy_meanwhile_stops_naming_the_holder_and_unlock_clears_a_d
         assert run_deploy("--dry").returncode == 0  # a preview takes no lock
     finally:
         assert first.wait(timeout=900) == 0, first.stdout.read()[-4000:]
-    assert ssh(db, "test -f /var/lib/sprint2-deploy/lock")[0] != 0, "the finished deploy left its lock"
-    # A run that died holding it: unlock says whose it was and removes it.
-    assert (
-        ssh(
-            db,
-            "mkdir -p /var/lib/sprint2-deploy && echo 'ghost@gone (pid 9, run dead) deploying main "
-            "since then' > /var/lib/sprint2-deploy/lock",
-        )[0]
-        == 0
-    )
-    blocked = run_deploy()
-    assert blocked.returncode != 0 and "ghost@gone" in blocked.stderr
-    released = provision("unlock")
-    assert released.returncode == 0 and "released ghost@gone" in released.stdout
+    assert deploy_lock(ssh, db) == {"host": None, "advisory": None}, "the finished deploy left its lock"
+    # A run that hangs holding it: unlock says whose it was and ends its session.
+    stuck = DeployLockHolder(platform, db, "ghost@gone (pid 9, run dead) deploying main since then")
+    try:
+        blocked = run_deploy()
+        assert blocked.returncode != 0 and "ghost@gone" in blocked.stderr
+        released = provision("unlock")
+        assert released.returncode == 0 and "released: ghost@gone" in released.stdout
+    finally:
+        stuck.end()
     deploy_ok(platform, run_deploy).assert_no_changes(hosts=platform.names("db") + platform.names("backend"))
 
 
