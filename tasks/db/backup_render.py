@@ -1,5 +1,6 @@
 """The daily backup of the application database: a script, its oneshot service and a timer."""
 
+from tasks.shared import HISTORY_ROLE
 from tasks.templating import render_template
 
 BACKUP_DIRECTORY = "/var/backups/postgresql"
@@ -23,6 +24,7 @@ def backup_script(db_name: str, keep: int, bucket: str | None = None, region: st
         region=region,
         key_prefix=key_prefix,
         upload=UPLOAD_SCRIPT,
+        history_schema=HISTORY_ROLE,
     )
 
 

@@ -26,15 +26,25 @@ if [ "$(psql -XAtq -d postgres -c "SELECT count(*) FROM pg_settings WHERE name =
     exit 1
 fi
 
+# The migration history's schema (sprint2_deploy, the deploy-only role's) goes into a file of its
+# own: the app's objects are restored as the app role, which may not own that schema, and the
+# history (text rows, no code) as postgres. Both from one snapshot would need one pg_dump; two
+# seconds apart they can differ only by a deploy's setup. The app's file is written last: the newest.
+history="$directory/history-dispatch_db-$stamp.sql.gz"
+
 # Written under a temporary name and renamed when complete: a failed dump never
 # counts as a backup, and never pushes a good one out of the rotation.
-pg_dump --no-password dispatch_db | gzip -9 > "$target.partial"
+pg_dump --no-password --schema=sprint2_deploy dispatch_db | gzip -9 > "$history.partial"
+pg_dump --no-password --exclude-schema=sprint2_deploy dispatch_db | gzip -9 > "$target.partial"
+mv "$history.partial" "$history"
 mv "$target.partial" "$target"
-echo "backup written: $target ($(stat -c %s "$target") bytes)"
+echo "backup written: $target ($(stat -c %s "$target") bytes), the migration history in $history"
 
-ls -1t "$directory"/dispatch_db-*.sql.gz | tail -n +8 | while read -r old; do
-    rm -f -- "$old"
-    echo "old backup removed: $old"
+for pattern in "dispatch_db-*.sql.gz" "history-dispatch_db-*.sql.gz"; do
+    ls -1t "$directory"/$pattern 2>/dev/null | tail -n +8 | while read -r old; do
+        rm -f -- "$old"
+        echo "old backup removed: $old"
+    done
 done
 """
     )
@@ -88,11 +98,12 @@ def test_with_a_bucket_each_dump_is_uploaded_after_it_is_complete():
     assert (
         """\
 mv "$target.partial" "$target"
-echo "backup written: $target ($(stat -c %s "$target") bytes)"
+echo "backup written: $target ($(stat -c %s "$target") bytes), the migration history in $history"
 # Off-host copy (backup_bucket), with the credentials of the instance's role (instance profile).
 /usr/bin/python3 /usr/local/sbin/sprint2-db-upload "$target" des-backups "des/$(basename "$target")" us-east-1
+/usr/bin/python3 /usr/local/sbin/sprint2-db-upload "$history" des-backups "des/$(basename "$history")" us-east-1
 
-ls -1t"""
+for pattern"""
         in script
     )
     assert "sprint2-db-upload" not in backup_script("dispatch_db", 7)
