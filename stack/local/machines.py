@@ -142,9 +142,10 @@ def write_host_files(
     nameservers: list[str],
     authorized_key: str,
     login_user: str,
-) -> list[str]:
-    """Write the host's identity into its own layer; returns its SSH host public keys. The login
-    user is made at first boot from these files (first_boot.py), as cloud-init makes it on EC2."""
+) -> None:
+    """Write the host's identity into its own layer. The login user is made at first boot from
+    these files (first_boot.py), as cloud-init makes it on EC2; the host keys generated here are
+    pinned from what the host prints on its console (console_keys.py), as on AWS."""
     (root / "etc/hostname").write_text(f"{name}\n")
     (root / "etc/hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {name}\n")
     network = root / "etc/systemd/network"
@@ -161,7 +162,6 @@ def write_host_files(
         target.write_text(text)
         os.chmod(target, mode)
     subprocess.run(["ssh-keygen", "-A", "-f", str(root)], check=True, stdout=subprocess.DEVNULL)
-    return [path.read_text().strip() for path in sorted((root / "etc/ssh").glob("ssh_host_*_key.pub"))]
 
 
 def _copy_certificates(root: Path) -> None:
