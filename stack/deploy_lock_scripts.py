@@ -98,7 +98,9 @@ def hold_script(line: str, place: LockPlace | None = None) -> str:
         return f"cd / && {advisory}"
     return (
         # Each command here is a process on every deploy's path: the shell's own tests where they do.
-        f"cd / && umask 077 && {{ [ -d {folder} ] || mkdir {folder}; }} && exec 9>>{folder}/lock || exit 1\n"
+        # Two deploys starting at once both find no folder: the second's mkdir fails, the folder is there.
+        f"cd / && umask 077 && {{ [ -d {folder} ] || mkdir {folder} 2>/dev/null || [ -d {folder} ]; }} "
+        f"&& exec 9>>{folder}/lock || exit 1\n"
         "if ! flock -n 9; then\n"
         # The holder writes its description just after taking the flock: wait a moment for it.
         f"  i=0; while [ ! -s {holder} ] && [ $i -lt 20 ]; do sleep 0.05; i=$((i + 1)); done\n"

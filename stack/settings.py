@@ -136,10 +136,12 @@ def defaults() -> Settings:
 
 
 def host_names(settings: Settings) -> dict[str, tuple[str, str | None]]:
-    """Every host of the design, name -> (role, backend key): db first, then backends, then kong."""
+    """Every host of the design, name -> (role, backend key): db first, then backends, then the kong
+    nodes (the first keeps the one-node name, so scaling out never replaces it)."""
     prefix = settings.project_prefix
     names: dict[str, tuple[str, str | None]] = {f"{prefix}-db": ("db", None)}
     for key in settings.backends:
         names[f"{prefix}-backend-{key}"] = ("backend", key)
-    names[f"{prefix}-kong"] = ("kong", None)
+    for node in range(1, settings.gateway.nodes + 1):
+        names[f"{prefix}-kong" if node == 1 else f"{prefix}-kong-{node}"] = ("kong", None)
     return names

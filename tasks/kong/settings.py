@@ -8,11 +8,12 @@ from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
-from stack.settings_types import Cidr, Items, OneOf, Section, Text, Whole, is_private, refused_at
+from stack.settings_types import Cidr, Flag, Items, OneOf, Section, Text, Whole, is_private, refused_at
 
 # Kong 2.7 (typedefs.path) rejects empty segments: "//" would pass here and fail at deploy.
 URL_PATH = re.compile(r"(?!.*//)/[A-Za-z0-9._~/-]*")
 HEADER = re.compile(r"[A-Za-z0-9-]+")
+HOST_PORT = re.compile(r"[A-Za-z0-9.-]+:[0-9]{1,5}")
 SSH_PORT = 22
 # The admin API is full control of the gateway: wider than this, only private ranges are accepted.
 WIDEST_ADMIN_PREFIX = 16
@@ -109,8 +110,33 @@ class Gateway(Section):
     request_id_header: Annotated[str, Text(HEADER, "an HTTP header name")] = Field(
         default="X-Kong-Request-ID", description="Correlation id header added to every request and response."
     )
+    nodes: Annotated[int, Whole(1, 9)] = Field(
+        default=1,
+        description="Kong hosts: <prefix>-kong, then <prefix>-kong-2...; 2 or more = behind an AWS Network Load "
+        "Balancer.",
+    )
+    load_balancer: Annotated[bool, Flag()] = Field(
+        default=False,
+        description="AWS: a Network Load Balancer in front of even one node (so the entry point survives "
+        "replacing it); always there with 2 nodes or more.",
+    )
+    deregistration_delay: Annotated[int, Whole(0, 3600)] = Field(
+        default=30, description="Seconds a node leaving the load balancer keeps finishing its requests."
+    )
+    status_port: Port = Field(
+        default=8100, description="Kong's status API port, open only to the VPC (the load balancer's health check)."
+    )
+    rate_limit_redis: Annotated[str, Text(HOST_PORT, "host:port of a Redis")] | None = Field(
+        default=None,
+        description="A Redis (host:port) the nodes share for an exact rate-limit count; unset = each node counts "
+        "rate_limit_per_minute / nodes (rounded up).",
+    )
     active: ActiveChecks = Field(default_factory=ActiveChecks)
     passive: PassiveChecks = Field(default_factory=PassiveChecks)
+
+    @property
+    def uses_load_balancer(self) -> bool:
+        return self.nodes >= 2 or self.load_balancer
 
     # Runs only when every gateway value is fine on its own, so it never hides a plainer mistake.
     @model_validator(mode="after")
@@ -122,6 +148,13 @@ class Gateway(Section):
                 "admin_port",
                 f"expected a port other than gateway/proxy_port ({self.proxy_port})",
                 self.admin_port,
+            )
+        taken = {self.proxy_port: "proxy_port", self.admin_port: "admin_port"}
+        if self.status_port in taken:
+            raise refused_at(
+                "status_port",
+                f"expected a port other than gateway/{taken[self.status_port]} ({self.status_port})",
+                self.status_port,
             )
         return self
 

@@ -306,3 +306,50 @@ def test_as_dict_is_plain_data_and_a_copy():
     assert settings.backends == ["a", "b"] and settings.gateway.active.interval == 10
     with pytest.raises(AttributeError):
         settings.gateway.active.interval = 1
+
+
+def test_kong_nodes_after_the_first_are_numbered_from_2():
+    settings = settings_from({"project_prefix": "x", "backends": ["a"], "gateway": {"nodes": 3}})
+    assert host_names(settings) == {
+        "x-db": ("db", None),
+        "x-backend-a": ("backend", "a"),
+        "x-kong": ("kong", None),
+        "x-kong-2": ("kong", None),
+        "x-kong-3": ("kong", None),
+    }
+
+
+@pytest.mark.parametrize(
+    ("nodes", "asked", "expected"), [(1, False, False), (1, True, True), (2, False, True), (3, True, True)]
+)
+def test_the_load_balancer_comes_with_two_nodes_or_when_asked(nodes, asked, expected):
+    gateway = settings_from({"gateway": {"nodes": nodes, "load_balancer": asked}}).gateway
+    assert gateway.uses_load_balancer is expected
+
+
+@pytest.mark.parametrize(
+    ("given", "line"),
+    [
+        ({"db_service": "aurora"}, "db_service: expected one of host, rds, got 'aurora'"),
+        (
+            {"rds_instance_class": "t3.micro"},
+            "rds_instance_class: expected an RDS instance class such as db.t3.micro, got 't3.micro'",
+        ),
+        ({"rds_storage_gb": 10}, "rds_storage_gb: expected a whole number from 20 to 65536, got 10"),
+        ({"rds_multi_az": "yes"}, "rds_multi_az: expected true or false, got 'yes'"),
+        ({"rds_engine_version": "16"}, "rds_engine_version: expected a whole number from 13 to 17, got '16'"),
+        ({"gateway": {"nodes": 0}}, "gateway/nodes: expected a whole number from 1 to 9, got 0"),
+        (
+            {"gateway": {"status_port": 8000}},
+            "gateway/status_port: expected a port other than gateway/proxy_port (8000)",
+        ),
+        (
+            {"gateway": {"rate_limit_redis": "redis"}},
+            "gateway/rate_limit_redis: expected host:port of a Redis, got 'redis'",
+        ),
+    ],
+)
+def test_the_gateway_tier_and_rds_settings_refuse_bad_values_in_one_line(given, line):
+    with pytest.raises(SettingsError) as refused:
+        settings_from(given)
+    assert str(refused.value) == line
