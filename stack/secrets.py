@@ -28,6 +28,9 @@ SECRETS = {
     # The deploy-only role owning the migration history (tasks/db/history.py): only the setup
     # backend gets it, in a root-only file, while a setup runs; the app never does.
     "db_history_password": ("DEPLOY_DB_HISTORY_PASSWORD", lambda: random.token_urlsafe(24)),
+    # db_service rds: the instance's master user's (provision.py sets it; the setup backend uses it
+    # to create the app's role and database, then never again).
+    "rds_master_password": ("DEPLOY_RDS_MASTER_PASSWORD", lambda: random.token_urlsafe(24)),
 }
 # Values end up in a systemd EnvironmentFile and a shell `.`: keep them to characters both read literally.
 SAFE = re.compile(r"[A-Za-z0-9_.:@%+=/-]{16,200}")
@@ -39,8 +42,7 @@ def secrets_path() -> Path:
 
 
 def load_secrets() -> dict[str, str]:
-    """{"db_password", "django_secret_key", "db_history_password"}: each from the environment, else
-    the file (created if needed)."""
+    """Every secret of SECRETS: each from the environment, else the file (created if needed)."""
     path = secrets_path()
     stored = _read(path)
     missing = [key for key, (variable, _) in SECRETS.items() if key not in stored and not os.environ.get(variable)]

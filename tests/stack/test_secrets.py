@@ -23,7 +23,7 @@ def home(tmp_path, monkeypatch):
 
 def test_first_use_generates_and_keeps_them_private(home):
     first = load_secrets()
-    assert set(first) == {"db_password", "django_secret_key", "db_history_password"}
+    assert set(first) == {"db_password", "django_secret_key", "db_history_password", "rds_master_password"}
     assert len(first["db_password"]) >= 32 and len(first["django_secret_key"]) >= 64
     assert len(first["db_history_password"]) >= 32
     assert len(set(first.values())) == 3
