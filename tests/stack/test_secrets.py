@@ -26,7 +26,7 @@ def test_first_use_generates_and_keeps_them_private(home):
     assert set(first) == {"db_password", "django_secret_key", "db_history_password", "rds_master_password"}
     assert len(first["db_password"]) >= 32 and len(first["django_secret_key"]) >= 64
     assert len(first["db_history_password"]) >= 32
-    assert len(set(first.values())) == 3
+    assert len(set(first.values())) == len(first)
     path = secrets_path()
     assert path == home / "secrets.yml"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
