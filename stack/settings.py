@@ -5,7 +5,7 @@ stack/settings_hosts.py, tasks/backend/settings.py, tasks/db/settings.py and tas
 (`kong_admin_cidr` and the `gateway:` section). `Settings` composes them under the same flat keys
 config.yml has always had. `load_settings()` reads `config.yml` (or the file named by
 DEPLOY_CONFIG) and refuses unknown keys, wrong types and bad values with one line naming the key
-path. config.example.yml and the README's table are generated from the models (stack/settings_docs.py).
+path. config.example.yml and the table in docs/configuration.md are generated from the models (stack/settings_docs.py).
 """
 
 import os

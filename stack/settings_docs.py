@@ -1,4 +1,4 @@
-"""config.example.yml and the README's settings table, generated from the settings models.
+"""config.example.yml and the settings table of docs/configuration.md, generated from the settings models.
 
     python -m stack.settings_docs            rewrite both from the models (after changing a setting)
     python -m stack.settings_docs --check    exit 1, in one line, when either is not the models' text
@@ -21,7 +21,7 @@ from stack.settings import PROJECT_ROOT, Settings
 from stack.settings_types import Section, leaves, subsection
 
 EXAMPLE = "config.example.yml"
-README = "README.md"
+TABLE_PAGE = "docs/configuration.md"
 COMMAND = "python -m stack.settings_docs"
 EXAMPLE_HEADER = [
     "# Settings of provision.py, inventory.py and deploy.py, with their defaults.",
@@ -74,27 +74,28 @@ def table_text() -> str:
     return "\n".join([*rows, END])
 
 
-def readme_text(current: str) -> str:
-    """The README with the text between the markers replaced by the current table."""
+def page_text(current: str) -> str:
+    """The page with the text between the markers replaced by the current table."""
     start, end = current.find(BEGIN_TAG), current.find(END)
     if start < 0 or end < start:
-        raise UserError(f"{README}: no {BEGIN_TAG} ... --> {END} markers: put them where the table belongs")
+        raise UserError(f"{TABLE_PAGE}: no {BEGIN_TAG} ... --> {END} markers: put them where the table belongs")
     return current[:start] + table_text() + current[end + len(END) :]
 
 
 def wanted(root: Path) -> dict[Path, str]:
     """Each generated file and the text the models give it."""
-    readme = root / README
-    return {root / EXAMPLE: example_text(), readme: readme_text(readme.read_text(encoding="utf-8"))}
+    page = root / TABLE_PAGE
+    return {root / EXAMPLE: example_text(), page: page_text(page.read_text(encoding="utf-8"))}
 
 
-def _first_difference(path: Path, text: str) -> str:
+def _first_difference(path: Path, text: str, root: Path) -> str:
+    shown = path.relative_to(root)
     have = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
     want = text.splitlines()
     for number, (line, wanted_line) in enumerate(zip(have, want, strict=False), start=1):
         if line != wanted_line:
-            return f"{path.name} line {number} is {line!r}, the models give {wanted_line!r}"
-    return f"{path.name} has {len(have)} lines, the models give {len(want)}"
+            return f"{shown} line {number} is {line!r}, the models give {wanted_line!r}"
+    return f"{shown} has {len(have)} lines, the models give {len(want)}"
 
 
 def main(argv: list[str] | None = None, root: Path = PROJECT_ROOT) -> int:
@@ -111,13 +112,13 @@ def main(argv: list[str] | None = None, root: Path = PROJECT_ROOT) -> int:
         exit_with(error)
     if check:
         if stale:
-            differences = "; ".join(_first_difference(path, text) for path, text in stale.items())
+            differences = "; ".join(_first_difference(path, text, root) for path, text in stale.items())
             print(f"error: not the settings models' text: {differences}: run {COMMAND}", file=sys.stderr)
             return 1
         return 0
     for path, text in stale.items():
         path.write_text(text, encoding="utf-8")
-        print(f"wrote {path.name}")
+        print(f"wrote {path.relative_to(root)}")
     return 0
 
 

@@ -196,7 +196,7 @@ def adopt_legacy_migrations():
             f"app's database role can write) is not what makemigrations writes here ({', '.join(differ[:5])}), so "
             "it is not used: deploy the commit the database was last set up with first (the history is adopted "
             f"then), or check the rows and copy them into {HISTORY} as the database superuser "
-            "(README: Migration history)"
+            "(docs/deploying.md: Migration history)"
         )
     print(f"public.{LEGACY_MIGRATIONS} adopted: {len(legacy)} files, the same as makemigrations writes")
 

@@ -7,7 +7,7 @@ from pydantic import Field
 
 from stack.settings_types import Flag, Items, Section, Text, Whole
 
-# Sprint2's newest commit where migrate, both populate scripts and /despachos/reporte/ work (README:
+# Sprint2's newest commit where migrate, both populate scripts and /despachos/reporte/ work (docs/deploying.md:
 # "Which commit of Sprint2"); a commit, not a branch, so an upstream push never breaks a working setup.
 SPRINT2_WORKING_COMMIT = "b0abfcb9949fc9fd2eb30d50c22d591d4177dfa0"
 

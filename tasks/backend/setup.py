@@ -134,7 +134,7 @@ def app_setup(
     why = (
         f"{host.name}: cannot set the database up for {commit[:12]}: $reason; every backend keeps "
         f"serving its release: commit the migrations in the app, or start from an empty database "
-        f"(README: Moving to another commit)"
+        f"(docs/deploying.md: Moving to another commit of the app)"
     )
     credentials = history_credentials(layout)
     yield from root_only_file(credentials, history)

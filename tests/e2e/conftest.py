@@ -25,8 +25,9 @@ Fixtures (names are stable; other e2e modules rely on them):
                              cannot be pulled here, so the kong host may be in result.failed_hosts.
                              Hosts added later (rewrite_config) are not deployed by it: run_deploy().
 
-Test order: test_platform.py runs first among e2e modules (it needs fresh hosts first); the other
-modules then share its deployed hosts through `deployed`.
+Test order: test_docs_e2e.py runs first among e2e modules (the docs' blocks deploy and destroy the
+hosts, then boot them again), then test_platform.py (it needs fresh hosts); the other modules then
+share its deployed hosts through `deployed`.
 """
 
 import os
@@ -39,14 +40,20 @@ from tests.e2e.local_platform import PREFIX, SUBNET, Platform, session_lock
 
 
 def pytest_collection_modifyitems(items):
-    """Fast tests first, then test_platform.py (it wants fresh hosts), then the other e2e modules."""
+    """Fast tests first, then the docs' runnable blocks (they deploy the hosts first, then destroy
+    and boot them again), then test_platform.py (it wants fresh hosts), then the other e2e modules."""
 
     def rank(item):
         if "e2e" not in item.keywords:
             return 0
         # The real app's module recreates the hosts for itself, and the machine-wide destroy check
         # destroys them: both last, so the others share theirs.
-        return {"test_platform.py": 1, "test_local_machine_e2e.py": 3, "test_real_app.py": 3}.get(item.path.name, 2)
+        return {
+            "test_docs_e2e.py": 1,
+            "test_platform.py": 2,
+            "test_local_machine_e2e.py": 4,
+            "test_real_app.py": 4,
+        }.get(item.path.name, 3)
 
     items.sort(key=rank)
 

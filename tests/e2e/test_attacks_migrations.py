@@ -168,7 +168,9 @@ def test_the_history_of_before_is_adopted_only_when_makemigrations_writes_the_sa
         result = run_deploy()
         lines = [line for line in result.stderr.splitlines() if "cannot set the database up" in line]
         assert len(lines) == 1 and "pedidos/migrations/0002_planted.py" in lines[0], result.output[-4000:]
-        assert "is not what makemigrations writes here" in lines[0] and "README: Migration history" in lines[0]
+        assert (
+            "is not what makemigrations writes here" in lines[0] and "docs/deploying.md: Migration history" in lines[0]
+        )
         for name in backends:
             assert planted_traces(ssh, name) == "", f"{name}: planted files written or run"
             assert ssh(name, RUNNING)[1].strip() == before[name]

@@ -1,4 +1,4 @@
-"""config.example.yml and the README's settings table: generated from the models, committed current."""
+"""config.example.yml and the settings table of docs/configuration.md: generated from the models, committed current."""
 
 import shutil
 import subprocess
@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from stack.settings import PROJECT_ROOT, Settings, defaults, load_settings
-from stack.settings_docs import BEGIN, END, example_text, main, readme_text, table_text, yaml_value
+from stack.settings_docs import BEGIN, END, TABLE_PAGE, example_text, main, page_text, table_text, yaml_value
 from stack.settings_types import leaves
 
 
@@ -16,10 +16,10 @@ def test_the_committed_example_is_the_models_text():
     assert (PROJECT_ROOT / "config.example.yml").read_text() == example_text()
 
 
-def test_the_committed_readme_table_is_the_models_text():
-    readme = (PROJECT_ROOT / "README.md").read_text()
-    assert table_text() in readme
-    assert readme_text(readme) == readme
+def test_the_committed_configuration_page_table_is_the_models_text():
+    page = (PROJECT_ROOT / TABLE_PAGE).read_text()
+    assert table_text() in page
+    assert page_text(page) == page
 
 
 def test_the_generated_example_loads_to_the_defaults(tmp_path):
@@ -62,7 +62,8 @@ def test_yaml_values_read_back_as_the_default(value, text):
 
 
 def _copy_of_the_project(tmp_path):
-    for name in ("config.example.yml", "README.md"):
+    (tmp_path / "docs").mkdir()
+    for name in ("config.example.yml", TABLE_PAGE):
         shutil.copy(PROJECT_ROOT / name, tmp_path / name)
     return tmp_path
 
@@ -85,24 +86,27 @@ def test_check_names_the_first_stale_line_in_one_line_and_the_command_rewrites_i
     assert main(["--check"], root=root) == 0
 
 
-def test_the_readme_outside_the_markers_is_kept(tmp_path):
+def test_the_page_outside_the_markers_is_kept(tmp_path, capsys):
     root = _copy_of_the_project(tmp_path)
-    readme = root / "README.md"
-    before, _, after = readme.read_text().partition(table_text())
-    readme.write_text(f"{before}{BEGIN}\n| stale |\n{END}{after}")
+    page = root / TABLE_PAGE
+    before, _, after = page.read_text().partition(table_text())
+    page.write_text(f"{before}{BEGIN}\n| stale |\n{END}{after}")
 
+    assert main(["--check"], root=root) == 1
+    assert "docs/configuration.md line " in capsys.readouterr().err
     assert main([], root=root) == 0
-    assert readme.read_text() == f"{before}{table_text()}{after}"
+    assert capsys.readouterr().out == "wrote docs/configuration.md\n"
+    assert page.read_text() == f"{before}{table_text()}{after}"
 
 
-def test_a_readme_without_markers_is_one_line_exit_1(tmp_path, capsys):
+def test_a_page_without_markers_is_one_line_exit_1(tmp_path, capsys):
     root = _copy_of_the_project(tmp_path)
-    (root / "README.md").write_text("# A README without the settings table\n")
+    (root / TABLE_PAGE).write_text("# A page without the settings table\n")
     with pytest.raises(SystemExit) as exited:
         main(["--check"], root=root)
     assert exited.value.code == 1
     assert capsys.readouterr().err == (
-        "error: README.md: no <!-- settings:begin ... --> <!-- settings:end --> markers: put them where the "
+        "error: docs/configuration.md: no <!-- settings:begin ... --> <!-- settings:end --> markers: put them where the "
         "table belongs\n"
     )
 

@@ -433,8 +433,8 @@ def test_fresh_backend_mirrors_builds_sets_up_populates_and_switches():
     assert setup.startswith(f"trap 'rm -f {credentials}' EXIT; if reason=$({{ " + " && ".join(steps) + "; }")
     assert setup.endswith(
         f"cannot set the database up for {NEW[:12]}: $reason; every backend keeps serving its release: "
-        "commit the migrations in the app, or start from an empty database (README: Moving to another "
-        'commit)" >&2; exit 1; fi'
+        "commit the migrations in the app, or start from an empty database (docs/deploying.md: Moving to "
+        'another commit of the app)" >&2; exit 1; fi'
     )
     assert run.op(POPULATE).commands == [
         f"{RUN} --in {release(NEW)} '{MARKER} once {populate_marker(command)} '\"'\"'{command}'\"'\"''"
