@@ -9,6 +9,7 @@ from stack.aws.errors import aws_errors
 from stack.aws.groups import actual_rules, find_groups
 from stack.aws.instances import find_instances
 from stack.aws.keys import key_pair_exists, private_key_path
+from stack.aws.load_balancer import find as find_balancing
 from stack.aws.network import default_vpc
 from stack.aws.plan import Actual, Instance, key_pair_name, topic_name
 from stack.errors import UserError
@@ -19,13 +20,16 @@ SSH_PORT = 22  # sshd on every EC2 host (the tests point it at a loopback server
 DENIED = ("AccessDenied", "AccessDeniedException", "AuthorizationError", "UnauthorizedOperation")
 
 
-def discover(aws, settings: Settings, alerts: bool = True) -> Actual:
-    """`alerts=False` skips SNS and CloudWatch (nothing wanted there, and nothing recorded)."""
+def discover(aws, settings: Settings, alerts: bool = True, balancing: bool = True) -> Actual:
+    """`alerts=False` skips SNS and CloudWatch, `balancing=False` the gateway's load balancer
+    (nothing wanted there, and nothing recorded)."""
     prefix = settings.project_prefix
     actual = Actual(vpc_id=default_vpc(aws.ec2))
     actual.groups, actual.rules = actual_rules(aws.ec2, find_groups(aws.ec2, prefix, actual.vpc_id))
     actual.instances, actual.duplicates = find_instances(aws.ec2, prefix)
     actual.key_pair_exists = key_pair_exists(aws.ec2, key_pair_name(settings))
+    if balancing:
+        actual.lb = find_balancing(aws.elbv2, settings)
     if not alerts:
         return actual
     try:

@@ -126,6 +126,11 @@ class Gateway(Section):
     status_port: Port = Field(
         default=8100, description="Kong's status API port, open only to the VPC (the load balancer's health check)."
     )
+    node_health_path: UrlPath = Field(
+        default="/gateway-health",
+        description="Path every Kong node answers itself (200, no backend asked, not rate-limited) once it has "
+        "loaded kong.yml: the load balancer's health check.",
+    )
     rate_limit_redis: Annotated[str, Text(HOST_PORT, "host:port of a Redis")] | None = Field(
         default=None,
         description="A Redis (host:port) the nodes share for an exact rate-limit count; unset = each node counts "
@@ -155,6 +160,12 @@ class Gateway(Section):
                 "status_port",
                 f"expected a port other than gateway/{taken[self.status_port]} ({self.status_port})",
                 self.status_port,
+            )
+        if self.node_health_path in self.route_paths:
+            raise refused_at(
+                "node_health_path",
+                "expected a path other than the gateway/route_paths to the backends",
+                self.node_health_path,
             )
         return self
 
