@@ -9,6 +9,7 @@ from stack.aws.errors import aws_errors
 from stack.aws.groups import actual_rules, find_groups
 from stack.aws.instances import find_instances
 from stack.aws.keys import key_pair_exists, private_key_path
+from stack.aws.lb_plan import lb_record
 from stack.aws.load_balancer import find as find_balancing
 from stack.aws.network import default_vpc
 from stack.aws.plan import Actual, Instance, key_pair_name, topic_name
@@ -91,4 +92,9 @@ def _state_from_tags(aws, settings: Settings) -> State | None:
         if instance.role in ROLES:
             state.hosts[name] = aws_host(settings, instance, instance.role, instance.key)
     state.aws = {"region": aws.region, "key_name": key_pair_name(settings), "rebuilt_from_tags": True}
-    return state if state.hosts else None
+    if not state.hosts:
+        return None
+    record = lb_record(find_balancing(aws.elbv2, settings), settings)
+    if record:
+        state.aws["load_balancer"] = record
+    return state

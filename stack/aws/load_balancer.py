@@ -43,7 +43,8 @@ def wait_drained(elbv2, target_group_arn: str, names: dict[str, str], progress, 
     deadline = time.monotonic() + timeout
     while True:
         states = target_states(elbv2, target_group_arn, list(names))
-        waiting = sorted(f"{names[i]} ({state})" for i, state in states.items() if i in names)
+        # "unused": no traffic goes there any more (deregistered, or its instance stopped or terminated).
+        waiting = sorted(f"{names[i]} ({state})" for i, state in states.items() if i in names and state != "unused")
         if not waiting:
             return
         if time.monotonic() > deadline:
