@@ -33,6 +33,21 @@ class Provider(ABC):
     def backup(self, settings: Settings, path: str | None) -> int:
         """Pull a fresh pg_dump of the database host to `path` (default .deploy/backups/)."""
 
+    def gateway_balanced(self, settings: Settings) -> bool:
+        """Whether the gateway nodes sit behind a load balancer (so one node can leave it while the
+        others serve); False on local hosts, where there is none."""
+        return False
+
+    def gateway_out(self, settings: Settings, name: str) -> None:
+        """Take Kong node `name` out of the load balancer and wait until its connections drained
+        (the deregistration delay), printing progress: afterwards it may stop without a client
+        noticing."""
+        print(f"  {name}: no load balancer on {self.name} hosts, nothing to take out", flush=True)
+
+    def gateway_in(self, settings: Settings, name: str) -> None:
+        """Put Kong node `name` back into the load balancer and wait until it is healthy there."""
+        print(f"  {name}: no load balancer on {self.name} hosts, nothing to put back", flush=True)
+
     def plan(self, settings: Settings, options: Options) -> int:
         return self.apply(settings, replace(options, dry=True))
 
