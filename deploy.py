@@ -20,8 +20,11 @@ take(load_settings().app_ref, state)
 if "db" in host.groups:
     deploy_db()
 
-if "backends" in host.groups:
+# The Kong nodes too: each drains the backends of a batch before their switch (tasks/kong/drain.py).
+if "backends" in host.groups or "kong" in host.groups:
     deploy_backend()
+
+if "backends" in host.groups:
     deploy_log_rotation()
 
 if "kong" in host.groups:
