@@ -278,16 +278,6 @@ def _render_kong(name: str, part: dict | None) -> list[str]:
     if part is None:
         return out + [_line(True, "not read (host does not answer)")]
     out.append(_line(part["container"] != "running", f"container {KONG_CONTAINER}: {part['container']}"))
-    digest = part.get("config_sha256")
-    out.append(
-        _line(
-            not digest or part.get("config_differs", False),
-            f"config kong.yml sha256 {digest[:12]}"
-            + (" (differs from the other nodes)" if part.get("config_differs") else "")
-            if digest
-            else f"config: no {KONG_CONFIG}",
-        )
-    )
     if part["admin_error"]:
         out.append(_line(True, f"admin API: could not read it ({part['admin_error']})"))
     if part["targets"] is not None:
@@ -306,4 +296,14 @@ def _render_kong(name: str, part: dict | None) -> list[str]:
                 + ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in counters.items() if value is not None),
             )
         )
+    digest = part.get("config_sha256")
+    out.append(
+        _line(
+            not digest or part.get("config_differs", False),
+            f"config kong.yml sha256 {digest[:12]}"
+            + (" (differs from the other nodes)" if part.get("config_differs") else "")
+            if digest
+            else f"config: no {KONG_CONFIG}",
+        )
+    )
     return out
