@@ -156,7 +156,8 @@ def start() -> None:
 
 def main(args: list[str]) -> int:
     if args[:2] == ["config", "parse"] and len(args) == 3:
-        text = open(args[2]).read()
+        with open(args[2]) as handle:
+            text = handle.read()
         if re.search(r'^_format_version: "2\.1"', text, re.M) and "BROKEN" not in text:
             print("parse successful")
             return 0
