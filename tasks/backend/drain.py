@@ -9,18 +9,27 @@ its socket, held by systemd, queues new connections during the restart.
 """
 
 from pyinfra import state
+from pyinfra.context import ctx_host
 
+from tasks import asked_once
 from tasks.backend.facts import GitRemoteRef, MirrorCommit, ServiceRelease, resolve_ref
 from tasks.backend.layout import LAYOUT, Layout
 from tasks.kong.drain import targets_drained, targets_restored
+
+
+def _asked(backend, fact_cls, **kwargs):
+    """The backend's own answer, asked once per run (tasks/asked_once.py): the backend's operations
+    ask the same (app_build its mirror, app_switch what it serves) and reuse it, or this reuses theirs."""
+    with ctx_host.use(backend):
+        return asked_once.fact(fact_cls, **kwargs)
 
 
 def wanted_commit(backend, repo: str, ref: str, layout: Layout, commit: str | None) -> str | None:
     if commit:
         return commit
     if state.is_executing:  # after the fetch: the mirror has it
-        return (backend.get_fact(MirrorCommit, repo=layout.repo, ref=ref) or {}).get("commit")
-    refs = backend.get_fact(GitRemoteRef, repo=repo, ref=ref)
+        return (_asked(backend, MirrorCommit, repo=layout.repo, ref=ref) or {}).get("commit")
+    refs = _asked(backend, GitRemoteRef, repo=repo, ref=ref)
     return None if isinstance(refs, dict) and refs.get("error") else resolve_ref(refs, ref) or ref
 
 
@@ -31,7 +40,7 @@ def restarting(batch: list, port: int, repo: str, ref: str, layout: Layout, comm
         if backend not in state.active_hosts:  # not in this run (--limit), or failed earlier
             continue
         wanted = wanted_commit(backend, repo, ref, layout, commit)
-        serving = backend.get_fact(ServiceRelease, current=layout.current, service=layout.service) or {}
+        serving = _asked(backend, ServiceRelease, current=layout.current, service=layout.service) or {}
         if wanted and serving.get("running") != layout.release(wanted):
             targets.append(f"{backend.data.private_ip}:{port}")
     return targets
