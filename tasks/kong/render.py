@@ -95,5 +95,10 @@ def container_spec(settings) -> dict:
     }
 
 
+def admin_port(spec: dict) -> int:
+    """The port of the admin API on the node's loopback (Kong's own default when the spec names none)."""
+    return int(spec["env"].get("KONG_ADMIN_LISTEN", "127.0.0.1:8001").rsplit(":", 1)[1])
+
+
 def spec_hash(spec: dict) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]

@@ -46,7 +46,14 @@ def pytest_collection_modifyitems(items):
             return 0
         # The real app's module recreates the hosts for itself, and the machine-wide destroy check
         # destroys them: both last, so the others share theirs.
-        return {"test_platform.py": 1, "test_local_machine_e2e.py": 3, "test_real_app.py": 3}.get(item.path.name, 2)
+        # The gateway tier's module adds a second Kong node and removes it: after those sharing the hosts.
+        ranks = {
+            "test_platform.py": 1,
+            "test_gateway_tier_e2e.py": 2.5,
+            "test_local_machine_e2e.py": 3,
+            "test_real_app.py": 3,
+        }
+        return ranks.get(item.path.name, 2)
 
     items.sort(key=rank)
 
