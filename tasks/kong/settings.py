@@ -124,7 +124,9 @@ class Gateway(Section):
         default=30, description="Seconds a node leaving the load balancer keeps finishing its requests."
     )
     status_port: Port = Field(
-        default=8100, description="Kong's status API port, open only to the VPC (the load balancer's health check)."
+        default=8100,
+        description="Reserved for Kong's status API, which stays off: the load balancer checks node_health_path on "
+        "the proxy port instead (Kong 2.7's /status answers even with an empty config).",
     )
     node_health_path: UrlPath = Field(
         default="/gateway-health",
