@@ -3,6 +3,7 @@
 from botocore.exceptions import ClientError
 
 from stack.aws.alerts import find_alarms, find_topic, topic_arn
+from stack.aws.balancing import LoadBalancing
 from stack.aws.clients import QUICK, Clients
 from stack.aws.credentials import credentials_configured
 from stack.aws.errors import aws_errors
@@ -30,7 +31,7 @@ def discover(aws, settings: Settings, alerts: bool = True, balancing: bool = Tru
     actual.instances, actual.duplicates = find_instances(aws.ec2, prefix)
     actual.key_pair_exists = key_pair_exists(aws.ec2, key_pair_name(settings))
     if balancing:
-        actual.lb = find_balancing(aws.elbv2, settings)
+        actual.lb = _balancing(aws, settings)
     if not alerts:
         return actual
     try:
@@ -45,6 +46,16 @@ def discover(aws, settings: Settings, alerts: bool = True, balancing: bool = Tru
         if settings.manager_email or error.response["Error"]["Code"] not in DENIED:
             raise
     return actual
+
+
+def _balancing(aws, settings: Settings) -> LoadBalancing:
+    """The gateway's load balancing; an account without elbv2 rights can still run one Kong host."""
+    try:
+        return find_balancing(aws.elbv2, settings)
+    except ClientError as error:
+        if settings.gateway.uses_load_balancer or error.response["Error"]["Code"] not in DENIED:
+            raise
+        return LoadBalancing()
 
 
 def aws_host(settings: Settings, instance: Instance, role: str, key: str | None) -> Host:
@@ -94,7 +105,7 @@ def _state_from_tags(aws, settings: Settings) -> State | None:
     state.aws = {"region": aws.region, "key_name": key_pair_name(settings), "rebuilt_from_tags": True}
     if not state.hosts:
         return None
-    record = lb_record(find_balancing(aws.elbv2, settings), settings)
+    record = lb_record(_balancing(aws, settings), settings)
     if record:
         state.aws["load_balancer"] = record
     return state

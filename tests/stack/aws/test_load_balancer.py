@@ -356,3 +356,17 @@ def test_outputs_without_a_state_find_the_load_balancer_by_its_tags(aws):
     assert aws.recorder.mutating() == []
     assert aws.state()["aws"]["load_balancer"] == recorded
     assert f"kong_proxy_url = http://{recorded['dns_name']}/despachos/reporte/" in out
+
+
+def test_an_account_without_elbv2_rights_still_runs_one_kong_host(aws, monkeypatch):
+    aws.inject(monkeypatch, "DescribeLoadBalancers", "AccessDenied", "User is not authorized to perform elbv2")
+    code, out, err = aws.run("--no-wait")
+    assert code == 0, err
+    assert "des-kong" in aws.instances()
+    aws.configure(gateway={"nodes": 2})
+    code, out, err = aws.run("--no-wait")
+    assert code == 1
+    assert err == (
+        "error: DescribeLoadBalancers failed: AccessDenied: User is not authorized to perform elbv2 (hint: this "
+        "account may not do that: ask your admin, or use an allowed region and type)\n"
+    )
