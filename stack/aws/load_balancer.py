@@ -21,6 +21,7 @@ from stack.errors import UserError
 from stack.settings import Settings
 
 POLL_SECONDS = 5
+REPORT_SECONDS = 15  # a waiting line at most this often, unless what is awaited changed
 IN_USE_PATIENCE = 120
 # A node put back is healthy after healthy_threshold checks of interval seconds (2 x 10 s), plus
 # the time AWS takes to start checking a new target (about a minute on a real NLB).
@@ -38,9 +39,23 @@ def target_states(elbv2, target_group_arn: str, instance_ids: list[str] | None =
     }
 
 
+def _reporter(progress):
+    """progress(), but a line repeating the last one only every REPORT_SECONDS."""
+    last: list = ["", 0.0]  # the line, when
+
+    def report(line: str) -> None:
+        now = time.monotonic()
+        if line != last[0] or now - last[1] >= REPORT_SECONDS:
+            progress(line)
+            last[:] = [line, now]
+
+    return report
+
+
 def wait_drained(elbv2, target_group_arn: str, names: dict[str, str], progress, timeout: float) -> None:
     """Wait until none of the instances (id -> host name) is registered or draining any more."""
     deadline = time.monotonic() + timeout
+    report = _reporter(progress)
     while True:
         states = target_states(elbv2, target_group_arn, list(names))
         # "unused": no traffic goes there any more (deregistered, or its instance stopped or terminated).
@@ -51,7 +66,7 @@ def wait_drained(elbv2, target_group_arn: str, names: dict[str, str], progress, 
             raise UserError(
                 f"timed out waiting for the load balancer to drain {', '.join(waiting)}; re-run to continue"
             )
-        progress(f"  draining from the load balancer: {', '.join(waiting)}")
+        report(f"  draining from the load balancer: {', '.join(waiting)}")
         time.sleep(POLL_SECONDS)
 
 
@@ -60,6 +75,7 @@ def wait_healthy(
 ) -> None:
     """Wait until every instance (id -> host name) passes the load balancer's health check."""
     deadline = time.monotonic() + timeout
+    report = _reporter(progress)
     while True:
         states = target_states(elbv2, target_group_arn, list(names))
         waiting = sorted(f"{names[i]} ({states.get(i, 'not registered')})" for i in names if states.get(i) != "healthy")
@@ -70,7 +86,7 @@ def wait_healthy(
                 f"{', '.join(waiting)} did not turn healthy in the load balancer within {int(timeout)} s: "
                 "check Kong on that host (python provision.py status), then re-run"
             )
-        progress(f"  waiting for the load balancer's health check: {', '.join(waiting)}")
+        report(f"  waiting for the load balancer's health check: {', '.join(waiting)}")
         time.sleep(POLL_SECONDS)
 
 
