@@ -2,7 +2,9 @@
 
 This file only routes: each group's work lives in its own package under tasks/ (tasks/db,
 tasks/backend, tasks/kong). The database is configured first, then the backends (which migrate
-against it), then Kong (whose config lists the backends).
+against it); Kong alongside them (its config lists the backends' addresses, which need not serve
+yet: Kong's health checks and retries pass over one that does not answer), after which every
+Kong node joins the backends' roll to drain each batch before its switch.
 """
 
 from pyinfra import host, state
@@ -20,9 +22,14 @@ take(load_settings().app_ref, state)
 if "db" in host.groups:
     deploy_db()
 
-if "backends" in host.groups:
-    deploy_backend()
-    deploy_log_rotation()
-
+# Before the roll below: a Kong node then serves when the backends switch, and its own steps run
+# beside the backends' (pyinfra orders each host's operations as they are called here).
 if "kong" in host.groups:
     deploy_kong()
+
+# The Kong nodes too: each drains the backends of a batch before their switch (tasks/kong/drain.py).
+if "backends" in host.groups or "kong" in host.groups:
+    deploy_backend()
+
+if "backends" in host.groups:
+    deploy_log_rotation()

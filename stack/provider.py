@@ -20,6 +20,7 @@ NOTHING_RECORDED = "no hosts recorded yet: run python provision.py first"
 
 class Provider(ABC):
     name: str
+    no_balancer = "no load balancer on local hosts"
 
     @abstractmethod
     def apply(self, settings: Settings, options: Options) -> int:
@@ -32,6 +33,21 @@ class Provider(ABC):
     @abstractmethod
     def backup(self, settings: Settings, path: str | None) -> int:
         """Pull a fresh pg_dump of the database host to `path` (default .deploy/backups/)."""
+
+    def gateway_balanced(self, settings: Settings) -> bool:
+        """Whether the gateway nodes sit behind a load balancer (so one node can leave it while the
+        others serve); False on local hosts, where there is none."""
+        return False
+
+    def gateway_out(self, settings: Settings, name: str) -> None:
+        """Take Kong node `name` out of the load balancer and wait until its connections drained
+        (the deregistration delay), printing progress: afterwards it may stop without a client
+        noticing."""
+        print(f"  {name}: {self.no_balancer}, nothing to take out", flush=True)
+
+    def gateway_in(self, settings: Settings, name: str) -> None:
+        """Put Kong node `name` back into the load balancer and wait until it is healthy there."""
+        print(f"  {name}: {self.no_balancer}, nothing to put back", flush=True)
 
     def plan(self, settings: Settings, options: Options) -> int:
         return self.apply(settings, replace(options, dry=True))

@@ -225,8 +225,11 @@ def run_deploy(
     args: tuple = (),
     kwargs: dict[str, Any] | None = None,
     yes: bool = False,
+    other_facts: dict[str, dict[type, Any]] | None = None,
 ) -> Run:
-    """Prepare and simulate `deploy_func` on one fake host; see the module docstring."""
+    """Prepare and simulate `deploy_func` on one fake host; see the module docstring.
+    `other_facts`: {other host's name: its facts}, for a deploy that reads another host (those
+    hosts count as connected: in state.active_hosts)."""
     other_hosts = other_hosts or {}
     group_members: dict[str, list] = {name: [] for name in set(groups) | set(other_hosts)}
     for group in groups:
@@ -250,6 +253,10 @@ def run_deploy(
     for host in inventory:
         if host is not target:
             host.get_fact = _refuse_fact(host.name)
+    for name, answers in (other_facts or {}).items():
+        other = inventory.get_host(f"@fake/{name}")
+        other.get_fact = _fact_answerer(answers, [])
+        state.active_hosts.add(other)
 
     with ctx_inventory.use(inventory):
         add_deploy(state, deploy_func, *args, host=target, **(kwargs or {}))

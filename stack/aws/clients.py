@@ -74,6 +74,10 @@ class Clients:
         return self.make("cloudwatch")
 
     @property
+    def elbv2(self):
+        return self.make("elbv2")
+
+    @property
     def sts(self):
         return self.make("sts")
 

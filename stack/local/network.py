@@ -1,8 +1,8 @@
 """The local hosts' network: one bridge per project prefix, NAT to the outside, static addresses.
 
-The bridge takes .1 of `local_subnet`; the database gets .10, Kong .11, backends .20 upward.
-An address once recorded in the state is kept, so adding or removing a backend never renumbers
-the others.
+The bridge takes .1 of `local_subnet`; the database gets .10, the Kong nodes .11 upward (at most
+9 nodes: .11-.19), backends .20 upward. An address once recorded in the state is kept, so adding
+or removing a backend or a Kong node never renumbers the others.
 """
 
 import hashlib
@@ -14,8 +14,10 @@ import subprocess
 from stack.errors import UserError
 from stack.local import sysctls
 
-FIXED = {"db": 10, "kong": 11}
-FIRST_BACKEND = 20
+FIXED = {"db": 10}
+# gateway.nodes is at most 9 (tasks/kong/settings.py): the nodes never reach the backends' range.
+FIRST = {"kong": 11, "backend": 20}
+LAST = {"kong": 19, "backend": 254}
 
 
 def bridge_name(prefix: str) -> str:
@@ -32,8 +34,8 @@ def gateway_address(subnet: str) -> str:
 
 
 def assign_addresses(subnet: str, hosts: dict[str, tuple[str, str | None]], recorded: dict[str, str]) -> dict[str, str]:
-    """name -> address for every wanted host; recorded addresses are kept, new backends take the
-    lowest free address from .20 upward in the order of `hosts`."""
+    """name -> address for every wanted host; recorded addresses are kept, new Kong nodes take the
+    lowest free address from .11 upward and new backends from .20 upward, in the order of `hosts`."""
     network = ipaddress.IPv4Network(subnet)
     if network.prefixlen != 24:
         raise UserError(f"local_subnet: expected a /24 such as 10.77.0.0/24, got {subnet}")
@@ -45,7 +47,7 @@ def assign_addresses(subnet: str, hosts: dict[str, tuple[str, str | None]], reco
         elif role in FIXED:
             assigned[name] = str(network[FIXED[role]])
         else:
-            for offset in range(FIRST_BACKEND, 255):
+            for offset in range(FIRST[role], LAST[role] + 1):
                 candidate = str(network[offset])
                 if candidate not in taken:
                     break

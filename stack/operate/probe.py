@@ -14,6 +14,7 @@ from stack.operate.hosts import Target
 from stack.settings import Settings
 from tasks.backend.layout import LAYOUT
 from tasks.db.backup_render import BACKUP_DIRECTORY
+from tasks.kong.render import CONFIG as KONG_CONFIG
 from tasks.kong.render import CONTAINER as KONG_CONTAINER
 from tasks.kong.status import PATHS
 
@@ -88,6 +89,7 @@ def probe_script(host: Target, settings: Settings) -> str:
             "if command -v docker >/dev/null; then echo container=$(docker inspect --format "
             f"'{{{{.State.Status}}}}' {KONG_CONTAINER} 2>/dev/null || echo absent); "
             "else echo container=no-docker; fi\n"
+            f"echo config_sha256=$(sha256sum {KONG_CONFIG} 2>/dev/null | cut -d' ' -f1)\n"
             f"{_python(ADMIN_PROBE, str(settings.gateway.admin_port), ADMIN_PATHS_JSON)}\n"
         )
     return as_root(host, f"sh -c {shlex.quote(script)}")

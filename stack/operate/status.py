@@ -7,10 +7,12 @@ as such and counts as a problem: the exit status is 1 whenever anything is.
 """
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from tasks.backend.layout import LAYOUT
+from tasks.kong.render import CONFIG as KONG_CONFIG
 from tasks.kong.render import CONTAINER as KONG_CONTAINER
 from tasks.kong.status import format_status
 
@@ -117,10 +119,14 @@ def _kong(facts: dict) -> dict:
         "targets": None,
         "counters": None,
         "admin_error": None,
+        # What the node serves: kong.yml is only replaced after Kong parsed it, then reloaded.
+        "config_sha256": facts.get("config_sha256") or None,
         "problems": [],
     }
     if entry["container"] != "running":
         entry["problems"].append(f"container {entry['container']}")
+    if not entry["config_sha256"]:
+        entry["problems"].append(f"no {KONG_CONFIG}")
     answers = {}
     for key in ("health", "services", "plugins", "status"):
         try:
@@ -149,6 +155,22 @@ def _kong(facts: dict) -> dict:
 ROLE_PARTS = {"backend": _backend, "db": _database, "kong": _kong}
 
 
+def config_outliers(hashes: dict[str, str]) -> dict[str, str]:
+    """node -> problem, for each Kong node whose kong.yml differs from the one most nodes serve
+    (every node, when no config is served by more nodes than any other)."""
+    counts = Counter(hashes.values())
+    if len(counts) <= 1:
+        return {}
+    (most, first), (_, second) = counts.most_common(2)
+    usual = most if first > second else None
+    return {
+        name: f"serves another kong.yml (sha256 {digest[:12]}) than "
+        + (f"the other nodes ({usual[:12]})" if usual else "the other nodes (no two nodes agree)")
+        for name, digest in sorted(hashes.items())
+        if digest != usual
+    }
+
+
 def report(answers: list[Answer]) -> dict:
     hosts = {}
     for answer in sorted(answers, key=lambda a: a.name):
@@ -158,6 +180,10 @@ def report(answers: list[Answer]) -> dict:
             entry["problems"] += part.pop("problems")
             entry[answer.role] = part
         hosts[answer.name] = entry
+    hashes = {name: entry["kong"]["config_sha256"] for name, entry in hosts.items() if entry.get("kong")}
+    for name, problem in config_outliers({name: digest for name, digest in hashes.items() if digest}).items():
+        hosts[name]["kong"]["config_differs"] = True
+        hosts[name]["problems"].append(problem)
     problems = [f"{name}: {problem}" for name, entry in hosts.items() for problem in entry["problems"]]
     return {"healthy": not problems, "problems": problems, "hosts": hosts}
 
@@ -270,4 +296,14 @@ def _render_kong(name: str, part: dict | None) -> list[str]:
                 + ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in counters.items() if value is not None),
             )
         )
+    digest = part.get("config_sha256")
+    out.append(
+        _line(
+            not digest or part.get("config_differs", False),
+            f"config kong.yml sha256 {digest[:12]}"
+            + (" (differs from the other nodes)" if part.get("config_differs") else "")
+            if digest
+            else f"config: no {KONG_CONFIG}",
+        )
+    )
     return out

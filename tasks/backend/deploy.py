@@ -38,6 +38,7 @@ from stack.secrets import deploy_secrets
 from stack.settings import PROJECT_ROOT, Settings, load_settings
 from tasks import uploads
 from tasks.backend.account import system_group, system_user
+from tasks.backend.drain import drain_batch, restore_batch
 from tasks.backend.facts import AppFileText, BuiltReleases, ServiceRelease
 from tasks.backend.layout import LAYOUT
 from tasks.backend.operations import (
@@ -93,16 +94,20 @@ def roll_out(settings: Settings, backends: list, title: str, **switch) -> None:
     groups = batches(backends, settings.switch_batch_size)
     for number, batch in enumerate(groups, start=1):
         names = ", ".join(backend_label(backend) for backend in batch)
-        app_switch(
-            name=f"{title}, batch {number} of {len(groups)} ({names})",
-            batch=batch,
-            backends=backends,
-            address=host.data.private_ip,
-            port=settings.app_port,
-            path=settings.gateway.health_path,
-            statuses=list(settings.gateway.active.healthy_statuses),
-            **switch,
-        )
+        # Kong nodes run this loop too (deploy.py), only for the drain around each batch's switch.
+        drain = drain_batch(settings, batch, f"batch {number} of {len(groups)} ({names})", switch)
+        if "backends" in host.groups:
+            app_switch(
+                name=f"{title}, batch {number} of {len(groups)} ({names})",
+                batch=batch,
+                backends=backends,
+                address=host.data.private_ip,
+                port=settings.app_port,
+                path=settings.gateway.health_path,
+                statuses=list(settings.gateway.active.healthy_statuses),
+                **switch,
+            )
+        restore_batch(settings, f"batch {number} of {len(groups)} ({names})", drain)
 
 
 def rollback_target(release: str | None, layout) -> str:
@@ -155,8 +160,21 @@ def rollback_backend(release: str | None = None, settings: Settings | None = Non
 
 @deploy("Configure the backend")
 def deploy_backend(settings: Settings | None = None, secrets: dict | None = None):
+    """A Kong node comes here too (deploy.py): it runs only the drain around each batch's switch,
+    the same operations as the backends' (called from the same lines), in their order."""
     settings = settings or load_settings()
-    secrets = secrets or deploy_secrets()
+    backends = inventory.get_group("backends")
+    if "backends" in host.groups:
+        switch = _converge(settings, secrets or deploy_secrets())
+    else:
+        switch = {"repo": settings.app_repo, "ref": settings.app_ref, "layout": LAYOUT, "changes": []}
+    roll_out(settings, backends, title=f"Switch to the release of {settings.app_ref}", **switch)
+    if "backends" in host.groups:
+        _serve(settings, LAYOUT)
+
+
+def _converge(settings: Settings, secrets: dict) -> dict:
+    """Everything a backend needs before its switch; returns the switch's arguments."""
     layout = LAYOUT
     db_host = db_private_ip()
 
@@ -282,14 +300,15 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
             **release,
         )
     reached = {backend for backend in state.activated_hosts if state.is_host_in_limit(backend)}
-    roll_out(
-        settings,
-        backends,
-        title=f"Switch to the release of {settings.app_ref}",
-        changes=[environment, django_settings, gunicorn, unit, socket],
-        setup_left_out=backend_label(first) if reached and first not in reached else None,
+    return {
+        "changes": [environment, django_settings, gunicorn, unit, socket],
+        "setup_left_out": backend_label(first) if reached and first not in reached else None,
         **release,
-    )
+    }
+
+
+def _serve(settings: Settings, layout) -> None:
+    """After the switch: the units run, old releases go, the health path answers."""
     units_running(
         name="Ensure the app and its socket run and start at boot",
         units=[f"{layout.service}.socket", f"{layout.service}.service"],

@@ -96,6 +96,11 @@ def install_candidate_command() -> str:
     return shlex.join(["install", "-m", "0644", f"{HOST_DIR}/{CANDIDATE_NAME}", f"{HOST_DIR}/{CONFIG_NAME}"])
 
 
+def fail(message: str) -> str:
+    """A command that fails the operation with one line (raising would print a traceback)."""
+    return f"echo {shlex.quote(message)} >&2; exit 1"
+
+
 def checked(argv: list[str], what: str) -> str:
     """Run argv; on failure print `what` and the tool's own message, and fail."""
     return f"out=$({shlex.join(argv)} 2>&1) || {{ printf '%s\\n' {shlex.quote(what)} \"$out\" >&2; exit 1; }}"

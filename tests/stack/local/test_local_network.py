@@ -67,6 +67,27 @@ def test_adding_a_backend_keeps_the_others():
     assert grown == {**recorded, "des-backend-c": "10.77.0.22"}
 
 
+def test_kong_nodes_take_11_upward_and_keep_their_addresses_when_scaled():
+    three = host_names(settings_from({"backends": ["a"], "gateway": {"nodes": 3}}))
+    assigned = assign_addresses(SUBNET, three, {})
+    assert {name: assigned[name] for name in ("des-kong", "des-kong-2", "des-kong-3", "des-backend-a")} == {
+        "des-kong": "10.77.0.11",
+        "des-kong-2": "10.77.0.12",
+        "des-kong-3": "10.77.0.13",
+        "des-backend-a": "10.77.0.20",
+    }
+    two = host_names(settings_from({"backends": ["a"], "gateway": {"nodes": 2}}))
+    assert assign_addresses(SUBNET, two, assigned) == {
+        name: address for name, address in assigned.items() if name != "des-kong-3"
+    }
+
+
+def test_nine_kong_nodes_stay_below_the_backends():
+    nine = host_names(settings_from({"backends": ["a"], "gateway": {"nodes": 9}}))
+    assigned = assign_addresses(SUBNET, nine, {})
+    assert assigned["des-kong-9"] == "10.77.0.19" and assigned["des-backend-a"] == "10.77.0.20"
+
+
 def test_only_a_24_is_accepted():
     with pytest.raises(UserError, match=r"^local_subnet: expected a /24 such as 10.77.0.0/24, got 10.0.0.0/16$"):
         assign_addresses("10.0.0.0/16", hosts("a"), {})

@@ -38,12 +38,14 @@ SERVICES = {
 }
 PLUGINS = {"data": [{"name": "rate-limiting", "enabled": True}, {"name": "correlation-id", "enabled": True}]}
 STATUS = {"server": {"total_requests": 42, "connections_active": 1}, "database": {"reachable": True}}
+CONFIG_SHA256 = "ab12" * 16
 
 
 def kong_facts(health=HEALTH, **changes):
     return {
         **COMMON,
         "container": "running",
+        "config_sha256": CONFIG_SHA256,
         "kong_health": json.dumps(health),
         "kong_services": json.dumps(SERVICES),
         "kong_plugins": json.dumps(PLUGINS),
@@ -95,6 +97,7 @@ def test_everything_healthy_on_one_screen():
             "  service backend-service: http://backend-cluster, retries 5, timeouts connect/read/write 60000/60000/60000 ms",
             "  plugins: correlation-id, rate-limiting",
             "  gateway /status: total requests 42, connections active 1, database reachable True",
+            "  config kong.yml sha256 ab12ab12ab12",
             "all healthy",
         ]
     )
@@ -170,15 +173,50 @@ def test_what_could_not_be_read_is_said_and_counts():
     assert "! des-backend-a  198.51.100.20    does not answer: des-backend-a (...) does not answer (x)" in text
     assert "! des-backend-a  not read (host does not answer)" in text
     assert (
-        "! container kong: absent\n! admin API: could not read it (<urlopen error [Errno 111] Connection refused>)"
-        in text
+        "! container kong: absent\n! admin API: could not read it (<urlopen error [Errno 111] Connection refused>)\n"
+        "! config: no /opt/kong/declarative/kong.yml\n" in text
     )
     assert data["problems"] == [
         "des-backend-a: does not answer: des-backend-a (...) does not answer (x)",
         "des-kong: container absent",
+        "des-kong: no /opt/kong/declarative/kong.yml",
         "des-kong: admin API not read: <urlopen error [Errno 111] Connection refused>",
     ]
     assert json.loads(json.dumps(data)) == data  # --json prints exactly this
+
+
+def kong_nodes(*hashes):
+    return [
+        Answer(f"des-kong{'' if node == 1 else f'-{node}'}", "kong", f"198.51.100.{10 + node}", kong_facts(**digest))
+        for node, digest in enumerate(({"config_sha256": value} for value in hashes), start=1)
+    ]
+
+
+def test_every_kong_node_is_shown_with_its_config_hash():
+    data = report(healthy_answers()[:3] + kong_nodes(CONFIG_SHA256, CONFIG_SHA256))
+    assert data["healthy"] is True
+    text = render(data, "/")
+    for node in ("des-kong", "des-kong-2"):
+        assert f"KONG  {node}\n  container kong: running\n" in text
+    assert text.count("  config kong.yml sha256 ab12ab12ab12\n") == 2
+
+
+def test_the_node_whose_config_differs_is_named():
+    other = "cd34" * 16
+    data = report(healthy_answers()[:3] + kong_nodes(CONFIG_SHA256, other, CONFIG_SHA256))
+    assert data["problems"] == [
+        "des-kong-2: serves another kong.yml (sha256 cd34cd34cd34) than the other nodes (ab12ab12ab12)"
+    ]
+    marked = [line for line in render(data, "/").splitlines() if line.startswith("!")]
+    assert marked == ["! config kong.yml sha256 cd34cd34cd34 (differs from the other nodes)"]
+
+
+def test_two_nodes_that_disagree_are_both_named():
+    data = report(healthy_answers()[:3] + kong_nodes(CONFIG_SHA256, "cd34" * 16))
+    assert data["problems"] == [
+        "des-kong: serves another kong.yml (sha256 ab12ab12ab12) than the other nodes (no two nodes agree)",
+        "des-kong-2: serves another kong.yml (sha256 cd34cd34cd34) than the other nodes (no two nodes agree)",
+    ]
 
 
 def test_a_fresh_database_without_a_backup_is_not_a_problem():
@@ -215,4 +253,5 @@ def test_probes_read_the_units_and_files_the_deploy_writes():
     assert [line for line in lines if "/var/backups" in line] == [f"runuser -u postgres -- sh -c {shlex.quote(latest)}"]
     kong = probe_script(Target("des-kong", "kong", "10.0.0.11", "root", "/k", "/kh", 22, "10.0.0.11"), settings)
     assert "docker inspect --format '\"'\"'{{.State.Status}}'\"'\"' kong" in kong
+    assert "echo config_sha256=$(sha256sum /opt/kong/declarative/kong.yml 2>/dev/null | cut -d" in kong
     assert "8101" in kong and "/upstreams/backend-cluster/health" in kong and '"status":"/status"' in kong

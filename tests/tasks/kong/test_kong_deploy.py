@@ -4,11 +4,14 @@ import hashlib
 import shlex
 from datetime import datetime, timedelta
 
+import pytest
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import Directory, File, Sha1File, Sha256File
 from pyinfra.facts.server import Date
 
 from stack.settings import settings_from
+from tasks.kong import balancer
+from tasks.kong.admin import ready_command
 from tasks.kong.commands import docker_run_argv, ports_free_command
 from tasks.kong.deploy import deploy_kong
 from tasks.kong.facts import DockerContainer, DockerImage
@@ -23,6 +26,25 @@ DOCKER = "units=['docker.service']"
 TWO = [("des-backend-a", {"private_ip": "10.0.1.11"}), ("des-backend-b", {"private_ip": "10.0.1.12"})]
 KONG = "container=kong, label=stack.kong.spec"
 OWNED = {"mode": 644, "user": "root", "group": "root"}
+
+READY = ready_command(8001)
+
+
+class FakeProvider:
+    """The provider's gateway interface (stack/provider.py), without any load balancer behind it."""
+
+    def __init__(self, balanced: bool):
+        self.balanced = balanced
+
+    def gateway_balanced(self, settings) -> bool:
+        return self.balanced
+
+
+@pytest.fixture(autouse=True)
+def no_load_balancer(monkeypatch):
+    """Like local hosts: no load balancer (a test that wants one patches its own)."""
+    monkeypatch.setattr(balancer, "_provider", lambda: FakeProvider(False))
+
 
 OPS = [
     "Ensure the Docker engine is installed",
@@ -106,6 +128,7 @@ def test_fresh_host_gets_docker_the_config_and_the_container():
         f"install -m 0644 {CANDIDATE} {CONFIG}",
         "docker rm --force kong >/dev/null 2>&1 || true",
         shlex.join(docker_run_argv(container_spec(settings))),
+        READY,  # a fresh host was serving nothing: no outage to agree to
     ]
     assert not any("kong reload" in command for command in run.commands)
 
@@ -128,11 +151,12 @@ def test_changed_config_is_parsed_then_reloaded_without_recreating():
     assert run.changed == ["Upload the candidate Kong config", "Apply a changed Kong config (parse, then reload)"]
     new = run.op("Upload the candidate Kong config").uploads[CANDIDATE]
     assert "10.0.1.12:8080" in new and "10.0.1.12" not in old
-    parse, install, reload = run.op("Apply a changed Kong config (parse, then reload)").commands
+    parse, install, reload, ready = run.op("Apply a changed Kong config (parse, then reload)").commands
     assert parse.startswith("out=$(docker exec kong kong config parse /kong/declarative/kong.next.yml 2>&1) ||")
     assert "the old /opt/kong/declarative/kong.yml keeps serving" in parse
     assert install == f"install -m 0644 {CANDIDATE} {CONFIG}"
     assert reload == "docker exec kong kong reload"
+    assert ready == READY
     assert not any("docker run" in command or "docker rm" in command for command in run.commands)
 
 
@@ -158,9 +182,12 @@ def test_changed_image_pulls_and_recreates_without_a_reload():
     recreate = run.op("Ensure the Kong container runs the current spec").commands
     assert "ss -Hltnp" in recreate[0]
     assert "kong:2.8.1-alpine kong config parse" in recreate[1]
-    assert recreate[3] == "docker rm --force kong >/dev/null 2>&1 || true"
-    assert recreate[4].endswith(" kong:2.8.1-alpine")
-    assert f"stack.kong.spec={spec_hash(container_spec(after))}" in recreate[4]
+    # The only node, no load balancer: an outage, agreed to before anything is removed.
+    assert recreate[2] == "call outage_agreed"
+    assert recreate[4] == "docker rm --force kong >/dev/null 2>&1 || true"
+    assert recreate[5].endswith(" kong:2.8.1-alpine")
+    assert f"stack.kong.spec={spec_hash(container_spec(after))}" in recreate[5]
+    assert recreate[6] == READY
 
 
 def test_admin_cidr_opens_the_admin_port_by_recreating():
@@ -173,7 +200,7 @@ def test_admin_cidr_opens_the_admin_port_by_recreating():
 
     assert run.changed == ["Ensure the Kong container runs the current spec"]
     commands = run.op("Ensure the Kong container runs the current spec").commands
-    assert "--env KONG_ADMIN_LISTEN=0.0.0.0:8001" in commands[4]
+    assert "--env KONG_ADMIN_LISTEN=0.0.0.0:8001" in commands[5]
 
 
 def test_stopped_container_is_recreated():
