@@ -155,6 +155,7 @@ def test_a_config_change_reloads_one_node_at_a_time_without_a_failed_request(pla
         reloads = [_container_file(ssh, name, "/tmp/reloads") for name in nodes]
         assert [len(times) for times in reloads] == [1, 1], reloads
         assert float(reloads[0][0][0]) < float(reloads[1][0][0])  # node 1 reloaded (and answered) first
+        print(f"kong.yml roll: {load.per_url()} requests, {len(load.failed())} failed")  # shown with -s
         assert load.failed() == [] and min(load.per_url().values()) > 10, (load.failed()[:10], load.per_url())
         for name in nodes:
             assert "minute: 60\n" in ssh(name, "cat /opt/kong/declarative/kong.yml")[1]
@@ -173,6 +174,7 @@ def test_a_backend_code_deploy_under_load_through_kong_fails_no_request(platform
         result = platform.run_deploy()
         time.sleep(1)
     assert result.returncode == 0, result.output[-5000:]
+    print(f"code deploy: {load.per_url()} requests, {len(load.failed())} failed")  # shown with -s
     assert load.failed() == [] and min(load.per_url().values()) > 10, (load.failed()[:10], load.per_url())
     targets = [f"{platform.address(name)}:8080" for name in backends]
     for name in nodes:
@@ -191,6 +193,8 @@ def test_a_backend_code_deploy_under_load_through_kong_fails_no_request(platform
 
 
 def test_a_second_deploy_changes_nothing(platform, nodes):
+    started = time.monotonic()
     again = platform.run_deploy()
+    print(f"no-change deploy (db, 2 backends, 2 Kong nodes): {time.monotonic() - started:.1f} s")  # shown with -s
     assert again.returncode == 0, again.output[-4000:]
     again.assert_no_changes()
