@@ -36,9 +36,16 @@ def render_outputs(state: State, settings: Settings) -> str:
     if kong:
         address = kong[0].public_ip or kong[0].private_ip
         gateway = settings.gateway
+        balancer = (state.aws or {}).get("load_balancer") or {}
+        # Behind the load balancer the service's one address is its DNS name, on port 80.
+        url = (
+            f"http://{balancer['dns_name']}{gateway.health_path}"
+            if balancer.get("dns_name")
+            else f"http://{address}:{gateway.proxy_port}{gateway.health_path}"
+        )
         lines += [
             "",
-            f"  kong_proxy_url = http://{address}:{gateway.proxy_port}{gateway.health_path}",
+            f"  kong_proxy_url = {url}",
             f"  kong_admin     = {tunnel_command(kong[0], address, gateway.admin_port)}"
             f"   then http://127.0.0.1:{gateway.admin_port}/",
             "  gateway_status = python provision.py status",

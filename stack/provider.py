@@ -20,6 +20,7 @@ NOTHING_RECORDED = "no hosts recorded yet: run python provision.py first"
 
 class Provider(ABC):
     name: str
+    no_balancer = "no load balancer on local hosts"
 
     @abstractmethod
     def apply(self, settings: Settings, options: Options) -> int:
@@ -42,11 +43,11 @@ class Provider(ABC):
         """Take Kong node `name` out of the load balancer and wait until its connections drained
         (the deregistration delay), printing progress: afterwards it may stop without a client
         noticing."""
-        print(f"  {name}: no load balancer on {self.name} hosts, nothing to take out", flush=True)
+        print(f"  {name}: {self.no_balancer}, nothing to take out", flush=True)
 
     def gateway_in(self, settings: Settings, name: str) -> None:
         """Put Kong node `name` back into the load balancer and wait until it is healthy there."""
-        print(f"  {name}: no load balancer on {self.name} hosts, nothing to put back", flush=True)
+        print(f"  {name}: {self.no_balancer}, nothing to put back", flush=True)
 
     def plan(self, settings: Settings, options: Options) -> int:
         return self.apply(settings, replace(options, dry=True))

@@ -3,6 +3,7 @@ project (or the `only` hosts and their alarms), through the same Run as apply, e
 
 from stack.aws.backup import pull_backup
 from stack.aws.discover import discover
+from stack.aws.lb_plan import TEARDOWN, plan_node_removals, plan_teardown
 from stack.aws.plan import plan_destroy, render
 from stack.aws.run import Run, connect, described, progress, warn
 from stack.confirm import confirm
@@ -23,7 +24,11 @@ def destroy(settings: Settings, options: Options) -> int:
     if unknown:
         known = ", ".join(sorted(actual.instances)) or "none"
         raise UserError(f"--only {' '.join(unknown)}: no such host of project {prefix} (its hosts: {known})")
-    actions = plan_destroy(settings, actual, options.only)
+    if options.only:
+        actions = plan_node_removals(settings, actual.lb, actual.instances, options.only)
+    else:
+        actions = plan_teardown(actual.lb)
+    actions += plan_destroy(settings, actual, options.only)
     database = f"{prefix}-db"
     db_goes = any(a.kind == "instance" and a.name == database for a in actions)
     if options.backup:
@@ -52,10 +57,12 @@ def destroy(settings: Settings, options: Options) -> int:
 
     state = load_state() or State("aws", prefix, aws.region)
     run = Run(aws, settings, actual, state, together=True)
-    # The groups can go only once no instance uses them: every termination is waited for first.
+    # The load balancer first (a node drains before it goes); the groups can go only once no
+    # instance uses them: every termination is waited for first.
+    run.do_all([a for a in actions if a.kind in TEARDOWN])
     run.do_all([a for a in actions if a.kind == "instance"])
     run.wait_for_terminations()
-    run.do_all([a for a in actions if a.kind != "instance"])
+    run.do_all([a for a in actions if a.kind not in ("instance", *TEARDOWN)])
     if options.only:
         save_state(state)
     else:

@@ -3,12 +3,15 @@
 from botocore.exceptions import ClientError
 
 from stack.aws.alerts import find_alarms, find_topic, topic_arn
+from stack.aws.balancing import LoadBalancing
 from stack.aws.clients import QUICK, Clients
 from stack.aws.credentials import credentials_configured
 from stack.aws.errors import aws_errors
 from stack.aws.groups import actual_rules, find_groups
 from stack.aws.instances import find_instances
 from stack.aws.keys import key_pair_exists, private_key_path
+from stack.aws.lb_plan import lb_record
+from stack.aws.load_balancer import find as find_balancing
 from stack.aws.network import default_vpc
 from stack.aws.plan import Actual, Instance, key_pair_name, topic_name
 from stack.errors import UserError
@@ -19,13 +22,16 @@ SSH_PORT = 22  # sshd on every EC2 host (the tests point it at a loopback server
 DENIED = ("AccessDenied", "AccessDeniedException", "AuthorizationError", "UnauthorizedOperation")
 
 
-def discover(aws, settings: Settings, alerts: bool = True) -> Actual:
-    """`alerts=False` skips SNS and CloudWatch (nothing wanted there, and nothing recorded)."""
+def discover(aws, settings: Settings, alerts: bool = True, balancing: bool = True) -> Actual:
+    """`alerts=False` skips SNS and CloudWatch, `balancing=False` the gateway's load balancer
+    (nothing wanted there, and nothing recorded)."""
     prefix = settings.project_prefix
     actual = Actual(vpc_id=default_vpc(aws.ec2))
     actual.groups, actual.rules = actual_rules(aws.ec2, find_groups(aws.ec2, prefix, actual.vpc_id))
     actual.instances, actual.duplicates = find_instances(aws.ec2, prefix)
     actual.key_pair_exists = key_pair_exists(aws.ec2, key_pair_name(settings))
+    if balancing:
+        actual.lb = _balancing(aws, settings)
     if not alerts:
         return actual
     try:
@@ -40,6 +46,16 @@ def discover(aws, settings: Settings, alerts: bool = True) -> Actual:
         if settings.manager_email or error.response["Error"]["Code"] not in DENIED:
             raise
     return actual
+
+
+def _balancing(aws, settings: Settings) -> LoadBalancing:
+    """The gateway's load balancing; an account without elbv2 rights can still run one Kong host."""
+    try:
+        return find_balancing(aws.elbv2, settings)
+    except ClientError as error:
+        if settings.gateway.uses_load_balancer or error.response["Error"]["Code"] not in DENIED:
+            raise
+        return LoadBalancing()
 
 
 def aws_host(settings: Settings, instance: Instance, role: str, key: str | None) -> Host:
@@ -87,4 +103,9 @@ def _state_from_tags(aws, settings: Settings) -> State | None:
         if instance.role in ROLES:
             state.hosts[name] = aws_host(settings, instance, instance.role, instance.key)
     state.aws = {"region": aws.region, "key_name": key_pair_name(settings), "rebuilt_from_tags": True}
-    return state if state.hosts else None
+    if not state.hosts:
+        return None
+    record = lb_record(_balancing(aws, settings), settings)
+    if record:
+        state.aws["load_balancer"] = record
+    return state

@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from stack.aws.balancing import LoadBalancing
 from stack.aws.rules import Rule, desired_rules, group_names
 from stack.provider import plan_summary
 from stack.settings import Settings, host_names
@@ -52,12 +53,15 @@ class Actual:
     topic_arn: str | None = None
     subscriptions: dict[str, str] = field(default_factory=dict)  # endpoint -> arn
     alarms: dict[str, Alarm] = field(default_factory=dict)
+    lb: LoadBalancing = field(default_factory=LoadBalancing)  # the gateway's, when looked for
 
 
 @dataclass
 class Action:
     op: str  # "+", "~", "-"
-    kind: str  # key_pair, security_group, ingress, instance, sns_topic, sns_subscription, alarm
+    # key_pair, security_group, ingress, instance, sns_topic, sns_subscription, alarm, and the
+    # gateway's load_balancer, target_group, listener, target (lb_plan.py)
+    kind: str
     name: str
     detail: str = ""
     data: dict = field(default_factory=dict)

@@ -11,6 +11,7 @@ from stack.state import State, load_state
 
 class AwsProvider(Provider):
     name = "aws"
+    no_balancer = "no load balancer (gateway.nodes is 1 and gateway.load_balancer is off)"
 
     def apply(self, settings: Settings, options: Options) -> int:
         from stack.aws.apply import apply
@@ -51,6 +52,8 @@ class AwsProvider(Provider):
         from stack.aws.load_balancer import take_out
         from stack.aws.run import progress
 
+        if not self.gateway_balanced(settings):
+            return super().gateway_out(settings, name)
         with aws_errors():
             aws, group, instance_id = _gateway_target(settings, name)
             take_out(aws.elbv2, group, instance_id, name, settings.gateway.deregistration_delay, progress)
@@ -60,6 +63,8 @@ class AwsProvider(Provider):
         from stack.aws.load_balancer import put_in
         from stack.aws.run import progress
 
+        if not self.gateway_balanced(settings):
+            return super().gateway_in(settings, name)
         with aws_errors():
             aws, group, instance_id = _gateway_target(settings, name)
             put_in(aws.elbv2, group, instance_id, name, progress)

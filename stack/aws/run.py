@@ -7,10 +7,13 @@ from itertools import groupby
 
 from stack import known_hosts
 from stack.aws import alerts, console, groups, instances
+from stack.aws import load_balancer as lb
+from stack.aws.balancing import Balancer, TargetGroup
 from stack.aws.clients import Clients
 from stack.aws.discover import aws_host
 from stack.aws.keys import create_key_pair
-from stack.aws.plan import Action, Actual, desired_alarms, key_pair_name
+from stack.aws.lb_plan import group_name, kong_nodes, lb_record
+from stack.aws.plan import Action, Actual, desired_alarms, instance_type_of, key_pair_name
 from stack.aws.rules import group_names
 from stack.settings import Settings
 from stack.state import State, save_state
@@ -19,8 +22,12 @@ SSH_TIMEOUT = 600  # seconds; a t2.nano's first boot with cloud-init takes 1-3 m
 # Removed by one call per kind when destroying everything (`together`), one call per resource
 # when apply removes what the settings no longer want. Groups always go together: delete_groups
 # first drops the rules by which they name each other.
-MANY_AT_ONCE = ("instance", "alarm", "security_group")
+MANY_AT_ONCE = ("instance", "alarm", "security_group", "target")
 VERBS = {
+    "target": "deregister",
+    "listener": "delete",
+    "load_balancer": "delete",
+    "target_group": "delete",
     "instance": "terminate",
     "ingress": "revoke",
     "alarm": "delete",
@@ -30,6 +37,10 @@ VERBS = {
     "key_pair": "delete",
 }
 NOUNS = {
+    "target": "gateway node",
+    "listener": "listener",
+    "load_balancer": "load balancer",
+    "target_group": "target group",
     "instance": "instance",
     "ingress": "rule",
     "alarm": "alarm",
@@ -96,6 +107,11 @@ class Run:
             "groups": dict(self.actual.groups),
             "topic_arn": self.actual.topic_arn,
         }
+        record = lb_record(self.actual.lb, self.settings)
+        if record:
+            self.state.aws["load_balancer"] = record
+        else:
+            self.state.aws.pop("load_balancer", None)
         save_state(self.state)
         console.follow_addresses(self.state)  # a new public IP renames the host's pinned keys
 
@@ -114,8 +130,10 @@ class Run:
                     "instance": self._terminate,
                     "alarm": self._delete_alarms,
                     "security_group": self._delete_groups,
+                    "target": self._deregister,
                 }[kind]
-                many = self.together or kind == "security_group"
+                # Leaving nodes drain together: one deregistration delay, not one per node.
+                many = self.together or kind in ("security_group", "target")
                 for batch in [chosen] if many else [[action] for action in chosen]:
                     removals(batch)
                 continue
@@ -148,6 +166,11 @@ class Run:
     def _create_instance(self, action: Action) -> None:
         role, key, kind = action.data["role"], action.data["key"], action.data["type"]
         group_id = self.actual.groups[group_names(self.prefix)[role]]
+        subnets = self.subnets[kind]
+        if role == "kong":
+            # One node per zone, in turn: losing a zone takes only its nodes out of the load balancer.
+            turn = kong_nodes(self.settings).index(action.name) % len(subnets)
+            subnets = subnets[turn:] + subnets[:turn]
         instance = instances.launch(
             self.aws.ec2,
             self.prefix,
@@ -158,7 +181,7 @@ class Run:
             self.image_id,
             key_pair_name(self.settings),
             group_id,
-            self.subnets[kind],
+            subnets,
             progress,
         )
         self.actual.instances[action.name] = instance
@@ -185,6 +208,53 @@ class Run:
     def _topic_arn(self) -> str:
         assert self.actual.topic_arn, "the plan creates the topic before the subscription and alarms"
         return self.actual.topic_arn
+
+    def _create_load_balancer(self, action: Action) -> None:
+        subnets = self.subnets[instance_type_of(self.settings, "kong")]
+        self.actual.lb.balancer = lb.create_balancer(self.aws.elbv2, self.settings, [s["SubnetId"] for s in subnets])
+        self.save()
+        zones = ", ".join(sorted(s["AvailabilityZone"] for s in subnets))
+        progress(f"  created load balancer {action.name} ({self.actual.lb.balancer.dns_name}, zones {zones})")
+
+    def _create_target_group(self, action: Action) -> None:
+        self.actual.lb.groups[action.name] = lb.create_group(self.aws.elbv2, self.settings, self.actual.vpc_id)
+        self.save()
+        progress(f"  created target group {action.name}")
+
+    def _create_listener(self, action: Action) -> None:
+        balancer = self._balancer()
+        lb.create_listener(self.aws.elbv2, self.settings, balancer, self._group())
+        self.save()
+        progress(f"  created listener {action.name} {action.detail}")
+
+    def _create_target(self, action: Action) -> None:
+        instance = self.actual.instances[action.name]
+        group = self.actual.lb.groups[action.data["group"]]
+        lb.register(self.aws.elbv2, group.arn, [instance.id])
+        group.targets[instance.id] = "initial"
+        progress(f"  registered {action.name} ({instance.id}) in {group.name}")
+
+    def _balancer(self) -> Balancer:
+        assert self.actual.lb.balancer, "the plan creates the load balancer before its listener"
+        return self.actual.lb.balancer
+
+    def _group(self) -> TargetGroup:
+        return self.actual.lb.groups[group_name(self.settings)]
+
+    # "~" ------------------------------------------------------------------------------------------
+    def _change_load_balancer(self, action: Action) -> None:
+        lb.set_cross_zone(self.aws.elbv2, self._balancer().arn)
+        self._balancer().cross_zone = True
+        progress(f"  turned cross-zone load balancing on for {action.name}")
+
+    def _change_target_group(self, action: Action) -> None:
+        lb.update_group(self.aws.elbv2, self.settings, self.actual.lb.groups[action.name])
+        progress(f"  updated target group {action.name}: {action.detail}")
+
+    def _change_listener(self, action: Action) -> None:
+        lb.point_listener(self.aws.elbv2, self._balancer(), action.data["arn"], self._group())
+        self.save()
+        progress(f"  pointed listener {action.name} {action.detail}")
 
     # "~" ------------------------------------------------------------------------------------------
     def _change_instance(self, action: Action) -> None:
@@ -213,6 +283,39 @@ class Run:
             progress(f"  terminating {', '.join(action.name for action in actions)}")
         else:
             progress(f"  terminating {actions[0].name} ({ids[0]})")
+
+    def _deregister(self, actions: list[Action]) -> None:
+        """The nodes leave their target group together, then the drain is waited for (their requests
+        finish) before anything terminates them."""
+        by_group: dict[str, dict[str, str]] = {}
+        for action in actions:
+            by_group.setdefault(action.data["group"], {})[action.data["id"]] = action.name
+        for name, leaving in by_group.items():
+            group = self.actual.lb.groups[name]
+            lb.deregister(self.aws.elbv2, group.arn, list(leaving))
+            progress(f"  deregistered {', '.join(leaving.values())} from {name}")
+            delay = self.settings.gateway.deregistration_delay
+            lb.wait_drained(self.aws.elbv2, group.arn, leaving, progress, timeout=delay + lb.HEALTHY_TIMEOUT)
+            for instance_id in leaving:
+                group.targets.pop(instance_id, None)
+            progress(f"  drained {', '.join(leaving.values())}")
+
+    def _destroy_listener(self, action: Action) -> None:
+        self.aws.elbv2.delete_listener(ListenerArn=action.data["arn"])
+        self._balancer().listeners.pop(action.data["arn"], None)
+        progress(f"  deleted listener of {action.name}")
+
+    def _destroy_load_balancer(self, action: Action) -> None:
+        self.aws.elbv2.delete_load_balancer(LoadBalancerArn=self._balancer().arn)
+        self.actual.lb.balancer = None
+        self.save()
+        progress(f"  deleted load balancer {action.name}")
+
+    def _destroy_target_group(self, action: Action) -> None:
+        lb.delete_group(self.aws.elbv2, self.actual.lb.groups[action.name].arn, progress)
+        self.actual.lb.groups.pop(action.name)
+        self.save()
+        progress(f"  deleted target group {action.name}")
 
     def _delete_alarms(self, actions: list[Action]) -> None:
         alerts.delete_alarms(self.aws.cloudwatch, [action.name for action in actions])

@@ -7,12 +7,14 @@ the command lines. The names below are the contract between the config, the cont
 
 import hashlib
 import json
+import math
 
 from tasks.shared import UPSTREAM
 from tasks.templating import render_template
 
 SERVICE = "backend-service"
 ROUTE = "backend-route"
+HEALTH_ROUTE = "gateway-health"
 
 CONTAINER = "kong"
 # The container's label holding the hash of its spec: pyinfra's docker.container cannot tell
@@ -32,6 +34,15 @@ def targets(private_ips: list[str], app_port: int) -> list[str]:
     return [f"{ip}:{app_port}" for ip in private_ips]
 
 
+def rate_limit(gateway) -> dict:
+    """The rate-limiting plugin's count: each node's share of the limit (Kong's `local` policy
+    counts per node), or the whole limit in a Redis every node shares."""
+    if gateway.rate_limit_redis:
+        host, port = gateway.rate_limit_redis.rsplit(":", 1)
+        return {"minute": gateway.rate_limit_per_minute, "redis_host": host, "redis_port": int(port)}
+    return {"minute": math.ceil(gateway.rate_limit_per_minute / gateway.nodes)}
+
+
 def render_kong_yml(settings, private_ips: list[str]) -> str:
     """The declarative config for the given backends' private addresses, in the order given."""
     gateway = settings.gateway
@@ -43,6 +54,8 @@ def render_kong_yml(settings, private_ips: list[str]) -> str:
         upstream=UPSTREAM,
         service=SERVICE,
         route=ROUTE,
+        health_route=HEALTH_ROUTE,
+        rate_limit=rate_limit(gateway),
         targets=targets(private_ips, settings.app_port),
     )
 

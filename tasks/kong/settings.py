@@ -124,7 +124,14 @@ class Gateway(Section):
         default=30, description="Seconds a node leaving the load balancer keeps finishing its requests."
     )
     status_port: Port = Field(
-        default=8100, description="Kong's status API port, open only to the VPC (the load balancer's health check)."
+        default=8100,
+        description="Reserved for Kong's status API, which stays off: the load balancer checks node_health_path on "
+        "the proxy port instead (Kong 2.7's /status answers even with an empty config).",
+    )
+    node_health_path: UrlPath = Field(
+        default="/gateway-health",
+        description="Path every Kong node answers itself (200, no backend asked, not rate-limited) once it has "
+        "loaded kong.yml: the load balancer's health check.",
     )
     rate_limit_redis: Annotated[str, Text(HOST_PORT, "host:port of a Redis")] | None = Field(
         default=None,
@@ -155,6 +162,12 @@ class Gateway(Section):
                 "status_port",
                 f"expected a port other than gateway/{taken[self.status_port]} ({self.status_port})",
                 self.status_port,
+            )
+        if self.node_health_path in self.route_paths:
+            raise refused_at(
+                "node_health_path",
+                "expected a path other than the gateway/route_paths to the backends",
+                self.node_health_path,
             )
         return self
 

@@ -27,9 +27,19 @@ def format_status(name: str, health: dict, services: dict, plugins: dict) -> tup
             f"{service.get('connect_timeout')}/{service.get('read_timeout')}/{service.get('write_timeout')} ms"
         )
     described = [
-        f"{plugin.get('name')}{'' if plugin.get('enabled', True) else ' (disabled)'}"
+        f"{plugin.get('name')}{_limit(plugin)}{'' if plugin.get('enabled', True) else ' (disabled)'}"
         for plugin in plugins.get("data", [])
     ]
     lines.append(f"plugins: {', '.join(sorted(described)) or 'none'}")
     healthy = bool(targets) and all(target.get("health") == "HEALTHY" for target in targets)
     return lines, healthy
+
+
+def _limit(plugin: dict) -> str:
+    """What a rate-limiting plugin allows: with the local policy each node counts on its own (its
+    share of gateway.rate_limit_per_minute), with redis the count is the service's."""
+    config = plugin.get("config") or {}
+    if plugin.get("name") != "rate-limiting" or not config.get("minute"):
+        return ""
+    where = "shared in redis" if config.get("policy") == "redis" else "on this node"
+    return f" ({config['minute']}/min per client IP, {where})"

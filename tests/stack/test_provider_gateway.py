@@ -21,3 +21,14 @@ def test_aws_balances_from_two_nodes_or_when_asked():
     assert provider.gateway_balanced(settings_from({})) is False
     assert provider.gateway_balanced(settings_from({"gateway": {"nodes": 2}})) is True
     assert provider.gateway_balanced(settings_from({"gateway": {"load_balancer": True}})) is True
+
+
+def test_aws_without_a_load_balancer_has_nothing_to_move(capsys):
+    provider = provider_named("aws")
+    settings = settings_from({})
+    provider.gateway_out(settings, "des-kong")
+    provider.gateway_in(settings, "des-kong")
+    assert capsys.readouterr().out == (
+        "  des-kong: no load balancer (gateway.nodes is 1 and gateway.load_balancer is off), nothing to take out\n"
+        "  des-kong: no load balancer (gateway.nodes is 1 and gateway.load_balancer is off), nothing to put back\n"
+    )

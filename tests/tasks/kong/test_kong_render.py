@@ -64,11 +64,25 @@ def expected(ips):
                 "connect_timeout": 60000,
                 "read_timeout": 60000,
                 "write_timeout": 60000,
-                "routes": [{"name": "backend-route", "paths": ["/"], "strip_path": False}],
+                "routes": [
+                    {
+                        "name": "backend-route",
+                        "paths": ["/"],
+                        "strip_path": False,
+                        "plugins": [
+                            {"name": "rate-limiting", "config": {"minute": 100, "limit_by": "ip", "policy": "local"}}
+                        ],
+                    },
+                    {
+                        "name": "gateway-health",
+                        "paths": ["/gateway-health"],
+                        "strip_path": False,
+                        "plugins": [{"name": "request-termination", "config": {"status_code": 200, "message": "ok"}}],
+                    },
+                ],
             }
         ],
         "plugins": [
-            {"name": "rate-limiting", "config": {"minute": 100, "limit_by": "ip", "policy": "local"}},
             {
                 "name": "correlation-id",
                 "config": {"header_name": "X-Kong-Request-ID", "generator": "uuid#counter", "echo_downstream": True},
@@ -107,6 +121,7 @@ UPSTREAM = "/upstreams/0"
 ACTIVE = f"{UPSTREAM}/healthchecks/active"
 PASSIVE = f"{UPSTREAM}/healthchecks/passive"
 SERVICE = "/services/0"
+RATE_LIMIT = f"{SERVICE}/routes/0/plugins/0/config/minute"
 ONE_SETTING_CHANGES = [
     (
         {"app_port": 9000},
@@ -123,8 +138,12 @@ ONE_SETTING_CHANGES = [
         {"gateway": {"route_paths": ["/despachos", "/pedidos"]}},
         {f"{SERVICE}/routes/0/paths": ["/despachos", "/pedidos"]},
     ),
-    ({"gateway": {"rate_limit_per_minute": 60}}, {"/plugins/0/config/minute": 60}),
-    ({"gateway": {"request_id_header": "X-Request-ID"}}, {"/plugins/1/config/header_name": "X-Request-ID"}),
+    ({"gateway": {"rate_limit_per_minute": 60}}, {RATE_LIMIT: 60}),
+    # Each node counts on its own (Kong's local policy): its share of the limit, rounded up.
+    ({"gateway": {"nodes": 2}}, {RATE_LIMIT: 50}),
+    ({"gateway": {"nodes": 3}}, {RATE_LIMIT: 34}),
+    ({"gateway": {"node_health_path": "/ready"}}, {f"{SERVICE}/routes/1/paths": ["/ready"]}),
+    ({"gateway": {"request_id_header": "X-Request-ID"}}, {"/plugins/0/config/header_name": "X-Request-ID"}),
     ({"gateway": {"active": {"interval": 30}}}, {f"{ACTIVE}/healthy/interval": 30}),
     ({"gateway": {"active": {"timeout": 2}}}, {f"{ACTIVE}/timeout": 2}),
     ({"gateway": {"active": {"concurrency": 3}}}, {f"{ACTIVE}/concurrency": 3}),
@@ -152,10 +171,43 @@ def test_a_changed_setting_changes_exactly_its_values(override, changes):
 def test_every_gateway_setting_that_shapes_kong_yml_is_covered_above():
     covered = {key for override, _ in ONE_SETTING_CHANGES for key in _keys(override)}
     container_only = {"gateway/image", "gateway/proxy_port", "gateway/admin_port", "gateway/status_port"}
-    # The gateway tier's: the hosts and the load balancer (provision.py), not kong.yml.
-    tier = {"gateway/nodes", "gateway/load_balancer", "gateway/deregistration_delay", "gateway/rate_limit_redis"}
+    # The load balancer's (provision.py), not kong.yml's.
+    load_balancer_only = {"gateway/load_balancer", "gateway/deregistration_delay"}
+    # Adds keys rather than changing values: test_a_shared_redis_counts_the_whole_limit_on_every_node.
+    covered |= {"gateway/rate_limit_redis"}
     every = set(_keys(settings_from({}).as_dict()["gateway"], "gateway"))
-    assert every - container_only - tier <= covered
+    assert every - container_only - load_balancer_only <= covered
+
+
+@pytest.mark.parametrize("nodes, limit, per_node", [(1, 100, 100), (2, 100, 50), (3, 100, 34), (3, 1, 1), (9, 60, 7)])
+def test_each_node_allows_its_share_of_the_limit_rounded_up(nodes, limit, per_node):
+    config = parsed(settings_from({"gateway": {"nodes": nodes, "rate_limit_per_minute": limit}}), FOUR[:2])
+    assert flatten(config)[RATE_LIMIT] == per_node
+
+
+def test_a_shared_redis_counts_the_whole_limit_on_every_node():
+    settings = settings_from({"gateway": {"nodes": 3, "rate_limit_redis": "10.0.1.50:6380"}})
+    [backends, health] = parsed(settings, FOUR[:2])["services"][0]["routes"]
+    assert backends["plugins"] == [
+        {
+            "name": "rate-limiting",
+            "config": {
+                "minute": 100,
+                "limit_by": "ip",
+                "policy": "redis",
+                "redis_host": "10.0.1.50",
+                "redis_port": 6380,
+            },
+        }
+    ]
+    assert health["plugins"][0]["name"] == "request-termination"  # never counted
+
+
+def test_the_health_route_is_the_nodes_own_and_never_rate_limited():
+    [backends, health] = parsed(settings_from({}), FOUR[:2])["services"][0]["routes"]
+    assert [plugin["name"] for plugin in backends["plugins"]] == ["rate-limiting"]
+    assert [plugin["name"] for plugin in health["plugins"]] == ["request-termination"]
+    assert health["paths"] == ["/gateway-health"]
 
 
 def _keys(value, prefix=""):

@@ -2,7 +2,8 @@
 
 Kong cannot run here, so its schema is restated below from its Lua sources at 2.7.x
 (kong/db/schema/entities/{upstreams,services,routes,targets}.lua, kong/db/schema/typedefs.lua,
-kong/plugins/{rate-limiting,correlation-id}/schema.lua) and /work/shared/notes/kong.md.
+kong/plugins/{rate-limiting,correlation-id,request-termination}/schema.lua) and
+/work/shared/notes/kong.md.
 Unknown fields are errors, as they are for Kong.
 """
 
@@ -169,15 +170,22 @@ UPSTREAM = record(
     required=("name",),
 )
 TIMEOUT = integer(0, BIG - 2)
-ROUTE = record(
-    {
-        "name": string(),
-        "paths": list_of(path, non_empty=True),
-        "strip_path": boolean,
-        "preserve_host": boolean,
-        "protocols": list_of(one_of("http", "https")),
-    }
-)
+
+
+def route(value):
+    return record(
+        {
+            "name": string(),
+            "paths": list_of(path, non_empty=True),
+            "strip_path": boolean,
+            "preserve_host": boolean,
+            "protocols": list_of(one_of("http", "https")),
+            "plugins": list_of(plugin),  # nested: the plugin applies to this route only
+        }
+    )(value)
+
+
+ROUTE = route
 SERVICE = record(
     {
         "name": string(),
@@ -206,8 +214,33 @@ RATE_LIMITING = record(
         "policy": one_of("local", "redis"),
         "fault_tolerant": boolean,
         "hide_client_headers": boolean,
+        "redis_host": lambda value: string(HOSTNAME)(value) and _ip(value),
+        "redis_port": integer(0, 65535),
+        "redis_password": lambda value: None if isinstance(value, str) else f"expected a string, got {value!r}",
+        "redis_timeout": number(0, BIG),
+        "redis_database": integer(0, BIG),
     }
 )
+REQUEST_TERMINATION = record(
+    {
+        "status_code": integer(100, 599),
+        "message": string(),
+        "content_type": string(),
+        "body": string(),
+        "echo": boolean,
+        "echo_trigger": string(HEADER_NAME),
+    }
+)
+
+
+def _ip(value):
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return f"expected a host name or an IP address, got {value!r}"
+    return None
+
+
 CORRELATION_ID = record(
     {
         "header_name": string(HEADER_NAME),
@@ -218,7 +251,11 @@ CORRELATION_ID = record(
 
 
 def plugin(value):
-    configs = {"rate-limiting": RATE_LIMITING, "correlation-id": CORRELATION_ID}
+    configs = {
+        "rate-limiting": RATE_LIMITING,
+        "correlation-id": CORRELATION_ID,
+        "request-termination": REQUEST_TERMINATION,
+    }
     if not isinstance(value, dict) or value.get("name") not in configs:
         return f"expected one of the plugins {sorted(configs)}, got {value!r}"
     problem = record({"name": string(), "config": configs[value["name"]], "enabled": boolean})(value)
@@ -229,6 +266,15 @@ def plugin(value):
         period in config for period in ("second", "minute", "hour", "day", "month", "year")
     ):
         return "config: rate-limiting needs at least one period"
+    if value["name"] == "rate-limiting" and config.get("policy") == "redis":
+        missing = [field for field in ("redis_host", "redis_port") if field not in config]
+        if missing:
+            return f"config: policy redis needs {', '.join(missing)}"
+    if value["name"] == "request-termination":
+        if config.get("message") and (config.get("content_type") or config.get("body")):
+            return "config: message cannot be used with content_type or body"
+        if config.get("content_type") and not config.get("body"):
+            return "config: content_type requires a body"
     return None
 
 
@@ -343,9 +389,31 @@ def test_every_value_the_settings_accept_satisfies_the_schema(overrides):
 def test_the_file_uses_only_the_2_1_format_and_the_local_policy():
     config = rendered()
     assert config["_format_version"] == "2.1"
-    assert config["plugins"][0]["config"]["policy"] == "local"
+    assert _rate_limiting(config)["config"]["policy"] == "local"
     assert "interval" not in config["upstreams"][0]["healthchecks"]["passive"]["healthy"]
     assert "interval" not in config["upstreams"][0]["healthchecks"]["passive"]["unhealthy"]
+
+
+def _rate_limiting(config):
+    return config["services"][0]["routes"][0]["plugins"][0]
+
+
+def _health_plugin(config):
+    return config["services"][0]["routes"][1]["plugins"][0]
+
+
+@pytest.mark.parametrize("nodes", [1, 2, 3])
+def test_n_nodes_satisfy_the_schema_with_the_divided_limit(nodes):
+    config = rendered({"gateway": {"nodes": nodes, "rate_limit_per_minute": 100}})
+    assert problems(config) == []
+    assert _rate_limiting(config)["config"] == {"minute": -(-100 // nodes), "limit_by": "ip", "policy": "local"}
+
+
+@pytest.mark.parametrize("redis", ["10.0.1.50:6379", "redis.internal:6380"])
+def test_a_shared_redis_satisfies_the_schema(redis):
+    config = rendered({"gateway": {"nodes": 3, "rate_limit_redis": redis}})
+    assert problems(config) == []
+    assert _rate_limiting(config)["config"]["policy"] == "redis"
 
 
 def _broken(change):
@@ -359,7 +427,12 @@ def _broken(change):
     [
         (lambda c: c.update(_format_version="3.0"), "_format_version"),
         (lambda c: c["upstreams"][0]["healthchecks"]["passive"]["healthy"].update(interval=10), "interval: unknown"),
-        (lambda c: c["plugins"][0]["config"].update(policy="cluster"), "policy"),
+        (lambda c: _rate_limiting(c)["config"].update(policy="cluster"), "policy"),
+        (lambda c: _rate_limiting(c)["config"].update(policy="redis"), "policy redis needs redis_host, redis_port"),
+        (lambda c: _rate_limiting(c)["config"].update(redis_port=70000), "redis_port"),
+        (lambda c: _health_plugin(c)["config"].update(body="ok"), "message cannot be used"),
+        (lambda c: _health_plugin(c)["config"].update(status_code=600), "status_code"),
+        (lambda c: c["services"][0]["routes"][1]["plugins"].append({"name": "circuit-breaker"}), "plugins"),
         (lambda c: c["upstreams"][0].update(algorithm="roundrobin"), "algorithm"),
         (lambda c: c["upstreams"][0]["healthchecks"]["active"].update(concurrency=0), "concurrency"),
         (
@@ -371,7 +444,7 @@ def _broken(change):
         (lambda c: c["services"][0].update(retries=40000), "retries"),
         (lambda c: c["services"][0]["routes"][0].update(strip_path="no"), "strip_path"),
         (lambda c: c["services"][0]["routes"][0].update(paths=["despachos"]), "paths"),
-        (lambda c: c["plugins"][1]["config"].update(generator="random"), "generator"),
+        (lambda c: c["plugins"][0]["config"].update(generator="random"), "generator"),
         (lambda c: c["plugins"].append({"name": "circuit-breaker"}), "plugins"),
         (lambda c: c["upstreams"][0]["healthchecks"]["active"]["unhealthy"].update(interval=0), "never comes back"),
         (lambda c: c["upstreams"][0]["healthchecks"]["active"]["unhealthy"].update(tcp_failures=0), "stopped backend"),

@@ -49,3 +49,19 @@ def test_checks_off_or_no_targets_is_not_healthy():
     assert format_status("k", off, SERVICES, PLUGINS)[1] is False
     lines, healthy = format_status("k", {"data": []}, SERVICES, PLUGINS)
     assert healthy is False and lines[1] == "  (no targets: add backends and deploy)"
+
+
+def test_the_rate_limit_each_node_allows_is_shown():
+    plugins = {
+        "data": [
+            {"name": "rate-limiting", "enabled": True, "config": {"minute": 34, "policy": "local"}},
+            {"name": "request-termination", "enabled": True, "config": {"status_code": 200}},
+        ]
+    }
+    assert format_status("k", HEALTH, SERVICES, plugins)[0][-1] == (
+        "plugins: rate-limiting (34/min per client IP, on this node), request-termination"
+    )
+    shared = {"data": [{"name": "rate-limiting", "config": {"minute": 100, "policy": "redis"}}]}
+    assert format_status("k", HEALTH, SERVICES, shared)[0][-1] == (
+        "plugins: rate-limiting (100/min per client IP, shared in redis)"
+    )
