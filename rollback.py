@@ -13,5 +13,6 @@ from tasks.backend.deploy import rollback_backend
 
 take("a rollback", state)
 
-if "backends" in host.groups:
+# The Kong nodes too: each drains the backends of a batch before their switch (tasks/kong/drain.py).
+if "backends" in host.groups or "kong" in host.groups:
     rollback_backend(release=host.data.get("release"))

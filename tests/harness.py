@@ -226,10 +226,12 @@ def run_deploy(
     kwargs: dict[str, Any] | None = None,
     yes: bool = False,
     other_facts: dict[str, dict[type, Any]] | None = None,
+    failed: tuple[str, ...] = (),
 ) -> Run:
     """Prepare and simulate `deploy_func` on one fake host; see the module docstring.
     `other_facts`: {other host's name: its facts}, for a deploy that reads another host (those
-    hosts count as connected: in state.active_hosts)."""
+    hosts count as connected: in state.active_hosts). `failed`: other hosts that failed earlier in
+    the run (in state.failed_hosts)."""
     other_hosts = other_hosts or {}
     group_members: dict[str, list] = {name: [] for name in set(groups) | set(other_hosts)}
     for group in groups:
@@ -257,6 +259,8 @@ def run_deploy(
         other = inventory.get_host(f"@fake/{name}")
         other.get_fact = _fact_answerer(answers, [])
         state.active_hosts.add(other)
+    for name in failed:
+        state.failed_hosts.add(inventory.get_host(f"@fake/{name}"))
 
     with ctx_inventory.use(inventory):
         add_deploy(state, deploy_func, *args, host=target, **(kwargs or {}))

@@ -30,6 +30,7 @@ from typing import Any
 
 from pyinfra import host, inventory, state
 from pyinfra.api import deploy
+from pyinfra.context import ctx_host
 from pyinfra.operations import server, systemd
 from pyinfra.operations.util import any_changed
 
@@ -142,20 +143,34 @@ def rollback_target(release: str | None, layout) -> str:
 
 @deploy("Roll the backend back")
 def rollback_backend(release: str | None = None, settings: Settings | None = None):
+    """A Kong node comes here too (rollback.py): only the drain around each batch's switch, each
+    backend drained when the release it goes back to is not the one it runs."""
     settings = settings or load_settings()
     layout = LAYOUT
-    commit = rollback_target(release, layout)
+    if "backends" in host.groups:
+        commit = rollback_target(release, layout)
+        switch: dict[str, Any] = {"ref": commit[:12], "commit": commit, "require_setup": False}
+    else:
+        switch = {"ref": "", "commit": None, "commit_of": lambda backend: backend_rollback_target(backend, release)}
     roll_out(
         settings,
         inventory.get_group("backends"),
         title="Switch back to an earlier release",
         repo=settings.app_repo,
-        ref=commit[:12],
-        commit=commit,
         changes=[],
         layout=layout,
-        require_setup=False,
+        **switch,
     )
+
+
+def backend_rollback_target(backend, release: str | None) -> str | None:
+    """What `backend` rolls back to, read from it as its own rollback_target does (None when it has
+    nothing to go back to: it then stops its own run, and nothing is drained)."""
+    with ctx_host.use(backend):
+        try:
+            return rollback_target(release, LAYOUT)
+        except SystemExit:
+            return None
 
 
 @deploy("Configure the backend")

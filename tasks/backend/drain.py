@@ -33,13 +33,16 @@ def wanted_commit(backend, repo: str, ref: str, layout: Layout, commit: str | No
     return None if isinstance(refs, dict) and refs.get("error") else resolve_ref(refs, ref) or ref
 
 
-def restarting(batch: list, port: int, repo: str, ref: str, layout: Layout, commit: str | None = None) -> list[str]:
-    """The targets ("ip:port") of the backends in `batch` (and in this run) that will switch release."""
+def restarting(
+    batch: list, port: int, repo: str, ref: str, layout: Layout, commit: str | None = None, commit_of=None
+) -> list[str]:
+    """The targets ("ip:port") of the backends in `batch` (and in this run) that will switch release:
+    to `commit`, to `commit_of(backend)` (a rollback: each backend its own), else to what `ref` names."""
     targets = []
     for backend in batch:
         if backend not in state.active_hosts:  # not in this run (--limit), or failed earlier
             continue
-        wanted = wanted_commit(backend, repo, ref, layout, commit)
+        wanted = commit_of(backend) if commit_of else wanted_commit(backend, repo, ref, layout, commit)
         serving = _asked(backend, ServiceRelease, current=layout.current, service=layout.service) or {}
         if wanted and serving.get("running") != layout.release(wanted):
             targets.append(f"{backend.data.private_ip}:{port}")
@@ -60,6 +63,7 @@ def drain_batch(settings, batch: list, label: str, switch: dict) -> tuple:
             switch["ref"],
             switch.get("layout", LAYOUT),
             switch.get("commit"),
+            switch.get("commit_of"),
         ),
         drained=drained,
         admin_port=settings.gateway.admin_port,

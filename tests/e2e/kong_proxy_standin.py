@@ -150,8 +150,18 @@ def start() -> None:
     serve(Admin, listen("KONG_ADMIN_LISTEN", "127.0.0.1:8001"))
     if os.environ.get("KONG_STATUS_LISTEN"):
         serve(Admin, listen("KONG_STATUS_LISTEN", ""))
+    # Not signal.pause(): a signal the kernel hands to a server thread would never wake it, and
+    # Python runs handlers in the main thread only, when it next wakes.
     while True:
-        signal.pause()
+        time.sleep(0.1)
+
+
+def reloads() -> int:
+    try:
+        with open("/tmp/reloads") as handle:
+            return len(handle.readlines())
+    except FileNotFoundError:
+        return 0
 
 
 def main(args: list[str]) -> int:
@@ -164,7 +174,15 @@ def main(args: list[str]) -> int:
         print(f"Error: Failed parsing: {args[2]}: stand-in rejects this file", file=sys.stderr)
         return 1
     if args == ["reload"]:
+        # Done when the server logged it (as `kong reload` returns once nginx took the new config).
+        before = reloads()
         os.kill(1, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while reloads() == before:
+            if time.monotonic() > deadline:
+                print("Error: the stand-in did not reload within 10 s", file=sys.stderr)
+                return 1
+            time.sleep(0.05)
         print("Kong reloaded")
         return 0
     if args == ["docker-start"]:

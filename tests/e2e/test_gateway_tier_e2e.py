@@ -9,6 +9,7 @@ drain; not one request may fail. Then a second deploy changes nothing.
 """
 
 import re
+import subprocess
 import threading
 import time
 import urllib.error
@@ -19,6 +20,7 @@ import pytest
 
 from stack.settings import load_settings
 from tasks.kong.render import render_kong_yml
+from tests.e2e.local_platform import PYINFRA, ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -155,6 +157,7 @@ def test_a_config_change_reloads_one_node_at_a_time_without_a_failed_request(pla
         reloads = [_container_file(ssh, name, "/tmp/reloads") for name in nodes]
         assert [len(times) for times in reloads] == [1, 1], reloads
         assert float(reloads[0][0][0]) < float(reloads[1][0][0])  # node 1 reloaded (and answered) first
+        print(f"kong.yml roll: {load.per_url()} requests, {len(load.failed())} failed")  # shown with -s
         assert load.failed() == [] and min(load.per_url().values()) > 10, (load.failed()[:10], load.per_url())
         for name in nodes:
             # each of the 2 nodes counts on its own: its share of the 60 (tasks/kong/render.py)
@@ -174,8 +177,20 @@ def test_a_backend_code_deploy_under_load_through_kong_fails_no_request(platform
         result = platform.run_deploy()
         time.sleep(1)
     assert result.returncode == 0, result.output[-5000:]
+    print(f"code deploy: {load.per_url()} requests, {len(load.failed())} failed")  # shown with -s
     assert load.failed() == [] and min(load.per_url().values()) > 10, (load.failed()[:10], load.per_url())
-    targets = [f"{platform.address(name)}:8080" for name in backends]
+    _assert_drained_batch_by_batch(platform, ssh, nodes)
+    head = app_repo.head()
+    for name in backends:
+        assert _running(ssh, name).endswith(head), name
+
+
+def _running(ssh, name) -> str:
+    return ssh(name, "readlink /proc/$(systemctl show -p MainPID --value sprint2-app)/cwd")[1].strip()
+
+
+def _assert_drained_batch_by_batch(platform, ssh, nodes):
+    targets = [f"{platform.address(name)}:8080" for name in platform.names("backend")]
     for name in nodes:
         calls = [(target, health) for _, target, health, *_ in _container_file(ssh, name, "/tmp/admin-calls")]
         # Batch by batch (switch_batch_size 1): drained, switched, restored, then the next.
@@ -185,13 +200,35 @@ def test_a_backend_code_deploy_under_load_through_kong_fails_no_request(platform
             (targets[1], "unhealthy"),
             (targets[1], "healthy"),
         ], (name, calls)
-    head = app_repo.head()
-    for name in backends:
-        code, out = ssh(name, "readlink /proc/$(systemctl show -p MainPID --value sprint2-app)/cwd")
-        assert out.strip().endswith(head), (name, out)
 
 
 def test_a_second_deploy_changes_nothing(platform, nodes):
+    started = time.monotonic()
     again = platform.run_deploy()
+    print(f"no-change deploy (db, 2 backends, 2 Kong nodes): {time.monotonic() - started:.1f} s")  # shown with -s
     assert again.returncode == 0, again.output[-4000:]
     again.assert_no_changes()
+
+
+def test_a_rollback_under_load_through_kong_fails_no_request(platform, ssh, nodes):
+    before = {name: _running(ssh, name) for name in platform.names("backend")}
+    for name in nodes:
+        ssh(name, "docker exec kong sh -c ': > /tmp/admin-calls'")
+    with Load(_urls(platform, nodes)) as load:
+        time.sleep(1)
+        result = subprocess.run(
+            [PYINFRA, "-y", "inventory.py", "rollback.py"],
+            cwd=ROOT,
+            env=platform.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        time.sleep(1)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    print(f"rollback: {load.per_url()} requests, {len(load.failed())} failed")  # shown with -s
+    assert load.failed() == [] and min(load.per_url().values()) > 10, (load.failed()[:10], load.per_url())
+    _assert_drained_batch_by_batch(platform, ssh, nodes)
+    for name, release in before.items():
+        assert _running(ssh, name) != release, name

@@ -3,8 +3,9 @@ onto a new release every Kong node marks its targets unhealthy and waits, then t
 switches (with its health gate), then every node marks them healthy again."""
 
 from stack.settings import settings_from
-from tasks.backend.deploy import deploy_backend
-from tasks.backend.facts import GitRemoteRef, MirrorCommit, ServiceRelease
+from tasks.backend.deploy import deploy_backend, rollback_backend
+from tasks.backend.facts import AppFileText, BuiltReleases, GitRemoteRef, MirrorCommit, ServiceRelease
+from tasks.backend.layout import LAYOUT
 from tasks.kong.admin import drain_wait_command, mark_targets_command
 from tasks.kong.facts import DockerContainer
 from tests.harness import run_deploy
@@ -102,3 +103,30 @@ def test_nothing_is_drained_where_kong_does_not_run():
 
 def test_a_second_deploy_drains_nothing():
     assert on_kong(backend(NEW, NEW), backend(NEW, NEW)).changed == []
+
+
+def rolled_back(running: str, history: list[str]) -> dict:
+    """A backend as a rollback reads it: it runs `running`, served the `history` commits in turn."""
+    return {
+        **backend(running, running),
+        BuiltReleases: {f"releases={LAYOUT.releases}": [NEW, OLD]},
+        AppFileText: {
+            f"end=True, limit=65536, path={LAYOUT.history}": "".join(
+                f"2026-11-28T10:00:0{n}Z {c}\n" for n, c in enumerate(history)
+            )
+        },
+    }
+
+
+def test_a_rollback_drains_each_backend_that_goes_back_to_another_release():
+    run = run_deploy(
+        rollback_backend,
+        facts={DockerContainer: {KONG_CONTAINER: {"label": "x", "running": True}}},
+        groups=["kong"],
+        other_hosts={"backends": BACKENDS},
+        other_facts={"des-backend-a": rolled_back(NEW, [OLD, NEW]), "des-backend-b": rolled_back(OLD, [OLD])},
+        kwargs={"settings": SETTINGS},
+    )
+    # a goes back from NEW to OLD (drained); b has nothing earlier to go back to (its own run stops).
+    assert run.changed == [DRAIN.format(n=1, key="a"), RESTORE.format(n=1, key="a")]
+    assert run.op(DRAIN.format(n=1, key="a")).commands[0] == mark_targets_command(8001, ["10.0.1.11:8080"], "unhealthy")

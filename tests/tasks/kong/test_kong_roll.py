@@ -22,7 +22,7 @@ RELOAD = "Apply a changed Kong config (parse, then reload)"
 NEW_IMAGE = {"gateway": {"image": "kong:2.8.1-alpine", "nodes": 2}}
 
 
-def roll(settings, facts, others):
+def roll(settings, facts, others, failed=()):
     """deploy_kong on the node @fake/target, the other Kong nodes being `others`."""
     return run_deploy(
         deploy_kong,
@@ -30,6 +30,7 @@ def roll(settings, facts, others):
         groups=["kong"],
         other_hosts={"backends": TWO, "kong": [(name, {}) for name in others]},
         kwargs={"settings": settings},
+        failed=failed,
     )
 
 
@@ -153,3 +154,13 @@ def test_load_balancer_steps_call_the_provider_and_fail_in_one_line(monkeypatch,
     assert calls == [("out", "des-kong")]
     assert host.lines == ["des-kong: timed out waiting for des-kong to be healthy"]
     assert capsys.readouterr().out == ""
+
+
+def test_a_node_that_failed_stops_the_roll_and_the_next_keeps_serving():
+    settings = settings_from({"gateway": {"nodes": 2}})
+    facts = serving_host(settings, render_kong_yml(settings, ["10.0.1.11"]))
+    run = roll(settings, facts, others=["des-kong"], failed=("des-kong",))
+    assert run.op(f"{RELOAD}, node 2 of 2 (@fake/target)").commands == [
+        "echo '@fake/target: not reloaded: the roll stopped at @fake/des-kong; the old "
+        "/opt/kong/declarative/kong.yml serves' >&2; exit 1"
+    ]
