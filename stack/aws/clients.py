@@ -74,6 +74,10 @@ class Clients:
         return self.make("cloudwatch")
 
     @property
+    def rds(self):
+        return self.make("rds")
+
+    @property
     def sts(self):
         return self.make("sts")
 

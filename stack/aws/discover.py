@@ -11,6 +11,7 @@ from stack.aws.instances import find_instances
 from stack.aws.keys import key_pair_exists, private_key_path
 from stack.aws.network import default_vpc
 from stack.aws.plan import Actual, Instance, key_pair_name, topic_name
+from stack.aws.rds import find_rds
 from stack.errors import UserError
 from stack.settings import Settings
 from stack.state import ROLES, Host, State
@@ -19,13 +20,16 @@ SSH_PORT = 22  # sshd on every EC2 host (the tests point it at a loopback server
 DENIED = ("AccessDenied", "AccessDeniedException", "AuthorizationError", "UnauthorizedOperation")
 
 
-def discover(aws, settings: Settings, alerts: bool = True) -> Actual:
-    """`alerts=False` skips SNS and CloudWatch (nothing wanted there, and nothing recorded)."""
+def discover(aws, settings: Settings, alerts: bool = True, rds: bool = False) -> Actual:
+    """`alerts=False` skips SNS and CloudWatch (nothing wanted there, and nothing recorded);
+    `rds=True` also looks for the RDS instance and its subnet group (db_service rds, destroy)."""
     prefix = settings.project_prefix
     actual = Actual(vpc_id=default_vpc(aws.ec2))
     actual.groups, actual.rules = actual_rules(aws.ec2, find_groups(aws.ec2, prefix, actual.vpc_id))
     actual.instances, actual.duplicates = find_instances(aws.ec2, prefix)
     actual.key_pair_exists = key_pair_exists(aws.ec2, key_pair_name(settings))
+    if rds:
+        actual.rds = find_rds(aws.rds, settings)
     if not alerts:
         return actual
     try:

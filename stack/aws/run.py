@@ -11,6 +11,7 @@ from stack.aws.clients import Clients
 from stack.aws.discover import aws_host
 from stack.aws.keys import create_key_pair
 from stack.aws.plan import Action, Actual, desired_alarms, key_pair_name
+from stack.aws.rds_run import RdsSteps
 from stack.aws.rules import group_names
 from stack.settings import Settings
 from stack.state import State, save_state
@@ -28,6 +29,8 @@ VERBS = {
     "sns_subscription": "unsubscribe",
     "security_group": "delete",
     "key_pair": "delete",
+    "rds_instance": "delete",
+    "db_subnet_group": "delete",
 }
 NOUNS = {
     "instance": "instance",
@@ -37,6 +40,8 @@ NOUNS = {
     "sns_subscription": "subscription",
     "security_group": "security group",
     "key_pair": "key pair",
+    "rds_instance": "RDS instance",
+    "db_subnet_group": "DB subnet group",
 }
 
 
@@ -67,7 +72,7 @@ def described(actions: list[Action]) -> str:
     return ", ".join(parts)
 
 
-class Run:
+class Run(RdsSteps):
     """Carries out plan actions, recording each created or removed resource in the state at once.
     `together`: destroy's way, each kind of removal in one call and one progress line."""
 
