@@ -22,7 +22,7 @@ from stack.errors import UserError
 from stack.settings import PROJECT_ROOT
 
 STATE_VERSION = 1
-ROLES = ("db", "backend", "kong")
+ROLES = ("db", "backend", "kong", "rds")  # rds: the local stand-in for RDS (stack/local/rds.py)
 
 
 def deploy_home() -> Path:
