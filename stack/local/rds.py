@@ -32,6 +32,7 @@ from stack.operate.commands import as_root, ssh_argv
 from stack.operate.hosts import target
 from stack.secrets import new_verifier
 from stack.state import Host, private_dir
+from tasks.packages import install_command, update_command
 
 ROLE = "rds"
 MASTER_USER = "sprint2admin"
@@ -194,8 +195,8 @@ def configure_script(
         "export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l NEEDRESTART_SUSPEND=1",
         "changed=",
         "if ! command -v pg_lsclusters >/dev/null; then",
-        "  apt-get -q -o DPkg::Lock::Timeout=300 update >/dev/null",
-        "  apt-get -q -y -o DPkg::Lock::Timeout=300 install postgresql >/dev/null",
+        f"  {update_command()}",
+        f"  {install_command(['postgresql'])} >/dev/null",
         "  changed=1",
         "fi",
         "version=$(pg_lsclusters --no-header | awk '$2 == \"main\" {print $1; exit}')",

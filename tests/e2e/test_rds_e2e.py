@@ -109,7 +109,7 @@ def test_the_backends_connections_are_tls_and_plain_ones_are_refused(platform, r
     backends = {platform.address(name) for name in platform.names("backend")}
     seen: dict[str, set] = {}
     query = (
-        "SELECT a.client_addr || ' ' || a.usename || ' ' || s.ssl || ' ' || coalesce(s.version, '-') "
+        "SELECT host(a.client_addr) || ' ' || a.usename || ' ' || s.ssl || ' ' || coalesce(s.version, '-') "
         "FROM pg_stat_activity a JOIN pg_stat_ssl s ON s.pid = a.pid WHERE a.client_addr IS NOT NULL"
     )
     with Load({name: platform.address(name) for name in platform.names("backend")}):
@@ -121,7 +121,7 @@ def test_the_backends_connections_are_tls_and_plain_ones_are_refused(platform, r
             time.sleep(0.2)
     print(f"\npg_stat_ssl of the backends' sessions: {seen}")
     assert set(seen) >= backends, seen
-    assert all(ssl == "t" and version.startswith("TLSv1.") for rows in seen.values() for _u, ssl, version in rows)
+    assert all(ssl == "true" and version.startswith("TLSv1.") for rows in seen.values() for _u, ssl, version in rows)
     code, out = ssh(
         platform.names("backend")[0],
         f"psql -X 'host={platform.address(stand_in(platform))} dbname=postgres user=dispatch_user sslmode=disable' "
