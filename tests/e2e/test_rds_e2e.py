@@ -130,6 +130,18 @@ def test_the_backends_connections_are_tls_and_plain_ones_are_refused(platform, r
     assert code != 0 and "no encryption" in out, out
 
 
+def test_psql_and_backup_go_through_a_backend_as_the_app_role_over_tls(platform, rds, provision, tmp_path):
+    result = provision(
+        "psql", "-tAc", "SELECT current_user || ' ' || ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+    )
+    assert result.returncode == 0, result.output
+    assert result.stdout.strip() == "dispatch_user true", result.output
+    path = tmp_path / "dispatch_db.pgc"
+    result = provision("backup", str(path))
+    assert result.returncode == 0, result.output
+    assert path.read_bytes()[:5] == b"PGDMP" and path.stat().st_mode & 0o777 == 0o600
+
+
 def test_a_code_deploy_and_a_rollback_under_load_fail_no_request(platform, rds, run_deploy, rewrite_config, ssh):
     backends = platform.names("backend")
     sha = push_sprint2_commit(platform)
