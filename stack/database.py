@@ -13,7 +13,6 @@ from typing import Any
 from stack.errors import UserError
 from stack.state import State
 
-KEYS = ("service", "identifier", "address", "port", "master_user")
 NOT_RECORDED = (
     "db_service is rds but no database is recorded in the state: run python provision.py "
     "(it creates the database and records its endpoint), then deploy"
@@ -21,15 +20,8 @@ NOT_RECORDED = (
 
 
 def database_record(state: State | None) -> dict[str, Any] | None:
-    """The recorded `database` entry, checked, or None when there is none."""
-    record = (state.extra if state else {}).get("database")
-    if record is None:
-        return None
-    missing = [key for key in KEYS if not isinstance(record, dict) or key not in record]
-    if missing or not (record.get("ca_bundle_url") or record.get("ca_bundle_pem")):
-        what = ", ".join(missing) or "ca_bundle_url or ca_bundle_pem"
-        raise UserError(f'the state\'s "database" entry lacks {what}: re-run python provision.py to record it again')
-    return dict(record)
+    """The recorded `database` entry (load_state has checked its shape), or None when there is none."""
+    return dict(state.database) if state and state.database else None
 
 
 def required_database(state: State | None) -> dict[str, Any]:

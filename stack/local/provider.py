@@ -195,7 +195,7 @@ def apply(settings: Settings, options: Options) -> int:
         print("(dry run: nothing was changed)")
         return 0
     stand_in = rds.host_name(settings.project_prefix) if settings.db_service == "rds" else None
-    if not setup and all(step.action == "keep" for step in steps) and (not stand_in or "database" in state.extra):
+    if not setup and all(step.action == "keep" for step in steps) and (not stand_in or state.database):
         return 0
 
     doomed = [step.name for step in steps if step.action == "destroy"]
@@ -293,10 +293,10 @@ def apply(settings: Settings, options: Options) -> int:
 
         users = {name: state.hosts[name].ssh_user for name in booted}
         machines.wait_for_ssh(booted, users, str(key), str(known_hosts_file()), pids, restart=restart)
-    if stand_in and (stand_in in booted or "database" not in state.extra):
+    if stand_in and (stand_in in booted or not state.database):
         _configure_stand_in(state, stand_in, settings)
-    elif not stand_in:
-        state.extra.pop("database", None)
+    elif not stand_in and state.database:
+        state.database = None  # back to db_service host: the stand-in was destroyed above
         save_state(state)
     restarted = sum(s.action == "restart" for s in steps)
     print(
@@ -313,7 +313,7 @@ def _configure_stand_in(state: State, name: str, settings: Settings) -> None:
     started = time.monotonic()
     password = load_secrets()["rds_master_password"]
     entry, changed = rds.configure(name, state.hosts[name], settings.local_subnet, settings.project_prefix, password)
-    state.extra["database"] = entry
+    state.database = entry
     save_state(state)
     how = "configured" if changed else "checked"
     print(
@@ -362,7 +362,7 @@ def _destroy_hosts(state: State, names: list[str]) -> None:
         _forget_host_keys(host.private_ip)
         del state.hosts[name]
         if host.role == rds.ROLE:
-            state.extra.pop("database", None)
+            state.database = None
         save_state(state)
         print(
             f"destroyed {name} ({host.private_ip}): its files removed in {time.monotonic() - started:.1f} s", flush=True

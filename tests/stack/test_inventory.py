@@ -129,7 +129,7 @@ def test_with_rds_there_is_no_db_group_and_every_host_gets_the_database_record(h
                 "des-backend-a": host("backend", "10.77.0.20", "a"),
                 "des-kong": host("kong", "10.77.0.11"),
             },
-            extra={"database": DATABASE},
+            database=DATABASE,
         )
     )
     groups = groups_from_state()
@@ -146,19 +146,4 @@ def test_with_rds_and_no_database_recorded_it_says_to_provision(home):
     assert str(error.value) == (
         "db_service is rds but no database is recorded in the state: run python provision.py "
         "(it creates the database and records its endpoint), then deploy"
-    )
-
-
-def test_a_database_record_without_its_ca_bundle_is_one_line(home):
-    (home.parent / "config.yml").write_text("project_prefix: des\ndb_service: rds\n")
-    broken = {key: value for key, value in DATABASE.items() if key != "ca_bundle_url"}
-    save_state(
-        State(
-            "aws", "des", "us-east-1", hosts={"des-backend-a": host("backend", "10.0.0.5")}, extra={"database": broken}
-        )
-    )
-    with pytest.raises(UserError) as error:
-        groups_from_state()
-    assert str(error.value) == (
-        'the state\'s "database" entry lacks ca_bundle_url or ca_bundle_pem: re-run python provision.py to record it again'
     )
