@@ -25,6 +25,29 @@ BRANCH = "rds-e2e"
 MASTER_FILE = "/etc/sprint2/database-master.json"
 
 
+class TimedLoad(Load):
+    """The releases' Load, also noting when each failed request was sent and the slowest answer
+    per backend (to tell a dropped request from a machine too busy to answer within 10 s)."""
+
+    def __enter__(self):
+        self.started, self.failures, self.slowest = time.monotonic(), [], dict.fromkeys(self.addresses, 0.0)
+        return super().__enter__()
+
+    def _ask(self, address: str) -> str:
+        sent = time.monotonic()
+        answer = super()._ask(address)
+        name = next(name for name, known in self.addresses.items() if known == address)
+        took = time.monotonic() - sent
+        self.slowest[name] = max(self.slowest[name], took)
+        if answer != "200":
+            self.failures.append(f"{name} at {sent - self.started:.1f} s: {answer} after {took:.1f} s")
+        return answer
+
+    def report(self, what: str) -> str:
+        slowest = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.slowest.items())
+        return f"{super().report(what)}; slowest answer {slowest}; failures {self.failures}"
+
+
 def stand_in(platform) -> str:
     return platform.names("rds")[0]
 
@@ -147,13 +170,15 @@ def test_a_code_deploy_and_a_rollback_under_load_fail_no_request(platform, rds, 
     sha = push_sprint2_commit(platform)
     try:
         assert rewrite_config(app_ref=BRANCH).returncode == 0
-        with Load({name: platform.address(name) for name in backends}, path=REPORT) as load:
+        with TimedLoad({name: platform.address(name) for name in backends}, path=REPORT) as load:
+            started = time.monotonic()
             deploy_ok(platform, run_deploy)
+            print(f"\ncode deploy on rds: {time.monotonic() - started:.0f} s")
         print("\n" + load.report(f"deploy of {sha[:12]} on rds"))
         assert load.failed() == {name: {} for name in backends}, load.report("deploy")
         assert set(running(platform, ssh).values()) == {sha}
 
-        with Load({name: platform.address(name) for name in backends}, path=REPORT) as load:
+        with TimedLoad({name: platform.address(name) for name in backends}, path=REPORT) as load:
             result = rollback(platform)
         print(load.report("rollback on rds"))
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
