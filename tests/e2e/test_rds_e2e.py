@@ -7,13 +7,17 @@ Recreates the hosts for itself (fresh hosts, no db host), so it runs last with t
 that do (conftest.py's ordering).
 """
 
+import json
 import re
+import shlex
 import subprocess
 import time
 
 import pytest
+import yaml
 
-from tests.e2e.host_checks import RUNNING, get, sql
+from stack.deploy_lock_scripts import hold_script, managed_place
+from tests.e2e.host_checks import RUNNING, deploy_lock, get, sql
 from tests.e2e.local_platform import GIT_IDENTITY, deploy_ok
 from tests.e2e.test_releases import Load, rollback
 
@@ -163,6 +167,44 @@ def test_psql_and_backup_go_through_a_backend_as_the_app_role_over_tls(platform,
     result = provision("backup", str(path))
     assert result.returncode == 0, result.output
     assert path.read_bytes()[:5] == b"PGDMP" and path.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_deploy_lock_is_held_on_the_database_over_tls_refuses_a_second_deploy_and_unlocks(
+    platform, rds, run_deploy, provision, ssh
+):
+    setup_backend = platform.names("backend")[0]
+    database = json.loads((platform.home / "state.json").read_text())["database"]
+    place = managed_place(database["address"], database["port"], "sprint2_deploy", "/etc/sprint2/database-ca.pem")
+    password = yaml.safe_load((platform.home / "secrets.yml").read_text())["db_history_password"]
+    line = "e2e@here (pid 1, run rdsrdsrdsrds) deploying main since 2026-12-06T00:00:00Z"
+    argv = platform.ssh_argv(setup_backend, f"sh -c {shlex.quote(hold_script(line, place))}")
+    holder = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdin is not None and holder.stdout is not None
+        holder.stdin.write(password + "\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "acquired"
+        assert deploy_lock(ssh, stand_in(platform)) == {"host": None, "advisory": line}
+        tls = sql(
+            ssh,
+            stand_in(platform),
+            "SELECT a.usename || ' ' || s.ssl FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "JOIN pg_stat_ssl s ON s.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted",
+        )
+        assert tls == "sprint2_deploy true", tls
+        refused = run_deploy()
+        assert refused.returncode != 0
+        assert f"another deploy holds the lock on {setup_backend}: {line}" in refused.output, refused.output[-3000:]
+        unlocked = provision("unlock")
+        assert f"deploy lock released: {line} (its session on {setup_backend} was ended)" in unlocked.stdout, (
+            unlocked.output
+        )
+        assert deploy_lock(ssh, stand_in(platform)) == {"host": None, "advisory": None}
+    finally:
+        if holder.stdin:
+            holder.stdin.close()
+        holder.wait(timeout=60)
+    deploy_ok(platform, run_deploy).assert_no_changes(hosts=platform.names("backend"))
 
 
 def test_a_code_deploy_and_a_rollback_under_load_fail_no_request(platform, rds, run_deploy, rewrite_config, ssh):
