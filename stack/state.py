@@ -23,7 +23,7 @@ from stack.errors import UserError
 from stack.settings import PROJECT_ROOT
 
 STATE_VERSION = 1
-ROLES = ("db", "backend", "kong")
+ROLES = ("db", "backend", "kong", "rds")  # rds: the local stand-in for RDS (stack/local/rds.py)
 # The database the deploy connects to when it is not a db host of the project (db_service rds):
 #   {"service": "rds", "identifier": "des-db", "address": "des-db.x.us-east-1.rds.amazonaws.com",
 #    "port": 5432, "master_user": "sprint2admin",

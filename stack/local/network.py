@@ -14,7 +14,7 @@ import subprocess
 from stack.errors import UserError
 from stack.local import sysctls
 
-FIXED = {"db": 10, "kong": 11}
+FIXED = {"db": 10, "kong": 11, "rds": 10}  # a stack has a db host or the RDS stand-in, never both
 FIRST_BACKEND = 20
 
 

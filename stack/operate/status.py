@@ -149,12 +149,17 @@ def _kong(facts: dict) -> dict:
 ROLE_PARTS = {"backend": _backend, "db": _database, "kong": _kong}
 
 
+def _answers_only(facts: dict) -> dict:
+    """A host the deploy does not configure (the local RDS stand-in): that it answers is all."""
+    return {"problems": []}
+
+
 def report(answers: list[Answer]) -> dict:
     hosts = {}
     for answer in sorted(answers, key=lambda a: a.name):
         entry = _host(answer)
         if answer.error is None:
-            part = ROLE_PARTS[answer.role](answer.facts)
+            part = ROLE_PARTS.get(answer.role, _answers_only)(answer.facts)
             entry["problems"] += part.pop("problems")
             entry[answer.role] = part
         hosts[answer.name] = entry

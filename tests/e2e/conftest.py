@@ -44,9 +44,11 @@ def pytest_collection_modifyitems(items):
     def rank(item):
         if "e2e" not in item.keywords:
             return 0
-        # The real app's module recreates the hosts for itself, and the machine-wide destroy check
+        # The real app's and the RDS modules recreate the hosts for themselves, and the machine-wide destroy check
         # destroys them: both last, so the others share theirs.
-        return {"test_platform.py": 1, "test_local_machine_e2e.py": 3, "test_real_app.py": 3}.get(item.path.name, 2)
+        return {"test_platform.py": 1, "test_local_machine_e2e.py": 3, "test_real_app.py": 3, "test_rds_e2e.py": 3}.get(
+            item.path.name, 2
+        )
 
     items.sort(key=rank)
 
