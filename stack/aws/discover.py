@@ -12,6 +12,7 @@ from stack.aws.keys import key_pair_exists, private_key_path
 from stack.aws.network import default_vpc
 from stack.aws.plan import Actual, Instance, key_pair_name, topic_name
 from stack.aws.rds import find_rds
+from stack.aws.rds_plan import database_entry
 from stack.errors import UserError
 from stack.settings import Settings
 from stack.state import ROLES, Host, State
@@ -91,4 +92,6 @@ def _state_from_tags(aws, settings: Settings) -> State | None:
         if instance.role in ROLES:
             state.hosts[name] = aws_host(settings, instance, instance.role, instance.key)
     state.aws = {"region": aws.region, "key_name": key_pair_name(settings), "rebuilt_from_tags": True}
+    if state.hosts and settings.db_service == "rds":  # the deploy needs the database's endpoint too
+        state.database = database_entry(find_rds(aws.rds, settings).instance, aws.region)
     return state if state.hosts else None

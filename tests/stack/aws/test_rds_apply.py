@@ -347,3 +347,16 @@ def test_moving_from_host_to_rds_keeps_the_db_host_until_asked(aws):
         assert "the RDS instance des-db exists but db_service is host: apply never deletes a database" in err
         assert "database" not in aws.state()
     assert json.dumps(db(aws)["DeletionProtection"]) == "true"
+
+
+def test_outputs_without_a_state_records_the_database_found_by_name(aws):
+    aws.configure(**RDS_SETTINGS)
+    assert aws.run("--no-wait")[0] == 0
+    recorded = aws.state()["database"]
+    (aws.home / "state.json").unlink()
+    aws.recorder.start()
+    code, out, err = aws.run("outputs")
+    assert code == 0, err
+    assert aws.recorder.mutating() == []
+    assert aws.state()["database"] == recorded
+    assert f"database       = {recorded['address']}:5432" in out
