@@ -26,6 +26,7 @@ from stack.provider import Provider, check_recorded_project
 from stack.secrets import load_secrets
 from stack.settings import Settings, host_names
 from stack.state import Host, State, known_hosts_file, load_state, private_dir, remove_state, save_state
+from tasks.shared import HISTORY_ROLE
 
 # command -> Debian package that provides it
 REQUIRED = {
@@ -399,13 +400,19 @@ def _backup(
     pull_dump(command, target, name, settings.db_name, lambda line: print(line, flush=True), if_failed, label)
 
 
+# As the app role, which cannot read the migration history's schema (the deploy-only role's, see
+# tasks/db/history.py): the dump holds the app's data, and a deploy into the restored database
+# writes the history again from the app's models.
+DUMP_ARGS = ["--format=custom", f"--exclude-schema={HISTORY_ROLE}"]
+
+
 def _backup_through_backend(state: State, settings: Settings, path: str, if_failed: str, label: str) -> None:
     backends = sorted(name for name, host in state.hosts.items() if host.role == "backend")
     if not backends:
         raise UserError(f"{label}: no backend is recorded to dump the database from: run python provision.py first")
     database = required_database(state)
     found = target(backends[0], state.hosts[backends[0]], "local")
-    command = ssh_argv(found, [managed_client_command(found, "pg_dump", settings, database, ["--format=custom"])])
+    command = ssh_argv(found, [managed_client_command(found, "pg_dump", settings, database, DUMP_ARGS)])
     target_path = check_backup_path(path, label)
     pull_dump(
         command,
