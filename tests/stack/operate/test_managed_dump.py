@@ -56,5 +56,5 @@ def test_the_dump_runs_on_the_first_backend_as_the_app_role_without_the_history(
 
 def test_without_a_recorded_database_it_says_to_provision(home):
     state = State("local", "des", hosts={"des-backend-a": backend("10.77.0.20", home)})
-    with pytest.raises(UserError, match="no database is recorded in the state: run python provision.py"):
+    with pytest.raises(UserError, match=r"no database is recorded in the state: run python provision\.py"):
         dump_command(state, settings_from({"db_service": "rds"}))
