@@ -14,13 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from stack.confirm import confirm
-from stack.database import required_database
 from stack.dump import check_backup_path, default_backup_path, pull_dump, restore_hint
 from stack.errors import UserError
 from stack.local import console_keys, image, machines, network, rds, sysctls
 from stack.local.plan import make_plan, network_setup, render_destroy_plan, render_plan
-from stack.operate.commands import managed_client_command, ssh_argv, sudo_prefix
-from stack.operate.hosts import target
+from stack.operate.commands import sudo_prefix
+from stack.operate.managed_dump import backup_through_backend
 from stack.options import Options
 from stack.provider import Provider, check_recorded_project
 from stack.secrets import load_secrets
@@ -375,7 +374,7 @@ def _backup(
     """pg_dump (custom format) of the application database to `path` (db_service rds: through the
     setup backend, as the app role over TLS)."""
     if settings.db_service == "rds":
-        return _backup_through_backend(state, settings, path, if_failed, label)
+        return backup_through_backend(state, settings, path, lambda line: print(line, flush=True), if_failed, label)
     db = [(name, host) for name, host in state.hosts.items() if host.role == "db"]
     if not db:
         raise UserError(f"{label}: no database host is recorded: run python provision.py --provider local first")
@@ -397,25 +396,6 @@ def _backup(
         sudo_prefix(host.ssh_user) + f"runuser -u postgres -- pg_dump --format=custom {settings.db_name}",
     ]
     pull_dump(command, target, name, settings.db_name, lambda line: print(line, flush=True), if_failed, label)
-
-
-def _backup_through_backend(state: State, settings: Settings, path: str, if_failed: str, label: str) -> None:
-    backends = sorted(name for name, host in state.hosts.items() if host.role == "backend")
-    if not backends:
-        raise UserError(f"{label}: no backend is recorded to dump the database from: run python provision.py first")
-    database = required_database(state)
-    found = target(backends[0], state.hosts[backends[0]], "local")
-    command = ssh_argv(found, [managed_client_command(found, "pg_dump", settings, database, ["--format=custom"])])
-    target_path = check_backup_path(path, label)
-    pull_dump(
-        command,
-        target_path,
-        database["identifier"],
-        settings.db_name,
-        lambda line: print(line, flush=True),
-        if_failed,
-        label,
-    )
 
 
 def backup(settings: Settings, path: str | None) -> int:

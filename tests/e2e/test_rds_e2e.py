@@ -129,7 +129,10 @@ def test_the_real_app_deploys_and_every_backend_answers_with_its_data(platform, 
 
 
 def test_a_second_deploy_changes_nothing(platform, rds, run_deploy):
-    deploy_ok(platform, run_deploy).assert_no_changes(hosts=platform.names("backend"))
+    started = time.monotonic()
+    result = deploy_ok(platform, run_deploy)
+    print(f"\nrds: no-change deploy {time.monotonic() - started:.1f} s")
+    result.assert_no_changes(hosts=platform.names("backend"))
 
 
 def test_the_backends_connections_are_tls_and_plain_ones_are_refused(platform, rds, ssh):
