@@ -2,7 +2,7 @@
 
   python provision.py [apply]         plan, apply what is safe, ask before destroying, print outputs
   python provision.py plan            the same as apply --dry: print the plan, change nothing
-  python provision.py destroy [--only NAME ...] [--backup PATH]
+  python provision.py destroy [--only NAME ...] [--backup PATH] [--skip-final-snapshot]
   python provision.py outputs         print the hosts and URLs again from the state
   python provision.py backup [PATH]   pull a fresh pg_dump of the database (default .deploy/backups/)
   python provision.py unlock          end the session holding the deploy lock (a run that hangs)
@@ -41,10 +41,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--only", nargs="+", metavar="NAME", default=[], help="destroy: only these hosts (e.g. des-backend-c)"
     )
     parser.add_argument("--backup", metavar="PATH", help="destroy: pg_dump the database to PATH first")
+    parser.add_argument(
+        "--skip-final-snapshot",
+        action="store_true",
+        help="destroy, db_service rds: delete the RDS instance without its final snapshot (the data is lost)",
+    )
     args = parser.parse_args(argv)
     if (args.only or args.backup) and args.command != "destroy":
         # Terraform users reach for -target: say so rather than silently planning every host.
         parser.error("--only and --backup go with destroy; apply and plan always cover every host in config.yml")
+    if args.skip_final_snapshot and args.command != "destroy":
+        parser.error("--skip-final-snapshot goes with destroy")
     if args.path and args.command != "backup":
         parser.error(f"unexpected argument {args.path!r}: only backup takes a PATH")
     return args
@@ -77,7 +84,14 @@ def main(argv: list[str] | None = None) -> int:
 
             return unlock()
         provider = provider_named(chosen_provider_name(args.provider))
-        options = Options(dry=args.dry, yes=args.yes, wait=not args.no_wait, only=tuple(args.only), backup=args.backup)
+        options = Options(
+            dry=args.dry,
+            yes=args.yes,
+            wait=not args.no_wait,
+            only=tuple(args.only),
+            backup=args.backup,
+            skip_final_snapshot=args.skip_final_snapshot,
+        )
         if args.command == "outputs":
             return provider.outputs(settings)
         if args.command == "backup":

@@ -31,7 +31,8 @@ from pyinfra.api import StringCommand
 from pyinfra.api.state import BaseStateCallback
 
 from stack import deploy_lock_scripts
-from stack.deploy_lock_scripts import hold_script, unlock_script
+from stack.database import database_record
+from stack.deploy_lock_scripts import LockPlace, hold_script, managed_place, unlock_script
 from stack.errors import UserError, exit_with
 from stack.operate import session
 from stack.operate.commands import as_root, ssh_argv
@@ -152,11 +153,38 @@ class ChannelSession(Session):
             pass  # a closed connection has ended the session already
 
 
-def database_host() -> Target | None:
-    """The db host as ssh reaches it, or None when there is none to lock on yet (nothing recorded,
-    or never deployed: its host key is pinned by the first deploy)."""
+def lock_place() -> LockPlace:
+    """Where the lock lives: the db host; with a managed database (db_service rds, its record in
+    the state), the setup backend (deploy_lock_scripts.managed_place)."""
+    from stack.settings import load_settings
+    from tasks.backend.layout import LAYOUT
+    from tasks.rds.render import ca_bundle
+    from tasks.shared import HISTORY_ROLE
+
+    if load_settings().db_service != "rds":
+        return deploy_lock_scripts.PLACE
+    database = database_record(load_state())
+    if database is None:
+        return deploy_lock_scripts.PLACE
+    return managed_place(database["address"], int(database["port"]), HISTORY_ROLE, ca_bundle(LAYOUT))
+
+
+def session_password(place: LockPlace) -> str | None:
+    """The password the session reads first (the deploy-only role's), for a place that wants one."""
+    if not place.password_on_stdin:
+        return None
+    from stack.secrets import load_secrets
+
+    return load_secrets()["db_history_password"]
+
+
+def database_host(place: LockPlace | None = None) -> Target | None:
+    """The lock's host as ssh reaches it (the db host, or the setup backend: the first by name), or
+    None when there is none to lock on yet (nothing recorded, or never deployed: its host key is
+    pinned by the first deploy)."""
+    place = place or lock_place()
     state = load_state()
-    names = [name for name, host in state.hosts.items() if host.role == deploy_lock_scripts.PLACE.role] if state else []
+    names = sorted(name for name, host in state.hosts.items() if host.role == place.role) if state else []
     if not state or not names:
         return None
     try:
@@ -165,17 +193,26 @@ def database_host() -> Target | None:
         return None
 
 
-def connected_database_host(inventory) -> Any:
-    """The database host of this pyinfra run when pyinfra holds an SSH connection to it, else None."""
-    hosts = inventory.get_group(deploy_lock_scripts.PLACE.role, [])
+def connected_database_host(inventory, place: LockPlace | None = None) -> Any:
+    """The lock's host in this pyinfra run when pyinfra holds an SSH connection to it, else None."""
+    place = place or lock_place()
+    hosts = sorted(inventory.get_group(place.group, []), key=lambda host: host.name)
     return hosts[0] if hosts and hosts[0].connected and hasattr(hosts[0].connector, "client") else None
 
 
-def open_session(where: Any, script: str) -> Session:
+def open_session(where: Any, script: str, password: str | None = None) -> Session:
+    """The session, its first input line `password` when given (read by the script, never an argument)."""
     if isinstance(where, Target):
         argv = ssh_argv(where, [as_root(where, f"sh -c {shlex.quote(script)}")])
-        return ProcessSession(where.name, argv, host=where)
-    return ChannelSession(where, script)
+        session_ = ProcessSession(where.name, argv, host=where)
+        if password is not None and session_.process.stdin is not None:
+            session_.process.stdin.write(password + "\n")
+            session_.process.stdin.flush()
+        return session_
+    channel = ChannelSession(where, script)
+    if password is not None:
+        channel.channel.sendall((password + "\n").encode())
+    return channel
 
 
 class _GiveBackAfterTheLastOperation(BaseStateCallback):
@@ -198,14 +235,15 @@ def take(ref: str, pyinfra_state: Any = None) -> None:
     global _held
     if _held is not None or "--dry" in sys.argv:
         return
-    connected = connected_database_host(pyinfra_state.inventory) if pyinfra_state is not None else None
-    where = connected or database_host()
+    place = lock_place()
+    connected = connected_database_host(pyinfra_state.inventory, place) if pyinfra_state is not None else None
+    where = connected or database_host(place)
     if where is None:
         return  # nothing deployed yet to lock on (see database_host)
     # pyinfra prepares hosts in greenlets: the others must not ask while this one waits for its answer.
     _held = _PENDING
     try:
-        held = open_session(where, hold_script(holder(ref)))
+        held = open_session(where, hold_script(holder(ref), place), session_password(place))
         answer = printable(held.answer())
     except TimeoutError:
         _held = None
@@ -264,13 +302,15 @@ def give_back_at_exit() -> None:
 def unlock() -> int:
     """python provision.py unlock: end the session holding the lock, whoever's (a run that died,
     or whose connection hangs), and say whose it was."""
-    host = database_host()
+    place = lock_place()
+    host = database_host(place)
     if host is None:
         raise UserError("no deployed database host is recorded: there is no deploy lock")
+    password = session_password(place)
     with session.ssh_log() as log:
         completed = subprocess.run(
-            ssh_argv(host, [as_root(host, f"sh -c {shlex.quote(unlock_script())}")], log_file=log),
-            stdin=subprocess.DEVNULL,
+            ssh_argv(host, [as_root(host, f"sh -c {shlex.quote(unlock_script(place))}")], log_file=log),
+            **({"input": password + "\n"} if password is not None else {"stdin": subprocess.DEVNULL}),
             capture_output=True,
             text=True,
             timeout=60,

@@ -43,9 +43,32 @@ class LockPlace:
     ready: str = "pg_isready -q"
     host_lock: bool = True
     folder: str = LOCK_FOLDER
+    group: str = "db"  # the role's inventory group
+    conninfo: str = ""  # libpq's connection words before dbname (a managed database: host, user, TLS)
+    password_on_stdin: bool = False  # the session's first input line is the role's password (PGPASSWORD)
 
 
 PLACE = LockPlace()
+
+
+def managed_place(address: str, port: int, user: str, ca_bundle: str) -> LockPlace:
+    """The lock's place with a managed database (RDS): the setup backend (the first by name), psql
+    connecting over TLS (verify-full) as the migration history's deploy-only role `user` to the
+    `postgres` database, its password read from the session's first line (never a command line).
+    No host lock: nothing restarts the database during a deploy. Before the first setup has made
+    that role (or the CA bundle) it cannot log in: the run goes on without a lock, as the very
+    first deploy of a db host holds only that host's flock."""
+    conninfo = f"host={address} port={port} user={user} sslmode=verify-full sslrootcert={ca_bundle} connect_timeout=10"
+    place = LockPlace(
+        role="backend",
+        psql="psql",
+        host_lock=False,
+        group="backends",
+        conninfo=conninfo,
+        password_on_stdin=True,
+    )
+    ready = f"[ -r {ca_bundle} ] && {_psql(place)} -c 'SELECT 1' >/dev/null"
+    return LockPlace(**{**place.__dict__, "ready": ready})
 
 
 def quote_sql(text: str) -> str:
@@ -82,8 +105,13 @@ def take_sql(line: str) -> str:
 
 
 def _psql(place: LockPlace) -> str:
-    conninfo = shlex.quote(f"dbname={place.database} application_name=sprint2-deploy")
+    words = f"{place.conninfo} " if place.conninfo else ""
+    conninfo = shlex.quote(f"{words}dbname={place.database} application_name=sprint2-deploy")
     return f"{place.psql} -X -q -At -v ON_ERROR_STOP=1 {conninfo}"
+
+
+def _password(place: LockPlace) -> str:
+    return "IFS= read -r PGPASSWORD; export PGPASSWORD; " if place.password_on_stdin else ""
 
 
 def hold_script(line: str, place: LockPlace | None = None) -> str:
@@ -95,7 +123,8 @@ def hold_script(line: str, place: LockPlace | None = None) -> str:
         f"{{ printf '%s\\n' {shlex.quote(take_sql(line))}; exec cat; }} 9<&- | {_psql(place)} 9<&- 2>&1"
     )
     if not place.host_lock:
-        return f"cd / && {advisory}"
+        unlocked = "echo acquired; exec cat > /dev/null"
+        return f"cd / && {_password(place)}if {place.ready} 2>/dev/null; then {advisory}; else {unlocked}; fi"
     return (
         # Each command here is a process on every deploy's path: the shell's own tests where they do.
         # Two deploys starting at once both find no folder: the second's mkdir fails, the folder is there.
@@ -127,7 +156,8 @@ def unlock_script(place: LockPlace | None = None) -> str:
         '[ -n "$found" ] || found="$pg"'
     )
     if not place.host_lock:
-        return f'cd / && found=""; {advisory}; if [ -n "$found" ]; then echo "released $found"; else echo none; fi'
+        answer = 'if [ -n "$found" ]; then echo "released $found"; else echo none; fi'
+        return f'cd / && {_password(place)}found=""; {advisory}; {answer}'
     return (
         f'cd / && found=""; lock={folder}/lock\n'
         # The shell that holds the host lock (its pid is the holder file's second line).

@@ -6,6 +6,7 @@ the hosts (`outputs` records AWS hosts found by their tags)."""
 import logging
 import shlex
 
+from stack.database import required_database
 from stack.errors import UserError
 from stack.host_keys import address_name
 from stack.pinned_ssh import PinnedTransportFactory
@@ -66,9 +67,16 @@ def groups_from_state() -> dict[str, list]:
     if not state or not state.hosts:
         raise UserError(NO_STATE)
     check_recorded_project(state, settings)
+    # db_service rds: no db group; every host gets the database's record (stack/database.py) instead.
+    database = required_database(state) if settings.db_service == "rds" else None
     groups: dict[str, list] = {group: [] for group in GROUP_OF_ROLE.values()}
     for name, host in sorted(state.hosts.items()):
-        groups[GROUP_OF_ROLE[host.role]].append((name, host_data(name, host)))
+        if host.role not in GROUP_OF_ROLE or (database is not None and host.role == "db"):
+            continue  # the local RDS stand-in is provision.py's to configure, never the deploy's
+        data = host_data(name, host)
+        if database is not None:
+            data["database"] = database
+        groups[GROUP_OF_ROLE[host.role]].append((name, data))
     return groups
 
 

@@ -10,3 +10,4 @@ class Options:
     wait: bool = True  # wait until new hosts answer on SSH
     only: tuple[str, ...] = ()  # destroy: just these host names
     backup: str | None = None  # destroy: pg_dump the database here first
+    skip_final_snapshot: bool = False  # destroy: delete the RDS instance without a final snapshot

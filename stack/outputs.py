@@ -29,9 +29,16 @@ def tunnel_command(host: Host, address: str, port: int) -> str:
 
 def render_outputs(state: State, settings: Settings) -> str:
     lines = ["Outputs:", ""]
-    width = max(len(name) for name in state.hosts)
+    width = max((len(name) for name in state.hosts), default=0)
     for name, host in sorted(state.hosts.items()):
         lines.append(f"  {name:<{width}}  private {host.private_ip:<15}  public {host.public_ip or '-'}")
+    database = state.database
+    if database:  # db_service rds: the endpoint the backends connect to over TLS (verify-full)
+        lines += [
+            "",
+            f"  database       = {database['address']}:{database['port']}   ({database['identifier']}, "
+            f"master user {database['master_user']}, TLS verify-full)",
+        ]
     kong = [host for host in state.hosts.values() if host.role == "kong"]
     if kong:
         address = kong[0].public_ip or kong[0].private_ip

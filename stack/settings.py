@@ -135,11 +135,15 @@ def defaults() -> Settings:
     return Settings()
 
 
-def host_names(settings: Settings) -> dict[str, tuple[str, str | None]]:
+def host_names(settings: Settings, db_host: bool = True) -> dict[str, tuple[str, str | None]]:
     """Every host of the design, name -> (role, backend key): db first, then backends, then the kong
-    nodes (the first keeps the one-node name, so scaling out never replaces it)."""
+    nodes (the first keeps the one-node name, so scaling out never replaces it).
+
+    `db_host=False` leaves the db host out: the AWS provider's hosts with db_service rds (RDS runs the
+    database). The local provider keeps the default: it runs a database host with rds too.
+    """
     prefix = settings.project_prefix
-    names: dict[str, tuple[str, str | None]] = {f"{prefix}-db": ("db", None)}
+    names: dict[str, tuple[str, str | None]] = {f"{prefix}-db": ("db", None)} if db_host else {}
     for key in settings.backends:
         names[f"{prefix}-backend-{key}"] = ("backend", key)
     for node in range(1, settings.gateway.nodes + 1):

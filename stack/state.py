@@ -9,7 +9,8 @@ State shape (version 1), as the records State and Host below:
   {"version": 1, "provider": "local" | "aws", "prefix": "des", "region": "us-east-1",
    "hosts": {"des-db": {"role": "db", "key": null, "private_ip": "...", "public_ip": "...",
                         "ssh_user": "...", "ssh_key": "/abs/path", "ssh_port": 22, ...provider extras}},
-   "aws": {...}, "local": {...}}   # provider-owned sections
+   "aws": {...}, "local": {...},   # provider-owned sections
+   "database": {...}}              # db_service rds only, see DATABASE below
 """
 
 import json
@@ -22,7 +23,17 @@ from stack.errors import UserError
 from stack.settings import PROJECT_ROOT
 
 STATE_VERSION = 1
-ROLES = ("db", "backend", "kong")
+ROLES = ("db", "backend", "kong", "rds")  # rds: the local stand-in for RDS (stack/local/rds.py)
+# The database the deploy connects to when it is not a db host of the project (db_service rds):
+#   {"service": "rds", "identifier": "des-db", "address": "des-db.x.us-east-1.rds.amazonaws.com",
+#    "port": 5432, "master_user": "sprint2admin",
+#    "ca_bundle_url": "https://truststore.pki.rds.amazonaws.com/<region>/<region>-bundle.pem"}
+# (AWS: the backends download the regional bundle at deploy time) or, instead of the URL,
+# "ca_bundle_pem": "-----BEGIN CERTIFICATE-----..." (the local provider's RDS-like host).
+# With db_service host there is NO "database" entry (the db host in "hosts" is the database).
+# It is recorded once the endpoint is known: an RDS instance still being created (apply --no-wait)
+# has none yet, and the next apply records it.
+DATABASE_KEYS = ("service", "identifier", "address", "port", "master_user")
 
 
 def deploy_home() -> Path:
@@ -113,6 +124,7 @@ class State(_ReadByKey):
     hosts: dict[str, Host] = field(default_factory=dict)
     aws: dict[str, Any] | None = None
     local: dict[str, Any] | None = None
+    database: dict[str, Any] | None = None  # see DATABASE_KEYS: db_service rds only
     version: int = STATE_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -125,14 +137,14 @@ class State(_ReadByKey):
             "hosts": {name: host.to_json() for name, host in self.hosts.items()},
             **self.extra,
         }
-        for section in ("aws", "local"):
+        for section in ("aws", "local", "database"):
             if getattr(self, section) is not None:
                 data[section] = getattr(self, section)
         return data
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> "State":
-        known = {"version", "provider", "prefix", "region", "hosts", "aws", "local"}
+        known = {"version", "provider", "prefix", "region", "hosts", "aws", "local", "database"}
         # Only hand-written files lack provider or prefix (provision.py always writes both).
         return cls(
             provider=raw.get("provider") or "",
@@ -141,6 +153,7 @@ class State(_ReadByKey):
             hosts={name: Host.from_json(host) for name, host in raw["hosts"].items()},
             aws=raw.get("aws"),
             local=raw.get("local"),
+            database=raw.get("database"),
             version=raw["version"],
             extra={key: value for key, value in raw.items() if key not in known},
         )
@@ -178,6 +191,17 @@ def load_state() -> State | None:
                 f"{path}: host {name!r} lacks role ({'/'.join(ROLES)}), private_ip, public_ip "
                 f"or ssh_user; restore it or re-run provision.py"
             )
+    database = state.get("database")
+    if database is not None and (
+        not isinstance(database, dict)
+        or database.get("service") != "rds"
+        or not all(key in database for key in DATABASE_KEYS)
+        or not ("ca_bundle_url" in database or "ca_bundle_pem" in database)
+    ):
+        raise UserError(
+            f'{path}: "database" lacks service (rds), {", ".join(DATABASE_KEYS[1:])} or a CA bundle; '
+            f"restore it or re-run provision.py"
+        )
     return State.from_json(state)
 
 

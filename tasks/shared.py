@@ -33,3 +33,18 @@ def db_private_ip() -> str:
         # e.g. after `destroy --only <prefix>-db`: say what to do rather than pyinfra's "No such group".
         exit_with(UserError("no database host is recorded: run python provision.py to create it, then deploy"))
     return databases[0].data.private_ip
+
+
+def managed_database() -> dict | None:
+    """The managed database's record (db_service rds: host data `database`, stack/inventory.py), or None."""
+    from pyinfra import host
+
+    return host.data.get("database")
+
+
+def database_endpoint() -> tuple[str, int]:
+    """(address, port) the backends connect to: the managed database's, else the db host's."""
+    database = managed_database()
+    if database:
+        return database["address"], int(database["port"])
+    return db_private_ip(), 5432

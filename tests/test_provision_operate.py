@@ -88,11 +88,11 @@ def test_no_state_is_one_line(tmp_path, args):
 def test_an_unknown_host_is_one_line(tmp_path, home):
     one_line(
         run(tmp_path, home, "ssh", "des-kong"),
-        "no host or role 'des-kong' in the state (hosts: des-backend-a, des-db; roles: db, backend, kong)",
+        "no host or role 'des-kong' in the state (hosts: des-backend-a, des-db; roles: db, backend, kong, rds)",
     )
     one_line(
         run(tmp_path, home, "logs", "db", "web"),
-        "no host or role 'web' in the state (hosts: des-backend-a, des-db; roles: db, backend, kong)",
+        "no host or role 'web' in the state (hosts: des-backend-a, des-db; roles: db, backend, kong, rds)",
     )
 
 

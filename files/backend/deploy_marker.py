@@ -529,6 +529,8 @@ def connect(credentials):
             connect_timeout=10,
             application_name="sprint2-deploy-history",
             options="-c search_path=pg_catalog",
+            # A managed database: TLS, its certificate checked against the CA bundle (tasks/rds).
+            **{key: login[key] for key in ("sslmode", "sslrootcert") if key in login},
         )
         with connection.cursor() as cursor:
             cursor.execute("RESET ROLE; SET search_path = pg_catalog; SELECT current_user")

@@ -10,6 +10,7 @@ from stack.aws.run import connect, progress
 from stack.dump import check_backup_path, default_backup_path, pull_dump, restore_hint
 from stack.errors import UserError
 from stack.host_keys import mismatch, offered_in
+from stack.operate.managed_dump import backup_through_backend
 from stack.provider import check_recorded_project
 from stack.settings import Settings
 from stack.state import known_hosts_file, load_state, private_dir
@@ -18,7 +19,14 @@ from stack.state import known_hosts_file, load_state, private_dir
 def backup(settings: Settings, path: str | None) -> int:
     """`provision.py backup [PATH]`: a fresh pg_dump of the database host, read-only on AWS."""
     with aws_errors():
-        check_recorded_project(load_state(), settings)
+        state = load_state()
+        check_recorded_project(state, settings)
+        if settings.db_service == "rds" and state is not None:
+            # No db host: pg_dump through the setup backend, as the app role over TLS.
+            target = path or str(default_backup_path(settings.db_name))
+            backup_through_backend(state, settings, target, progress)
+            progress(restore_hint(target))
+            return 0
         aws = connect(settings)
         found, _ = instances.find_instances(aws.ec2, settings.project_prefix)
         database = found.get(f"{settings.project_prefix}-db")

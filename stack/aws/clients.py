@@ -78,6 +78,10 @@ class Clients:
         return self.make("elbv2")
 
     @property
+    def rds(self):
+        return self.make("rds")
+
+    @property
     def sts(self):
         return self.make("sts")
 

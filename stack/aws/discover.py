@@ -14,6 +14,8 @@ from stack.aws.lb_plan import lb_record
 from stack.aws.load_balancer import find as find_balancing
 from stack.aws.network import default_vpc
 from stack.aws.plan import Actual, Instance, key_pair_name, topic_name
+from stack.aws.rds import find_rds
+from stack.aws.rds_plan import database_entry
 from stack.errors import UserError
 from stack.settings import Settings
 from stack.state import ROLES, Host, State
@@ -22,9 +24,10 @@ SSH_PORT = 22  # sshd on every EC2 host (the tests point it at a loopback server
 DENIED = ("AccessDenied", "AccessDeniedException", "AuthorizationError", "UnauthorizedOperation")
 
 
-def discover(aws, settings: Settings, alerts: bool = True, balancing: bool = True) -> Actual:
+def discover(aws, settings: Settings, alerts: bool = True, balancing: bool = True, rds: bool = False) -> Actual:
     """`alerts=False` skips SNS and CloudWatch, `balancing=False` the gateway's load balancer
-    (nothing wanted there, and nothing recorded)."""
+    (nothing wanted there, and nothing recorded); `rds=True` also looks for the RDS instance and its
+    subnet group (db_service rds, destroy)."""
     prefix = settings.project_prefix
     actual = Actual(vpc_id=default_vpc(aws.ec2))
     actual.groups, actual.rules = actual_rules(aws.ec2, find_groups(aws.ec2, prefix, actual.vpc_id))
@@ -32,6 +35,8 @@ def discover(aws, settings: Settings, alerts: bool = True, balancing: bool = Tru
     actual.key_pair_exists = key_pair_exists(aws.ec2, key_pair_name(settings))
     if balancing:
         actual.lb = _balancing(aws, settings)
+    if rds:
+        actual.rds = find_rds(aws.rds, settings)
     if not alerts:
         return actual
     try:
@@ -108,4 +113,6 @@ def _state_from_tags(aws, settings: Settings) -> State | None:
     record = lb_record(_balancing(aws, settings), settings)
     if record:
         state.aws["load_balancer"] = record
+    if settings.db_service == "rds":  # the deploy needs the database's endpoint too
+        state.database = database_entry(find_rds(aws.rds, settings).instance, aws.region)
     return state

@@ -64,6 +64,52 @@ HINTS = {
 }
 
 
+_RDS_REFUSED = (
+    "this account may not create that RDS instance (Learner Lab: classes up to medium, e.g. db.t3.micro, "
+    "db.t3.small, db.t3.medium; gp2 up to 100 GB; Multi-AZ may be refused): check rds_instance_class and "
+    "rds_storage_gb, set rds_multi_az: false, and re-run"
+)
+# The RDS operations' own hints (the same codes mean other things for EC2).
+RDS_HINTS = {
+    "AccessDenied": _RDS_REFUSED,
+    "AccessDeniedException": _RDS_REFUSED,
+    "UnauthorizedOperation": _RDS_REFUSED,
+    "InvalidParameterCombination": (
+        "RDS does not offer rds_instance_class with PostgreSQL rds_engine_version (or with Multi-AZ) here: "
+        "try db.t3.micro or db.t4g.micro, another rds_engine_version, or rds_multi_az: false"
+    ),
+    "InvalidParameterValue": "check rds_instance_class (db.t3.micro ...), rds_storage_gb and rds_engine_version",
+    "InstanceQuotaExceeded": "the account's RDS instance quota is reached: delete unused RDS instances and re-run",
+    "StorageQuotaExceeded": (
+        "the account's RDS storage quota is reached: a smaller rds_storage_gb, or delete unused instances "
+        "and snapshots (aws rds describe-db-snapshots)"
+    ),
+    "SnapshotQuotaExceeded": (
+        "the account's RDS snapshot quota is reached: delete old snapshots (aws rds delete-db-snapshot), "
+        "or destroy --skip-final-snapshot if the data is saved elsewhere"
+    ),
+    "DBSubnetGroupQuotaExceeded": "the account's DB subnet group quota is reached: delete unused ones and re-run",
+    "InsufficientDBInstanceCapacity": (
+        "AWS has no capacity for rds_instance_class right now: re-run later or choose another class"
+    ),
+    "StorageTypeNotSupported": "this class does not take gp2 storage: choose another rds_instance_class",
+    "DBSubnetGroupDoesNotCoverEnoughAZs": (
+        "the DB subnet group needs subnets in two zones: aws ec2 create-default-subnet --availability-zone ..."
+    ),
+    "InvalidDBInstanceState": "the RDS instance is busy (modifying, backing up...): wait a few minutes and re-run",
+    "InvalidDBInstanceStateFault": "the RDS instance is busy (modifying, backing up...): wait a few minutes and re-run",
+    "InvalidDBSubnetGroupStateFault": "the RDS instance still uses the subnet group: wait a minute and re-run destroy",
+    "DBSnapshotAlreadyExists": "a snapshot of that name exists: re-run destroy (the name has the time)",
+    "DBInstanceAlreadyExists": "an RDS instance of that name exists: set another project_prefix, or remove it",
+}
+
+
+def _hint(operation: str, code: str) -> str | None:
+    if "DB" in operation and code in RDS_HINTS:  # CreateDBInstance, ModifyDBInstance, CreateDBSubnetGroup...
+        return RDS_HINTS[code]
+    return HINTS.get(code)
+
+
 def explain(error: Exception) -> str:
     """The one line for an exception from boto3 (without the leading 'error: ')."""
     if isinstance(error, ClientError):
@@ -73,7 +119,7 @@ def explain(error: Exception) -> str:
         line = (
             f"{error.operation_name} failed: {code}: {message}" if message else f"{error.operation_name} failed: {code}"
         )
-        hint = HINTS.get(code)
+        hint = _hint(error.operation_name, code)
         if hint is None and code.startswith("InvalidParameterValue") and "instance type" in message.lower():
             hint = HINTS["InvalidInstanceType"]
         return f"{line} (hint: {hint})" if hint else line

@@ -42,9 +42,10 @@ def actual_rules(ec2, groups: list[dict]) -> tuple[dict[str, str], dict[str, dic
 
 def create_group(ec2, prefix: str, name: str, vpc_id: str) -> str:
     role = next(role for role, group in group_names(prefix).items() if group == name)
+    what = "RDS instance" if role == "rds" else f"{role} hosts"
     return ec2.create_security_group(
         GroupName=name,
-        Description=f"{prefix} {role} hosts (managed by provision.py)",
+        Description=f"{prefix} {what} (managed by provision.py)",
         VpcId=vpc_id,
         TagSpecifications=tag_specs(("security-group",), prefix, name, role),
     )["GroupId"]

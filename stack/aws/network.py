@@ -1,4 +1,4 @@
-"""The default VPC and a subnet in a zone that offers the instance type."""
+"""The default VPC, a subnet in a zone that offers the instance type, the subnets of the RDS instance."""
 
 from stack.errors import UserError
 
@@ -45,3 +45,22 @@ def subnets_for(ec2, vpc_id: str, instance_types: list[str]) -> dict[str, list[d
             )
         chosen[instance_type] = usable
     return chosen
+
+
+def db_subnets(ec2, vpc_id: str) -> list[dict]:
+    """The default VPC's default subnets, for the DB subnet group (RDS wants two zones or more,
+    even single-AZ: a Multi-AZ standby or a failover needs the second)."""
+    subnets = ec2.describe_subnets(
+        Filters=[
+            {"Name": "vpc-id", "Values": [vpc_id]},
+            {"Name": "default-for-az", "Values": ["true"]},
+        ]
+    )["Subnets"]
+    zones = sorted({subnet["AvailabilityZone"] for subnet in subnets})
+    if len(zones) < 2:
+        where = zones[0] if zones else "none"
+        raise UserError(
+            f"RDS needs default subnets of {vpc_id} in two zones or more, there are in: {where}: create "
+            f"one with aws ec2 create-default-subnet --availability-zone <another zone of the region>"
+        )
+    return sorted(subnets, key=lambda subnet: (subnet["AvailabilityZone"], subnet["SubnetId"]))

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from stack.aws.balancing import LoadBalancing
+from stack.aws.rds_model import RdsActual
 from stack.aws.rules import Rule, desired_rules, group_names
 from stack.provider import plan_summary
 from stack.settings import Settings, host_names
@@ -54,6 +55,7 @@ class Actual:
     subscriptions: dict[str, str] = field(default_factory=dict)  # endpoint -> arn
     alarms: dict[str, Alarm] = field(default_factory=dict)
     lb: LoadBalancing = field(default_factory=LoadBalancing)  # the gateway's, when looked for
+    rds: RdsActual | None = None  # the RDS instance and subnet group; None: not looked at
 
 
 @dataclass
@@ -83,6 +85,11 @@ def topic_name(settings: Settings) -> str:
     return f"{settings.project_prefix}-alerts"
 
 
+def aws_host_names(settings: Settings) -> dict[str, tuple[str, str | None]]:
+    """The EC2 hosts: with db_service rds, RDS runs the database and there is no db host."""
+    return host_names(settings, db_host=settings.db_service == "host")
+
+
 def recover_supported(instance_type: str) -> bool:
     family, _, size = instance_type.partition(".")
     return not (NO_RECOVER.match(family) or size.startswith("metal"))
@@ -95,7 +102,7 @@ def instance_type_of(settings: Settings, role: str) -> str:
 def desired_alarms(settings: Settings, region: str, topic_arn: str, ids: Mapping[str, str | None]) -> dict[str, Alarm]:
     """Alarm name -> Alarm for each host: status checks mail the manager; system checks also recover."""
     alarms = {}
-    for name, (role, _key) in host_names(settings).items():
+    for name, (role, _key) in aws_host_names(settings).items():
         instance_id = ids.get(name)
         alarms[f"{name}-status-check"] = Alarm("StatusCheckFailed", instance_id, (topic_arn,))
         if recover_supported(instance_type_of(settings, role)):
@@ -108,7 +115,7 @@ def desired_alarms(settings: Settings, region: str, topic_arn: str, ids: Mapping
 
 def plan_apply(settings: Settings, actual: Actual, region: str, image: str = "") -> list[Action]:
     actions: list[Action] = []
-    hosts = host_names(settings)
+    hosts = aws_host_names(settings)
 
     if not settings.key_name and not actual.key_pair_exists:
         actions.append(Action("+", "key_pair", key_pair_name(settings), "ed25519, generated locally"))

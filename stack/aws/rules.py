@@ -8,6 +8,7 @@ Only ingress is managed; egress stays AWS's default (all out: apt, Docker Hub, G
   backends group  app_port only from the kong group
   db group        5432 only from the backends group
   every group     22 from admin_cidr (unset: 0.0.0.0/0, with a warning)
+  rds group       db_service rds, instead of the db group: 5432 only from the backends group, no SSH
 """
 
 from typing import NamedTuple
@@ -37,7 +38,12 @@ class Rule(NamedTuple):
 
 def group_names(prefix: str) -> dict[str, str]:
     """role -> security group name."""
-    return {"db": f"{prefix}-db-sg", "backend": f"{prefix}-backends-sg", "kong": f"{prefix}-kong-sg"}
+    return {
+        "db": f"{prefix}-db-sg",
+        "backend": f"{prefix}-backends-sg",
+        "kong": f"{prefix}-kong-sg",
+        "rds": f"{prefix}-rds",
+    }
 
 
 def tcp(port: int, source: str) -> Rule:
@@ -69,16 +75,19 @@ def desired_rules(settings: Settings) -> dict[str, dict[Rule, str]]:
     }
     if settings.kong_admin_cidr:
         kong[tcp(gateway.admin_port, settings.kong_admin_cidr)] = "Kong admin API from kong_admin_cidr"
+    postgres = tcp(POSTGRES_PORT, f"sg:{names['backend']}")
+    database = (
+        {names["rds"]: {postgres: "PostgreSQL (RDS) from the backends only"}}
+        if settings.db_service == "rds"
+        else {names["db"]: {postgres: "PostgreSQL from the backends only", ssh: ssh_text}}
+    )
     return {
         names["kong"]: kong,
         names["backend"]: {
             tcp(settings.app_port, f"sg:{names['kong']}"): "Django from Kong only",
             ssh: ssh_text,
         },
-        names["db"]: {
-            tcp(POSTGRES_PORT, f"sg:{names['backend']}"): "PostgreSQL from the backends only",
-            ssh: ssh_text,
-        },
+        **database,
     }
 
 

@@ -14,6 +14,7 @@ from stack.aws.discover import aws_host
 from stack.aws.keys import create_key_pair
 from stack.aws.lb_plan import group_name, kong_nodes, lb_record
 from stack.aws.plan import Action, Actual, desired_alarms, instance_type_of, key_pair_name
+from stack.aws.rds_run import RdsSteps
 from stack.aws.rules import group_names
 from stack.settings import Settings
 from stack.state import State, save_state
@@ -35,6 +36,8 @@ VERBS = {
     "sns_subscription": "unsubscribe",
     "security_group": "delete",
     "key_pair": "delete",
+    "rds_instance": "delete",
+    "db_subnet_group": "delete",
 }
 NOUNS = {
     "target": "gateway node",
@@ -48,6 +51,8 @@ NOUNS = {
     "sns_subscription": "subscription",
     "security_group": "security group",
     "key_pair": "key pair",
+    "rds_instance": "RDS instance",
+    "db_subnet_group": "DB subnet group",
 }
 
 
@@ -78,7 +83,7 @@ def described(actions: list[Action]) -> str:
     return ", ".join(parts)
 
 
-class Run:
+class Run(RdsSteps):
     """Carries out plan actions, recording each created or removed resource in the state at once.
     `together`: destroy's way, each kind of removal in one call and one progress line."""
 

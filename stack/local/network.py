@@ -14,7 +14,7 @@ import subprocess
 from stack.errors import UserError
 from stack.local import sysctls
 
-FIXED = {"db": 10}
+FIXED = {"db": 10, "rds": 10}  # a stack has a db host or the RDS stand-in, never both
 # gateway.nodes is at most 9 (tasks/kong/settings.py): the nodes never reach the backends' range.
 FIRST = {"kong": 11, "backend": 20}
 LAST = {"kong": 19, "backend": 254}

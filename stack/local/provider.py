@@ -16,11 +16,13 @@ from pathlib import Path
 from stack.confirm import confirm
 from stack.dump import check_backup_path, default_backup_path, pull_dump, restore_hint
 from stack.errors import UserError
-from stack.local import console_keys, image, machines, network, sysctls
+from stack.local import console_keys, image, machines, network, rds, sysctls
 from stack.local.plan import make_plan, network_setup, render_destroy_plan, render_plan
 from stack.operate.commands import sudo_prefix
+from stack.operate.managed_dump import backup_through_backend
 from stack.options import Options
 from stack.provider import Provider, check_recorded_project
+from stack.secrets import load_secrets
 from stack.settings import Settings, host_names
 from stack.state import Host, State, known_hosts_file, load_state, private_dir, remove_state, save_state
 
@@ -172,6 +174,8 @@ def apply(settings: Settings, options: Options) -> int:
     bridge = network.bridge_name(settings.project_prefix)
     network.check_subnet_free(subnet, bridge)
     wanted = host_names(settings)
+    if settings.db_service == "rds":
+        wanted = rds.wanted_hosts(wanted, settings.project_prefix)
     recorded = state.hosts
     addresses = network.assign_addresses(subnet, wanted, {name: host.private_ip for name, host in recorded.items()})
     running = _running(state)
@@ -189,7 +193,8 @@ def apply(settings: Settings, options: Options) -> int:
     if options.dry:
         print("(dry run: nothing was changed)")
         return 0
-    if not setup and all(step.action == "keep" for step in steps):
+    stand_in = rds.host_name(settings.project_prefix) if settings.db_service == "rds" else None
+    if not setup and all(step.action == "keep" for step in steps) and (not stand_in or state.database):
         return 0
 
     doomed = [step.name for step in steps if step.action == "destroy"]
@@ -287,6 +292,11 @@ def apply(settings: Settings, options: Options) -> int:
 
         users = {name: state.hosts[name].ssh_user for name in booted}
         machines.wait_for_ssh(booted, users, str(key), str(known_hosts_file()), pids, restart=restart)
+    if stand_in and (stand_in in booted or not state.database):
+        _configure_stand_in(state, stand_in, settings)
+    elif not stand_in and state.database:
+        state.database = None  # back to db_service host: the stand-in was destroyed above
+        save_state(state)
     restarted = sum(s.action == "restart" for s in steps)
     print(
         f"Apply complete in {time.monotonic() - started:.0f} s: "
@@ -295,6 +305,22 @@ def apply(settings: Settings, options: Options) -> int:
         + f"{len(doomed)} destroyed."
     )
     return 0
+
+
+def _configure_stand_in(state: State, name: str, settings: Settings) -> None:
+    """provision.py's own configuration of the RDS stand-in (never deploy.py's), then its record."""
+    started = time.monotonic()
+    password = load_secrets()["rds_master_password"]
+    entry, changed = rds.configure(name, state.hosts[name], settings.local_subnet, settings.project_prefix, password)
+    state.database = entry
+    save_state(state)
+    how = "configured" if changed else "checked"
+    print(
+        f"{how} {name} as the local stand-in for RDS: PostgreSQL on {entry['address']}:{entry['port']}, TLS only "
+        f"(CA {private_dir(rds.CA_FOLDER) / 'ca.pem'}), master user {entry['master_user']}, "
+        f"in {time.monotonic() - started:.1f} s",
+        flush=True,
+    )
 
 
 def _trust_host_keys(address: str, public_keys: list[str]) -> None:
@@ -334,6 +360,8 @@ def _destroy_hosts(state: State, names: list[str]) -> None:
         machines.remove(name)
         _forget_host_keys(host.private_ip)
         del state.hosts[name]
+        if host.role == rds.ROLE:
+            state.database = None
         save_state(state)
         print(
             f"destroyed {name} ({host.private_ip}): its files removed in {time.monotonic() - started:.1f} s", flush=True
@@ -343,7 +371,10 @@ def _destroy_hosts(state: State, names: list[str]) -> None:
 def _backup(
     state: State, settings: Settings, path: str, if_failed: str = "nothing was destroyed", label: str = "--backup"
 ) -> None:
-    """pg_dump (custom format) of the application database to `path`."""
+    """pg_dump (custom format) of the application database to `path` (db_service rds: through the
+    setup backend, as the app role over TLS)."""
+    if settings.db_service == "rds":
+        return backup_through_backend(state, settings, path, lambda line: print(line, flush=True), if_failed, label)
     db = [(name, host) for name, host in state.hosts.items() if host.role == "db"]
     if not db:
         raise UserError(f"{label}: no database host is recorded: run python provision.py --provider local first")

@@ -13,10 +13,11 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+from stack.database import required_database
 from stack.errors import UserError
 from stack.operate import hosts as recorded
 from stack.operate import session
-from stack.operate.commands import manage_command, psql_command, since_seconds, ssh_argv
+from stack.operate.commands import manage_command, managed_client_command, psql_command, since_seconds, ssh_argv
 from stack.operate.logs import show_logs
 from stack.operate.probe import parse, probe_script
 from stack.operate.status import Answer, render, report
@@ -87,6 +88,12 @@ def run_manage(args, settings: Settings) -> int:
 
 
 def run_psql(args, settings: Settings) -> int:
+    if settings.db_service == "rds":
+        # No db host to log in to: psql on the setup backend, over TLS, as the app role.
+        state, hosts = _state_and_hosts()
+        host = _one(recorded.setup_backend_name(hosts))
+        remote = [managed_client_command(host, "psql", settings, required_database(state), args.args)]
+        return session.interactive(host, lambda log: ssh_argv(host, remote, tty=_interactive(), log_file=log))
     host = _one("db")
     remote = [psql_command(host, settings, args.args)]
     return session.interactive(host, lambda log: ssh_argv(host, remote, tty=_interactive(), log_file=log))

@@ -92,6 +92,24 @@ def psql_command(host: Target, settings: Settings, args: list[str]) -> str:
     )
 
 
+def managed_client_command(host: Target, tool: str, settings: Settings, database: dict, args: list[str]) -> str:
+    """psql or pg_dump on the setup backend against the managed database (db_service rds): as the
+    app user (the app role's session, never the master's), over TLS verified against the CA bundle,
+    the app role's password read by root from the backend's root-only env file into PGPASSWORD
+    (inherited, never in a command line)."""
+    conninfo = (
+        f"host={database['address']} port={database['port']} dbname={settings.db_name} user={settings.db_user} "
+        f"sslmode=verify-full sslrootcert={LAYOUT.config_root}/database-ca.pem"
+    )
+    words = "".join(f" {shlex.quote(arg)}" for arg in args)
+    script = (
+        f"cd / && PGPASSWORD=$(sed -n 's/^DATABASE_PASSWORD=//p' {LAYOUT.env_file}) && export PGPASSWORD "
+        f"PSQL_HISTORY=/dev/null && exec runuser -u {LAYOUT.user} -- {tool} {'-X ' if tool == 'psql' else ''}"
+        f"{shlex.quote(conninfo)}{words}"
+    )
+    return as_root(host, f"sh -c {shlex.quote(script)}")
+
+
 def since_seconds(since: str | None) -> int | None:
     """`10m` -> 600; None stays None. Raises ValueError for anything else."""
     if since is None:

@@ -62,12 +62,15 @@ from tasks.backend.setup import app_populate, app_setup, history_login
 from tasks.backend.switch import app_switch
 from tasks.packages import packages_installed
 from tasks.paths import paths_exist, wanted
-from tasks.shared import UPSTREAM, db_private_ip
+from tasks.rds.deploy import database_roles, deploy_database_files
+from tasks.rds.render import master_login, tls_options
+from tasks.shared import HISTORY_ROLE, UPSTREAM, database_endpoint, managed_database
 from tasks.units import units_running
 
 # git for the checkout, python3-venv for the virtualenv (same names on Ubuntu 24.04 and Debian 12),
 # python3-psycopg2 for root's own connection to the migration history (never the app's venv).
 PACKAGES = ["git", "python3-venv", "ca-certificates", "python3-psycopg2"]
+RDS_PACKAGES = ["postgresql-client"]
 # The end of the releases' history read for a rollback: ~60 bytes a switch, the last ~1000 switches.
 HISTORY_BYTES = 65536
 
@@ -191,9 +194,15 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
 def _converge(settings: Settings, secrets: dict) -> dict:
     """Everything a backend needs before its switch; returns the switch's arguments."""
     layout = LAYOUT
-    db_host = db_private_ip()
+    db_host, db_port = database_endpoint()
+    database = managed_database()  # db_service rds: its record; None with the db host
+    tls = tls_options(layout) if database else None
 
-    packages_installed(name="Ensure git and Python's venv are installed", packages=PACKAGES)
+    packages_installed(
+        name="Ensure git and Python's venv are installed",
+        # A managed database: psql and pg_dump for provision.py psql/backup and the deploy lock.
+        packages=PACKAGES + (RDS_PACKAGES if database else []),
+    )
     system_group(name="Ensure the app group exists", group=layout.user)
     system_user(name="Ensure the app user exists", user=layout.user, home=layout.home, shell="/usr/sbin/nologin")
     paths_exist(
@@ -232,6 +241,8 @@ def _converge(settings: Settings, secrets: dict) -> dict:
         mode="644",
         create_remote_dir=False,
     )
+    if database:
+        deploy_database_files(database, layout)
     environment = secret_file(
         name="Write the app's secrets to its root-only environment file",
         path=layout.env_file,
@@ -248,6 +259,8 @@ def _converge(settings: Settings, secrets: dict) -> dict:
                 db_user=settings.db_user,
                 hosts=allowed_hosts(host.data.private_ip, host.data.get("ssh_hostname"), UPSTREAM),
                 layout=layout,
+                db_port=db_port,
+                tls=tls,
             )
         ),
         dest=layout.settings_path,
@@ -302,11 +315,26 @@ def _converge(settings: Settings, secrets: dict) -> dict:
     app_fetch(name=f"Fetch {settings.app_ref} of the app", **release)
     app_build(name=f"Build the release of {settings.app_ref} beside the running one", **release)
     if first.name == host.name:
+        if database:
+            database_roles(
+                name="Ensure the app's role and database exist on the managed database (master user, setup only)",
+                login=master_login(
+                    database,
+                    layout,
+                    master_password=secrets["rds_master_password"],
+                    db_name=settings.db_name,
+                    db_user=settings.db_user,
+                    db_password=secrets["db_password"],
+                    history_role=HISTORY_ROLE,
+                    history_password=secrets["db_history_password"],
+                ),
+                **release,
+            )
         app_setup(
             name="Set the database up for the new release, from this backend only",
             commands=list(settings.app_setup_commands),
             allow_destructive=settings.allow_destructive_migrations,
-            history=history_login(db_host, settings.db_name, secrets["db_history_password"]),
+            history=history_login(db_host, settings.db_name, secrets["db_history_password"], db_port, tls),
             **release,
         )
         app_populate(

@@ -18,7 +18,17 @@ def allowed_hosts(private_ip: str, public_ip: str | None, upstream: str) -> list
     return hosts + [upstream, "localhost", "127.0.0.1"]
 
 
-def deploy_settings(*, db_host: str, db_name: str, db_user: str, hosts: list[str], layout: Layout = LAYOUT) -> str:
+def deploy_settings(
+    *,
+    db_host: str,
+    db_name: str,
+    db_user: str,
+    hosts: list[str],
+    layout: Layout = LAYOUT,
+    db_port: int = 5432,
+    tls: dict[str, str] | None = None,
+) -> str:
+    """`tls`: libpq's sslmode and sslrootcert (a managed database, tasks/rds/render.py tls_options)."""
     return render_template(
         "backend/deploy_settings.py.j2",
         app_package=layout.app_package,
@@ -27,6 +37,8 @@ def deploy_settings(*, db_host: str, db_name: str, db_user: str, hosts: list[str
         db_name=db_name,
         db_user=db_user,
         db_host=db_host,
+        db_port=db_port,
+        tls=repr(tls) if tls else None,
     )
 
 

@@ -44,10 +44,13 @@ LEGACY_POPULATED = "populated"
 HISTORY_MARKER, HISTORY = "history", "sprint2_deploy.migrations"
 
 
-def history_login(db_host: str, db_name: str, password: str) -> str:
-    """The deploy-only role's login, as the setup backend's root-only credentials file holds it."""
-    login = {"host": db_host, "port": 5432, "dbname": db_name, "user": HISTORY_ROLE, "password": password}
-    return json.dumps(login, sort_keys=True) + "\n"
+def history_login(
+    db_host: str, db_name: str, password: str, port: int = 5432, tls: dict[str, str] | None = None
+) -> str:
+    """The deploy-only role's login, as the setup backend's root-only credentials file holds it
+    (`tls`: sslmode and sslrootcert, for a managed database)."""
+    login = {"host": db_host, "port": port, "dbname": db_name, "user": HISTORY_ROLE, "password": password}
+    return json.dumps({**login, **(tls or {})}, sort_keys=True) + "\n"
 
 
 def root_only_file(path: str, content: str):

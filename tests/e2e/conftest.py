@@ -46,8 +46,8 @@ def pytest_collection_modifyitems(items):
     def rank(item):
         if "e2e" not in item.keywords:
             return 0
-        # The real app's module recreates the hosts for itself, and the machine-wide destroy check
-        # destroys them: both last, so the others share theirs.
+        # The real app's and the RDS modules recreate the hosts for themselves, and the machine-wide
+        # destroy check destroys them: last, so the others share theirs.
         # The gateway tier's module adds a second Kong node and removes it: after those sharing the hosts.
         return {
             "test_docs_e2e.py": 1,
@@ -55,6 +55,7 @@ def pytest_collection_modifyitems(items):
             "test_gateway_tier_e2e.py": 3.5,
             "test_local_machine_e2e.py": 4,
             "test_real_app.py": 4,
+            "test_rds_e2e.py": 4,
         }.get(item.path.name, 3)
 
     items.sort(key=rank)

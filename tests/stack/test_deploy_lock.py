@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from stack import deploy_lock, deploy_lock_scripts
-from stack.deploy_lock_scripts import LockPlace, hold_script, take_sql, unlock_script
+from stack.deploy_lock_scripts import LockPlace, hold_script, managed_place, take_sql, unlock_script
 
 
 @pytest.fixture
@@ -100,16 +100,36 @@ def test_the_statement_that_takes_the_advisory_lock_carries_its_holder_as_a_lite
     )
 
 
-def test_a_managed_database_place_holds_only_the_advisory_lock():
-    script = hold_script(
-        "x", LockPlace(role="backends", psql="psql 'host=db.example sslmode=verify-full'", host_lock=False)
-    )
+MANAGED = (
+    "host=10.0.1.9 port=5432 user=sprint2_deploy sslmode=verify-full "
+    "sslrootcert=/etc/sprint2/database-ca.pem connect_timeout=10"
+)
+
+
+def test_a_managed_database_place_is_the_setup_backend_over_tls_with_the_password_on_stdin():
+    place = managed_place("10.0.1.9", 5432, "sprint2_deploy", "/etc/sprint2/database-ca.pem")
+    assert (place.role, place.group, place.host_lock, place.password_on_stdin) == ("backend", "backends", False, True)
+    psql = f"psql -X -q -At -v ON_ERROR_STOP=1 '{MANAGED} dbname=postgres application_name=sprint2-deploy'"
+    assert place.ready == f"[ -r /etc/sprint2/database-ca.pem ] && {psql} -c 'SELECT 1' >/dev/null"
+    script = hold_script("x", place)
     assert "flock" not in script and "/run" not in script
-    assert script.startswith("cd / && { printf '%s\\n' 'SELECT CASE WHEN pg_catalog.pg_try_advisory_lock(")
-    assert script.endswith(
-        "exec cat; } 9<&- | psql 'host=db.example sslmode=verify-full' -X -q -At -v ON_ERROR_STOP=1 "
-        "'dbname=postgres application_name=sprint2-deploy' 9<&- 2>&1"
+    assert script.startswith(
+        "cd / && IFS= read -r PGPASSWORD; export PGPASSWORD; if [ -r /etc/sprint2/database-ca.pem ] && "
     )
+    assert script.endswith(f"exec cat; }} 9<&- | {psql} 9<&- 2>&1; else echo acquired; exec cat > /dev/null; fi")
+    assert "PGPASSWORD=" not in script  # the password is read from the session's input, never written in it
+    assert unlock_script(place).startswith('cd / && IFS= read -r PGPASSWORD; export PGPASSWORD; found=""; ')
+
+
+def test_before_the_first_setup_a_managed_place_goes_on_unlocked_and_reads_its_password_first(tmp_path):
+    place = managed_place("10.0.1.9", 5432, "sprint2_deploy", str(tmp_path / "no-bundle-yet.pem"))
+    held = deploy_lock.ProcessSession("here", ["sh", "-c", hold_script(ALICE, place)])
+    assert held.process.stdin is not None
+    held.process.stdin.write("secret-horse\n")
+    held.process.stdin.flush()
+    assert held.answer().strip() == "acquired"
+    held.end(wait=True)
+    assert held.process.returncode == 0
 
 
 def test_the_holder_names_who_where_when_and_what():
@@ -119,7 +139,7 @@ def test_the_holder_names_who_where_when_and_what():
 
 def test_a_dry_run_takes_no_lock(monkeypatch):
     monkeypatch.setattr(deploy_lock.sys, "argv", ["pyinfra", "inventory.py", "deploy.py", "--dry"])
-    monkeypatch.setattr(deploy_lock, "database_host", lambda: pytest.fail("a --dry run asked for the lock"))
+    monkeypatch.setattr(deploy_lock, "database_host", lambda place=None: pytest.fail("a --dry run asked for the lock"))
     deploy_lock.take("main")
 
 
@@ -128,9 +148,11 @@ def local_run(place, monkeypatch):
     """take() as deploy.py calls it, its session a local shell instead of the db host's."""
     monkeypatch.setattr(deploy_lock, "_held", None)
     monkeypatch.setattr(deploy_lock.sys, "argv", ["pyinfra", "inventory.py", "deploy.py"])
-    monkeypatch.setattr(deploy_lock, "database_host", lambda: SimpleNamespace(name="the db host"))
+    monkeypatch.setattr(deploy_lock, "database_host", lambda place=None: SimpleNamespace(name="the db host"))
     monkeypatch.setattr(
-        deploy_lock, "open_session", lambda where, script: deploy_lock.ProcessSession(where.name, ["sh", "-c", script])
+        deploy_lock,
+        "open_session",
+        lambda where, script, password=None: deploy_lock.ProcessSession(where.name, ["sh", "-c", script]),
     )
     registered = []
     monkeypatch.setattr(deploy_lock.atexit, "register", registered.append)

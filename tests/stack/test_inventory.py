@@ -106,3 +106,44 @@ def test_every_host_is_checked_strictly_against_its_pin_never_trusted_on_first_u
         str(home.resolve() / "ssh" / "known_hosts"),
     )
     assert groups["kong"][0][1]["ssh_paramiko_connect_kwargs"]["transport_factory"].pin_name == "198.51.100.9"
+
+
+DATABASE = {
+    "service": "rds",
+    "identifier": "des-db",
+    "address": "des-db.abc.us-east-1.rds.amazonaws.com",
+    "port": 5432,
+    "master_user": "sprint2admin",
+    "ca_bundle_url": "https://truststore.pki.rds.amazonaws.com/us-east-1/us-east-1-bundle.pem",
+}
+
+
+def test_with_rds_there_is_no_db_group_and_every_host_gets_the_database_record(home):
+    (home.parent / "config.yml").write_text("project_prefix: des\ndb_service: rds\n")
+    save_state(
+        State(
+            "local",
+            "des",
+            hosts={
+                "des-rds": host("rds", "10.77.0.10"),
+                "des-backend-a": host("backend", "10.77.0.20", "a"),
+                "des-kong": host("kong", "10.77.0.11"),
+            },
+            database=DATABASE,
+        )
+    )
+    groups = groups_from_state()
+    assert groups["db"] == []  # the stand-in is provision.py's, never the deploy's
+    assert [name for name, _ in groups["backends"]] == ["des-backend-a"]
+    assert all(data["database"] == DATABASE for group in groups.values() for _, data in group)
+
+
+def test_with_rds_and_no_database_recorded_it_says_to_provision(home):
+    (home.parent / "config.yml").write_text("project_prefix: des\ndb_service: rds\n")
+    record({"des-backend-a": host("backend", "10.77.0.20", "a")})
+    with pytest.raises(UserError) as error:
+        groups_from_state()
+    assert str(error.value) == (
+        "db_service is rds but no database is recorded in the state: run python provision.py "
+        "(it creates the database and records its endpoint), then deploy"
+    )

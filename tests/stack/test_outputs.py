@@ -37,3 +37,21 @@ def test_the_tunnel_command_quotes_a_home_with_spaces(monkeypatch, tmp_path):
         f"ssh -i '/keys/my key.pem' -o 'UserKnownHostsFile={tmp_path}/my deploy/ssh/known_hosts' "
         "-o StrictHostKeyChecking=yes -L 8001:127.0.0.1:8001 ubuntu@198.51.100.9"
     ) in text
+
+
+def test_outputs_show_the_database_endpoint_when_recorded():
+    database = {
+        "service": "rds",
+        "identifier": "des-db",
+        "address": "des-db.abc.us-east-1.rds.amazonaws.com",
+        "port": 5432,
+        "master_user": "sprint2admin",
+        "ca_bundle_url": "https://truststore.pki.rds.amazonaws.com/us-east-1/us-east-1-bundle.pem",
+    }
+    hosts = {"des-backend-a": Host("backend", "172.31.0.5", "198.51.100.5", "ubuntu", key="a")}
+    text = render_outputs(State("aws", "des", hosts=hosts, database=database), settings_from({}))
+    assert (
+        "  database       = des-db.abc.us-east-1.rds.amazonaws.com:5432   (des-db, master user sprint2admin, "
+        "TLS verify-full)"
+    ) in text
+    assert "database" not in render_outputs(State("aws", "des", hosts=hosts), settings_from({}))

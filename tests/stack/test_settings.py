@@ -179,6 +179,12 @@ def test_host_names_follow_the_design():
     }
 
 
+def test_host_names_without_the_db_host():
+    settings = settings_from({"project_prefix": "x", "backends": ["a"], "db_service": "rds"})
+    assert host_names(settings, db_host=False) == {"x-backend-a": ("backend", "a"), "x-kong": ("kong", None)}
+    assert "x-db" in host_names(settings)  # the default: every host, whatever db_service says
+
+
 @pytest.mark.parametrize("script", ["provision.py", "inventory.py"])
 def test_scripts_refuse_a_bad_file_with_one_line_and_exit_2(tmp_path, script):
     path = write(tmp_path, "instance_type: 3\n")

@@ -1,5 +1,6 @@
 """The state file: atomic, private, and one clear line when it is not what it should be."""
 
+import json
 import stat
 
 import pytest
@@ -159,3 +160,49 @@ def test_records_read_by_key_like_the_json_for_readers_not_converted(home):
 def test_a_hand_written_host_gets_the_defaults_it_was_read_with():
     host = Host.from_json({"role": "db", "private_ip": "10.0.0.4", "public_ip": None, "ssh_user": "root"})
     assert (host.key, host.ssh_key, host.ssh_port, host.extra) == (None, None, 22, {})
+
+
+RDS = {
+    "service": "rds",
+    "identifier": "des-db",
+    "address": "des-db.abc.us-east-1.rds.amazonaws.com",
+    "port": 5432,
+    "master_user": "sprint2admin",
+    "ca_bundle_url": "https://truststore.pki.rds.amazonaws.com/us-east-1/us-east-1-bundle.pem",
+}
+
+
+def test_the_database_entry_is_top_level_and_reads_back(home):
+    state = State("aws", "des", "us-east-1", database=dict(RDS))
+    state.hosts["des-backend-a"] = Host("backend", "172.31.0.5", "203.0.113.5", "ubuntu", key="a")
+    save_state(state)
+    assert json.loads(state_path().read_text())["database"] == RDS
+    assert load_state() == state and load_state().database == RDS
+
+
+def test_a_host_stack_has_no_database_entry(home):
+    save_state(State("local", "des"))
+    assert "database" not in json.loads(state_path().read_text())
+    assert load_state().database is None
+
+
+@pytest.mark.parametrize(
+    "database",
+    [
+        "rds",
+        {**RDS, "service": "host"},
+        {key: value for key, value in RDS.items() if key != "address"},
+        {key: value for key, value in RDS.items() if key != "ca_bundle_url"},
+    ],
+)
+def test_a_damaged_database_entry_is_one_line(home, database):
+    home.mkdir()
+    state_path().write_text(json.dumps({"version": 1, "hosts": {}, "database": database}))
+    with pytest.raises(UserError, match=r'"database" lacks service \(rds\), identifier, address, port, master_user'):
+        load_state()
+
+
+def test_a_local_database_entry_may_carry_the_pem_instead(home):
+    local = {key: value for key, value in RDS.items() if key != "ca_bundle_url"}
+    save_state(State("local", "des", database={**local, "ca_bundle_pem": "-----BEGIN CERTIFICATE-----"}))
+    assert load_state().database["ca_bundle_pem"].startswith("-----BEGIN")

@@ -1,8 +1,17 @@
 """The exact command lines of ssh, logs, manage and psql (pure builders, no host)."""
 
+import shlex
+
 import pytest
 
-from stack.operate.commands import logs_command, manage_command, psql_command, since_seconds, ssh_argv
+from stack.operate.commands import (
+    logs_command,
+    manage_command,
+    managed_client_command,
+    psql_command,
+    since_seconds,
+    ssh_argv,
+)
 from stack.operate.hosts import Target
 from stack.settings import settings_from
 
@@ -138,3 +147,24 @@ def test_since(text, seconds):
 def test_since_refuses_other_spans(text):
     with pytest.raises(ValueError):
         since_seconds(text)
+
+
+def test_with_rds_psql_and_pg_dump_run_on_the_backend_as_the_app_over_tls():
+    database = {"address": "des-db.x.rds.amazonaws.com", "port": 5432}
+    settings = settings_from({"db_service": "rds"})
+    conninfo = (
+        "'host=des-db.x.rds.amazonaws.com port=5432 dbname=dispatch_db user=dispatch_user "
+        "sslmode=verify-full sslrootcert=/etc/sprint2/database-ca.pem'"
+    )
+    script = (
+        "cd / && PGPASSWORD=$(sed -n 's/^DATABASE_PASSWORD=//p' /etc/sprint2/env) && export PGPASSWORD "
+        f"PSQL_HISTORY=/dev/null && exec runuser -u sprint2 -- psql -X {conninfo} -c 'SELECT 1'"
+    )
+    assert managed_client_command(host(user="ubuntu"), "psql", settings, database, ["-c", "SELECT 1"]) == (
+        f"sudo -n sh -c {shlex.quote(script)}"
+    )
+    dump = managed_client_command(host(), "pg_dump", settings, database, ["--format=custom"])
+    assert (
+        dump.startswith("sh -c ")
+        and f"runuser -u sprint2 -- pg_dump {conninfo} --format=custom" in shlex.split(dump)[2]
+    )

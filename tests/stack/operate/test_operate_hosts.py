@@ -29,7 +29,7 @@ def test_an_unknown_name_or_an_ambiguous_role_is_one_line():
     with pytest.raises(
         UserError,
         match=r"^no host or role 'des-web' in the state \(hosts: des-backend-a, "
-        r"des-backend-b, des-db, des-kong; roles: db, backend, kong\)$",
+        r"des-backend-b, des-db, des-kong; roles: db, backend, kong, rds\)$",
     ):
         select(HOSTS, ["des-web"])
     with pytest.raises(UserError, match=r"^backend names 2 hosts \(des-backend-a, des-backend-b\): name one of them$"):

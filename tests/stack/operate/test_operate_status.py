@@ -255,3 +255,13 @@ def test_probes_read_the_units_and_files_the_deploy_writes():
     assert "docker inspect --format '\"'\"'{{.State.Status}}'\"'\"' kong" in kong
     assert "echo config_sha256=$(sha256sum /opt/kong/declarative/kong.yml 2>/dev/null | cut -d" in kong
     assert "8101" in kong and "/upstreams/backend-cluster/health" in kong and '"status":"/status"' in kong
+
+
+def test_the_local_rds_stand_in_is_a_host_that_answers_and_nothing_more():
+    answers = [answer for answer in healthy_answers() if answer.role != "db"]
+    answers.append(Answer("des-rds", "rds", "10.77.0.10", dict(COMMON)))
+    data = report(answers)
+    assert data["healthy"] is True and data["problems"] == []
+    lines = render(data, "/health-check/").splitlines()
+    assert "  des-rds        10.77.0.10       up   1d2h  disk 25% of 10.0G  memory 50% of 1.0G" in lines
+    assert not any(line.startswith("DATABASE") for line in lines)

@@ -95,7 +95,7 @@ APP = "runuser -u sprint2 --"
 BEFORE_ACCOUNT = ("app group", "app user")
 ACCOUNT = {"uid": 998, "gid": 998, "home": LAYOUT.home, "shell": "/usr/sbin/nologin"}
 BEFORE_FETCH, BEFORE_BUILD = ("Fetch",), ("Fetch", "Build")
-BEFORE_SETUP = ("Fetch", "Build", "Set the database up")
+BEFORE_SETUP = ("Fetch", "Build", "managed database", "Set the database up")
 BEFORE_SWITCH = BEFORE_SETUP + ("Switch",)
 
 
@@ -113,17 +113,40 @@ def release(commit):
     return f"/srv/sprint2/releases/{commit}"
 
 
+# db_service rds: the database's record (stack/database.py) as the inventory gives it to the host.
+DATABASE = {
+    "service": "rds",
+    "identifier": "des-rds",
+    "address": "10.0.1.9",
+    "port": 5432,
+    "master_user": "sprint2admin",
+    "ca_bundle_pem": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+}
+CA_BUNDLE, ROLES_SCRIPT = "/etc/sprint2/database-ca.pem", "/etc/sprint2/conf/rds_roles.py"
+
+
+def db_address(settings) -> str:
+    return DATABASE["address"] if settings.db_service == "rds" else "10.0.1.10"
+
+
 def managed_files(settings):
     """Every file the deploy uploads, with its text and mode, for a converged host."""
+    rds = settings.db_service == "rds"
+    managed = {
+        CA_BUNDLE: (DATABASE["ca_bundle_pem"], 644),
+        ROLES_SCRIPT: ((PROJECT_ROOT / "files" / "backend" / "rds_roles.py").read_text(), 644),
+    }
     return {
+        **(managed if rds else {}),
         LAYOUT.run_helper: (run_helper(), 755),
         LAYOUT.marker_script: ((PROJECT_ROOT / "files" / "backend" / "deploy_marker.py").read_text(), 644),
         LAYOUT.settings_path: (
             deploy_settings(
-                db_host="10.0.1.10",
+                db_host=db_address(settings),
                 db_name="dispatch_db",
                 db_user="dispatch_user",
                 hosts=allowed_hosts("10.0.1.11", "3.80.1.11", UPSTREAM),
+                tls={"sslmode": "verify-full", "sslrootcert": CA_BUNDLE} if rds else None,
             ),
             644,
         ),
@@ -171,7 +194,9 @@ def host_facts(
     env_text = (
         env
         if env is not None
-        else env_file(db_host="10.0.1.10", db_password=SECRETS["db_password"], secret_key=SECRETS["django_secret_key"])
+        else env_file(
+            db_host=db_address(settings), db_password=SECRETS["db_password"], secret_key=SECRETS["django_secret_key"]
+        )
     )
     files = {f"path={path}": dict(owned, mode=mode, size=len(text)) for path, (text, mode) in uploads.items()}
     files[f"path={LAYOUT.env_file}"] = {"mode": 600, "user": "root", "group": "root"} if installed else None
@@ -192,7 +217,13 @@ def host_facts(
     }
     units = [{"running": installed, "enabled": installed}] * 2
     return {
-        DebPackages: {"git": {"1"}, "python3-venv": {"1"}, "ca-certificates": {"1"}, "python3-psycopg2": {"1"}}
+        DebPackages: {
+            "git": {"1"},
+            "python3-venv": {"1"},
+            "ca-certificates": {"1"},
+            "python3-psycopg2": {"1"},
+            **({"postgresql-client": {"1"}} if settings.db_service == "rds" else {}),
+        }
         if installed
         else {},
         SystemAccount: {
