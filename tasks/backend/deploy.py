@@ -8,9 +8,10 @@ gateway.health_path and gateway.active.healthy_statuses. Layout on the host (tas
   /srv/sprint2                     root's (0755): the app user `sprint2` owns only what it writes below
   /srv/sprint2/repo.git            a mirror of app_repo (the app user's; git runs in it as that user only)
   /srv/sprint2/releases/<commit>   one release per commit: its tree (never edited by the deploy),
-                                   .venv (-> /srv/sprint2/venvs/<requirements>), .static
+                                   .venv (-> /srv/sprint2/venvs/<lock>), .static
+  /etc/sprint2/locks/<lock>.txt    root's copy of each lock a virtualenv was built from (tasks/backend/lock.py)
   /srv/sprint2/current             -> the live release (root's link)
-  /srv/sprint2/venvs, .cache, .gunicorn  the app user's: virtualenvs, pip's cache, gunicorn's control socket
+  /srv/sprint2/venvs, .cache, .gunicorn  the app user's: virtualenvs (named by their lock), uv's cache, gunicorn's control socket
   /etc/sprint2/conf                root's (0755): the deploy's settings module (imports provesi.settings),
                                    gunicorn.conf.py, deploy_marker.py
   /etc/sprint2/env                 root-only (0600) secrets for systemd's EnvironmentFile and sprint2-run
@@ -43,6 +44,7 @@ from tasks.backend.layout import LAYOUT
 from tasks.backend.operations import (
     app_build,
     app_fetch,
+    app_lock,
     app_prune,
     check_health,
     secret_file,
@@ -267,6 +269,7 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
     first = setup_backend(backends)
     release: dict[str, Any] = {"repo": settings.app_repo, "ref": settings.app_ref, "layout": layout}
     app_fetch(name=f"Fetch {settings.app_ref} of the app", **release)
+    app_lock(name=f"Lock the requirements of {settings.app_ref}, once, on one backend", **release)
     app_build(name=f"Build the release of {settings.app_ref} beside the running one", **release)
     if first.name == host.name:
         app_setup(

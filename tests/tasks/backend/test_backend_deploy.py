@@ -31,6 +31,17 @@ from tasks.backend.facts import (
     VenvWorks,
 )
 from tasks.backend.layout import LAYOUT
+from tasks.backend.lock import (
+    CONSTRAINTS,
+    digest,
+    keep_lock,
+    kept_lock,
+    lock_input,
+    resolve,
+    uv_installed,
+    venv_built,
+)
+from tasks.backend.operations import wrapped_lock
 from tasks.backend.logs import deploy_log_rotation
 from tasks.backend.render import (
     LOGROTATE_PATH,
@@ -41,7 +52,6 @@ from tasks.backend.render import (
     deploy_settings,
     env_file,
     gunicorn_conf,
-    requirements_key,
     run_helper,
 )
 from tasks.backend.setup import HISTORY, HISTORY_MARKER
@@ -64,7 +74,10 @@ OTHERS = {
 REPO = "https://github.com/mr-torres-d-ojedas/Sprint2.git"
 OLD, NEW = "a" * 40, "b" * 40
 REQUIREMENTS = "Django==4.2.25\npsycopg2-binary==2.9.9\nwhitenoise\n"
-VENV = f"/srv/sprint2/venvs/{requirements_key(REQUIREMENTS)}"
+# The lock the controller keeps for each commit of these tests (tasks/backend/lock.py).
+LOCK = "django==4.2.25 \\\n    --hash=sha256:" + "1" * 64 + "\n"
+VENV = f"/srv/sprint2/venvs/{digest(LOCK)}"
+COPY = f"/etc/sprint2/locks/{digest(LOCK)}.txt"
 LEGACY = f"paths={list(LAYOUT.legacy)!r}"
 APP_DIRS = ["/srv/sprint2/repo.git", "/srv/sprint2/releases", "/srv/sprint2/venvs"]
 CACHE = ["/srv/sprint2/.cache", "/srv/sprint2/.gunicorn"]
@@ -81,6 +94,7 @@ APP_UNITS = "units=['sprint2-app.socket', 'sprint2-app.service']"
 PARENTS = ["/usr/local/sbin", "/etc/systemd/system", "/var/log", "/etc"]
 
 FETCH = "Fetch main of the app"
+LOCK_OP = "Lock the requirements of main, once, on one backend"
 BUILD = "Build the release of main beside the running one"
 SETUP = "Set the database up for the new release, from this backend only"
 POPULATE = "Populate the database, each command once in its life"
@@ -97,6 +111,14 @@ ACCOUNT = {"uid": 998, "gid": 998, "home": LAYOUT.home, "shell": "/usr/sbin/nolo
 BEFORE_FETCH, BEFORE_BUILD = ("Fetch",), ("Fetch", "Build")
 BEFORE_SETUP = ("Fetch", "Build", "Set the database up")
 BEFORE_SWITCH = BEFORE_SETUP + ("Switch",)
+
+
+@pytest.fixture(autouse=True)
+def kept_locks(tmp_path, monkeypatch):
+    """A controller that keeps the lock of both commits (as after their first deploy)."""
+    monkeypatch.setenv("DEPLOY_HOME", str(tmp_path / "deploy"))
+    for commit in (OLD, NEW):
+        keep_lock(commit, LOCK)
 
 
 def base(values=None):
@@ -380,7 +402,7 @@ def test_an_app_user_with_another_shell_or_group_is_corrected():
 def test_fresh_backend_mirrors_builds_sets_up_populates_and_switches():
     settings = base()
     run = deploy(host_facts(settings, installed=False, commit=None, remote=NEW, populated=False), settings)
-    assert run.changed == [name for name in run.names if name not in (HEALTH, SWITCH_B, PRUNE)]
+    assert run.changed == [name for name in run.names if name not in (HEALTH, SWITCH_B, PRUNE, LOCK_OP)]
     git = f"{APP} git --git-dir=/srv/sprint2/repo.git"
     # Made in its folder (the app user's, in root's home), as `git clone --mirror` would.
     assert run.op(FETCH).commands[:2] == [
@@ -391,11 +413,12 @@ def test_fresh_backend_mirrors_builds_sets_up_populates_and_switches():
     assert run.op(BUILD).commands == [
         f"{git} worktree prune && {APP} mkdir -p /srv/sprint2/releases && {APP} rm -rf {release(NEW)} && "
         f"{git} worktree add --quiet --detach --force {release(NEW)} {NEW}",
-        f"{APP} rm -rf {VENV} && {APP} mkdir -p /srv/sprint2/venvs && {APP} python3 -m venv {VENV}",
-        # The commit's requirements (not the work tree's, the app user's to change).
-        f"{git} show {NEW}:requirements.txt | {APP} tee {VENV}/requirements.txt > /dev/null && "
-        f"{APP} {VENV}/bin/pip install --quiet --disable-pip-version-check -r {VENV}/requirements.txt",
-        f"{APP} {VENV}/bin/pip install --quiet --disable-pip-version-check gunicorn",
+        # Root's copy of the controller's lock, in root's folder; the virtualenv built from it.
+        "mkdir -p -m 755 /etc/sprint2/locks",
+        f"upload {COPY}.new",
+        f"chmod 644 {COPY}.new && chown root:root {COPY}.new && mv -f {COPY}.new {COPY}",
+        uv_installed(LAYOUT),
+        venv_built(LAYOUT, COPY, VENV),
         f"{APP} ln -sfn {VENV} {release(NEW)}/.venv",
         f"{RUN} --in {release(NEW)} 'python manage.py collectstatic --noinput'",
         f"{APP} rm -f {release(NEW)}/.deploy-built && echo {NEW} | {APP} tee {release(NEW)}/.deploy-built > /dev/null",
@@ -599,9 +622,8 @@ def test_a_built_release_whose_virtualenv_does_not_run_gets_a_new_one():
     settings = base()
     run = deploy(host_facts(settings, commit=OLD, remote=OLD, venv_works=False), settings)
     assert run.changed == [BUILD]
-    assert run.op(BUILD).commands[0] == (
-        f"{APP} rm -rf {VENV} && {APP} mkdir -p /srv/sprint2/venvs && {APP} python3 -m venv {VENV}"
-    )
+    assert run.op(BUILD).commands[0] == "mkdir -p -m 755 /etc/sprint2/locks"
+    assert run.op(BUILD).commands[-3] == venv_built(LAYOUT, COPY, VENV)
     assert run.op(BUILD).commands[-1] == f"{APP} ln -sfn {VENV} {release(OLD)}/.venv"
 
 
@@ -843,3 +865,26 @@ def test_with_sudo_each_upload_goes_through_a_new_temporary_file_of_a_random_nam
     # Logged in as root, pyinfra writes the destination itself: no temporary file.
     commands = deploy(facts, settings).op("Write gunicorn's config").commands
     assert commands[0] == f"upload {LAYOUT.gunicorn_conf}"
+
+
+def test_a_release_without_a_kept_lock_is_resolved_once_on_the_first_backend_and_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEPLOY_HOME", str(tmp_path / "elsewhere"))
+    settings = base()
+    facts = host_facts(settings, remote=NEW)
+    key = digest(lock_input(REQUIREMENTS, CONSTRAINTS.read_text()))
+    facts[AppFileText][f"limit=1048576, path=/srv/sprint2/venvs/.locks/{key}.txt"] = LOCK
+    run = deploy(facts, settings)
+    command, path = resolve(LAYOUT, NEW, REQUIREMENTS, CONSTRAINTS.read_text())
+    assert path == f"/srv/sprint2/venvs/.locks/{key}.txt"
+    assert run.op(LOCK_OP).commands[:2] == [uv_installed(LAYOUT), wrapped_lock(command, "@fake/target", NEW)]
+    assert kept_lock(NEW) == LOCK
+    # Resolved as the app user, from the commit's own requirements plus the pinned additions.
+    assert f"{APP} git --git-dir=/srv/sprint2/repo.git show {NEW}:requirements.txt" in command
+    assert "printf '%s\\n' gunicorn==" in command and "--universal --generate-hashes" in command
+    assert venv_built(LAYOUT, COPY, VENV) in run.op(BUILD).commands
+
+
+def test_a_kept_lock_is_not_resolved_again():
+    settings = base()
+    run = deploy(host_facts(settings, remote=NEW), settings)
+    assert LOCK_OP not in run.changed
