@@ -191,7 +191,7 @@ def app_lock(repo: str, ref: str, layout: Layout = LAYOUT):
         host.noop(f"the lock of release {commit[:12]} is resolved when the deploy runs")
         return
     locker = resolver()
-    if locker is not host:
+    if locker.name != host.name:
         host.noop(f"{locker.data.get('name') or locker.name} resolves the lock of release {commit[:12]}")
         return
     requirements = host.get_fact(
