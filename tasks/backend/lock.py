@@ -83,10 +83,12 @@ def digest(text: str) -> str:
 
 def uv_env(layout: Layout) -> str:
     """uv as the app user: its cache in the app's home (shared by every release: a package is
-    downloaded once and hard-linked into each virtualenv), no config file read, no Python downloaded."""
+    downloaded once and hard-linked into each virtualenv), no config file read, no Python downloaded,
+    the host's certificate store trusted (as pip and apt do there; uv's own roots would refuse a
+    TLS-inspecting proxy the host trusts)."""
     return (
         f"env HOME={layout.home} UV_CACHE_DIR={layout.uv_cache} UV_NO_CONFIG=1 UV_PYTHON_DOWNLOADS=never "
-        f"UV_NO_PROGRESS=1 {layout.uv}"
+        f"UV_NO_PROGRESS=1 UV_SYSTEM_CERTS=1 {layout.uv}"
     )
 
 

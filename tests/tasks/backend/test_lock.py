@@ -29,10 +29,12 @@ def test_an_addition_without_a_pin_is_refused():
 def test_uv_runs_with_the_shared_cache_and_no_config_and_pip_is_the_fallback():
     assert uv_env(LAYOUT) == (
         "env HOME=/srv/sprint2 UV_CACHE_DIR=/srv/sprint2/.cache/uv UV_NO_CONFIG=1 UV_PYTHON_DOWNLOADS=never "
-        "UV_NO_PROGRESS=1 /usr/local/lib/sprint2-uv/0.13.9/uv"
+        "UV_NO_PROGRESS=1 UV_SYSTEM_CERTS=1 /usr/local/lib/sprint2-uv/0.13.9/uv"
     )
     command = venv_built(LAYOUT, "/etc/sprint2/locks/k.txt", "/srv/sprint2/venvs/k")
-    assert "pip sync --quiet --require-hashes --python /srv/sprint2/venvs/k/bin/python /etc/sprint2/locks/k.txt" in command
+    assert (
+        "pip sync --quiet --require-hashes --python /srv/sprint2/venvs/k/bin/python /etc/sprint2/locks/k.txt" in command
+    )
     assert "else runuser -u sprint2 -- python3 -m venv /srv/sprint2/venvs/k && " in command
     assert "--require-hashes --no-deps -r /etc/sprint2/locks/k.txt; fi" in command
 
