@@ -11,7 +11,8 @@ gateway.health_path and gateway.active.healthy_statuses. Layout on the host (tas
                                    .venv (-> /srv/sprint2/venvs/<lock>), .static
   /etc/sprint2/locks/<lock>.txt    root's copy of each lock a virtualenv was built from (tasks/backend/lock.py)
   /srv/sprint2/current             -> the live release (root's link)
-  /srv/sprint2/venvs, .cache, .gunicorn  the app user's: virtualenvs (named by their lock), uv's cache, gunicorn's control socket
+  /srv/sprint2/venvs, .cache, .gunicorn  the app user's: virtualenvs (named by their lock), uv's cache,
+                                   gunicorn's control socket
   /etc/sprint2/conf                root's (0755): the deploy's settings module (imports provesi.settings),
                                    gunicorn.conf.py, deploy_marker.py
   /etc/sprint2/env                 root-only (0600) secrets for systemd's EnvironmentFile and sprint2-run
@@ -65,9 +66,10 @@ from tasks.paths import paths_exist, wanted
 from tasks.shared import UPSTREAM, db_private_ip
 from tasks.units import units_running
 
-# git for the checkout, python3-venv for the virtualenv (same names on Ubuntu 24.04 and Debian 12),
-# python3-psycopg2 for root's own connection to the migration history (never the app's venv).
-PACKAGES = ["git", "python3-venv", "ca-certificates", "python3-psycopg2"]
+# git for the checkout (same names on Ubuntu 24.04 and Debian 12), python3-psycopg2 for root's own
+# connection to the migration history (never the app's venv). No python3-venv: uv makes the
+# virtualenvs (tasks/backend/lock.py); its pip fallback installs python3-venv when it needs it.
+PACKAGES = ["git", "ca-certificates", "python3-psycopg2"]
 # The end of the releases' history read for a rollback: ~60 bytes a switch, the last ~1000 switches.
 HISTORY_BYTES = 65536
 
@@ -162,7 +164,7 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
     layout = LAYOUT
     db_host = db_private_ip()
 
-    packages_installed(name="Ensure git and Python's venv are installed", packages=PACKAGES)
+    packages_installed(name="Ensure git, CA certificates and psycopg2 are installed", packages=PACKAGES)
     system_group(name="Ensure the app group exists", group=layout.user)
     system_user(name="Ensure the app user exists", user=layout.user, home=layout.home, shell="/usr/sbin/nologin")
     paths_exist(
@@ -227,7 +229,7 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
     )
     gunicorn = uploads.put(
         name="Write gunicorn's config",
-        src=StringIO(gunicorn_conf(port=settings.app_port, layout=layout)),
+        src=StringIO(gunicorn_conf(port=settings.app_port, path=settings.gateway.health_path, layout=layout)),
         dest=layout.gunicorn_conf,
         user="root",
         group="root",

@@ -27,6 +27,7 @@ from stack.state import private_dir
 from tasks.backend.commands import as_app
 from tasks.backend.layout import UV_VERSION, Layout
 from tasks.backend.render import extra_requirements
+from tasks.packages import install_command
 
 CONSTRAINTS = PROJECT_ROOT / "files" / "backend" / "constraints.txt"
 _FILES = "https://files.pythonhosted.org/packages"
@@ -136,7 +137,8 @@ def resolve(layout: Layout, commit: str, requirements: str | None, constraints: 
     app_part = f"{git} show {commit}:requirements.txt; echo; " if requirements else ""
     compile_ = (
         f"{app} {uv_env(layout)} pip compile --quiet --universal --generate-hashes --python /usr/bin/python3 "
-        f"--custom-compile-command {shlex.quote(COMPILE_COMMAND)} -o {lock}.new {source} && {app} mv -f {lock}.new {lock}"
+        f"--custom-compile-command {shlex.quote(COMPILE_COMMAND)} -o {lock}.new {source} && "
+        f"{app} mv -f {lock}.new {lock}"
     )
     return (
         f"{app} mkdir -p {layout.locks_work} && if ! {app} test -s {lock}; then "
@@ -154,7 +156,8 @@ def venv_built(layout: Layout, lock: str, venv: str) -> str:
         f"if {app} {layout.uv} --version > /dev/null 2>&1; then "
         f"{uv} venv --quiet --python /usr/bin/python3 {venv} && "
         f"{uv} pip sync --quiet --require-hashes --python {venv}/bin/python {lock}; "
-        f"else {app} python3 -m venv {venv} && {app} {venv}/bin/pip install --quiet --disable-pip-version-check "
+        f"else {{ /usr/bin/python3 -I -c 'import ensurepip' 2> /dev/null || {install_command(['python3-venv'])}; }} && "
+        f"{app} python3 -m venv {venv} && {app} {venv}/bin/pip install --quiet --disable-pip-version-check "
         f"--require-hashes --no-deps -r {lock}; fi"
     )
 

@@ -214,7 +214,8 @@ def app_lock(repo: str, ref: str, layout: Layout = LAYOUT):
 
 def wrapped_lock(command: str, name: str, commit: str) -> str:
     """`command`, failing in one line with uv's last line when the resolution fails."""
-    why = f'{name}: the requirements of release {commit[:12]} do not resolve: $(echo "$reason" | grep -m 1 -i error || echo "$reason" | tail -n 1)'
+    error = '$(echo "$reason" | grep -m 1 -i error || echo "$reason" | tail -n 1)'
+    why = f"{name}: the requirements of release {commit[:12]} do not resolve: {error}"
     return f'if reason=$({{ {command}; }} 2>&1 >/dev/null); then :; else echo "{why}" >&2; exit 1; fi'
 
 

@@ -102,7 +102,9 @@ def _backend_deploy(settings, facts) -> list[tuple]:
 def test_the_real_deploy_runs_the_same_operations_in_the_same_order_with_them(pyinfra_names, monkeypatch, shape):
     settings = backend.base()
     facts = {
-        "fresh": lambda: backend.host_facts(settings, installed=False, commit=None, remote=backend.NEW, populated=False),
+        "fresh": lambda: backend.host_facts(
+            settings, installed=False, commit=None, remote=backend.NEW, populated=False
+        ),
         "converged": lambda: backend.host_facts(settings),
         "new commit": lambda: backend.host_facts(settings, remote=backend.NEW),
     }[shape]

@@ -41,8 +41,8 @@ from tasks.backend.lock import (
     uv_installed,
     venv_built,
 )
-from tasks.backend.operations import wrapped_lock
 from tasks.backend.logs import deploy_log_rotation
+from tasks.backend.operations import wrapped_lock
 from tasks.backend.render import (
     LOGROTATE_PATH,
     allowed_hosts,
@@ -55,6 +55,7 @@ from tasks.backend.render import (
     run_helper,
 )
 from tasks.backend.setup import HISTORY, HISTORY_MARKER
+from tasks.backend.switch import go_live
 from tasks.paths import PathStates
 from tasks.shared import UPSTREAM
 from tasks.units import UnitStates
@@ -144,7 +145,7 @@ def managed_files(settings):
             ),
             644,
         ),
-        LAYOUT.gunicorn_conf: (gunicorn_conf(port=settings.app_port), 644),
+        LAYOUT.gunicorn_conf: (gunicorn_conf(port=settings.app_port, path=settings.gateway.health_path), 644),
         LAYOUT.unit_path: (app_unit(), 644),
         LAYOUT.socket_path: (app_socket(port=settings.app_port), 644),
     }
@@ -209,9 +210,7 @@ def host_facts(
     }
     units = [{"running": installed, "enabled": installed}] * 2
     return {
-        DebPackages: {"git": {"1"}, "python3-venv": {"1"}, "ca-certificates": {"1"}, "python3-psycopg2": {"1"}}
-        if installed
-        else {},
+        DebPackages: {"git": {"1"}, "ca-certificates": {"1"}, "python3-psycopg2": {"1"}} if installed else {},
         SystemAccount: {
             f"account={LAYOUT.user}": ByOperation(
                 {"user": None, "group": None}, {"user": ACCOUNT, "group": 998}, until=BEFORE_ACCOUNT
@@ -363,7 +362,7 @@ def test_after_an_install_the_package_list_is_read_again():
         kwargs={"settings": settings, "secrets": SECRETS},
         yes=True,
     )
-    assert run.op("Ensure git and Python's venv are installed").changes
+    assert run.op("Ensure git, CA certificates and psycopg2 are installed").changes
     assert asked(run, DebPackages) == 2
 
 
@@ -375,7 +374,7 @@ def test_markers_are_read_again_after_the_setup_writes_one_so_the_switch_sees_it
     # populate changed nothing); the mirror again after the fetch.
     assert asked(run, DeployMarkers) == 2
     assert asked(run, MirrorCommit) == 2
-    assert run.op(SWITCH_A).commands[1] == switch_command(NEW, previous=OLD)
+    assert run.op(SWITCH_A).commands[1] == switch_command(NEW, previous=OLD, reexec=True)
 
 
 def test_a_fresh_backend_reads_the_markers_after_each_step_that_writes_them():
@@ -489,7 +488,8 @@ def trial_command(commit):
     )
 
 
-def switch_command(commit, previous=None):
+def switch_command(commit, previous=None, reexec=False):
+    """reexec: only the release changes, so gunicorn re-execs into it (USR2) instead of a restart."""
     app = APP
     # Root's link in root's home.
     link = "ln -sfn {} /srv/sprint2/current.next && mv -T /srv/sprint2/current.next /srv/sprint2/current"
@@ -499,7 +499,8 @@ def switch_command(commit, previous=None):
     return (
         f"previous={release(previous) if previous else chr(39) * 2}; {link.format(release(commit))} && "
         "{ systemctl is-active --quiet sprint2-app.socket || { systemctl stop sprint2-app; "
-        "systemctl enable --now sprint2-app.socket; }; } && systemctl restart sprint2-app && "
+        "systemctl enable --now sprint2-app.socket; }; } && "
+        f"{go_live('sprint2-app', 60) if reexec else 'systemctl restart sprint2-app'} && "
         f"if status=$({probe}); then "
         f'echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) {commit}" | {app} tee -a /srv/sprint2/releases/.history > /dev/null; '
         f'else if [ -n "$previous" ] && [ "$previous" != {release(commit)} ]; then {link.format("$previous")} && '
@@ -526,7 +527,7 @@ def test_a_new_commit_is_built_beside_the_running_release_then_switched_health_g
     switch = run.op(SWITCH_A).commands
     # First a trial of the new release beside the running one: a broken release never serves.
     assert switch[0] == trial_command(NEW)
-    assert switch[1] == switch_command(NEW, previous=OLD)
+    assert switch[1] == switch_command(NEW, previous=OLD, reexec=True)
     assert "serving release" in switch[2]
     assert run.op(POPULATE).commands == []
 
@@ -601,7 +602,7 @@ def test_a_backend_running_another_release_than_current_is_restarted_though_noth
     run = deploy(host_facts(settings, commit=NEW, remote=NEW, running=OLD, built=[OLD, NEW]), settings)
     assert run.changed == [SWITCH_A]
     # Should NEW fail its health check, the backend goes back to what it served: OLD, not `current`.
-    assert run.op(SWITCH_A).commands[:2] == [trial_command(NEW), switch_command(NEW, previous=OLD)]
+    assert run.op(SWITCH_A).commands[:2] == [trial_command(NEW), switch_command(NEW, previous=OLD, reexec=True)]
 
 
 def test_a_release_the_database_is_not_set_up_for_is_not_switched_to():
@@ -720,7 +721,7 @@ def test_a_rollback_switches_to_the_release_served_before_without_migrating():
     run = deploy(facts, settings, function=rollback_backend)
     assert run.names == [ROLLBACK_A, "Switch back to an earlier release, batch 2 of 2 (des-backend-b)"]
     switch = run.op(ROLLBACK_A).commands
-    assert switch[:2] == [trial_command(OLD), switch_command(OLD, previous=NEW)]
+    assert switch[:2] == [trial_command(OLD), switch_command(OLD, previous=NEW, reexec=True)]
     assert not any("DeployMarkers" in call for call in run.fact_calls)  # never asks the database
 
 

@@ -128,7 +128,9 @@ StartLimitIntervalSec=0
 
 [Service]
 Type=notify
-NotifyAccess=main
+# all: after a re-exec (USR2) the new gunicorn master, a child of the old one, names itself the
+# main process (MAINPID=) before the old one stops.
+NotifyAccess=all
 User=sprint2
 Group=sprint2
 # Root-only file, read by systemd before it drops to sprint2: the secrets never appear in argv.
