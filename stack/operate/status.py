@@ -75,6 +75,7 @@ def _backend(facts: dict) -> dict:
     entry: dict[str, Any] = {
         "service": facts.get("service") or "unknown",
         "commit": facts.get("commit") or None,
+        "lock": facts.get("lock") or None,
         "health": int(health) if health.isdigit() else health,
         "problems": [],
     }
@@ -210,7 +211,7 @@ def render(data: dict, health_path: str) -> str:
             _line(
                 bad,
                 f"{name:<{width}}  {part['service']:<8}  commit {(part['commit'] or 'none')[:12]:<12}"
-                f"  health {part['health']}",
+                f"  health {part['health']}" + (f"  lock {part['lock']}" if part.get("lock") else ""),
             )
         )
     for name, entry in hosts.items():

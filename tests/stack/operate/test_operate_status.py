@@ -216,3 +216,13 @@ def test_probes_read_the_units_and_files_the_deploy_writes():
     kong = probe_script(Target("des-kong", "kong", "10.0.0.11", "root", "/k", "/kh", 22, "10.0.0.11"), settings)
     assert "docker inspect --format '\"'\"'{{.State.Status}}'\"'\"' kong" in kong
     assert "8101" in kong and "/upstreams/backend-cluster/health" in kong and '"status":"/status"' in kong
+
+
+def test_each_backend_names_the_lock_its_virtualenv_was_built_from():
+    answers = healthy_answers()
+    answers[0] = Answer("des-backend-a", "backend", "198.51.100.20", {**answers[0].facts, "lock": "3fc94030a0fb0095"})
+    data = report(answers)
+    assert data["hosts"]["des-backend-a"]["backend"]["lock"] == "3fc94030a0fb0095"
+    assert data["hosts"]["des-backend-b"]["backend"]["lock"] is None
+    text = render(data, "/health-check/").splitlines()
+    assert "  des-backend-a  active    commit 0123456789ab  health 200  lock 3fc94030a0fb0095" in text
