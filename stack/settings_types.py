@@ -43,9 +43,7 @@ def is_private(network: ipaddress.IPv4Network) -> bool:
 class Section(BaseModel):
     """A group of settings: every key optional, unknown keys refused, read-only once loaded."""
 
-    # defer_build: each model's validator is built when first used, not when its class is made: the
-    # sections are built once, inside Settings', not once on their own and again there (issue 22).
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     @model_validator(mode="before")
     @classmethod
