@@ -14,10 +14,19 @@ from stack.settings import load_settings
 from tasks.backend.deploy import deploy_backend
 from tasks.backend.logs import deploy_log_rotation
 from tasks.db.deploy import deploy_db
+from tasks.host_packages import packages_for
 from tasks.kong.deploy import deploy_kong
+from tasks.packages import packages_installed
 
 # One deploy at a time (held on the database host; not with --dry): a second one stops here.
 take(load_settings().app_ref, state)
+
+# One apt call per host, all hosts at once, before any role's own steps (tasks/host_packages.py).
+packages_installed(
+    name="Ensure each role's packages are installed, on every host at once",
+    packages=packages_for(host.groups),
+    recommends=False,
+)
 
 if "db" in host.groups:
     deploy_db()

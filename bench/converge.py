@@ -5,8 +5,12 @@
 For each backend count: provision fresh local hosts (prefix `bench`, subnet 10.85.0.0/24; root
 needed), then
   1. fresh converge     once, db + backends (`--limit`); Kong separately, see below
-  2. no-change re-run   --runs times per TCP_NODELAY mode, modes interleaved (off, on, off, ...)
+  2. code deploys      db + backends: a new commit with the same requirements (the lock and the
+                        virtualenv are reused), then one with changed requirements (a new lock,
+                        a new virtualenv), then a rollback (issue 22)
+  3. no-change re-run   --runs times per TCP_NODELAY mode, modes interleaved (off, on, off, ...)
                         so a change of the machine's load hits both alike
+and at the end one line of the figures issue 22 targets, with the machine's load beside them.
 and destroy the hosts. Each pyinfra run goes through bench/trace.py (pyinfra's CLI with a
 recorder), so every figure comes from the run itself: wall time; controller CPU (user+sys of the
 pyinfra process, os.wait4); the time of each step of pyinfra's CLI (start-up, connect, prepare,
@@ -51,6 +55,13 @@ SKIP = shutil.ignore_patterns(".venv", ".git", ".deploy", "__pycache__", ".pytes
 PYTHON = str(ROOT / ".venv/bin/python")
 STANDIN = ROOT / "tests/e2e/kong_standin.sh"
 LOAD_WARNING = 1.5
+# Issue 22's targets on a quiet machine (db + 2 backends), seconds.
+TARGETS = {
+    "fresh converge": 35,
+    "code deploy, same requirements": 8,
+    "code deploy, changed requirements": 14,
+    "no-change": 1.6,
+}
 SLOWEST = 8
 NAGLE_S = 0.035  # a command this slow or slower met a delayed ACK, or a busy host (issue 12)
 
@@ -308,6 +319,8 @@ def bench(count: int, args, work: Path) -> None:
             print_phases(good)
             print_counts(fresh)
             print_slowest(good)
+        figures = {"fresh converge": fresh.wall if fresh.ok else None}
+        figures.update(code_deploys(project, env_of[modes[-1]], repo, args.settle))
         kong_fresh = Run(project, env_of[modes[-1]], ["--limit", kong], "fresh kong")
         # All hosts of the run failed: pyinfra stops with "No hosts remaining" and prints no report.
         pulled = (
@@ -343,6 +356,9 @@ def bench(count: int, args, work: Path) -> None:
                 print_counts(good[0])
                 print_slowest(good)
                 print_command_list(good[0], Path(args.out) / f"commands-{count}-backends-nodelay-{mode}.txt")
+        no_change = [run.wall for run in runs[modes[-1]] if run.ok]
+        figures["no-change"] = statistics.median(no_change) if no_change else None
+        print_figures(count, figures)
     finally:
         repo.stop()
         subprocess.run(
@@ -352,6 +368,47 @@ def bench(count: int, args, work: Path) -> None:
             stdin=subprocess.DEVNULL,
             capture_output=True,
         )
+
+
+def code_deploys(project: Path, env: dict, repo: AppRepo, settle_s: float) -> dict[str, float | None]:
+    """A code change with the same requirements, one with changed requirements, a rollback (db +
+    backends; each timed alone, after the load settles)."""
+    limit = ["--limit", "db", "--limit", "backends"]
+    views = (repo.work / "despachos/views.py").read_text()
+    requirements = (repo.work / "requirements.txt").read_text()
+    steps = [
+        ("code deploy, same requirements", {"despachos/views.py": views + "\n# bench: a code change\n"}),
+        # six: one small pure-Python wheel, so the lock and the virtualenv are new.
+        ("code deploy, changed requirements", {"requirements.txt": requirements.rstrip() + "\nsix==1.16.0\n"}),
+    ]
+    figures: dict[str, float | None] = {}
+    for title, files in steps:
+        repo.push_commit(f"bench: {title}", files)
+        before = settle(settle_s)
+        run = Run(project, env, limit, title)
+        if case(title, [run], before):
+            print_slowest([run])
+        figures[title] = run.wall if run.ok else None
+    before = settle(settle_s)
+    argv = [PYTHON, "-m", "pyinfra", "-y", "inventory.py", "rollback.py", *limit]
+    started = time.monotonic()
+    rolled = subprocess.run(argv, cwd=project, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    figures["rollback"] = time.monotonic() - started if rolled.returncode == 0 else None
+    print(
+        f"  rollback: load {before:.2f} -> {load():.2f}: "
+        + (f"{figures['rollback']:.2f} s" if rolled.returncode == 0 else "FAILED: " + rolled.stderr[-300:])
+    )
+    return figures
+
+
+def print_figures(count: int, figures: dict[str, float | None]) -> None:
+    """Issue 22's figures in one place: each against its target (targets are for db + 2 backends)."""
+    parts = []
+    for name, value in figures.items():
+        target = TARGETS.get(name) if count == 2 else None
+        shown = "FAILED" if value is None else f"{value:.2f} s"
+        parts.append(f"{name} {shown}" + (f" (target <= {target} s)" if target else ""))
+    print(f"  FIGURES, {count} backends, load now {load():.2f}: " + "; ".join(parts))
 
 
 def _standin(project: Path, env: dict, kong: str) -> bool:

@@ -20,6 +20,7 @@ computed is the same with them as without.
 """
 
 import functools
+import importlib.metadata
 import inspect
 import sys
 from types import FrameType
@@ -46,9 +47,23 @@ def _frameinfo_without_source(frame: Any, context: int = 0) -> inspect.Traceback
     return inspect.Traceback(frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name, None, None)
 
 
+# The pyinfra release these replacements were checked against (requirements.txt pins the same).
+CHECKED = "3.10.0"
+
+
+def pyinfra_version() -> str | None:
+    try:
+        return importlib.metadata.version("pyinfra")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def apply() -> list[str]:
-    """Install both where pyinfra has the names they replace; returns what was installed."""
-    done = []
+    """Install both where pyinfra is the version checked and has the names they replace; returns
+    what was installed (nothing for any other version)."""
+    done: list[str] = []
+    if pyinfra_version() != CHECKED:
+        return done
     if callable(getattr(util, "stack", None)) and callable(getattr(util, "getframeinfo", None)):
         util.stack, util.getframeinfo = _stack_without_source, _frameinfo_without_source
         done.append("operation order without source reads")

@@ -39,19 +39,20 @@ def update_command() -> str:
     )
 
 
-def install_command(packages: list[str]) -> str:
+def install_command(packages: list[str], recommends: bool = True) -> str:
     """Install `packages`, waiting for dpkg's lock. After a killed dpkg, apt refuses everything
     until `dpkg --configure -a`: when the first install fails the lock was free (apt waited for
-    it), so the repair runs alone."""
+    it), so the repair runs alone. `recommends=False`: only what the packages depend on."""
     install = (
-        f"{NONINTERACTIVE} apt-get -y {WAIT} -o Dpkg::Options::=--force-confdef "
+        f"{NONINTERACTIVE} apt-get -y {WAIT}{'' if recommends else ' --no-install-recommends'} "
+        "-o Dpkg::Options::=--force-confdef "
         f"-o Dpkg::Options::=--force-confold install {' '.join(packages)}"
     )
     return f"{install} || {{ {NONINTERACTIVE} dpkg --configure -a && {install}; }}"
 
 
 @operation()
-def packages_installed(packages: list[str]):
+def packages_installed(packages: list[str], recommends: bool = True):
     installed = asked_once.fact(DebPackages) or {}
     missing = [package for package in packages if package not in installed]
     if not missing:
@@ -59,4 +60,4 @@ def packages_installed(packages: list[str]):
         return
     asked_once.forget(DebPackages)
     yield update_command()
-    yield install_command(missing)
+    yield install_command(missing, recommends)

@@ -71,6 +71,8 @@ def probe_script(host: Target, settings: Settings) -> str:
             f"echo service=$(systemctl is-active {LAYOUT.service}.service)\n"
             f"pid=$(systemctl show -p MainPID --value {LAYOUT.service}.service)\n"
             f'echo commit=$(basename "$(readlink /proc/${{pid:-0}}/cwd 2>/dev/null)" 2>/dev/null)\n'
+            # Its virtualenv, named by the lock it was built from (/etc/sprint2/locks/<lock>.txt).
+            f'echo lock=$(basename "$(readlink -f /proc/${{pid:-0}}/cwd/.venv 2>/dev/null)" 2>/dev/null)\n'
             f"echo health=$({health} 2>&1 | tail -n 1)\n"
         )
     elif host.role == "db":

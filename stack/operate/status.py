@@ -77,6 +77,7 @@ def _backend(facts: dict) -> dict:
     entry: dict[str, Any] = {
         "service": facts.get("service") or "unknown",
         "commit": facts.get("commit") or None,
+        "lock": facts.get("lock") or None,
         "health": int(health) if health.isdigit() else health,
         "problems": [],
     }
@@ -169,6 +170,8 @@ def config_outliers(hashes: dict[str, str]) -> dict[str, str]:
         for name, digest in sorted(hashes.items())
         if digest != usual
     }
+
+
 def _answers_only(facts: dict) -> dict:
     """A host the deploy does not configure (the local RDS stand-in): that it answers is all."""
     return {"problems": []}
@@ -239,7 +242,7 @@ def render(data: dict, health_path: str) -> str:
             _line(
                 bad,
                 f"{name:<{width}}  {part['service']:<8}  commit {(part['commit'] or 'none')[:12]:<12}"
-                f"  health {part['health']}",
+                f"  health {part['health']}" + (f"  lock {part['lock']}" if part.get("lock") else ""),
             )
         )
     for name, entry in hosts.items():

@@ -8,9 +8,11 @@ gateway.health_path and gateway.active.healthy_statuses. Layout on the host (tas
   /srv/sprint2                     root's (0755): the app user `sprint2` owns only what it writes below
   /srv/sprint2/repo.git            a mirror of app_repo (the app user's; git runs in it as that user only)
   /srv/sprint2/releases/<commit>   one release per commit: its tree (never edited by the deploy),
-                                   .venv (-> /srv/sprint2/venvs/<requirements>), .static
+                                   .venv (-> /srv/sprint2/venvs/<lock>), .static
+  /etc/sprint2/locks/<lock>.txt    root's copy of each lock a virtualenv was built from (tasks/backend/lock.py)
   /srv/sprint2/current             -> the live release (root's link)
-  /srv/sprint2/venvs, .cache, .gunicorn  the app user's: virtualenvs, pip's cache, gunicorn's control socket
+  /srv/sprint2/venvs, .cache, .gunicorn  the app user's: virtualenvs (named by their lock), uv's cache,
+                                   gunicorn's control socket
   /etc/sprint2/conf                root's (0755): the deploy's settings module (imports provesi.settings),
                                    gunicorn.conf.py, deploy_marker.py
   /etc/sprint2/env                 root-only (0600) secrets for systemd's EnvironmentFile and sprint2-run
@@ -45,6 +47,7 @@ from tasks.backend.layout import LAYOUT
 from tasks.backend.operations import (
     app_build,
     app_fetch,
+    app_lock,
     app_prune,
     check_health,
     secret_file,
@@ -67,9 +70,10 @@ from tasks.rds.render import master_login, tls_options
 from tasks.shared import HISTORY_ROLE, UPSTREAM, database_endpoint, managed_database
 from tasks.units import units_running
 
-# git for the checkout, python3-venv for the virtualenv (same names on Ubuntu 24.04 and Debian 12),
-# python3-psycopg2 for root's own connection to the migration history (never the app's venv).
-PACKAGES = ["git", "python3-venv", "ca-certificates", "python3-psycopg2"]
+# git for the checkout (same names on Ubuntu 24.04 and Debian 12), python3-psycopg2 for root's own
+# connection to the migration history (never the app's venv). No python3-venv: uv makes the
+# virtualenvs (tasks/backend/lock.py); its pip fallback installs python3-venv when it needs it.
+PACKAGES = ["git", "ca-certificates", "python3-psycopg2"]
 RDS_PACKAGES = ["postgresql-client"]
 # The end of the releases' history read for a rollback: ~60 bytes a switch, the last ~1000 switches.
 HISTORY_BYTES = 65536
@@ -199,7 +203,7 @@ def _converge(settings: Settings, secrets: dict) -> dict:
     tls = tls_options(layout) if database else None
 
     packages_installed(
-        name="Ensure git and Python's venv are installed",
+        name="Ensure git, CA certificates and psycopg2 are installed",
         # A managed database: psql and pg_dump for provision.py psql/backup and the deploy lock.
         packages=PACKAGES + (RDS_PACKAGES if database else []),
     )
@@ -271,7 +275,7 @@ def _converge(settings: Settings, secrets: dict) -> dict:
     )
     gunicorn = uploads.put(
         name="Write gunicorn's config",
-        src=StringIO(gunicorn_conf(port=settings.app_port, layout=layout)),
+        src=StringIO(gunicorn_conf(port=settings.app_port, path=settings.gateway.health_path, layout=layout)),
         dest=layout.gunicorn_conf,
         user="root",
         group="root",
@@ -313,6 +317,7 @@ def _converge(settings: Settings, secrets: dict) -> dict:
     first = setup_backend(backends)
     release: dict[str, Any] = {"repo": settings.app_repo, "ref": settings.app_ref, "layout": layout}
     app_fetch(name=f"Fetch {settings.app_ref} of the app", **release)
+    app_lock(name=f"Lock the requirements of {settings.app_ref}, once, on one backend", **release)
     app_build(name=f"Build the release of {settings.app_ref} beside the running one", **release)
     if first.name == host.name:
         if database:

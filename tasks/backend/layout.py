@@ -5,6 +5,9 @@ Shared by the deploy, the renderers and `provision.py status/logs/manage`, which
 
 from dataclasses import dataclass
 
+# The pinned uv (its wheels: tasks/backend/lock.py).
+UV_VERSION = "0.13.9"
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -32,7 +35,15 @@ class Layout:
     history = property(lambda self: f"{self.releases}/.history")
     # The live release's virtualenv, through the `current` link.
     venv = property(lambda self: f"{self.current}/.venv")
-    # Files of the app user in its home: pip's cache, gunicorn's control socket ($HOME/.gunicorn).
+    # The pinned uv (tasks/backend/lock.py): root's binary in root's folder, run as the app user only.
+    uv = property(lambda self: f"/usr/local/lib/sprint2-uv/{UV_VERSION}/uv")
+    # uv's cache, shared by every release's virtualenv (hard links: the same filesystem as venvs).
+    uv_cache = property(lambda self: f"{self.home}/.cache/uv")
+    # Where the resolving backend (the app user) writes each lock; root's copies of the locks the
+    # backend's virtualenvs were built from (named like them: by the lock's content).
+    locks_work = property(lambda self: f"{self.venvs}/.locks")
+    locks = property(lambda self: f"{self.config_root}/locks")
+    # Files of the app user in its home: pip's and uv's cache, gunicorn's control socket ($HOME/.gunicorn).
     cache = property(lambda self: [f"{self.home}/.cache", f"{self.home}/.gunicorn"])
     app_dirs = property(lambda self: [self.repo, self.releases, self.venvs])
     # The trial gunicorn's pid file: written by the app user, read as the app user.

@@ -11,7 +11,7 @@ import hashlib
 import shlex
 from io import StringIO
 
-from pyinfra import host
+from pyinfra import host, inventory
 from pyinfra.api import FileUploadCommand, operation
 from pyinfra.context import state
 from pyinfra.facts.server import Which
@@ -33,7 +33,16 @@ from tasks.backend.facts import (
     resolve_ref,
 )
 from tasks.backend.layout import LAYOUT, Layout
-from tasks.backend.render import extra_requirements, requirements_key
+from tasks.backend.lock import (
+    CONSTRAINTS,
+    LOCK_BYTES,
+    digest,
+    keep_lock,
+    kept_lock,
+    resolve,
+    uv_installed,
+    venv_built,
+)
 from tasks.uploads import is_in_place, managed, private_temp_file, summary_of, written
 
 # What root reads of the app's files, at most: a build stamp (a commit id), the requirements.
@@ -156,6 +165,60 @@ def app_fetch(repo: str, ref: str, layout: Layout = LAYOUT):
     yield log_event(layout, f"fetched {ref} from {repo}")
 
 
+def resolver():
+    """The backend that resolves a new release's lock: the first by name of those this run reaches
+    and that have not failed (the setup backend when it is reached)."""
+    reached = [
+        backend
+        for backend in inventory.get_group("backends")
+        if backend in state.activated_hosts and state.is_host_in_limit(backend) and backend not in state.failed_hosts
+    ]
+    return min(reached, key=lambda backend: backend.data.get("name") or backend.name) if reached else host
+
+
+@operation()
+def app_lock(repo: str, ref: str, layout: Layout = LAYOUT):
+    """Resolve the lock of `ref`'s release once, on one backend, as the app user (tasks/backend/lock.py),
+    unless the controller keeps it already; the controller keeps what it resolved to."""
+    commit = release_commit(repo, ref, layout)
+    if commit is None:
+        yield from no_commit(repo, ref, f"the lock of {ref} is resolved after the fetch")
+        return
+    if kept_lock(commit) is not None:
+        host.noop(f"the lock of release {commit[:12]} is kept")
+        return
+    if not state.is_executing:
+        host.noop(f"the lock of release {commit[:12]} is resolved when the deploy runs")
+        return
+    locker = resolver()
+    if locker.name != host.name:
+        host.noop(f"{locker.data.get('name') or locker.name} resolves the lock of release {commit[:12]}")
+        return
+    requirements = host.get_fact(
+        CommitFile, repo=layout.repo, commit=commit, path="requirements.txt", limit=REQUIREMENTS_BYTES
+    )
+    try:
+        command, path = resolve(layout, commit, requirements, CONSTRAINTS.read_text())
+    except ValueError as error:
+        yield fail(str(error))
+        return
+    yield uv_installed(layout)
+    yield wrapped_lock(command, host.name, commit)
+    text = host.get_fact(AppFileText, path=path, limit=LOCK_BYTES)
+    if not text or "--hash=sha256:" not in text:
+        yield fail(f"{host.name}: the lock of release {commit[:12]} ({path}) is empty or has no hashes")
+        return
+    keep_lock(commit, text)
+    yield log_event(layout, f"resolved the lock of release {commit[:12]} ({digest(text)})")
+
+
+def wrapped_lock(command: str, name: str, commit: str) -> str:
+    """`command`, failing in one line with uv's last line when the resolution fails."""
+    error = '$(echo "$reason" | grep -m 1 -i error || echo "$reason" | tail -n 1)'
+    why = f"{name}: the requirements of release {commit[:12]} do not resolve: {error}"
+    return f'if reason=$({{ {command}; }} 2>&1 >/dev/null); then :; else echo "{why}" >&2; exit 1; fi'
+
+
 @operation()
 def app_build(repo: str, ref: str, layout: Layout = LAYOUT):
     """Build `ref`'s release beside the running one: its tree, a virtualenv for its requirements
@@ -180,24 +243,24 @@ def app_build(repo: str, ref: str, layout: Layout = LAYOUT):
         )
     if not state.is_executing:
         return
-    # The commit's requirements, not its work tree's (the app user's to change; a link there would
-    # name the virtualenv after a root-only file's hash): pip installs the same text.
-    requirements = host.get_fact(
-        CommitFile, repo=layout.repo, commit=commit, path="requirements.txt", limit=REQUIREMENTS_BYTES
-    )
-    requirements = requirements or ""  # its name from its first MiB: requirements are never near that
-    venv = f"{layout.venvs}/{requirements_key(requirements)}"
+    # The release's lock, resolved once (app_lock) and kept by the controller: every backend builds
+    # from the same bytes; the virtualenv is named by them.
+    lock = kept_lock(commit)
+    if lock is None:
+        yield fail(f"{host.name}: release {commit[:12]} has no lock: resolving it failed (see above); nothing built")
+        return
+    key = digest(lock)
+    venv = f"{layout.venvs}/{key}"
     if not host.get_fact(VenvWorks, path=venv):
-        pip = f"{app} {venv}/bin/pip install --quiet --disable-pip-version-check"
-        yield f"{app} rm -rf {venv} && {app} mkdir -p {layout.venvs} && {app} python3 -m venv {venv}"
-        if requirements:
-            yield (
-                f"{git} show {commit}:requirements.txt | {app} tee {venv}/requirements.txt > /dev/null && "
-                f"{pip} -r {venv}/requirements.txt"
-            )
-        extras = extra_requirements(requirements)
-        if extras:
-            yield f"{pip} {' '.join(shlex.quote(extra) for extra in extras)}"
+        # Root's copy, in root's folder: what the app user installs from, and the record of what it holds.
+        copy = f"{layout.locks}/{key}.txt"
+        temporary, create = private_temp_file()
+        yield f"mkdir -p -m 755 {layout.locks}"
+        yield from create
+        yield FileUploadCommand(StringIO(lock), f"{copy}.new", remote_temp_filename=temporary)
+        yield f"chmod 644 {copy}.new && chown root:root {copy}.new && mv -f {copy}.new {copy}"
+        yield uv_installed(layout)
+        yield venv_built(layout, copy, venv)
         if built:
             yield log_event(
                 layout, f"rebuilt the virtualenv of release {commit[:12]} (its python or gunicorn did not run)"

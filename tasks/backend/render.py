@@ -55,8 +55,11 @@ def env_file(*, db_host: str, db_password: str, secret_key: str, layout: Layout 
     )
 
 
-def gunicorn_conf(*, port: int, layout: Layout = LAYOUT) -> str:
-    return render_template("backend/gunicorn.conf.py.j2", port=port, django_log=layout.django_log)
+def gunicorn_conf(*, port: int, path: str = "/", layout: Layout = LAYOUT) -> str:
+    """`path`: what the master asks once after importing the app (the health path)."""
+    return render_template(
+        "backend/gunicorn.conf.py.j2", port=port, path=path, current=layout.current, django_log=layout.django_log
+    )
 
 
 def app_unit(*, layout: Layout = LAYOUT) -> str:

@@ -81,11 +81,16 @@ def app_switch(
         (path for path in (serving["running"], serving["current"]) if path and path.startswith(f"{layout.releases}/")),
         "",
     )
+    # Only the release changes: the running gunicorn re-execs into it and serves until the new one
+    # has imported the app. Anything else (its settings, its unit, a gunicorn without a socket or
+    # from before releases) takes a restart, which reads them anew.
+    reexec = not changed and serving["socket"] and (serving["running"] or "").startswith(f"{layout.releases}/")
+    live = go_live(service, wait) if reexec else f"systemctl restart {service}"
     yield (
         f"previous={shlex.quote(previous)}; {link.format(release)} && "
         # The first switch of a backend deployed before releases: its gunicorn held the port itself.
         f"{{ systemctl is-active --quiet {service}.socket || {{ systemctl stop {service}; "
-        f"systemctl enable --now {service}.socket; }}; }} && systemctl restart {service} && "
+        f"systemctl enable --now {service}.socket; }}; }} && {live} && "
         f"if status=$({probe}); then "
         f'echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) {commit}" | {app} tee -a {layout.history} > /dev/null; '
         f"else "
@@ -96,3 +101,21 @@ def app_switch(
         f"exit 1; fi"
     )
     yield log_event(layout, f"serving release {commit[:12]} ({ref})")
+
+
+def go_live(service: str, wait: int) -> str:
+    """A command moving the running gunicorn to the release `current` names without a moment in
+    which no worker accepts: USR2 makes the master start a new one from the link (gunicorn.conf's
+    pre_exec), beside itself on the same socket; once that one has imported the app and names
+    itself the main process (when_ready), the old master stops gracefully (TERM: its workers finish
+    their requests; the queued connections stay in the socket for the new workers). A new master
+    that does not take over within `wait` s: a restart instead (it reads the link anew)."""
+    main = f"systemctl show -p MainPID --value {service}"
+    ticks = wait * 10
+    return (
+        f"old=$({main}); case $old in ''|0) systemctl restart {service};; *) "
+        f"systemctl kill --signal=USR2 --kill-whom=main {service} && n=0 && "
+        f'while [ "$({main})" = "$old" ] && [ $n -lt {ticks} ]; do sleep 0.1; n=$((n + 1)); done && '
+        f'if [ "$({main})" = "$old" ]; then systemctl restart {service}; else kill -TERM $old; n=0; '
+        f"while kill -0 $old 2>/dev/null && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done; fi;; esac"
+    )

@@ -20,6 +20,7 @@ from tests.e2e.local_platform import PYINFRA, ROOT, deploy_ok
 pytestmark = pytest.mark.e2e
 
 PORT = 8080
+P99_S = 0.3  # issue 22: what a client may wait during a switch, at the 99th percentile
 VIEWS = "despachos/views.py"
 
 
@@ -31,6 +32,7 @@ class Load:
         self.addresses, self.path, self.limit_s = addresses, path, limit_s
         self.results: dict[str, Counter] = {name: Counter() for name in addresses}
         self.samples: list[int] = []
+        self.seconds: list[float] = []  # each request's time, connection to answer
         self.stopping = threading.Event()
         self.threads = [threading.Thread(target=self._hammer, args=(name,), daemon=True) for name in addresses]
         self.threads.append(threading.Thread(target=self._sample, daemon=True))
@@ -54,6 +56,7 @@ class Load:
         while not self.stopping.is_set() and time.monotonic() < deadline:
             started = time.monotonic()
             self.results[name][self._ask(self.addresses[name])] += 1
+            self.seconds.append(time.monotonic() - started)
             time.sleep(max(0.0, 0.1 - (time.monotonic() - started)))
 
     def _sample(self) -> None:
@@ -82,12 +85,18 @@ class Load:
             if names is None or name in names
         }
 
+    def quantile(self, share: float) -> float:
+        ordered = sorted(self.seconds)
+        return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
     def report(self, what: str) -> str:
         total = sum(sum(counter.values()) for counter in self.results.values())
         failures = sum(sum(values.values()) for values in self.failed().values())
         return (
             f"{what}: {total} requests, {failures} failed {self.failed()}, "
-            f"healthy backends per sample min {min(self.samples)} of {len(self.addresses)}"
+            f"healthy backends per sample min {min(self.samples)} of {len(self.addresses)}, "
+            f"latency median {self.quantile(0.5):.3f} s, p99 {self.quantile(0.99):.3f} s, "
+            f"slowest {max(self.seconds):.3f} s"
         )
 
 
@@ -124,6 +133,8 @@ def test_a_release_and_a_rollback_under_load_drop_no_request(platform, run_deplo
     print("\n" + load.report(f"deploy of {sha[:12]}"))
     assert load.failed() == {name: {} for name in backends}, load.report("deploy")
     assert min(load.samples) >= len(backends) - 1
+    # The old gunicorn serves until the new one has imported Django (tasks/backend/switch.py).
+    assert load.quantile(0.99) <= P99_S, load.report("deploy")
     assert set(running(platform, ssh).values()) == {sha}
 
     with Load({name: platform.address(name) for name in backends}) as load:
@@ -132,6 +143,7 @@ def test_a_release_and_a_rollback_under_load_drop_no_request(platform, run_deplo
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert load.failed() == {name: {} for name in backends}, load.report("rollback")
     assert min(load.samples) >= len(backends) - 1
+    assert load.quantile(0.99) <= P99_S, load.report("rollback")
     assert running(platform, ssh) == before
 
     # Forward again: the deploy converges on what runs (the rollback left `current` on the old one).
@@ -272,3 +284,25 @@ def test_without_backend_a_a_model_change_migrates_from_the_history_kept_in_the_
     deploy_ok(platform, run_deploy)
     assert set(running(platform, ssh).values()) == {sha}
     deploy_ok(platform, run_deploy).assert_no_changes(hosts=platform.names("db") + platform.names("backend"))
+
+
+def test_every_backend_of_a_release_holds_the_same_packages_from_the_kept_lock(platform, deployed, ssh):
+    """Built from one lock (tasks/backend/lock.py): the same `pip freeze`, byte for byte, and root's
+    copy of the lock on each backend is the controller's."""
+    from tasks.backend.layout import LAYOUT
+    from tasks.backend.lock import digest, kept_lock, uv_env
+
+    commit = running(platform, ssh)[platform.names("backend")[0]]
+    lock = kept_lock(commit)
+    assert lock and "--hash=sha256:" in lock
+    python = f"{LAYOUT.venv}/bin/python"
+    freeze = f"runuser -u sprint2 -- {uv_env(LAYOUT)} pip freeze --quiet --python {python} 2>/dev/null"
+    frozen = {}
+    for name in platform.names("backend"):
+        code, frozen[name] = ssh(name, freeze)
+        assert code == 0, frozen[name]
+        assert ssh(name, f"readlink -f {LAYOUT.venv}")[1].strip() == f"{LAYOUT.venvs}/{digest(lock)}"
+        assert ssh(name, f"cat {LAYOUT.locks}/{digest(lock)}.txt")[1] == lock
+    print("\n" + "\n".join(f"{name}: {len(text.splitlines())} packages" for name, text in frozen.items()))
+    assert len(set(frozen.values())) == 1, frozen
+    assert "gunicorn==27.0.1" in next(iter(frozen.values())).splitlines()

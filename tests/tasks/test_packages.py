@@ -14,6 +14,8 @@ from tests.tasks.backend import test_backend_deploy as test_backend
 from tests.tasks.db import test_db_deploy as test_database
 from tests.tasks.kong import test_kong_deploy as test_kong
 
+kept_locks = test_backend.kept_locks  # the controller keeps the backend tests' locks
+
 APT_GET = re.compile(r"apt-get\b[^;&|]*")
 
 
@@ -69,3 +71,26 @@ def test_missing_packages_refresh_the_lists_then_install_finishing_an_interrupte
 def test_installed_packages_change_nothing():
     run = run_deploy(_install, facts={DebPackages: {"git": {"1"}, "logrotate": {"3"}}}, args=(["git", "logrotate"],))
     assert run.changed == []
+
+
+def test_every_role_of_a_host_is_installed_in_one_apt_call_without_recommends():
+    from tasks.host_packages import packages_for
+
+    assert packages_for(["db"]) == ["postgresql", "gzip"]
+    assert packages_for(["backends"]) == ["git", "ca-certificates", "python3-psycopg2", "logrotate"]
+    assert packages_for(["kong"]) == []
+
+    @deploy("All packages")
+    def all_packages():
+        packages_installed(name="Install", packages=packages_for(["db", "backends"]), recommends=False)
+
+    run = run_deploy(all_packages, facts={DebPackages: {}})
+    assert (
+        run.op("Install")
+        .commands[1]
+        .startswith(
+            "DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l NEEDRESTART_SUSPEND=1 apt-get -y "
+            f"-o DPkg::Lock::Timeout={LOCK_TIMEOUT_S} --no-install-recommends "
+        )
+    )
+    assert run.op("Install").commands[1].count("apt-get -y") == 2  # the retry after dpkg --configure -a

@@ -265,3 +265,13 @@ def test_the_local_rds_stand_in_is_a_host_that_answers_and_nothing_more():
     lines = render(data, "/health-check/").splitlines()
     assert "  des-rds        10.77.0.10       up   1d2h  disk 25% of 10.0G  memory 50% of 1.0G" in lines
     assert not any(line.startswith("DATABASE") for line in lines)
+
+
+def test_each_backend_names_the_lock_its_virtualenv_was_built_from():
+    answers = healthy_answers()
+    answers[0] = Answer("des-backend-a", "backend", "198.51.100.20", {**answers[0].facts, "lock": "3fc94030a0fb0095"})
+    data = report(answers)
+    assert data["hosts"]["des-backend-a"]["backend"]["lock"] == "3fc94030a0fb0095"
+    assert data["hosts"]["des-backend-b"]["backend"]["lock"] is None
+    text = render(data, "/health-check/").splitlines()
+    assert "  des-backend-a  active    commit 0123456789ab  health 200  lock 3fc94030a0fb0095" in text

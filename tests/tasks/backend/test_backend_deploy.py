@@ -31,7 +31,18 @@ from tasks.backend.facts import (
     VenvWorks,
 )
 from tasks.backend.layout import LAYOUT
+from tasks.backend.lock import (
+    CONSTRAINTS,
+    digest,
+    keep_lock,
+    kept_lock,
+    lock_input,
+    resolve,
+    uv_installed,
+    venv_built,
+)
 from tasks.backend.logs import deploy_log_rotation
+from tasks.backend.operations import wrapped_lock
 from tasks.backend.render import (
     LOGROTATE_PATH,
     allowed_hosts,
@@ -41,10 +52,10 @@ from tasks.backend.render import (
     deploy_settings,
     env_file,
     gunicorn_conf,
-    requirements_key,
     run_helper,
 )
 from tasks.backend.setup import HISTORY, HISTORY_MARKER
+from tasks.backend.switch import go_live
 from tasks.paths import PathStates
 from tasks.shared import UPSTREAM
 from tasks.units import UnitStates
@@ -64,7 +75,10 @@ OTHERS = {
 REPO = "https://github.com/mr-torres-d-ojedas/Sprint2.git"
 OLD, NEW = "a" * 40, "b" * 40
 REQUIREMENTS = "Django==4.2.25\npsycopg2-binary==2.9.9\nwhitenoise\n"
-VENV = f"/srv/sprint2/venvs/{requirements_key(REQUIREMENTS)}"
+# The lock the controller keeps for each commit of these tests (tasks/backend/lock.py).
+LOCK = "django==4.2.25 \\\n    --hash=sha256:" + "1" * 64 + "\n"
+VENV = f"/srv/sprint2/venvs/{digest(LOCK)}"
+COPY = f"/etc/sprint2/locks/{digest(LOCK)}.txt"
 LEGACY = f"paths={list(LAYOUT.legacy)!r}"
 APP_DIRS = ["/srv/sprint2/repo.git", "/srv/sprint2/releases", "/srv/sprint2/venvs"]
 CACHE = ["/srv/sprint2/.cache", "/srv/sprint2/.gunicorn"]
@@ -81,6 +95,7 @@ APP_UNITS = "units=['sprint2-app.socket', 'sprint2-app.service']"
 PARENTS = ["/usr/local/sbin", "/etc/systemd/system", "/var/log", "/etc"]
 
 FETCH = "Fetch main of the app"
+LOCK_OP = "Lock the requirements of main, once, on one backend"
 BUILD = "Build the release of main beside the running one"
 SETUP = "Set the database up for the new release, from this backend only"
 POPULATE = "Populate the database, each command once in its life"
@@ -102,6 +117,14 @@ BEFORE_SWITCH = BEFORE_SETUP + ("Switch",)
 def gateway(name: str) -> bool:
     """The Kong nodes' drain around a batch's switch (nothing on a backend)."""
     return name.startswith(("Stop Kong sending new requests to ", "Let Kong send requests to "))
+
+
+@pytest.fixture(autouse=True)
+def kept_locks(tmp_path, monkeypatch):
+    """A controller that keeps the lock of both commits (as after their first deploy)."""
+    monkeypatch.setenv("DEPLOY_HOME", str(tmp_path / "deploy"))
+    for commit in (OLD, NEW):
+        keep_lock(commit, LOCK)
 
 
 def base(values=None):
@@ -150,7 +173,7 @@ def managed_files(settings):
             ),
             644,
         ),
-        LAYOUT.gunicorn_conf: (gunicorn_conf(port=settings.app_port), 644),
+        LAYOUT.gunicorn_conf: (gunicorn_conf(port=settings.app_port, path=settings.gateway.health_path), 644),
         LAYOUT.unit_path: (app_unit(), 644),
         LAYOUT.socket_path: (app_socket(port=settings.app_port), 644),
     }
@@ -219,7 +242,6 @@ def host_facts(
     return {
         DebPackages: {
             "git": {"1"},
-            "python3-venv": {"1"},
             "ca-certificates": {"1"},
             "python3-psycopg2": {"1"},
             **({"postgresql-client": {"1"}} if settings.db_service == "rds" else {}),
@@ -377,7 +399,7 @@ def test_after_an_install_the_package_list_is_read_again():
         kwargs={"settings": settings, "secrets": SECRETS},
         yes=True,
     )
-    assert run.op("Ensure git and Python's venv are installed").changes
+    assert run.op("Ensure git, CA certificates and psycopg2 are installed").changes
     assert asked(run, DebPackages) == 2
 
 
@@ -389,7 +411,7 @@ def test_markers_are_read_again_after_the_setup_writes_one_so_the_switch_sees_it
     # populate changed nothing); the mirror again after the fetch.
     assert asked(run, DeployMarkers) == 2
     assert asked(run, MirrorCommit) == 2
-    assert run.op(SWITCH_A).commands[1] == switch_command(NEW, previous=OLD)
+    assert run.op(SWITCH_A).commands[1] == switch_command(NEW, previous=OLD, reexec=True)
 
 
 def test_a_fresh_backend_reads_the_markers_after_each_step_that_writes_them():
@@ -417,7 +439,9 @@ def test_fresh_backend_mirrors_builds_sets_up_populates_and_switches():
     settings = base()
     run = deploy(host_facts(settings, installed=False, commit=None, remote=NEW, populated=False), settings)
     # The gateway's drain around each batch acts on Kong nodes only (tests/tasks/kong/test_kong_drain.py).
-    assert run.changed == [name for name in run.names if name not in (HEALTH, SWITCH_B, PRUNE) and not gateway(name)]
+    assert run.changed == [
+        name for name in run.names if name not in (HEALTH, SWITCH_B, PRUNE, LOCK_OP) and not gateway(name)
+    ]
     git = f"{APP} git --git-dir=/srv/sprint2/repo.git"
     # Made in its folder (the app user's, in root's home), as `git clone --mirror` would.
     assert run.op(FETCH).commands[:2] == [
@@ -428,11 +452,12 @@ def test_fresh_backend_mirrors_builds_sets_up_populates_and_switches():
     assert run.op(BUILD).commands == [
         f"{git} worktree prune && {APP} mkdir -p /srv/sprint2/releases && {APP} rm -rf {release(NEW)} && "
         f"{git} worktree add --quiet --detach --force {release(NEW)} {NEW}",
-        f"{APP} rm -rf {VENV} && {APP} mkdir -p /srv/sprint2/venvs && {APP} python3 -m venv {VENV}",
-        # The commit's requirements (not the work tree's, the app user's to change).
-        f"{git} show {NEW}:requirements.txt | {APP} tee {VENV}/requirements.txt > /dev/null && "
-        f"{APP} {VENV}/bin/pip install --quiet --disable-pip-version-check -r {VENV}/requirements.txt",
-        f"{APP} {VENV}/bin/pip install --quiet --disable-pip-version-check gunicorn",
+        # Root's copy of the controller's lock, in root's folder; the virtualenv built from it.
+        "mkdir -p -m 755 /etc/sprint2/locks",
+        f"upload {COPY}.new",
+        f"chmod 644 {COPY}.new && chown root:root {COPY}.new && mv -f {COPY}.new {COPY}",
+        uv_installed(LAYOUT),
+        venv_built(LAYOUT, COPY, VENV),
         f"{APP} ln -sfn {VENV} {release(NEW)}/.venv",
         f"{RUN} --in {release(NEW)} 'python manage.py collectstatic --noinput'",
         f"{APP} rm -f {release(NEW)}/.deploy-built && echo {NEW} | {APP} tee {release(NEW)}/.deploy-built > /dev/null",
@@ -503,7 +528,8 @@ def trial_command(commit):
     )
 
 
-def switch_command(commit, previous=None):
+def switch_command(commit, previous=None, reexec=False):
+    """reexec: only the release changes, so gunicorn re-execs into it (USR2) instead of a restart."""
     app = APP
     # Root's link in root's home.
     link = "ln -sfn {} /srv/sprint2/current.next && mv -T /srv/sprint2/current.next /srv/sprint2/current"
@@ -513,7 +539,8 @@ def switch_command(commit, previous=None):
     return (
         f"previous={release(previous) if previous else chr(39) * 2}; {link.format(release(commit))} && "
         "{ systemctl is-active --quiet sprint2-app.socket || { systemctl stop sprint2-app; "
-        "systemctl enable --now sprint2-app.socket; }; } && systemctl restart sprint2-app && "
+        "systemctl enable --now sprint2-app.socket; }; } && "
+        f"{go_live('sprint2-app', 60) if reexec else 'systemctl restart sprint2-app'} && "
         f"if status=$({probe}); then "
         f'echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) {commit}" | {app} tee -a /srv/sprint2/releases/.history > /dev/null; '
         f'else if [ -n "$previous" ] && [ "$previous" != {release(commit)} ]; then {link.format("$previous")} && '
@@ -540,7 +567,7 @@ def test_a_new_commit_is_built_beside_the_running_release_then_switched_health_g
     switch = run.op(SWITCH_A).commands
     # First a trial of the new release beside the running one: a broken release never serves.
     assert switch[0] == trial_command(NEW)
-    assert switch[1] == switch_command(NEW, previous=OLD)
+    assert switch[1] == switch_command(NEW, previous=OLD, reexec=True)
     assert "serving release" in switch[2]
     assert run.op(POPULATE).commands == []
 
@@ -615,7 +642,7 @@ def test_a_backend_running_another_release_than_current_is_restarted_though_noth
     run = deploy(host_facts(settings, commit=NEW, remote=NEW, running=OLD, built=[OLD, NEW]), settings)
     assert run.changed == [SWITCH_A]
     # Should NEW fail its health check, the backend goes back to what it served: OLD, not `current`.
-    assert run.op(SWITCH_A).commands[:2] == [trial_command(NEW), switch_command(NEW, previous=OLD)]
+    assert run.op(SWITCH_A).commands[:2] == [trial_command(NEW), switch_command(NEW, previous=OLD, reexec=True)]
 
 
 def test_a_release_the_database_is_not_set_up_for_is_not_switched_to():
@@ -636,9 +663,8 @@ def test_a_built_release_whose_virtualenv_does_not_run_gets_a_new_one():
     settings = base()
     run = deploy(host_facts(settings, commit=OLD, remote=OLD, venv_works=False), settings)
     assert run.changed == [BUILD]
-    assert run.op(BUILD).commands[0] == (
-        f"{APP} rm -rf {VENV} && {APP} mkdir -p /srv/sprint2/venvs && {APP} python3 -m venv {VENV}"
-    )
+    assert run.op(BUILD).commands[0] == "mkdir -p -m 755 /etc/sprint2/locks"
+    assert run.op(BUILD).commands[-3] == venv_built(LAYOUT, COPY, VENV)
     assert run.op(BUILD).commands[-1] == f"{APP} ln -sfn {VENV} {release(OLD)}/.venv"
 
 
@@ -736,7 +762,7 @@ def test_a_rollback_switches_to_the_release_served_before_without_migrating():
     switches = [name for name in run.names if not gateway(name)]
     assert switches == [ROLLBACK_A, "Switch back to an earlier release, batch 2 of 2 (des-backend-b)"]
     switch = run.op(ROLLBACK_A).commands
-    assert switch[:2] == [trial_command(OLD), switch_command(OLD, previous=NEW)]
+    assert switch[:2] == [trial_command(OLD), switch_command(OLD, previous=NEW, reexec=True)]
     assert not any("DeployMarkers" in call for call in run.fact_calls)  # never asks the database
 
 
@@ -881,3 +907,25 @@ def test_with_sudo_each_upload_goes_through_a_new_temporary_file_of_a_random_nam
     # Logged in as root, pyinfra writes the destination itself: no temporary file.
     commands = deploy(facts, settings).op("Write gunicorn's config").commands
     assert commands[0] == f"upload {LAYOUT.gunicorn_conf}"
+
+
+def test_a_release_without_a_kept_lock_is_resolved_once_on_the_first_backend_and_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEPLOY_HOME", str(tmp_path / "elsewhere"))
+    settings = base()
+    facts = host_facts(settings, remote=NEW)
+    key = digest(lock_input(REQUIREMENTS, CONSTRAINTS.read_text()))
+    facts[AppFileText][f"limit=1048576, path=/srv/sprint2/venvs/.locks/{key}.txt"] = LOCK
+    run = deploy(facts, settings)
+    command, path = resolve(LAYOUT, NEW, REQUIREMENTS, CONSTRAINTS.read_text())
+    assert path == f"/srv/sprint2/venvs/.locks/{key}.txt"
+    assert run.op(LOCK_OP).commands[:2] == [uv_installed(LAYOUT), wrapped_lock(command, "@fake/target", NEW)]
+    assert kept_lock(NEW) == LOCK
+    # Resolved as the app user, from the commit's own requirements plus the pinned additions.
+    assert f"{APP} git --git-dir=/srv/sprint2/repo.git show {NEW}:requirements.txt" in command
+    assert "printf '%s\\n' gunicorn==" in command and "--universal --generate-hashes" in command
+
+
+def test_a_kept_lock_is_not_resolved_again():
+    settings = base()
+    run = deploy(host_facts(settings, remote=NEW), settings)
+    assert LOCK_OP not in run.changed

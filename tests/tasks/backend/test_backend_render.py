@@ -128,7 +128,9 @@ StartLimitIntervalSec=0
 
 [Service]
 Type=notify
-NotifyAccess=main
+# all: after a re-exec (USR2) the new gunicorn master, a child of the old one, names itself the
+# main process (MAINPID=) before the old one stops.
+NotifyAccess=all
 User=sprint2
 Group=sprint2
 # Root-only file, read by systemd before it drops to sprint2: the secrets never appear in argv.
@@ -266,4 +268,39 @@ def test_extra_requirements_add_only_what_the_app_lacks():
         "gunicorn",
         "psycopg2-binary",
         "whitenoise",
+    ]
+
+
+def test_the_reexecd_master_starts_from_the_current_link_with_systemds_socket_at_fd_3(tmp_path):
+    """gunicorn.conf's pre_exec (USR2): the new master's python and gunicorn from the virtualenv the
+    `current` link names now (resolved), in that release, and the listening socket back at fd 3,
+    inherited, where the new master looks for it (LISTEN_FDS). Run in a child: it moves fd 3."""
+    import subprocess
+    import sys
+
+    layout = Layout(home=str(tmp_path))
+    (tmp_path / "venvs" / "k" / "bin").mkdir(parents=True)
+    (tmp_path / "releases" / "c").mkdir(parents=True)
+    (tmp_path / "releases" / "c" / ".venv").symlink_to(tmp_path / "venvs" / "k")
+    (tmp_path / "current").symlink_to(tmp_path / "releases" / "c")
+    conf = tmp_path / "gunicorn.conf.py"
+    conf.write_text(gunicorn_conf(port=8080, path="/health-check/", layout=layout))
+    child = (
+        "import os, socket, stat, sys, types\n"
+        "namespace = {}\n"
+        "exec(compile(open(sys.argv[1]).read(), 'gunicorn.conf.py', 'exec'), namespace)\n"
+        "listener = socket.socket()\n"
+        "listener.bind(('127.0.0.1', 0)); listener.listen(1)\n"
+        "os.dup2(listener.fileno(), 9); os.close(3) if listener.fileno() != 3 else None\n"
+        "server = types.SimpleNamespace(systemd=True, LISTENERS=[listener],\n"
+        "    START_CTX={0: '/old/bin/python', 'args': ['/old/bin/python', '/old/bin/gunicorn', '-c', 'x'], 'cwd': '/old'})\n"
+        "namespace['pre_exec'](server)\n"
+        "print(server.START_CTX[0], server.START_CTX['args'][:2], server.START_CTX['cwd'])\n"
+        "print(stat.S_ISSOCK(os.fstat(3).st_mode), os.get_inheritable(3))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", child, str(conf)], capture_output=True, text=True, check=True).stdout
+    venv = tmp_path / "venvs" / "k"
+    assert out.splitlines() == [
+        f"{venv}/bin/python ['{venv}/bin/python', '{venv}/bin/gunicorn'] {tmp_path}/current",
+        "True True",
     ]
