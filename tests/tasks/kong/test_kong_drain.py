@@ -9,7 +9,15 @@ from tasks.backend.layout import LAYOUT
 from tasks.kong.admin import drain_wait_command, mark_targets_command
 from tasks.kong.facts import DockerContainer
 from tests.harness import run_deploy
-from tests.tasks.backend.test_backend_deploy import ME, NEW, OLD, SECRETS, host_facts, release
+from tests.tasks.backend.test_backend_deploy import (  # noqa: F401 (kept_locks: autouse)
+    ME,
+    NEW,
+    OLD,
+    SECRETS,
+    host_facts,
+    kept_locks,
+    release,
+)
 
 SETTINGS = settings_from({"app_ref": "main"})
 BACKENDS = [

@@ -18,6 +18,7 @@ from tests.tasks.backend.test_backend_deploy import (
     base,
     deploy,
     host_facts,
+    kept_locks,  # noqa: F401 (autouse: the controller keeps both commits' locks)
 )
 
 SECRETS_RDS = {**SECRETS, "rds_master_password": "master-horse-battery-staple"}
