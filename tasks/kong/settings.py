@@ -123,11 +123,6 @@ class Gateway(Section):
     deregistration_delay: Annotated[int, Whole(0, 3600)] = Field(
         default=30, description="Seconds a node leaving the load balancer keeps finishing its requests."
     )
-    status_port: Port = Field(
-        default=8100,
-        description="Reserved for Kong's status API, which stays off: the load balancer checks node_health_path on "
-        "the proxy port instead (Kong 2.7's /status answers even with an empty config).",
-    )
     node_health_path: UrlPath = Field(
         default="/gateway-health",
         description="Path every Kong node answers itself (200, no backend asked, not rate-limited) once it has "
@@ -155,13 +150,6 @@ class Gateway(Section):
                 "admin_port",
                 f"expected a port other than gateway/proxy_port ({self.proxy_port})",
                 self.admin_port,
-            )
-        taken = {self.proxy_port: "proxy_port", self.admin_port: "admin_port"}
-        if self.status_port in taken:
-            raise refused_at(
-                "status_port",
-                f"expected a port other than gateway/{taken[self.status_port]} ({self.status_port})",
-                self.status_port,
             )
         if self.node_health_path in self.route_paths:
             raise refused_at(

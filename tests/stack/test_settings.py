@@ -346,10 +346,6 @@ def test_the_load_balancer_comes_with_two_nodes_or_when_asked(nodes, asked, expe
         ({"rds_engine_version": "16"}, "rds_engine_version: expected a whole number from 13 to 17, got '16'"),
         ({"gateway": {"nodes": 0}}, "gateway/nodes: expected a whole number from 1 to 9, got 0"),
         (
-            {"gateway": {"status_port": 8000}},
-            "gateway/status_port: expected a port other than gateway/proxy_port (8000)",
-        ),
-        (
             {"gateway": {"rate_limit_redis": "redis"}},
             "gateway/rate_limit_redis: expected host:port of a Redis, got 'redis'",
         ),

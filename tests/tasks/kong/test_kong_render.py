@@ -170,7 +170,7 @@ def test_a_changed_setting_changes_exactly_its_values(override, changes):
 
 def test_every_gateway_setting_that_shapes_kong_yml_is_covered_above():
     covered = {key for override, _ in ONE_SETTING_CHANGES for key in _keys(override)}
-    container_only = {"gateway/image", "gateway/proxy_port", "gateway/admin_port", "gateway/status_port"}
+    container_only = {"gateway/image", "gateway/proxy_port", "gateway/admin_port"}
     # The load balancer's (provision.py), not kong.yml's.
     load_balancer_only = {"gateway/load_balancer", "gateway/deregistration_delay"}
     # Adds keys rather than changing values: test_a_shared_redis_counts_the_whole_limit_on_every_node.
