@@ -92,13 +92,16 @@ def check_health(address: str, port: int, path: str, backend: str, statuses: lis
     elif status >= 500:
         hint = f"the app fails on this path; see {logs}"
     elif status == 404:
-        hint = (
-            "set gateway.health_path to a path this commit serves (Sprint2 commits after b0abfcb answer 404 "
-            "or 500 on /despachos/reporte/; /health-check/ answers 200), or pin app_ref"
-        )
+        hint = NOT_FOUND_HINT
     else:
         hint = f"set gateway.health_path to a path answering {' or '.join(map(str, statuses))}"
     yield fail(f"{backend}: health check GET {path} answered {status}; {hint}")
+
+
+NOT_FOUND_HINT = (
+    "set gateway.health_path to a path this commit serves (Sprint2 commits after b0abfcb answer 404 "
+    "or 500 on /despachos/reporte/; /health-check/ answers 200), or pin app_ref"
+)
 
 
 def remote_commit(repo: str, ref: str):

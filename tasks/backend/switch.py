@@ -10,7 +10,7 @@ from tasks import asked_once
 from tasks.backend.commands import as_app, fail, log_event, trial_run, wait_healthy
 from tasks.backend.facts import ServiceRelease
 from tasks.backend.layout import LAYOUT, Layout
-from tasks.backend.operations import no_commit, release_commit
+from tasks.backend.operations import NOT_FOUND_HINT, no_commit, release_commit
 from tasks.backend.setup import read_markers
 
 
@@ -97,7 +97,9 @@ def app_switch(
         f'if [ -n "$previous" ] && [ "$previous" != {release} ]; then {link.format("$previous")} && '
         f'systemctl restart {service}; {probe} > /dev/null; back="switched back to ${{previous##*/}}"; '
         f"else back='no earlier release to go back to'; fi; "
-        f'echo "{host.name}: release {commit[:12]} answered $status on {path}; $back; the roll stopped here" >&2; '
+        # A 404 is most often the health path itself (it is in gunicorn.conf: changing it restarts).
+        f'hint=; [ "$status" != 404 ] || hint={shlex.quote("; " + NOT_FOUND_HINT)}; '
+        f'echo "{host.name}: release {commit[:12]} answered $status on {path}; $back; the roll stopped here$hint" >&2; '
         f"exit 1; fi"
     )
     yield log_event(layout, f"serving release {commit[:12]} ({ref})")

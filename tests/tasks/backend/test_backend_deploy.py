@@ -42,7 +42,7 @@ from tasks.backend.lock import (
     venv_built,
 )
 from tasks.backend.logs import deploy_log_rotation
-from tasks.backend.operations import wrapped_lock
+from tasks.backend.operations import NOT_FOUND_HINT, wrapped_lock
 from tasks.backend.render import (
     LOGROTATE_PATH,
     allowed_hosts,
@@ -546,8 +546,9 @@ def switch_command(commit, previous=None, reexec=False):
         f'else if [ -n "$previous" ] && [ "$previous" != {release(commit)} ]; then {link.format("$previous")} && '
         f'systemctl restart sprint2-app; {probe} > /dev/null; back="switched back to ${{previous##*/}}"; '
         "else back='no earlier release to go back to'; fi; "
+        f'hint=; [ "$status" != 404 ] || hint={shlex.quote("; " + NOT_FOUND_HINT)}; '
         f'echo "@fake/target: release {commit[:12]} answered $status on /despachos/reporte/; $back; the roll stopped '
-        'here" >&2; exit 1; fi'
+        'here$hint" >&2; exit 1; fi'
     )
 
 
