@@ -152,7 +152,8 @@ def test_status_shows_healthy_backends_then_names_a_stopped_one(hosts, ssh):
     no_traceback(result)
     for name in hosts.names("backend"):
         assert any(
-            line.startswith(f"  {name}  ") and " active " in line and line.endswith("health 200")
+            # After the health, the lock the running virtualenv was built from.
+            line.startswith(f"  {name}  ") and " active " in line and "  health 200  lock " in line
             for line in result.stdout.splitlines()
         ), result.stdout
     assert "  PostgreSQL up, " in result.stdout
