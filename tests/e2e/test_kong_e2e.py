@@ -102,7 +102,9 @@ def test_kong_yml_is_the_rendered_config_readable_by_the_container_user(platform
 def test_second_deploy_changes_nothing_on_kong_before_the_pull(again, kong):
     assert again.changed.get(kong, []) == [], again.changed.get(kong)
     assert kong_steps(again.errors.get(kong)) == [PULL, CONTAINER, RELOAD]
-    assert again.no_change.get(kong) == BEFORE_PULL, again.no_change.get(kong)
+    # Kong's own steps (the one apt call per host, deploy.py's, comes first and changes nothing too).
+    own = [name for name in again.no_change.get(kong, []) if name.startswith(DEPLOY)]
+    assert own == BEFORE_PULL, again.no_change.get(kong)
 
 
 def test_status_without_a_running_kong_says_so(provision, kong, again):
