@@ -260,6 +260,13 @@ class Platform:
         completed = self._run([PYTHON, "provision.py", "--provider", "local", *args], timeout=900)
         return CommandResult(completed.returncode, completed.stdout, completed.stderr)
 
+    def operate(self, *args, timeout: int = 120) -> subprocess.CompletedProcess:
+        """provision.py with the session's DEPLOY_HOME and no --provider (the state says which)."""
+        return self._run([PYTHON, "provision.py", *args], timeout=timeout)
+
+    def run_rollback(self, *args, timeout: int = 900) -> subprocess.CompletedProcess:
+        return self._run([PYINFRA, "-y", "inventory.py", "rollback.py", *args], timeout=timeout)
+
     def run_deploy(self, *extra_args) -> DeployResult:
         dry = "--dry" in extra_args
         command = [PYINFRA, *([] if dry else ["-y"]), "--json", "inventory.py", "deploy.py", *extra_args]

@@ -15,12 +15,11 @@ Superuser checks run in the `postgres` database, where the app role owns nothing
 """
 
 import shlex
-import subprocess
 
 import pytest
 import yaml
 
-from tests.e2e.local_platform import PYTHON, ROOT, deploy_ok
+from tests.e2e.local_platform import deploy_ok
 
 pytestmark = pytest.mark.e2e
 
@@ -63,15 +62,7 @@ def state_of(ssh, host, path):
 
 
 def operate(platform, *args, timeout=300):
-    return subprocess.run(
-        [PYTHON, "provision.py", *args],
-        cwd=ROOT,
-        env=platform.env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return platform.operate(*args, timeout=timeout)
 
 
 def one_line_refusal(result):

@@ -112,15 +112,7 @@ def test_rollback_with_no_earlier_release_says_so_in_one_line_and_gives_the_lock
         )
         assert code == 0, out
     try:
-        completed = subprocess.run(
-            [PYINFRA, "-y", "inventory.py", "rollback.py"],
-            cwd=ROOT,
-            env=platform.env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        completed = platform.run_rollback(timeout=300)
     finally:
         for name, text in saved.items():
             text = text if text.endswith("\n") else text + "\n"

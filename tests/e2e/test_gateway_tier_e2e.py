@@ -9,7 +9,6 @@ drain; not one request may fail. Then a second deploy changes nothing.
 """
 
 import re
-import subprocess
 import threading
 import time
 import urllib.error
@@ -20,7 +19,6 @@ import pytest
 
 from stack.settings import load_settings
 from tasks.kong.render import render_kong_yml
-from tests.e2e.local_platform import PYINFRA, ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -216,15 +214,7 @@ def test_a_rollback_under_load_through_kong_fails_no_request(platform, ssh, node
         ssh(name, "docker exec kong sh -c ': > /tmp/admin-calls'")
     with Load(_urls(platform, nodes)) as load:
         time.sleep(1)
-        result = subprocess.run(
-            [PYINFRA, "-y", "inventory.py", "rollback.py"],
-            cwd=ROOT,
-            env=platform.env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
+        result = platform.run_rollback()
         time.sleep(1)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     print(f"rollback: {load.per_url()} requests, {len(load.failed())} failed")  # shown with -s

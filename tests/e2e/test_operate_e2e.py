@@ -26,19 +26,6 @@ def hosts(platform):
     return platform
 
 
-def operate(platform, *args):
-    """provision.py with the session's DEPLOY_HOME; no --provider: the state says which."""
-    return subprocess.run(
-        [PYTHON, "provision.py", *args],
-        cwd=ROOT,
-        env=platform.env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def no_traceback(result, host_lines: bool = False):
     """provision.py printed no traceback of its own. `host_lines`: stdout carries the hosts' log lines,
     where the app's own tracebacks belong (a request that failed while an earlier test stopped the
@@ -48,10 +35,10 @@ def no_traceback(result, host_lines: bool = False):
 
 def test_ssh_runs_a_command_on_every_host(hosts):
     for name in hosts.hosts:
-        result = operate(hosts, "ssh", name, "--", "true")
+        result = hosts.operate("ssh", name, "--", "true")
         assert result.returncode == 0, (name, result.stderr)
         assert result.stderr == "", result.stderr  # nothing trusted on first use, nothing to warn about
-    result = operate(hosts, "ssh", "db", "--", "hostname")
+    result = hosts.operate("ssh", "db", "--", "hostname")
     assert result.stdout == f"{hosts.names('db')[0]}\n"
 
 
@@ -62,12 +49,12 @@ def test_logs_show_a_request_just_made_to_a_backend(hosts):
         f"http://{hosts.address(backend)}:8080/despachos/reporte/?e2e={marker}", timeout=30
     ) as answer:
         assert answer.status == 200
-    result = operate(hosts, "logs", "backend", "--since", "5m")
+    result = hosts.operate("logs", "backend", "--since", "5m")
     assert result.returncode == 0, result.stderr
     no_traceback(result, host_lines=True)
     lines = [line for line in result.stdout.splitlines() if marker in line]
     assert len(lines) == 1 and lines[0].startswith(f"{backend} | "), result.stdout[-2000:]
-    everything = operate(hosts, "logs", "--lines", "5")
+    everything = hosts.operate("logs", "--lines", "5")
     prefixes = {line.split(" | ")[0].strip() for line in everything.stdout.splitlines()}
     assert prefixes == set(hosts.hosts), everything.stdout[-2000:]
 
@@ -127,18 +114,18 @@ def test_logs_follow_ends_on_sigint_without_a_traceback(hosts, ssh):
 
 
 def test_manage_check_runs_on_the_setup_backend(hosts):
-    result = operate(hosts, "manage", "check")
+    result = hosts.operate("manage", "check")
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues" in result.stdout
-    where = operate(hosts, "manage", "shell", "-c", "import socket; print(socket.gethostname())")
+    where = hosts.operate("manage", "shell", "-c", "import socket; print(socket.gethostname())")
     assert where.stdout.strip() == hosts.names("backend")[0], where
 
 
 def test_psql_runs_as_the_app_user(hosts):
-    result = operate(hosts, "psql", "-c", "select 1")
+    result = hosts.operate("psql", "-c", "select 1")
     assert result.returncode == 0, result.stderr
     assert "(1 row)" in result.stdout
-    who = operate(hosts, "psql", "-At", "-c", "select current_user")
+    who = hosts.operate("psql", "-At", "-c", "select current_user")
     assert who.stdout == "dispatch_user\n", who
 
 
@@ -148,7 +135,7 @@ def _marked(text):
 
 def test_status_shows_healthy_backends_then_names_a_stopped_one(hosts, ssh):
     kong = hosts.names("kong")[0]
-    result = operate(hosts, "status")
+    result = hosts.operate("status")
     no_traceback(result)
     for name in hosts.names("backend"):
         assert any(
@@ -169,19 +156,19 @@ def test_status_shows_healthy_backends_then_names_a_stopped_one(hosts, ssh):
     code, out = ssh(stopped, "systemctl stop sprint2-app.socket sprint2-app")
     assert code == 0, out
     try:
-        result = operate(hosts, "status")
+        result = hosts.operate("status")
         assert result.returncode == 1
         marked = _marked(result.stdout)
         assert any(line.startswith(f"! {stopped}  inactive ") for line in marked), result.stdout
         assert result.stdout.splitlines()[-1].startswith(f"UNHEALTHY: {stopped}, {kong} "), result.stdout
-        data = json.loads(operate(hosts, "status", "--json").stdout)
+        data = json.loads(hosts.operate("status", "--json").stdout)
         assert f"{stopped}: sprint2-app is inactive" in data["problems"]
     finally:
         ssh(stopped, "systemctl start sprint2-app.socket sprint2-app")
     for _ in range(30):
-        result = operate(hosts, "status")
+        result = hosts.operate("status")
         if not any(line.startswith(f"! {stopped}") for line in result.stdout.splitlines()):
             break
         time.sleep(1)
-    assert _marked(result.stdout) == _marked(operate(hosts, "status").stdout)
+    assert _marked(result.stdout) == _marked(hosts.operate("status").stdout)
     assert not any(line.startswith(f"! {stopped}") for line in result.stdout.splitlines()), result.stdout

@@ -19,7 +19,7 @@ import yaml
 from stack.deploy_lock_scripts import hold_script, managed_place
 from tests.e2e.host_checks import RUNNING, deploy_lock, get, sql
 from tests.e2e.local_platform import GIT_IDENTITY, deploy_ok
-from tests.e2e.test_releases import Load, rollback
+from tests.e2e.test_releases import Load
 
 pytestmark = pytest.mark.e2e
 
@@ -224,7 +224,7 @@ def test_a_code_deploy_and_a_rollback_under_load_fail_no_request(platform, rds, 
         assert set(running(platform, ssh).values()) == {sha}
 
         with TimedLoad({name: platform.address(name) for name in backends}, path=REPORT) as load:
-            result = rollback(platform)
+            result = platform.run_rollback()
         print(load.report("rollback on rds"))
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
         assert load.failed() == {name: {} for name in backends}, load.report("rollback")

@@ -7,7 +7,6 @@ is retried elsewhere as Kong would.
 """
 
 import http.client
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -15,7 +14,7 @@ from collections import Counter
 import pytest
 
 from tests.e2e.host_checks import RUNNING, DeployLockHolder, TableLock, deploy_lock
-from tests.e2e.local_platform import PYINFRA, ROOT, deploy_ok
+from tests.e2e.local_platform import deploy_ok
 
 pytestmark = pytest.mark.e2e
 
@@ -104,18 +103,6 @@ def running(platform, ssh) -> dict:
     return {name: ssh(name, RUNNING)[1].strip() for name in platform.names("backend")}
 
 
-def rollback(platform, *args) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [PYINFRA, "-y", "inventory.py", "rollback.py", *args],
-        cwd=ROOT,
-        env=platform.env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-
-
 def test_a_release_and_a_rollback_under_load_drop_no_request(platform, run_deploy, app_repo, deployed, ssh):
     backends = platform.names("backend")
     before = running(platform, ssh)
@@ -138,7 +125,7 @@ def test_a_release_and_a_rollback_under_load_drop_no_request(platform, run_deplo
     assert set(running(platform, ssh).values()) == {sha}
 
     with Load({name: platform.address(name) for name in backends}) as load:
-        result = rollback(platform)
+        result = platform.run_rollback()
     print(load.report("rollback"))
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert load.failed() == {name: {} for name in backends}, load.report("rollback")
