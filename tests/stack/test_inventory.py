@@ -12,6 +12,7 @@ from stack.errors import UserError
 from stack.inventory import groups_from_state
 from stack.settings import PROJECT_ROOT
 from stack.state import Host, State, save_state
+from tests.stack.records import AWS_DATABASE
 
 
 @pytest.fixture
@@ -108,14 +109,7 @@ def test_every_host_is_checked_strictly_against_its_pin_never_trusted_on_first_u
     assert groups["kong"][0][1]["ssh_paramiko_connect_kwargs"]["transport_factory"].pin_name == "198.51.100.9"
 
 
-DATABASE = {
-    "service": "rds",
-    "identifier": "des-db",
-    "address": "des-db.abc.us-east-1.rds.amazonaws.com",
-    "port": 5432,
-    "master_user": "sprint2admin",
-    "ca_bundle_url": "https://truststore.pki.rds.amazonaws.com/us-east-1/us-east-1-bundle.pem",
-}
+DATABASE = AWS_DATABASE
 
 
 def test_with_rds_there_is_no_db_group_and_every_host_gets_the_database_record(home):

@@ -3,6 +3,7 @@
 from stack.outputs import render_outputs
 from stack.settings import settings_from
 from stack.state import Host, State, deploy_home
+from tests.stack.records import AWS_DATABASE
 
 
 def test_outputs_list_hosts_and_the_kong_urls():
@@ -40,14 +41,7 @@ def test_the_tunnel_command_quotes_a_home_with_spaces(monkeypatch, tmp_path):
 
 
 def test_outputs_show_the_database_endpoint_when_recorded():
-    database = {
-        "service": "rds",
-        "identifier": "des-db",
-        "address": "des-db.abc.us-east-1.rds.amazonaws.com",
-        "port": 5432,
-        "master_user": "sprint2admin",
-        "ca_bundle_url": "https://truststore.pki.rds.amazonaws.com/us-east-1/us-east-1-bundle.pem",
-    }
+    database = AWS_DATABASE
     hosts = {"des-backend-a": Host("backend", "172.31.0.5", "198.51.100.5", "ubuntu", key="a")}
     text = render_outputs(State("aws", "des", hosts=hosts, database=database), settings_from({}))
     assert (

@@ -7,6 +7,7 @@ import pytest
 
 from stack.errors import UserError
 from stack.state import Host, State, load_state, private_dir, save_state, state_path
+from tests.stack.records import AWS_DATABASE
 
 
 @pytest.fixture(autouse=True)
@@ -162,14 +163,7 @@ def test_a_hand_written_host_gets_the_defaults_it_was_read_with():
     assert (host.key, host.ssh_key, host.ssh_port, host.extra) == (None, None, 22, {})
 
 
-RDS = {
-    "service": "rds",
-    "identifier": "des-db",
-    "address": "des-db.abc.us-east-1.rds.amazonaws.com",
-    "port": 5432,
-    "master_user": "sprint2admin",
-    "ca_bundle_url": "https://truststore.pki.rds.amazonaws.com/us-east-1/us-east-1-bundle.pem",
-}
+RDS = AWS_DATABASE
 
 
 def test_the_database_entry_is_top_level_and_reads_back(home):
