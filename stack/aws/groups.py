@@ -2,8 +2,7 @@
 
 import time
 
-from botocore.exceptions import ClientError
-
+from stack.aws.retry import retry_while_busy
 from stack.aws.rules import Rule, group_names, permission_of, rule_of
 from stack.aws.tags import tag_specs
 
@@ -76,17 +75,18 @@ def delete_groups(ec2, groups: dict[str, str], rules: dict[str, dict[Rule, str]]
         if referencing:
             revoke(ec2, group_id, referencing)
     for name, group_id in groups.items():
-        deadline = time.monotonic() + PATIENCE_SECONDS
-        while True:
-            try:
-                ec2.delete_security_group(GroupId=group_id)
-                break
-            except ClientError as error:
-                code = error.response["Error"]["Code"]
-                if code == "InvalidGroup.NotFound":
-                    break
-                if code != "DependencyViolation" or time.monotonic() > deadline:
-                    raise
-                progress(f"  {name} is still in use (network interfaces of terminated hosts); retrying")
-                time.sleep(RETRY_SECONDS)
+        _delete_group(ec2, name, group_id, progress)
         progress(f"  deleted security group {name}")
+
+
+def _delete_group(ec2, name: str, group_id: str, progress) -> None:
+    retry_while_busy(
+        lambda: ec2.delete_security_group(GroupId=group_id),
+        busy=("DependencyViolation",),
+        gone=("InvalidGroup.NotFound",),
+        patience=PATIENCE_SECONDS,
+        pause=RETRY_SECONDS,
+        waiting=lambda code: f"  {name} is still in use (network interfaces of terminated hosts); retrying",
+        progress=progress,
+        clock=time,
+    )

@@ -16,6 +16,7 @@ from stack.aws.lb_plan import (
     group_name,
     is_group_of,
 )
+from stack.aws.retry import retry_while_busy
 from stack.aws.tags import MANAGED_BY, tag_map, tags
 from stack.errors import UserError
 from stack.settings import Settings
@@ -253,16 +254,13 @@ def point_listener(elbv2, balancer: Balancer, arn: str, group: TargetGroup) -> N
 # removing -----------------------------------------------------------------------------------------
 def delete_group(elbv2, arn: str, progress) -> None:
     """Real AWS refuses (ResourceInUse) while a just-deleted load balancer still lets go of it."""
-    deadline = time.monotonic() + IN_USE_PATIENCE
-    while True:
-        try:
-            elbv2.delete_target_group(TargetGroupArn=arn)
-            return
-        except ClientError as error:
-            code = error.response["Error"]["Code"]
-            if code == "TargetGroupNotFound":
-                return
-            if code != "ResourceInUse" or time.monotonic() > deadline:
-                raise
-            progress("  the target group is still in use by the load balancer being deleted; retrying")
-            time.sleep(POLL_SECONDS)
+    retry_while_busy(
+        lambda: elbv2.delete_target_group(TargetGroupArn=arn),
+        busy=("ResourceInUse",),
+        gone=("TargetGroupNotFound",),
+        patience=IN_USE_PATIENCE,
+        pause=POLL_SECONDS,
+        waiting=lambda code: "  the target group is still in use by the load balancer being deleted; retrying",
+        progress=progress,
+        clock=time,
+    )

@@ -20,6 +20,7 @@ from stack.aws.rds_plan import (
     instance_name,
     subnet_group_name,
 )
+from stack.aws.retry import retry_while_busy
 from stack.aws.tags import MANAGED_BY, tag_map, tags
 from stack.errors import UserError
 from stack.secrets import load_secrets
@@ -151,16 +152,15 @@ def modify_instance(rds, name: str, changes: dict) -> None:
 def _patiently(call, busy: tuple[str, ...], progress, what: str, **arguments) -> None:
     """`call(**arguments)`, retried while RDS answers one of the `busy` codes (an instance still
     modifying or backing up, a subnet group whose instance just went), for BUSY_SECONDS."""
-    deadline = time.monotonic() + BUSY_SECONDS
-    while True:
-        try:
-            call(**arguments)
-            return
-        except ClientError as error:
-            if _code(error) not in busy or time.monotonic() > deadline:
-                raise
-            progress(f"  {what}: RDS says it is busy ({_code(error)}); retrying")
-            time.sleep(POLL_SECONDS)
+    retry_while_busy(
+        lambda: call(**arguments),
+        busy=busy,
+        patience=BUSY_SECONDS,
+        pause=POLL_SECONDS,
+        waiting=lambda code: f"  {what}: RDS says it is busy ({code}); retrying",
+        progress=progress,
+        clock=time,
+    )
 
 
 def delete_instance(rds, found: Database, snapshot: str | None, progress) -> None:
