@@ -17,6 +17,7 @@ from tasks.db.deploy import deploy_db
 from tasks.host_packages import packages_for
 from tasks.kong.deploy import deploy_kong
 from tasks.packages import packages_installed
+from tasks.shared import managed_database
 
 # One deploy at a time (held on the database host; not with --dry): a second one stops here.
 take(load_settings().app_ref, state)
@@ -24,7 +25,7 @@ take(load_settings().app_ref, state)
 # One apt call per host, all hosts at once, before any role's own steps (tasks/host_packages.py).
 packages_installed(
     name="Ensure each role's packages are installed, on every host at once",
-    packages=packages_for(host.groups),
+    packages=packages_for(host.groups, managed_database=managed_database() is not None),
     recommends=False,
 )
 

@@ -10,15 +10,18 @@ is installed (no recommends: sysstat, less, patch... are nothing the deploy uses
 """
 
 from tasks.backend.deploy import PACKAGES as BACKEND
+from tasks.backend.deploy import RDS_PACKAGES
 from tasks.db.deploy import PACKAGES as DB
 
 # By inventory group; logrotate: the backends' log rotation (tasks/backend/logs.py).
 ROLE_PACKAGES = {"db": DB, "backends": [*BACKEND, "logrotate"]}
 
 
-def packages_for(groups: list[str]) -> list[str]:
-    """The packages of every role among `groups`, in order, each once."""
+def packages_for(groups: list[str], managed_database: bool = False) -> list[str]:
+    """The packages of every role among `groups`, in order, each once; a backend of a managed
+    database (db_service rds) also needs PostgreSQL's client (its psql, pg_dump and deploy lock)."""
     wanted: list[str] = []
     for group in groups:
-        wanted += [package for package in ROLE_PACKAGES.get(group, []) if package not in wanted]
+        needed = ROLE_PACKAGES.get(group, []) + (RDS_PACKAGES if group == "backends" and managed_database else [])
+        wanted += [package for package in needed if package not in wanted]
     return wanted

@@ -79,6 +79,14 @@ def test_every_role_of_a_host_is_installed_in_one_apt_call_without_recommends():
     assert packages_for(["db"]) == ["postgresql", "gzip"]
     assert packages_for(["backends"]) == ["git", "ca-certificates", "python3-psycopg2", "logrotate"]
     assert packages_for(["kong"]) == []
+    assert packages_for(["backends"], managed_database=True) == [
+        "git",
+        "ca-certificates",
+        "python3-psycopg2",
+        "logrotate",
+        "postgresql-client",
+    ]
+    assert packages_for(["kong"], managed_database=True) == []
 
     @deploy("All packages")
     def all_packages():
