@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tasks.kong.render import CONFIG as KONG_CONFIG
 from tests.e2e.local_platform import PYTHON, ROOT
 
 pytestmark = pytest.mark.e2e
@@ -144,10 +145,13 @@ def test_status_shows_healthy_backends_then_names_a_stopped_one(hosts, ssh):
             for line in result.stdout.splitlines()
         ), result.stdout
     assert "  PostgreSQL up, " in result.stdout
-    # Honest about Kong: no container can run its image here, and status says so.
+    # Honest about Kong: no container can run its image here, and status says so; and whether the
+    # Kong host has a kong.yml (earlier modules of the whole suite may leave it without one).
+    code, _ = ssh(kong, f"test -f {KONG_CONFIG}")
     assert _marked(result.stdout) == [
         "! container kong: absent",
         "! admin API: could not read it (<urlopen error [Errno 111] Connection refused>)",
+        *([] if code == 0 else [f"! config: no {KONG_CONFIG}"]),
     ], result.stdout
     assert result.returncode == 1 and result.stdout.splitlines()[-1].startswith(f"UNHEALTHY: {kong} ")
 
