@@ -140,6 +140,11 @@ EnvironmentFile=/etc/sprint2/env
 WorkingDirectory=/srv/sprint2/current
 ExecStart=/srv/sprint2/current/.venv/bin/gunicorn --config /etc/sprint2/conf/gunicorn.conf.py provesi.wsgi:application
 ExecReload=/bin/kill -HUP $MAINPID
+# The stop TERMs the master and waits until it is gone (its workers finish first): after a
+# re-exec the master is one systemd did not start (named by its notify), and systemd 257 on a
+# cgroup-v1 machine SIGKILLed it at once, then waited 30 s for a cgroup it could not see empty
+# ("failed"; measured on Debian 13 hosts).
+ExecStop=/bin/sh -c 'kill -TERM $MAINPID; while kill -0 $MAINPID 2>/dev/null; do sleep 0.1; done'
 # TERM to the master only: it stops accepting and lets its workers finish their requests.
 KillMode=mixed
 # A crashed or killed master is back within a couple of seconds.
