@@ -18,12 +18,17 @@ AS_POSTGRES: dict[str, Any] = {"_sudo": True, "_sudo_user": "postgres"}
 # The files of the main cluster's config folder that the deploy owns.
 CLUSTER_FILES = ("conf.d/90-deploy.conf", "pg_hba.conf", "pg_ident.conf")
 
-# After a reload, restart only when a changed setting cannot take effect without one.
+# After a reload, restart only when a changed setting cannot take effect without one. The reload
+# is a signal: the settings are read once pg_conf_load_time() moves (at most 10 s), not after a
+# fixed sleep. A server that does not answer is restarted.
 # (Connects to the `postgres` database, where the app role owns nothing: see psql below.)
 RELOAD_OR_RESTART = (
-    "systemctl reload postgresql && sleep 2 && "
-    'if [ "$(cd / && runuser -u postgres -- psql -XtAc '
-    "'SELECT count(*) FROM pg_settings WHERE pending_restart')\" != 0 ]; "
+    "q() { (cd / && runuser -u postgres -- psql -XtAc \"$1\") 2>/dev/null; }; "
+    "before=$(q 'SELECT pg_conf_load_time()'); "
+    "systemctl reload postgresql && n=0 && "
+    'while [ -n "$before" ] && [ "$(q \'SELECT pg_conf_load_time()\')" = "$before" ] && [ $n -lt 100 ]; '
+    "do sleep 0.1; n=$((n + 1)); done && "
+    "if [ \"$(q 'SELECT count(*) FROM pg_settings WHERE pending_restart')\" != 0 ]; "
     "then systemctl restart postgresql; fi"
 )
 
