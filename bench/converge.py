@@ -18,6 +18,7 @@ operations, finish); commands, file transfers and round trips per host and per r
 trips: the replies the client waits for, counted in paramiko: 3 per command, more per SFTP file);
 command latency (median, how many >= 35 ms); the slowest operations. A run that exits non-zero
 or fails a host is reported as FAILED, never timed.
+The fresh hosts hold no dpkg lock after boot unless `--apt-hold S` says so (the tests hold it 20 s).
 The machine's load (1-min average) is printed before and after each case; >= 1.5 is flagged
 (the hosts' own work counts in it: before a case the bench waits up to --settle s for it to fall).
 
@@ -119,7 +120,10 @@ class Run:
     def why(self) -> str:
         if not self.report:
             return f"exit {self.returncode}, no report: {(self.stderr.strip().splitlines() or ['?'])[-1][:200]}"
-        return f"exit {self.returncode}, failed hosts: {' '.join(self.failed_hosts) or 'none'}"
+        lines = [line for line in self.stderr.splitlines() if "error" in line.lower()]
+        return f"exit {self.returncode}, failed hosts: {' '.join(self.failed_hosts) or 'none'}" + (
+            f" ({lines[-1].strip()[:300]})" if lines else ""
+        )
 
 
 def _wait4(process: subprocess.Popen, timeout: float):
@@ -290,7 +294,12 @@ def bench(count: int, args, work: Path) -> None:
             }
         )
     )
-    env = {**os.environ, "DEPLOY_HOME": str(work / f"home-{count}"), "DEPLOY_CONFIG": str(config)}
+    env = {
+        **os.environ,
+        "DEPLOY_HOME": str(work / f"home-{count}"),
+        "DEPLOY_CONFIG": str(config),
+        "DEPLOY_LOCAL_APT_HOLD": str(args.apt_hold),
+    }
     env.pop("DEPLOY_SSH_NODELAY", None)
     modes = {"both": ["off", "on"], "on": ["on"], "off": ["off"]}[args.nodelay]
     env_of = {"on": env, "off": {**env, "DEPLOY_SSH_NODELAY": "0"}}
@@ -309,7 +318,11 @@ def bench(count: int, args, work: Path) -> None:
         if provision.returncode != 0:
             print(f"  provisioning FAILED: {(provision.stderr.strip().splitlines() or ['?'])[-1]}")
             return
-        print(f"  provision: {time.monotonic() - started:.0f} s", flush=True)
+        print(
+            f"  provision: {time.monotonic() - started:.0f} s; dpkg's lock held {args.apt_hold} s after boot "
+            "(the simulated unattended-upgrades run)",
+            flush=True,
+        )
         repo.serve()
 
         before = settle(args.settle)
@@ -453,6 +466,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="no-change runs per TCP_NODELAY mode")
     parser.add_argument("--nodelay", choices=("both", "on", "off"), default="both")
     parser.add_argument("--kong", choices=("standin", "exclude"), default="standin")
+    parser.add_argument(
+        "--apt-hold",
+        type=int,
+        default=0,
+        help="seconds the fresh hosts hold dpkg's lock after boot, as unattended-upgrades (tests: 20)",
+    )
     parser.add_argument(
         "--out",
         default=str(ROOT / ".deploy" / "bench"),

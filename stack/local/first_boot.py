@@ -15,6 +15,10 @@ Per host, the provider writes only data into `/etc/sprint2-local/` (the user's n
 long to hold the lock); the units in the image read it.
 """
 
+from collections.abc import Mapping
+
+from stack.errors import UserError
+
 CONFIG_DIR = "/etc/sprint2-local"
 DONE_DIR = "/var/lib/sprint2-local"
 USER_UNIT = "sprint2-local-user.service"
@@ -24,6 +28,8 @@ APT_SCRIPT = "/usr/local/lib/sprint2-local/hold-dpkg-lock"
 # Long enough that a deploy started as soon as SSH answers meets it, short enough not to slow
 # every fresh e2e converge by much (unattended-upgrades on a real first boot can take minutes).
 APT_HOLD_S = 20
+# Another hold for the hosts created next (0: none), only to measure a deploy without it (bench/converge.py).
+APT_HOLD_SWITCH = "DEPLOY_LOCAL_APT_HOLD"
 # dpkg's and apt's locks, taken the way apt takes them (fcntl, not flock: apt ignores flock).
 APT_LOCKS = ("/var/lib/apt/lists/lock", "/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock")
 
@@ -128,6 +134,16 @@ def image_files() -> dict[str, tuple[str, int]]:
 
 
 IMAGE_UNITS = (USER_UNIT, APT_UNIT)
+
+
+def apt_hold_seconds(environ: Mapping[str, str]) -> int:
+    """How long new hosts hold dpkg's lock: APT_HOLD_S unless APT_HOLD_SWITCH says otherwise."""
+    given = environ.get(APT_HOLD_SWITCH, "").strip()
+    if not given:
+        return APT_HOLD_S
+    if not given.isdigit() or int(given) > 3600:
+        raise UserError(f"DEPLOY_LOCAL_APT_HOLD={given!r}: expected whole seconds from 0 to 3600 (unset: {APT_HOLD_S})")
+    return int(given)
 
 
 def host_files(user: str, authorized_key: str, apt_hold_s: int = APT_HOLD_S) -> dict[str, tuple[str, int]]:

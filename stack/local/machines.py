@@ -142,6 +142,7 @@ def write_host_files(
     nameservers: list[str],
     authorized_key: str,
     login_user: str,
+    apt_hold_s: int = first_boot.APT_HOLD_S,
 ) -> None:
     """Write the host's identity into its own layer. The login user is made at first boot from
     these files (first_boot.py), as cloud-init makes it on EC2; the host keys generated here are
@@ -156,7 +157,7 @@ def write_host_files(
         resolv.unlink()
     resolv.write_text(resolv_conf(nameservers))
     _copy_certificates(root)
-    for path, (text, mode) in first_boot.host_files(login_user, authorized_key).items():
+    for path, (text, mode) in first_boot.host_files(login_user, authorized_key, apt_hold_s).items():
         target = root / path.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)

@@ -16,7 +16,7 @@ from pathlib import Path
 from stack.confirm import confirm
 from stack.dump import check_backup_path, default_backup_path, pull_dump, restore_hint
 from stack.errors import UserError
-from stack.local import console_keys, image, machines, network, rds, sysctls
+from stack.local import console_keys, first_boot, image, machines, network, rds, sysctls
 from stack.local.plan import make_plan, network_setup, render_destroy_plan, render_plan
 from stack.operate.commands import sudo_prefix
 from stack.operate.managed_dump import backup_through_backend
@@ -169,6 +169,7 @@ def apply(settings: Settings, options: Options) -> int:
             "ssh_user: root: local hosts log in as a normal user and use sudo, as the AWS hosts do: "
             "set ssh_user to another name (default ubuntu)"
         )
+    apt_hold_s = first_boot.apt_hold_seconds(os.environ)
     state = _current_state(settings)
     subnet = settings.local_subnet
     bridge = network.bridge_name(settings.project_prefix)
@@ -265,6 +266,7 @@ def apply(settings: Settings, options: Options) -> int:
                 nameservers,
                 Path(f"{key}.pub").read_text(),
                 settings.ssh_user,
+                apt_hold_s,
             )
             console_keys.install(root)  # it prints its host keys to its console at first boot
         del _machine(record)["incomplete"]

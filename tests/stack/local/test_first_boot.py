@@ -2,6 +2,9 @@ import fcntl
 import subprocess
 import sys
 
+import pytest
+
+from stack.errors import UserError
 from stack.local import first_boot
 
 
@@ -11,6 +14,16 @@ def test_a_host_gets_its_login_user_key_and_lock_time_as_data_only():
         "/etc/sprint2-local/authorized_keys": ("ssh-ed25519 AAAA sprint2-stack\n", 0o600),
         "/etc/sprint2-local/apt-hold-seconds": ("7\n", 0o644),
     }
+
+
+def test_the_hold_is_20_s_unless_the_switch_names_other_whole_seconds():
+    assert first_boot.apt_hold_seconds({}) == 20
+    assert first_boot.apt_hold_seconds({"DEPLOY_LOCAL_APT_HOLD": ""}) == 20
+    assert first_boot.apt_hold_seconds({"DEPLOY_LOCAL_APT_HOLD": "0"}) == 0
+    assert first_boot.apt_hold_seconds({"DEPLOY_LOCAL_APT_HOLD": " 45 "}) == 45
+    for wrong in ("-1", "1.5", "ten", "3601"):
+        with pytest.raises(UserError, match=f"^DEPLOY_LOCAL_APT_HOLD='{wrong}': expected whole seconds from 0 to 3600"):
+            first_boot.apt_hold_seconds({"DEPLOY_LOCAL_APT_HOLD": wrong})
 
 
 def test_sshd_refuses_root_and_passwords():
