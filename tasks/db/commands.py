@@ -23,7 +23,7 @@ CLUSTER_FILES = ("conf.d/90-deploy.conf", "pg_hba.conf", "pg_ident.conf")
 # fixed sleep. A server that does not answer is restarted.
 # (Connects to the `postgres` database, where the app role owns nothing: see psql below.)
 RELOAD_OR_RESTART = (
-    "q() { (cd / && runuser -u postgres -- psql -XtAc \"$1\") 2>/dev/null; }; "
+    'q() { (cd / && runuser -u postgres -- psql -XtAc "$1") 2>/dev/null; }; '
     "before=$(q 'SELECT pg_conf_load_time()'); "
     "systemctl reload postgresql && n=0 && "
     'while [ -n "$before" ] && [ "$(q \'SELECT pg_conf_load_time()\')" = "$before" ] && [ $n -lt 100 ]; '
