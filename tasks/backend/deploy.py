@@ -62,7 +62,7 @@ from tasks.backend.render import (
     run_helper,
 )
 from tasks.backend.setup import app_populate, app_setup, history_login
-from tasks.backend.switch import app_switch
+from tasks.backend.switch import app_switch, app_trial
 from tasks.packages import packages_installed
 from tasks.paths import paths_exist, wanted
 from tasks.rds.deploy import database_roles, deploy_database_files
@@ -77,6 +77,8 @@ PACKAGES = ["git", "ca-certificates", "python3-psycopg2"]
 RDS_PACKAGES = ["postgresql-client"]
 # The end of the releases' history read for a rollback: ~60 bytes a switch, the last ~1000 switches.
 HISTORY_BYTES = 65536
+# What of the switch's arguments the trial before it takes.
+TRIAL_ARGUMENTS = ("repo", "ref", "layout", "commit", "require_setup")
 
 
 def backend_label(backend) -> str:
@@ -96,10 +98,21 @@ def batches(backends: list, size: int) -> list[list]:
     return [ordered[start : start + size] for start in range(0, len(ordered), size)]
 
 
-def roll_out(settings: Settings, backends: list, title: str, **switch) -> None:
-    """One switch operation per batch: pyinfra finishes each on every host before the next starts,
-    so the batches go one after another, each waiting for its backends to answer healthy."""
+def roll_out(settings: Settings, backends: list, title: str, trying: str, **switch) -> None:
+    """The release tried on every backend at once (`trying` names it), then one switch operation
+    per batch: pyinfra finishes each on every host before the next starts, so the batches go one
+    after another, each waiting for its backends to answer healthy."""
     groups = batches(backends, settings.switch_batch_size)
+    if "backends" in host.groups:
+        trial = {key: value for key, value in switch.items() if key in TRIAL_ARGUMENTS}
+        app_trial(
+            name=f"Try {trying} beside the running one, on every backend at once",
+            backends=backends,
+            port=settings.app_port,
+            path=settings.gateway.health_path,
+            statuses=list(settings.gateway.active.healthy_statuses),
+            **trial,
+        )
     for number, batch in enumerate(groups, start=1):
         names = ", ".join(backend_label(backend) for backend in batch)
         # Kong nodes run this loop too (deploy.py), only for the drain around each batch's switch.
@@ -163,6 +176,7 @@ def rollback_backend(release: str | None = None, settings: Settings | None = Non
         settings,
         inventory.get_group("backends"),
         title="Switch back to an earlier release",
+        trying="the earlier release",
         repo=settings.app_repo,
         changes=[],
         layout=layout,
@@ -190,7 +204,13 @@ def deploy_backend(settings: Settings | None = None, secrets: dict | None = None
         switch = _converge(settings, secrets or deploy_secrets())
     else:
         switch = {"repo": settings.app_repo, "ref": settings.app_ref, "layout": LAYOUT, "changes": []}
-    roll_out(settings, backends, title=f"Switch to the release of {settings.app_ref}", **switch)
+    roll_out(
+        settings,
+        backends,
+        title=f"Switch to the release of {settings.app_ref}",
+        trying=f"the release of {settings.app_ref}",
+        **switch,
+    )
     if "backends" in host.groups:
         _serve(settings, LAYOUT)
 

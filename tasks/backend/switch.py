@@ -15,6 +15,40 @@ from tasks.backend.setup import read_markers
 
 
 @operation()
+def app_trial(
+    repo: str,
+    ref: str,
+    backends: list,
+    port: int,
+    path: str,
+    statuses: list[int],
+    layout: Layout = LAYOUT,
+    commit: str | None = None,
+    require_setup: bool = True,
+    wait: int = 60,
+):
+    """Start the release each backend is about to switch to beside the one it runs, on every
+    backend at once before the first batch, and fail where it does not answer healthy: a broken
+    release never serves a request, and no batch switches (app_switch: the roll stopped). A backend
+    that will not switch, or that runs the release already, is not tried."""
+    serving = asked_once.fact(ServiceRelease, current=layout.current, service=layout.service)
+    commit = commit or release_commit(repo, ref, layout)
+    if commit is None:
+        host.noop("tried once built")
+        return
+    release = layout.release(commit)
+    if serving["running"] == release:
+        host.noop(f"runs release {commit[:12]}")
+        return
+    stopped = any(backend in state.failed_hosts for backend in backends if backend is not host)
+    markers, _ = read_markers(release) if require_setup else ({"setup": commit}, None)
+    if stopped or (markers or {}).get("setup") != commit:
+        host.noop(f"not tried: it does not switch to {commit[:12]} (its switch says why)")
+        return
+    yield trial_run(host.name, layout, release, commit, port, path, statuses, wait)
+
+
+@operation()
 def app_switch(
     repo: str,
     ref: str,
@@ -69,9 +103,6 @@ def app_switch(
             return
     app, service = as_app(layout), layout.service
     asked_once.forget(ServiceRelease)  # the prune after it reads what this backend serves then
-    if serving["running"] != release:
-        # A new release answers first beside the running one: a broken one never serves a request.
-        yield trial_run(host.name, layout, release, commit, port, path, statuses, wait)
     # `current` is root's link in root's home (the app user can neither move nor replace it).
     link = f"ln -sfn {{}} {layout.current}.next && mv -T {layout.current}.next {layout.current}"
     probe = wait_healthy(address, port, path, statuses, wait)

@@ -99,6 +99,7 @@ LOCK_OP = "Lock the requirements of main, once, on one backend"
 BUILD = "Build the release of main beside the running one"
 SETUP = "Set the database up for the new release, from this backend only"
 POPULATE = "Populate the database, each command once in its life"
+TRIAL = "Try the release of main beside the running one, on every backend at once"
 SWITCH_A = "Switch to the release of main, batch 1 of 2 (des-backend-a)"
 SWITCH_B = "Switch to the release of main, batch 2 of 2 (des-backend-b)"
 PRUNE = "Keep the newest 3 releases"
@@ -111,7 +112,7 @@ BEFORE_ACCOUNT = ("app group", "app user")
 ACCOUNT = {"uid": 998, "gid": 998, "home": LAYOUT.home, "shell": "/usr/sbin/nologin"}
 BEFORE_FETCH, BEFORE_BUILD = ("Fetch",), ("Fetch", "Build")
 BEFORE_SETUP = ("Fetch", "Build", "managed database", "Set the database up")
-BEFORE_SWITCH = BEFORE_SETUP + ("Switch",)
+BEFORE_SWITCH = BEFORE_SETUP + ("Try", "Switch")
 
 
 def gateway(name: str) -> bool:
@@ -406,12 +407,12 @@ def test_after_an_install_the_package_list_is_read_again():
 def test_markers_are_read_again_after_the_setup_writes_one_so_the_switch_sees_it():
     settings = base()
     run = deploy(host_facts(settings, remote=NEW), settings, yes=True)
-    assert run.changed == [FETCH, BUILD, SETUP, SWITCH_A]
+    assert run.changed == [FETCH, BUILD, SETUP, TRIAL, SWITCH_A]
     # The setup's read, then the populate's after the setup ran (the switch reuses it: the
     # populate changed nothing); the mirror again after the fetch.
     assert asked(run, DeployMarkers) == 2
     assert asked(run, MirrorCommit) == 2
-    assert run.op(SWITCH_A).commands[1] == switch_command(NEW, previous=OLD, reexec=True)
+    assert run.op(SWITCH_A).commands[0] == switch_command(NEW, previous=OLD, reexec=True)
 
 
 def test_a_fresh_backend_reads_the_markers_after_each_step_that_writes_them():
@@ -555,7 +556,7 @@ def switch_command(commit, previous=None, reexec=False):
 def test_a_new_commit_is_built_beside_the_running_release_then_switched_health_gated():
     settings = base()
     run = deploy(host_facts(settings, remote=NEW), settings)
-    assert run.changed == [FETCH, BUILD, SETUP, SWITCH_A]
+    assert run.changed == [FETCH, BUILD, SETUP, TRIAL, SWITCH_A]
     assert (
         run.op(FETCH).commands[0]
         == f"{APP} git --git-dir=/srv/sprint2/repo.git fetch --quiet --prune --force --tags origin"
@@ -565,12 +566,31 @@ def test_a_new_commit_is_built_beside_the_running_release_then_switched_health_g
         release(OLD) not in command and "/srv/sprint2/current" not in command
         for command in run.op(BUILD).commands + run.op(SETUP).commands
     )
+    # First a trial of the new release beside the running one, on every backend before the first
+    # batch: a broken release never serves, and no batch switches.
+    assert run.op(TRIAL).commands == [trial_command(NEW)]
+    assert run.names.index(TRIAL) < run.names.index(SWITCH_A)
     switch = run.op(SWITCH_A).commands
-    # First a trial of the new release beside the running one: a broken release never serves.
-    assert switch[0] == trial_command(NEW)
-    assert switch[1] == switch_command(NEW, previous=OLD, reexec=True)
-    assert "serving release" in switch[2]
+    assert switch[0] == switch_command(NEW, previous=OLD, reexec=True)
+    assert "serving release" in switch[1]
     assert run.op(POPULATE).commands == []
+
+
+def test_a_release_that_failed_its_trial_on_another_backend_is_neither_tried_nor_switched_here():
+    settings = base()
+    run = run_deploy(
+        deploy_backend,
+        facts=host_facts(settings, remote=NEW),
+        groups=["backends"],
+        host_data=ME,
+        other_hosts=OTHERS,
+        kwargs={"settings": settings, "secrets": SECRETS},
+        failed=("des-backend-b",),
+    )
+    assert run.op(TRIAL).commands == []
+    assert run.op(SWITCH_A).commands == [
+        f"echo '@fake/target: not switched to {NEW[:12]}: the roll stopped at @fake/des-backend-b' >&2; exit 1"
+    ]
 
 
 def test_the_batches_follow_the_setting_and_the_setup_backend_goes_first():
@@ -598,16 +618,14 @@ def test_the_second_backend_switches_in_the_second_batch_and_never_sets_up():
 
 
 def test_what_a_backend_serves_is_read_when_the_roll_starts_not_in_its_own_batch():
-    # Read in batch 1's operation it serves the release; read any later, it would not: a switch
-    # in batch 2 shows that it was read late.
+    # Read in the trial before batch 1 it serves the release; read any later, it would not: a
+    # trial or a switch in batch 2 shows that it was read late.
     # des-backend-0 sorts first: it sets up and switches in batch 1, this backend (a) in batch 2.
     settings = base()
     others = {"db": OTHERS["db"], "backends": [("des-backend-0", {"private_ip": "10.0.1.10", "name": "des-backend-0"})]}
     facts = host_facts(settings)
     facts[ServiceRelease] = {
-        f"current={LAYOUT.current}, service={LAYOUT.service}": ByOperation(
-            serving(OLD), serving(NEW), until=("batch 1 of",)
-        )
+        f"current={LAYOUT.current}, service={LAYOUT.service}": ByOperation(serving(OLD), serving(NEW), until=("Try ",))
     }
     run = deploy(facts, settings, others=others, yes=True)
     assert run.has("Switch to the release of main, batch 2 of 2 (des-backend-a)")
@@ -641,9 +659,10 @@ def test_a_backend_running_another_release_than_current_is_restarted_though_noth
     # An earlier run moved `current` to NEW, then failed or was interrupted before the restart.
     settings = base()
     run = deploy(host_facts(settings, commit=NEW, remote=NEW, running=OLD, built=[OLD, NEW]), settings)
-    assert run.changed == [SWITCH_A]
+    assert run.changed == [TRIAL, SWITCH_A]
     # Should NEW fail its health check, the backend goes back to what it served: OLD, not `current`.
-    assert run.op(SWITCH_A).commands[:2] == [trial_command(NEW), switch_command(NEW, previous=OLD, reexec=True)]
+    assert run.op(TRIAL).commands == [trial_command(NEW)]
+    assert run.op(SWITCH_A).commands[0] == switch_command(NEW, previous=OLD, reexec=True)
 
 
 def test_a_release_the_database_is_not_set_up_for_is_not_switched_to():
@@ -712,7 +731,7 @@ def test_a_failing_first_release_never_goes_back_to_the_layout_of_before_release
         }
     }
     switch = deploy(facts, settings).op(SWITCH_A).commands
-    assert switch[1].startswith("previous=''; ")
+    assert switch[0].startswith("previous=''; ")
 
 
 def test_an_unreachable_repository_is_one_line_naming_it_and_what_to_check():
@@ -761,9 +780,10 @@ def test_a_rollback_switches_to_the_release_served_before_without_migrating():
     facts = host_facts(settings, commit=NEW, remote=NEW, built=[OLD, NEW], history=history)
     run = deploy(facts, settings, function=rollback_backend)
     switches = [name for name in run.names if not gateway(name)]
-    assert switches == [ROLLBACK_A, "Switch back to an earlier release, batch 2 of 2 (des-backend-b)"]
-    switch = run.op(ROLLBACK_A).commands
-    assert switch[:2] == [trial_command(OLD), switch_command(OLD, previous=NEW, reexec=True)]
+    trial = "Try the earlier release beside the running one, on every backend at once"
+    assert switches == [trial, ROLLBACK_A, "Switch back to an earlier release, batch 2 of 2 (des-backend-b)"]
+    assert run.op(trial).commands == [trial_command(OLD)]
+    assert run.op(ROLLBACK_A).commands[0] == switch_command(OLD, previous=NEW, reexec=True)
     assert not any("DeployMarkers" in call for call in run.fact_calls)  # never asks the database
 
 
