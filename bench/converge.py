@@ -120,9 +120,12 @@ class Run:
     def why(self) -> str:
         if not self.report:
             return f"exit {self.returncode}, no report: {(self.stderr.strip().splitlines() or ['?'])[-1][:200]}"
-        lines = [line for line in self.stderr.splitlines() if "error" in line.lower()]
+        # What pyinfra printed under the failed hosts' names: the failing command's own lines come
+        # before its "Error: executed N commands".
+        hosts = tuple(f"[{name}]" for name in self.failed_hosts)
+        lines = [line.strip() for line in self.stderr.splitlines() if hosts and line.strip().startswith(hosts)]
         return f"exit {self.returncode}, failed hosts: {' '.join(self.failed_hosts) or 'none'}" + (
-            f" ({lines[-1].strip()[:300]})" if lines else ""
+            f" ({' | '.join(lines[-4:])[:600]})" if lines else ""
         )
 
 

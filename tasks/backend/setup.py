@@ -69,25 +69,22 @@ def root_only_file(path: str, content: str):
 
 def setup_steps(layout: Layout, release: str, commit: str, commands: list[str], allow_destructive: bool) -> list[str]:
     """The setup's commands, in order: the saved history into the release (as root, its files as
-    the app user), the old history checked, then before EVERY setup command (whatever it runs: a
+    the app user), the old history checked (with the first check), then before EVERY setup command (whatever it runs: a
     `sh -c '... migrate'` is not recognised by its words) the check that the pending migrations,
     and those makemigrations would write, keep the data, and the history saved (before migrate
     applies it: a run interrupted after migrate must not find the database migrated by files it
     no longer has); last the history saved once more and the commit recorded."""
-    check = marker_script(layout, "check-migrations" + (" --allow-destructive" if allow_destructive else ""))
-    app = [
-        run_app(layout, step, release=release)
-        for step in (
-            check,
-            marker_script(layout, "adopt-legacy-migrations"),
-            f"{marker_script(layout, 'setup-done')} {commit}",
-        )
-    ]
+    check = "check-migrations" + (" --allow-destructive" if allow_destructive else "")
     save = history_step(layout, "save-migrations", release)
-    steps = [history_step(layout, "restore-migrations", release), app[1]]
-    for command in commands:
-        steps += [app[0], save, run_app(layout, command, release=release)]
-    return steps + [save, app[2]]
+    steps = [history_step(layout, "restore-migrations", release)]
+    # The old history is checked by the first check's own start of Django (one start less).
+    adopt = [run_app(layout, marker_script(layout, "adopt-legacy-migrations"), release=release)]
+    for number, command in enumerate(commands):
+        first = " --adopt-legacy" if number == 0 else ""
+        steps += [run_app(layout, marker_script(layout, check + first), release=release), save]
+        steps.append(run_app(layout, command, release=release))
+    done = run_app(layout, f"{marker_script(layout, 'setup-done')} {commit}", release=release)
+    return steps + (adopt if not commands else []) + [save, done]
 
 
 def read_markers(release: str) -> tuple[dict | None, str | None]:

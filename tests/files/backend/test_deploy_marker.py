@@ -104,12 +104,15 @@ def test_set_creates_the_table_then_list_reads_every_marker_at_once(run):
     assert database.statements == ["SELECT", "SELECT"]
 
 
-def test_only_list_reads_without_loading_the_apps(run, tmp_path):
+def test_only_the_deploys_own_tables_are_read_and_written_without_loading_the_apps(run, tmp_path):
     database = Database(table_exists=True, rows={"setup": "abc"})
     run(database, "list")
-    assert database.django_setups == 0
     run(database, "set", "setup", "def")
-    assert database.django_setups == 1  # the app's own code may run: its apps are loaded first
+    run(database, "setup-done", "def")
+    assert database.django_setups == 0
+    script(tmp_path, POPULATE)
+    run(database, "once", "populate:1", "python populate.py")
+    assert database.django_setups == 1  # the app's own code runs: its apps are loaded first
 
 
 def script(tmp_path, text):

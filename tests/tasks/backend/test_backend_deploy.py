@@ -483,8 +483,7 @@ def test_fresh_backend_mirrors_builds_sets_up_populates_and_switches():
     app = f"{RUN} --in {release(NEW)} '{{}}'"
     steps = [
         history.format("restore-migrations"),
-        app.format(f"{MARKER} adopt-legacy-migrations"),
-        app.format(f"{MARKER} check-migrations"),
+        app.format(f"{MARKER} check-migrations --adopt-legacy"),
         history.format("save-migrations"),
         app.format("python manage.py makemigrations --noinput"),
         app.format(f"{MARKER} check-migrations"),
@@ -768,7 +767,7 @@ def test_a_populate_command_already_done_is_not_run_again_and_the_other_is():
 def test_allowing_destructive_migrations_reaches_the_check():
     settings = base({"allow_destructive_migrations": True})
     setup = deploy(host_facts(settings, remote=NEW), settings).op(SETUP).commands[-1]
-    assert setup.count(f"{RUN} --in {release(NEW)} '{MARKER} check-migrations --allow-destructive'") == 2
+    assert setup.count(f"{RUN} --in {release(NEW)} '{MARKER} check-migrations --allow-destructive") == 2
 
 
 ROLLBACK_A = "Switch back to an earlier release, batch 1 of 2 (des-backend-a)"
