@@ -83,6 +83,30 @@ def markers(cursor):
     return dict(cursor.fetchall())
 
 
+def read_markers():
+    """The markers, read through psycopg2 with the deploy's own DATABASES entry (its settings
+    module, tasks/backend/render.py) and no Django: ~0.07 s instead of ~0.27 s, asked on every
+    deploy (issue 22). Through Django's connection when psycopg2 is not there (an app on psycopg 3)."""
+    import importlib
+
+    try:
+        import psycopg2
+    except ImportError:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            return markers(cursor)
+    database = importlib.import_module(os.environ["DJANGO_SETTINGS_MODULE"]).DATABASES["default"]
+    login = {"dbname": "NAME", "user": "USER", "password": "PASSWORD", "host": "HOST", "port": "PORT"}
+    options = {key: database[name] for key, name in login.items() if database.get(name)}
+    connection = psycopg2.connect(**options, **database.get("OPTIONS", {}))
+    try:
+        with connection.cursor() as cursor:
+            return markers(cursor)
+    finally:
+        connection.close()
+
+
 def set_marker(cursor, name, value):
     create_tables(cursor)
     cursor.execute(
@@ -615,18 +639,16 @@ def main(arguments):
         return history(action, *arguments[1:])
     if action in CHILD_ACTIONS and len(arguments) == 2:
         return child(action, arguments[1])
+    if action == "list":
+        return print(json.dumps(read_markers(), sort_keys=True))
     import django
     from django.db import connection
 
-    if action not in ("list", "set", "setup-done"):
-        # These read or write the deploy's own tables through the connection alone: without
-        # loading every app and model `list` takes ~0.25 s instead of ~0.4 s, on every deploy
-        # (issue 12). The others run the app's own code (populate scripts, migrations).
+    if action not in ("set", "setup-done"):
+        # These write the deploy's own tables through the connection alone (loading every app
+        # and model costs ~0.15 s); the others run the app's own code (populate scripts, migrations).
         django.setup()
-    if action == "list":
-        with connection.cursor() as cursor:
-            print(json.dumps(markers(cursor), sort_keys=True))
-    elif action == "set":
+    if action == "set":
         with connection.cursor() as cursor:
             set_marker(cursor, arguments[1], arguments[2])
     elif action == "once":

@@ -23,7 +23,12 @@ class Database:
 
     def __init__(self, table_exists: bool, rows: dict):
         self.table_exists, self.rows, self.statements = table_exists, rows, []
-        self.django_setups = 0
+        self.django_setups, self.logins, self.closed = 0, [], 0
+
+    def connect(self, **login):
+        """psycopg2.connect: this database, logged in with `login`."""
+        self.logins.append(login)
+        return types.SimpleNamespace(cursor=self.cursor, close=lambda: setattr(self, "closed", self.closed + 1))
 
     def cursor(self):
         return Cursor(self)
@@ -71,9 +76,24 @@ class Cursor:
         return self.answer
 
 
+# The deploy's DATABASES entry (templates/backend/deploy_settings.py.j2), as a managed database has it.
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "dispatch_db",
+        "USER": "dispatch_user",
+        "PASSWORD": "from-the-environment",
+        "HOST": "10.0.0.10",
+        "PORT": "5432",
+        "OPTIONS": {"sslmode": "verify-full", "sslrootcert": "/etc/sprint2/database-ca.pem"},
+        "CONN_MAX_AGE": 0,
+    }
+}
+
+
 @pytest.fixture
 def run(monkeypatch, capsys, tmp_path):
-    def run(database, *arguments):
+    def run(database, *arguments, psycopg2=True):
         django = types.ModuleType("django")
         django.setup = lambda: setattr(database, "django_setups", database.django_setups + 1)
         db = types.ModuleType("django.db")
@@ -81,6 +101,13 @@ def run(monkeypatch, capsys, tmp_path):
         db.transaction = types.SimpleNamespace(atomic=database.atomic)
         monkeypatch.setitem(sys.modules, "django", django)
         monkeypatch.setitem(sys.modules, "django.db", db)
+        driver = types.ModuleType("psycopg2")
+        driver.connect = database.connect
+        monkeypatch.setitem(sys.modules, "psycopg2", driver if psycopg2 else None)  # None: ImportError
+        settings = types.ModuleType("deploy_settings")
+        settings.DATABASES = DATABASES
+        monkeypatch.setitem(sys.modules, "deploy_settings", settings)
+        monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "deploy_settings")
         monkeypatch.setattr(sys, "argv", [str(SCRIPT), *arguments])
         monkeypatch.chdir(tmp_path)
         runpy.run_path(str(SCRIPT), run_name="__main__")
@@ -102,6 +129,29 @@ def test_set_creates_the_table_then_list_reads_every_marker_at_once(run):
     database.statements.clear()
     assert json.loads(run(database, "list")) == {"setup": "abc"}
     assert database.statements == ["SELECT", "SELECT"]
+
+
+def test_list_logs_in_with_the_deploys_own_database_entry_through_psycopg2_alone(run):
+    database = Database(table_exists=True, rows={"setup": "abc"})
+    assert json.loads(run(database, "list")) == {"setup": "abc"}
+    assert database.logins == [
+        {
+            "dbname": "dispatch_db",
+            "user": "dispatch_user",
+            "password": "from-the-environment",
+            "host": "10.0.0.10",
+            "port": "5432",
+            "sslmode": "verify-full",
+            "sslrootcert": "/etc/sprint2/database-ca.pem",
+        }
+    ]
+    assert database.closed == 1
+
+
+def test_list_goes_through_django_where_psycopg2_is_not_installed(run):
+    database = Database(table_exists=True, rows={"setup": "abc"})
+    assert json.loads(run(database, "list", psycopg2=False)) == {"setup": "abc"}
+    assert database.logins == [] and database.django_setups == 0
 
 
 def test_only_the_deploys_own_tables_are_read_and_written_without_loading_the_apps(run, tmp_path):
