@@ -414,6 +414,11 @@ def code_deploys(project: Path, env: dict, repo: AppRepo, settle_s: float) -> di
         f"  rollback: load {before:.2f} -> {load():.2f}: "
         + (f"{figures['rollback']:.2f} s" if rolled.returncode == 0 else "FAILED: " + rolled.stderr[-300:])
     )
+    # Back to what app_ref names (untimed): else the first whole-stack "no-change" run would roll
+    # the backends forward again, draining them on the Kong stand-in, which has no admin API.
+    forward = Run(project, env, limit, "roll forward after the rollback")
+    if not forward.ok:
+        print(f"  roll forward after the rollback FAILED ({forward.why()})")
     return figures
 
 

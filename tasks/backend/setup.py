@@ -69,11 +69,11 @@ def root_only_file(path: str, content: str):
 
 def setup_steps(layout: Layout, release: str, commit: str, commands: list[str], allow_destructive: bool) -> list[str]:
     """The setup's commands, in order: the saved history into the release (as root, its files as
-    the app user), the old history checked (with the first check), then before EVERY setup command (whatever it runs: a
-    `sh -c '... migrate'` is not recognised by its words) the check that the pending migrations,
-    and those makemigrations would write, keep the data, and the history saved (before migrate
-    applies it: a run interrupted after migrate must not find the database migrated by files it
-    no longer has); last the history saved once more and the commit recorded."""
+    the app user), then before EVERY setup command (whatever it runs: a `sh -c '... migrate'` is
+    not recognised by its words) the check that the pending migrations, and those makemigrations
+    would write, keep the data (the first check also checks the old history), and the history
+    saved (before migrate applies it: a run interrupted after migrate must not find the database
+    migrated by files it no longer has); last the history saved once more and the commit recorded."""
     check = "check-migrations" + (" --allow-destructive" if allow_destructive else "")
     save = history_step(layout, "save-migrations", release)
     steps = [history_step(layout, "restore-migrations", release)]
