@@ -5,6 +5,7 @@ get(address, path, host_header=None) -> (status, body) from a backend's app port
 counts(platform) -> the row counts every backend reads from PostgreSQL (they must agree).
 wait_for_health(platform, name, seconds=60): until the backend's /health-check/ answers 200.
 RUNNING: a command printing the release a backend's gunicorn runs.
+pip_freeze(ssh, name) -> `pip freeze` of the virtualenv a backend's `current` release uses.
 sql(ssh, db, query) -> the query's output, as postgres on the db host.
 TableLock(platform, ssh, table): holds a table's ACCESS EXCLUSIVE lock on the db host.
 deploy_lock(ssh, db) -> {"host": holder or None, "advisory": holder or None}: who holds the deploy lock.
@@ -57,6 +58,17 @@ def wait_for_health(platform, name, seconds=60):
 
 # The release the running gunicorn was started in (its working directory): what the backend serves.
 RUNNING = 'basename "$(readlink /proc/$(systemctl show -p MainPID --value sprint2-app)/cwd)"'
+
+
+def pip_freeze(ssh, name: str) -> str:
+    """The packages of the virtualenv `current` uses on backend `name`, read as the app user."""
+    from tasks.backend.layout import LAYOUT
+    from tasks.backend.lock import uv_env
+
+    freeze = f"runuser -u sprint2 -- {uv_env(LAYOUT)} pip freeze --quiet --python {LAYOUT.venv}/bin/python 2>/dev/null"
+    code, out = ssh(name, freeze)
+    assert code == 0, f"{name}: pip freeze failed: {out}"
+    return out
 
 
 def sql(ssh, db: str, query: str) -> str:

@@ -12,7 +12,7 @@ import time
 import pytest
 import yaml
 
-from tests.e2e.host_checks import RUNNING, counts, get, wait_for_health
+from tests.e2e.host_checks import RUNNING, counts, get, pip_freeze, wait_for_health
 from tests.e2e.local_platform import PREFIX, ROOT, deploy_ok
 
 pytestmark = pytest.mark.e2e
@@ -291,6 +291,10 @@ def test_a_third_backend_is_set_up_without_repopulating(platform, run_deploy, re
         third = platform.names("backend")[-1]
         third_address = platform.address(third)
         assert "populate" not in ssh(third, "cat /var/log/backend.log")[1]
+        # A new host rebuilds the release from the lock the controller keeps: the same packages.
+        first = platform.names("backend")[0]
+        assert ssh(third, RUNNING)[1] == ssh(first, RUNNING)[1]
+        assert pip_freeze(ssh, third) == pip_freeze(ssh, first)
         (db,) = platform.names("db")
         assert f"{third_address}/32" in ssh(db, "cat /etc/postgresql/*/main/pg_hba.conf")[1]
     finally:

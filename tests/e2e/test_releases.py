@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 
-from tests.e2e.host_checks import RUNNING, DeployLockHolder, TableLock, deploy_lock
+from tests.e2e.host_checks import RUNNING, DeployLockHolder, TableLock, deploy_lock, pip_freeze
 from tests.e2e.local_platform import deploy_ok
 
 pytestmark = pytest.mark.e2e
@@ -281,17 +281,14 @@ def test_every_backend_of_a_release_holds_the_same_packages_from_the_kept_lock(p
     """Built from one lock (tasks/backend/lock.py): the same `pip freeze`, byte for byte, and root's
     copy of the lock on each backend is the controller's."""
     from tasks.backend.layout import LAYOUT
-    from tasks.backend.lock import digest, kept_lock, uv_env
+    from tasks.backend.lock import digest, kept_lock
 
     commit = running(platform, ssh)[platform.names("backend")[0]]
     lock = kept_lock(commit)
     assert lock and "--hash=sha256:" in lock
-    python = f"{LAYOUT.venv}/bin/python"
-    freeze = f"runuser -u sprint2 -- {uv_env(LAYOUT)} pip freeze --quiet --python {python} 2>/dev/null"
     frozen = {}
     for name in platform.names("backend"):
-        code, frozen[name] = ssh(name, freeze)
-        assert code == 0, frozen[name]
+        frozen[name] = pip_freeze(ssh, name)
         assert ssh(name, f"readlink -f {LAYOUT.venv}")[1].strip() == f"{LAYOUT.venvs}/{digest(lock)}"
         assert ssh(name, f"cat {LAYOUT.locks}/{digest(lock)}.txt")[1] == lock
     print("\n" + "\n".join(f"{name}: {len(text.splitlines())} packages" for name, text in frozen.items()))
