@@ -30,6 +30,7 @@ scripts) never runs again from another or a new backend, every backend agrees wh
 database was migrated to, and the generated migration files outlive the backend that wrote them.
 """
 
+import importlib
 import json
 import os
 import re
@@ -87,8 +88,6 @@ def read_markers():
     """The markers, read through psycopg2 with the deploy's own DATABASES entry (its settings
     module, tasks/backend/render.py) and no Django: ~0.07 s instead of ~0.27 s, asked on every
     deploy (issue 22). Through Django's connection when psycopg2 is not there (an app on psycopg 3)."""
-    import importlib
-
     try:
         import psycopg2
     except ImportError:

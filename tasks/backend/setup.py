@@ -77,14 +77,14 @@ def setup_steps(layout: Layout, release: str, commit: str, commands: list[str], 
     check = "check-migrations" + (" --allow-destructive" if allow_destructive else "")
     save = history_step(layout, "save-migrations", release)
     steps = [history_step(layout, "restore-migrations", release)]
-    # The old history is checked by the first check's own start of Django (one start less).
-    adopt = [run_app(layout, marker_script(layout, "adopt-legacy-migrations"), release=release)]
+    if not commands:  # no check to carry it: the old history is checked on its own
+        steps.append(run_app(layout, marker_script(layout, "adopt-legacy-migrations"), release=release))
     for number, command in enumerate(commands):
-        first = " --adopt-legacy" if number == 0 else ""
-        steps += [run_app(layout, marker_script(layout, check + first), release=release), save]
+        # The old history is checked in the first check's own start of Django (one start less).
+        adopt = " --adopt-legacy" if number == 0 else ""
+        steps += [run_app(layout, marker_script(layout, check + adopt), release=release), save]
         steps.append(run_app(layout, command, release=release))
-    done = run_app(layout, f"{marker_script(layout, 'setup-done')} {commit}", release=release)
-    return steps + (adopt if not commands else []) + [save, done]
+    return steps + [save, run_app(layout, f"{marker_script(layout, 'setup-done')} {commit}", release=release)]
 
 
 def read_markers(release: str) -> tuple[dict | None, str | None]:
