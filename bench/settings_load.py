@@ -4,7 +4,6 @@
 
 Each figure is the median of --runs fresh interpreters, reading config.example.yml:
   bare python            `python -c pass`: the floor every command pays
-  pydantic alone         `from pydantic import BaseModel`
   settings, standalone   import stack.settings and load_settings(), timed from outside
   settings, in a deploy  the same, timed inside a process that has already imported what the
                          pyinfra CLI imports (pyinfra, its CLI, paramiko, jinja2): what a deploy pays
@@ -53,7 +52,6 @@ def main() -> None:
     print(f"settings load, median of {args.runs} fresh interpreters, load {os.getloadavg()[0]:.2f}:")
     bare = outside("pass", args.runs, env)
     print(f"  bare python            {bare:.3f} s")
-    print(f"  pydantic alone         {outside('from pydantic import BaseModel', args.runs, env):.3f} s")
     print(f"  settings, standalone   {outside(LOAD, args.runs, env):.3f} s (target <= 0.1 s)")
     print(f"  settings, in a deploy  {inside(args.runs, env):.3f} s (target <= 0.1 s)")
 

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
-from pydantic_core import ErrorDetails
 
 from stack.errors import SettingsError
 from stack.settings_hosts import HostSettings
+from stack.settings_types import Refused
 from tasks.backend.settings import BackendSettings
 from tasks.db.settings import DbSettings
 from tasks.kong.settings import KongSettings
@@ -26,7 +25,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = PROJECT_ROOT / "config.yml"
 
 
-# pydantic takes the fields of the LAST base first: the keys follow hosts, backend, db, kong.
+# The LAST base's settings come first: the keys follow hosts, backend, db, kong.
 class Settings(KongSettings, DbSettings, BackendSettings, HostSettings):
     """Every setting, read-only; sections are models too (`settings.gateway.active.interval`)."""
 
@@ -42,11 +41,10 @@ def _where(loc: tuple[int | str, ...]) -> str:
     return where or "the top level"
 
 
-def _one_line(error: ValidationError) -> str:
-    # pydantic goes through the keys in order, as the hand-written loader did: its first is the one told.
+def _one_line(refused: Refused) -> str:
+    # The keys are read in order, as the hand-written loader did: the first refused is the one told.
     # Every setting's check words its own refusal (tests/stack/test_settings.py holds each to it).
-    first: ErrorDetails = error.errors()[0]
-    return f"{_where(first['loc'])}: {first['msg']}"
+    return f"{_where(refused.at)}: {refused.problem}"
 
 
 def config_path() -> Path:
@@ -123,12 +121,12 @@ def _refuse_duplicate_keys(path: Path, node: Any, where: str) -> None:
         _refuse_duplicate_keys(path, value, f"{where}{name}/")
 
 
-def settings_from(values: dict[str, Any]) -> Settings:
+def settings_from(values: Any) -> Settings:
     """Settings from a mapping, as if read from a file (tests build them inline this way)."""
     try:
-        return Settings.model_validate(values)
-    except ValidationError as error:
-        raise SettingsError(_one_line(error)) from None
+        return Settings.read(values)
+    except Refused as refused:
+        raise SettingsError(_one_line(refused)) from None
 
 
 def defaults() -> Settings:

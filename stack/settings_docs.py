@@ -47,7 +47,7 @@ def yaml_value(value: Any) -> str:
 
 
 def _example_lines(section: type[Section], indent: str = "") -> Iterator[str]:
-    for name, field in section.model_fields.items():
+    for name, field in section.fields.items():
         inner = subsection(field)
         if inner:
             yield f"{indent}{name}:"

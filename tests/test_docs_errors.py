@@ -22,7 +22,7 @@ RAISED = {"UserError", "SettingsError"}
 # Raise sites whose message is made elsewhere, and the part of the page that covers them.
 ELSEWHERE = {
     "stack/aws/errors.py: explain(error)": "AWS errors: explain() words each AWS error code (the AWS section)",
-    "stack/settings.py: _one_line(error)": "a value the settings models refuse (the config.yml section)",
+    "stack/settings.py: _one_line(refused)": "a value the settings models refuse (the config.yml section)",
     "stack/operate/session.py: problem": "session.failure(): ssh's own failures (the ssh section)",
 }
 PLACEHOLDER = re.compile(r"<[^<>`]*>")

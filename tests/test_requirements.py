@@ -12,9 +12,8 @@ RUNTIME = [ROOT / "stack", ROOT / "tasks", *ROOT.glob("*.py")]
 # files/ runs on the hosts (in the app's own virtualenv), tests/testapp is the app itself.
 DEVELOPMENT = [ROOT / "tests", ROOT / "bench"]
 NOT_OURS = (ROOT / "tests" / "testapp",)
-# Each one's other half, released with it: each boto3 (pydantic) release requires its own botocore
-# (pydantic-core) release.
-COMES_WITH = {"botocore": "boto3", "pydantic-core": "pydantic"}
+# Each one's other half, released with it: each boto3 release requires its own botocore release.
+COMES_WITH = {"botocore": "boto3"}
 
 
 def declared(requirements: Path) -> set[str]:

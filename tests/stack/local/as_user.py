@@ -49,9 +49,7 @@ def interpreter(env: dict[str, str]) -> str:
     (a pyenv build under /root), with this environment's packages on PYTHONPATH."""
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     for candidate in (sys.executable, getattr(sys, "_base_executable", sys.executable), f"/usr/bin/{version}"):
-        probe = subprocess.run(
-            as_user([candidate, "-c", "import pydantic, yaml"], env), capture_output=True, timeout=30
-        )
+        probe = subprocess.run(as_user([candidate, "-c", "import yaml, jinja2"], env), capture_output=True, timeout=30)
         if probe.returncode == 0:
             return candidate
     raise AssertionError(f"{USER} can run no {version} that imports this environment's packages")
