@@ -6,6 +6,7 @@ upper/. Creating a host costs a mount instead of copying half a gigabyte.
 
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -29,13 +30,17 @@ INOTIFY_RAISED = 1024
 INOTIFY_MANY_HOSTS = 8
 STOP_TIMEOUT_S = 30
 
-# Extra systemd-nspawn flags per role. On a cgroup-v1 machine Docker inside a host needs the
-# writable cgroup tree and the keyring syscalls (measured: stack/local/docker-in-nspawn.md). The
-# cost, a guest that can write this machine's cgroup tree, is paid by the Kong host only.
+# Extra systemd-nspawn flags per role.
 ROLE_FLAGS: dict[str, tuple[str, ...]] = {"db": (), "backend": (), "kong": ()}
-CGROUP_V1_ROLE_FLAGS: dict[str, tuple[str, ...]] = {
-    "kong": ("--bind=/sys/fs/cgroup", "--system-call-filter=add_key keyctl request_key"),
-}
+# On a cgroup-v1 machine Docker inside a host needs a writable cgroup tree and the keyring
+# syscalls (measured: stack/local/docker-in-nspawn.md). Each such host gets its OWN subtree of
+# every hierarchy, seen as its /sys/fs/cgroup: with this machine's whole tree bound, two Kong
+# hosts shared one ssh.service cgroup and one's sshd hung for 60 s (Debian 13 guests, whose
+# journald could not even start).
+DOCKER_ROLES = {"kong"}
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CGROUP_VIEWS = Path("/run/sprint2-stack/cgroups")
+KEYRING_CALLS = "--system-call-filter=add_key keyctl request_key"
 
 
 def machine_dir(name: str) -> Path:
@@ -48,6 +53,7 @@ def boot_command(name: str, root: str, bridge: str, role: str, cgroup_v1: bool =
     --register=no --keep-unit: this machine has no system bus for machined to register with.
     --resolv-conf=off: the host keeps the resolv.conf written for it.
     """
+    docker = cgroup_v1 and role in DOCKER_ROLES
     return [
         "systemd-nspawn",
         "--quiet",
@@ -61,8 +67,35 @@ def boot_command(name: str, root: str, bridge: str, role: str, cgroup_v1: bool =
         "--link-journal=no",
         "--console=read-only",
         *ROLE_FLAGS.get(role, ()),
-        *(CGROUP_V1_ROLE_FLAGS.get(role, ()) if cgroup_v1 else ()),
+        *((f"--bind={cgroup_view(name)}:{CGROUP_ROOT}", KEYRING_CALLS) if docker else ()),
     ]
+
+
+def cgroup_view(name: str) -> Path:
+    """The tmpfs that the host sees as /sys/fs/cgroup: its own subtree of each hierarchy."""
+    return CGROUP_VIEWS / name
+
+
+def cgroup_subtree(hierarchy: Path, name: str) -> Path:
+    return hierarchy / f"sprint2-{name}"
+
+
+def v1_hierarchies(mounts: str) -> list[Path]:
+    """The cgroup-v1 hierarchies mounted right under /sys/fs/cgroup, from /proc/self/mounts text
+    (cpu, memory..., systemd; not the cgroup2 `unified` one)."""
+    found = []
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) > 2 and fields[2] == "cgroup" and Path(fields[1]).parent == CGROUP_ROOT:
+            found.append(Path(fields[1]))
+    return found
+
+
+def joined(name: str, hierarchies: list[Path], argv: list[str]) -> list[str]:
+    """`argv` started from inside the host's subtree of every hierarchy, so that the host's systemd
+    (and its Docker) create their cgroups there and nowhere else."""
+    procs = " ".join(shlex.quote(str(cgroup_subtree(hierarchy, name) / "cgroup.procs")) for hierarchy in hierarchies)
+    return ["sh", "-c", f'for procs in {procs}; do echo $$ > "$procs" || exit 1; done; exec "$@"', "sh", *argv]
 
 
 def supervised(argv: list[str]) -> list[str]:
@@ -177,12 +210,68 @@ def _copy_certificates(root: Path) -> None:
             shutil.copyfile(certificate, target / certificate.name)
 
 
+def prepare_cgroups(name: str) -> list[Path]:
+    """The host's subtree of every cgroup-v1 hierarchy, bound into its view (idempotent: a host
+    booted again reuses them); returns the hierarchies."""
+    hierarchies = v1_hierarchies(Path("/proc/self/mounts").read_text())
+    view = cgroup_view(name)
+    view.mkdir(parents=True, exist_ok=True)
+    if not is_mounted(view):  # a tmpfs: nspawn refuses to remount a plain folder read-only
+        _mount(name, ["-t", "tmpfs", "-o", "mode=755", "tmpfs", str(view)])
+    for hierarchy in hierarchies:
+        subtree = cgroup_subtree(hierarchy, name)
+        subtree.mkdir(exist_ok=True)
+        for limit in ("cpuset.cpus", "cpuset.mems"):  # a new cpuset has none, and none may join it
+            if (hierarchy / limit).exists() and not (subtree / limit).read_text().strip():
+                (subtree / limit).write_text((hierarchy / limit).read_text())
+        inside = view / hierarchy.name
+        inside.mkdir(exist_ok=True)
+        if not is_mounted(inside):
+            _mount(name, ["--bind", str(subtree), str(inside)])
+    for entry in CGROUP_ROOT.iterdir():  # cpu -> cpu,cpuacct where the machine has such links
+        if entry.is_symlink() and not (view / entry.name).is_symlink():
+            (view / entry.name).symlink_to(os.readlink(entry))
+    return hierarchies
+
+
+def release_cgroups(name: str) -> None:
+    """Undo prepare_cgroups once the host is stopped: unbind the view, then remove the host's
+    subtrees leaf first (Docker's empty folders of a host that died with its containers too)."""
+    view = cgroup_view(name)
+    if view.is_dir():
+        for inside in view.iterdir():
+            if is_mounted(inside):
+                subprocess.run(["umount", "--lazy", str(inside)], check=True)
+        if is_mounted(view):
+            subprocess.run(["umount", "--lazy", str(view)], check=True)
+        shutil.rmtree(view, ignore_errors=True)
+    for hierarchy in v1_hierarchies(Path("/proc/self/mounts").read_text()):
+        subtree = cgroup_subtree(hierarchy, name)
+        if subtree.is_dir():
+            # A cgroup folder is removed with rmdir, its files with it; a busy one stays.
+            for folder, _, _ in os.walk(subtree, topdown=False):
+                try:
+                    os.rmdir(folder)
+                except OSError:
+                    pass
+
+
+def _mount(name: str, arguments: list[str]) -> None:
+    result = subprocess.run(["mount", *arguments], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if result.returncode != 0:
+        raise UserError(f"cannot mount the cgroups of {name} (mount {' '.join(arguments)}): {result.stdout.strip()}")
+
+
 def start(name: str, root: Path, bridge: str, role: str) -> int:
     """Boot the host in the background under its supervisor, detached so it outlives provision.py;
     returns the supervisor's pid (SIGTERM to it powers the host off)."""
+    cgroup_v1 = has_cgroup_v1()
+    command = supervised(boot_command(name, str(root), bridge, role, cgroup_v1))
+    if cgroup_v1 and role in DOCKER_ROLES:
+        command = joined(name, prepare_cgroups(name), command)
     with open(machine_dir(name) / "console.log", "ab") as log:  # the supervisor keeps its own copy
         process = subprocess.Popen(
-            supervised(boot_command(name, str(root), bridge, role, has_cgroup_v1())),
+            command,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -299,7 +388,8 @@ def stop(hosts: dict[str, int | None], timeout: float = STOP_TIMEOUT_S) -> None:
 
 
 def remove(name: str) -> None:
-    """Unmount and delete the host's files (the host must be stopped)."""
+    """Unmount and delete the host's files and cgroups (the host must be stopped)."""
+    release_cgroups(name)
     root = machine_dir(name) / "root"
     if is_mounted(root) and subprocess.run(["umount", str(root)], stderr=subprocess.DEVNULL).returncode != 0:
         subprocess.run(["umount", "--lazy", str(root)], check=True)

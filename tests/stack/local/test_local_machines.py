@@ -18,13 +18,47 @@ def test_boot_command():
     ]
 
 
-def test_on_cgroup_v1_the_kong_host_gets_what_docker_needs():
+def test_on_cgroup_v1_the_kong_host_gets_its_own_cgroups_and_the_keyring_calls():
+    # Its own view, not this machine's whole tree: two Kong hosts would share their units' cgroups.
     assert boot_command("des-kong", "/r", "br-des", "kong", cgroup_v1=True)[-2:] == [
-        "--bind=/sys/fs/cgroup",
+        "--bind=/run/sprint2-stack/cgroups/des-kong:/sys/fs/cgroup",
         "--system-call-filter=add_key keyctl request_key",
     ]
     assert boot_command("des-kong", "/r", "br-des", "kong", cgroup_v1=False)[-1] == "--console=read-only"
     assert boot_command("des-db", "/r", "br-des", "db", cgroup_v1=True)[-1] == "--console=read-only"
+
+
+MOUNTS = """sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0
+tmpfs /sys/fs/cgroup tmpfs ro,relatime,size=4096k,nr_inodes=1024,mode=755 0 0
+cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,relatime,cpu,cpuacct 0 0
+cgroup /sys/fs/cgroup/memory cgroup rw,relatime,memory 0 0
+cgroup /sys/fs/cgroup/systemd cgroup rw,relatime,name=systemd 0 0
+cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
+cgroup /mnt/elsewhere/memory cgroup rw,relatime,memory 0 0
+"""
+
+
+def test_the_v1_hierarchies_are_the_cgroup_mounts_right_under_sys_fs_cgroup():
+    assert [str(path) for path in machines.v1_hierarchies(MOUNTS)] == [
+        "/sys/fs/cgroup/cpu,cpuacct",
+        "/sys/fs/cgroup/memory",
+        "/sys/fs/cgroup/systemd",
+    ]
+
+
+def test_the_host_boots_from_inside_its_subtree_of_every_hierarchy():
+    hierarchies = machines.v1_hierarchies(MOUNTS)
+    assert machines.joined("des-kong", hierarchies, ["python3", "supervise.py", "systemd-nspawn"]) == [
+        "sh",
+        "-c",
+        "for procs in /sys/fs/cgroup/cpu,cpuacct/sprint2-des-kong/cgroup.procs "
+        "/sys/fs/cgroup/memory/sprint2-des-kong/cgroup.procs /sys/fs/cgroup/systemd/sprint2-des-kong/cgroup.procs; "
+        'do echo $$ > "$procs" || exit 1; done; exec "$@"',
+        "sh",
+        "python3",
+        "supervise.py",
+        "systemd-nspawn",
+    ]
 
 
 def test_boot_command_adds_the_flags_of_the_role(monkeypatch):
