@@ -83,10 +83,20 @@ def cgroup_subtree(hierarchy: Path, name: str) -> Path:
 def v1_hierarchies(mounts: str) -> list[Path]:
     """The cgroup-v1 hierarchies mounted right under /sys/fs/cgroup, from /proc/self/mounts text
     (cpu, memory..., systemd; not the cgroup2 `unified` one)."""
+    return _cgroup_mounts(mounts, "cgroup")
+
+
+def unified_hierarchies(mounts: str) -> list[Path]:
+    """The cgroup2 hierarchy a hybrid machine mounts at /sys/fs/cgroup/unified ([] if none). nspawn
+    gives the host its own view of it, but below the cgroup it starts in: that must be the host's too."""
+    return _cgroup_mounts(mounts, "cgroup2")
+
+
+def _cgroup_mounts(mounts: str, kind: str) -> list[Path]:
     found = []
     for line in mounts.splitlines():
         fields = line.split()
-        if len(fields) > 2 and fields[2] == "cgroup" and Path(fields[1]).parent == CGROUP_ROOT:
+        if len(fields) > 2 and fields[2] == kind and Path(fields[1]).parent == CGROUP_ROOT:
             found.append(Path(fields[1]))
     return found
 
@@ -211,9 +221,10 @@ def _copy_certificates(root: Path) -> None:
 
 
 def prepare_cgroups(name: str) -> list[Path]:
-    """The host's subtree of every cgroup-v1 hierarchy, bound into its view (idempotent: a host
-    booted again reuses them); returns the hierarchies."""
-    hierarchies = v1_hierarchies(Path("/proc/self/mounts").read_text())
+    """The host's subtree of every cgroup-v1 hierarchy, bound into its view, and of the unified one
+    (idempotent: a host booted again reuses them); returns the hierarchies the host must join."""
+    mounts = Path("/proc/self/mounts").read_text()
+    hierarchies = v1_hierarchies(mounts)
     view = cgroup_view(name)
     view.mkdir(parents=True, exist_ok=True)
     if not is_mounted(view):  # a tmpfs: nspawn refuses to remount a plain folder read-only
@@ -231,7 +242,9 @@ def prepare_cgroups(name: str) -> list[Path]:
     for entry in CGROUP_ROOT.iterdir():  # cpu -> cpu,cpuacct where the machine has such links
         if entry.is_symlink() and not (view / entry.name).is_symlink():
             (view / entry.name).symlink_to(os.readlink(entry))
-    return hierarchies
+    for unified in unified_hierarchies(mounts):
+        cgroup_subtree(unified, name).mkdir(exist_ok=True)
+    return hierarchies + unified_hierarchies(mounts)
 
 
 def release_cgroups(name: str) -> None:
@@ -245,7 +258,8 @@ def release_cgroups(name: str) -> None:
         if is_mounted(view):
             subprocess.run(["umount", "--lazy", str(view)], check=True)
         shutil.rmtree(view, ignore_errors=True)
-    for hierarchy in v1_hierarchies(Path("/proc/self/mounts").read_text()):
+    mounts = Path("/proc/self/mounts").read_text()
+    for hierarchy in v1_hierarchies(mounts) + unified_hierarchies(mounts):
         subtree = cgroup_subtree(hierarchy, name)
         if subtree.is_dir():
             # A cgroup folder is removed with rmdir, its files with it; a busy one stays.

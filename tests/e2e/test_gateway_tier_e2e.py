@@ -8,6 +8,7 @@ reloads the nodes one at a time and while a backend code deploy switches the bat
 drain; not one request may fail. Then a second deploy changes nothing.
 """
 
+import os
 import re
 import threading
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from stack.local import machines
 from stack.settings import load_settings
 from tasks.kong.render import render_kong_yml
 
@@ -125,6 +127,29 @@ def test_both_nodes_serve_the_same_config_and_status_shows_it(platform, provisio
     assert len(hashes) == 2 and hashes[0] == hashes[1], status.stdout
     for name in nodes:
         assert f"KONG  {name}\n  container kong: running\n" in status.stdout, status.stdout
+
+
+def _sshd_cgroups(name: str) -> set[str]:
+    """The cgroups (as this machine sees them) of the sshd processes of host `name`."""
+    namespace = os.readlink(f"/proc/{machines.container_inits(name)[0]}/ns/pid")
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            ours = entry.name.isdigit() and os.readlink(entry / "ns/pid") == namespace
+            if ours and (entry / "comm").read_text().strip() == "sshd":
+                found |= {line for line in (entry / "cgroup").read_text().splitlines() if "ssh.service" in line}
+        except OSError:
+            continue
+    return found
+
+
+def test_each_kong_node_runs_its_sshd_in_its_own_cgroups(nodes):
+    # With this machine's whole cgroup tree bound into both, the two nodes' systemds shared ONE
+    # ssh.service cgroup, and status' SSH to one of them hung for 60 s (Debian 13 guests).
+    first, second = (_sshd_cgroups(name) for name in nodes)
+    assert first and second and not first & second, (first, second)
+    if machines.has_cgroup_v1():
+        assert all(f"/sprint2-{nodes[0]}/" in line for line in first), first
 
 
 def test_status_names_the_nodes_whose_configs_differ(provision, ssh, nodes):

@@ -44,6 +44,8 @@ def test_the_v1_hierarchies_are_the_cgroup_mounts_right_under_sys_fs_cgroup():
         "/sys/fs/cgroup/memory",
         "/sys/fs/cgroup/systemd",
     ]
+    # nspawn makes the host's own cgroup2 view below the cgroup it starts in: the host's subtree.
+    assert [str(path) for path in machines.unified_hierarchies(MOUNTS)] == ["/sys/fs/cgroup/unified"]
 
 
 def test_the_host_boots_from_inside_its_subtree_of_every_hierarchy():
