@@ -42,7 +42,6 @@ class Setting:
     """One setting as declared: its type (the annotation), its default and the line the docs show."""
 
     def __init__(self, default: Any, default_factory: Callable[[], Any] | None, description: str) -> None:
-        self.name = ""
         self.kind: Any = None
         self.default = default
         self.default_factory = default_factory
@@ -80,7 +79,7 @@ class Section:
                 declared = vars(klass).get(name)
                 if not isinstance(declared, Setting):
                     raise TypeError(f"{klass.__name__}.{name}: declare it with setting(...)")
-                declared.name, declared.kind = name, kind
+                declared.kind = kind
                 fields[name] = declared
         cls.fields = fields
 
