@@ -242,9 +242,10 @@ def prepare_cgroups(name: str) -> list[Path]:
     for entry in CGROUP_ROOT.iterdir():  # cpu -> cpu,cpuacct where the machine has such links
         if entry.is_symlink() and not (view / entry.name).is_symlink():
             (view / entry.name).symlink_to(os.readlink(entry))
-    for unified in unified_hierarchies(mounts):
-        cgroup_subtree(unified, name).mkdir(exist_ok=True)
-    return hierarchies + unified_hierarchies(mounts)
+    unified = unified_hierarchies(mounts)
+    for hierarchy in unified:
+        cgroup_subtree(hierarchy, name).mkdir(exist_ok=True)
+    return hierarchies + unified
 
 
 def release_cgroups(name: str) -> None:
